@@ -1,0 +1,47 @@
+# vTPU: every target installs what is missing, so a fresh clone needs only `make demo` / `make test`.
+SHELL := /bin/bash
+export PIP_RETRIES := 0
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+PYTHON ?= python3
+PY := .venv/bin/python
+TS_SOURCES := $(shell find engine bridge -name '*.ts' 2>/dev/null) pyclient/vtpu/protocol.json tsconfig.json
+
+.PHONY: all install build test test-ts test-py bench demo clean
+
+all: build
+
+node_modules/.installed: package.json .npmrc
+	npm install --no-audit --no-fund
+	@touch $@
+
+.venv/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv .venv
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+dist/.built: node_modules/.installed $(TS_SOURCES)
+	npx tsc -p tsconfig.json
+	@touch $@
+
+build: dist/.built
+install: build .venv/.installed
+
+test: install
+	npx jest --ci
+	$(PY) -m pytest -q test/py
+
+test-ts: build
+	npx jest --ci
+
+test-py: install
+	$(PY) -m pytest -q test/py
+
+bench: install
+	bash test/bench/setup.sh
+	$(PY) test/bench/run.py
+
+demo: install
+	$(PY) examples/quickstart.py
+
+clean:
+	rm -rf dist node_modules .venv

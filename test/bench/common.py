@@ -1,0 +1,77 @@
+"""Shared helpers for the benchmarks: timing, medians, child processes, machine facts."""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def median(xs):
+    return statistics.median(xs)
+
+
+def percentile(sorted_xs, q):
+    """Nearest-rank percentile of an already sorted list."""
+    idx = min(len(sorted_xs) - 1, max(0, int(round(q * (len(sorted_xs) - 1)))))
+    return sorted_xs[idx]
+
+
+def timed(fn, *args, **kwargs):
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return time.perf_counter() - t0, out
+
+
+def ipc_address(name: str) -> str:
+    d = tempfile.mkdtemp(prefix="vtpu-bench-")
+    return f"ipc://{d}/{name}.sock"
+
+
+@contextmanager
+def child(cmd, ready_prefix: str, timeout: float = 20.0):
+    """Start a child process and wait for its ready line; always stop it."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + timeout
+        line = proc.stdout.readline()
+        if not line.startswith(ready_prefix) or time.time() > deadline:
+            raise RuntimeError(f"{cmd[0]} did not start: {line!r} {proc.stderr.read()[-2000:]}")
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.system()} {platform.release()}, "
+            f"Node {node}, Python {sys.version.split()[0]}")
