@@ -45,6 +45,19 @@ export interface OpInput {
   scrolls?: ScrollBatch;
   /** A raw single-value or phext body. */
   raw?: Uint8Array;
+  /** PROGRAM: the request's bodies in order, consumed by steps whose params hold `{"body": true}`. */
+  bodies?: OpBody[];
+}
+
+/**
+ * One body as PROGRAM passes it around: whichever of these an op takes or gives.
+ * An empty object means "no body" (e.g. a returned step that produced none).
+ */
+export interface OpBody {
+  coords?: Uint32Array;
+  scrolls?: ScrollBatch;
+  shards?: Uint32Array;
+  raw?: Uint8Array;
 }
 
 /** What an instruction returns: a JSON-able result plus at most one body. */
@@ -55,4 +68,9 @@ export interface OpOutput {
   /** CROUTE batch: owning shard per row. */
   shards?: Uint32Array;
   raw?: Uint8Array;
+  /**
+   * PROGRAM: one body per returned step, in `return` order (then the top-level body fields
+   * above are unset). The bridge sends them as consecutive body frames.
+   */
+  outputs?: OpBody[];
 }

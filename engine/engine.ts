@@ -1,0 +1,84 @@
+/**
+ * The engine: a store, a route table and an op table. `execute` is the one entry point the
+ * bridge calls; it turns every failure into a VtpuError so a bug never takes the sidecar down.
+ */
+import { OpInput, OpOutput } from './types';
+import { VtpuError } from './errors';
+import { Store } from './store/store';
+import { RouteTable } from './routes';
+import { INSTRUCTIONS } from './ops/index';
+import schema from '../pyclient/vtpu/protocol.json';
+
+/** One instruction: a wire op name and its implementation. */
+export interface Instruction {
+  /** Wire op name, e.g. `CGET`. */
+  readonly name: string;
+  /** Runs the op; throws VtpuError on bad input. */
+  run(engine: Engine, input: OpInput): OpOutput;
+}
+
+/** Engine limits. */
+export interface EngineOptions {
+  /** Most rows per batch (default protocol.json's max_batch). */
+  maxBatch?: number;
+  /** Largest value in bytes (default 256 MiB). */
+  maxValueBytes?: number;
+  /** Largest request in bytes, reported by PING (enforced by the bridge). */
+  maxRequestBytes?: number;
+}
+
+/** Coordinate store + routing + instruction dispatch. */
+export class Engine {
+  /** The coordinate store. */
+  readonly store: Store;
+  /** The range-ownership table CROUTE reads and replaces. */
+  readonly routes = new RouteTable();
+  /** Largest request in bytes (reported by PING). */
+  readonly maxRequestBytes: number;
+  private readonly ops = new Map<string, Instruction>();
+
+  /** Creates an engine with the built-in instructions registered. */
+  constructor(opts: EngineOptions = {}) {
+    this.store = new Store({ maxBatch: opts.maxBatch ?? schema.defaults.max_batch, maxValueBytes: opts.maxValueBytes });
+    this.maxRequestBytes = opts.maxRequestBytes ?? schema.defaults.max_request_bytes;
+    for (const instr of INSTRUCTIONS) this.register(instr);
+  }
+
+  /** Adds an instruction (e.g. PHEXT_IMPORT from engine/ops/phext_import.ts); E_PARAM on a name clash. */
+  register(instr: Instruction): void {
+    if (!instr || typeof instr.name !== 'string' || typeof instr.run !== 'function') {
+      throw new VtpuError('E_PARAM', 'an instruction needs a name and a run function');
+    }
+    if (this.ops.has(instr.name)) throw new VtpuError('E_PARAM', `op ${instr.name} is already registered`);
+    this.ops.set(instr.name, instr);
+  }
+
+  /** Registered op names, in registration order. */
+  opNames(): string[] {
+    return [...this.ops.keys()];
+  }
+
+  /** Most rows per batch. */
+  get maxBatch(): number {
+    return this.store.maxBatch;
+  }
+
+  /**
+   * Runs one op. Unknown op → E_OP; params not an object → E_PARAM; any other exception
+   * becomes E_INTERNAL with its message kept.
+   */
+  execute(op: string, input: OpInput): OpOutput {
+    const instr = typeof op === 'string' ? this.ops.get(op) : undefined;
+    if (instr === undefined) throw new VtpuError('E_OP', `unknown op ${JSON.stringify(op)}`);
+    const params = input?.params;
+    if (params === null || typeof params !== 'object' || Array.isArray(params)) {
+      throw new VtpuError('E_PARAM', `${op}: params must be an object`);
+    }
+    try {
+      return instr.run(this, input);
+    } catch (e) {
+      if (e instanceof VtpuError) throw e;
+      throw new VtpuError('E_INTERNAL', `${op}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+}

@@ -1,0 +1,13 @@
+/** CDEL: delete one coordinate or a batch; reports how many existed. */
+import type { Instruction } from '../engine';
+import { coordFromParam } from '../coords';
+import { isBatch, coordsBody } from './params';
+
+/** The CDEL instruction. */
+export const CDEL: Instruction = {
+  name: 'CDEL',
+  run(engine, input) {
+    if (isBatch('CDEL', input)) return { result: { deleted: engine.store.deleteBatch(coordsBody('CDEL', engine, input)) } };
+    return { result: { deleted: engine.store.delete(coordFromParam(input.params.coord)) ? 1 : 0 } };
+  },
+};

@@ -1,0 +1,17 @@
+/** CGET: read one coordinate (raw body) or a batch (scrolls body, rows aligned, kind 0 = missing). */
+import type { Instruction } from '../engine';
+import { coordFromParam } from '../coords';
+import { isBatch, coordsBody, scrollMeta } from './params';
+
+/** The CGET instruction. */
+export const CGET: Instruction = {
+  name: 'CGET',
+  run(engine, input) {
+    if (isBatch('CGET', input)) {
+      const { batch, found } = engine.store.getBatch(coordsBody('CGET', engine, input));
+      return { result: { n: batch.n, found }, scrolls: batch };
+    }
+    const s = engine.store.get(coordFromParam(input.params.coord));
+    return s === undefined ? { result: { found: false } } : { result: scrollMeta(s), raw: s.bytes };
+  },
+};

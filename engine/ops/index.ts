@@ -1,0 +1,16 @@
+/** The built-in op table: one explicit list, registered by the Engine constructor. */
+import type { Instruction } from '../engine';
+import { PING } from './ping';
+import { CGET } from './cget';
+import { CPUT } from './cput';
+import { CDEL } from './cdel';
+import { CRANGE } from './crange';
+import { CDELTA } from './cdelta';
+import { CHIER } from './chier';
+import { CROUTE } from './croute';
+import { PHEXT_IMPORT } from './phext_import';
+import { PHEXT_EXPORT } from './phext_export';
+import { PROGRAM } from '../program';
+
+/** Built-in instructions, in the order PING lists them. */
+export const INSTRUCTIONS: readonly Instruction[] = Object.freeze([PING, CGET, CPUT, CDEL, CRANGE, CDELTA, CHIER, CROUTE, PROGRAM, PHEXT_IMPORT, PHEXT_EXPORT]);

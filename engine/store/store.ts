@@ -1,0 +1,333 @@
+/**
+ * The coordinate store: an open-addressing hash table over flat, SharedArrayBuffer-backed
+ * entry columns and a value heap (layout in ./reader's StoreView), plus the range index.
+ * Writes happen only on the main thread; readers (here or in workers) use ./reader.
+ */
+import { DIMS, Scroll, ScrollBatch } from '../types';
+import { VtpuError } from '../errors';
+import { validateScroll, validateBatch } from '../values';
+import { validateCoordsArray } from '../coords';
+import { Pattern } from '../pattern';
+import { hashKey } from './hash';
+import {
+  EMPTY, TOMBSTONE, CHUNK, StoreView, LookupResult, findEntry, readScroll, getBatchFromView, gatherEntries, warmChunk,
+} from './reader';
+import { sharedArray, growShared, nextPow2 } from './shared';
+import { RangeIndex, PrefixCount } from './rangeindex';
+import { compactView } from './compact';
+
+/** Store limits; both are E_LIMIT when exceeded. */
+export interface StoreOptions {
+  /** Most rows in one batch (default 16,777,216 as in protocol.json). */
+  maxBatch?: number;
+  /** Largest single value in bytes (default 256 MiB). */
+  maxValueBytes?: number;
+  /** Garbage below this many bytes never triggers compaction (default 1 MiB). */
+  compactMinBytes?: number;
+}
+
+/** Counters reported by {@link Store.stats}. */
+export interface StoreStats {
+  entries: number;
+  heapBytes: number;
+  garbageBytes: number;
+  indexBytes: number;
+  rangeIndexHits: number;
+  rangeScans: number;
+}
+
+const MAX_HEAP = 0xffffffff;
+
+function emptyView(): StoreView {
+  return {
+    count: 0,
+    table: sharedArray(Int32Array, 16).fill(EMPTY),
+    keys: sharedArray(Uint32Array, 16 * DIMS),
+    kind: sharedArray(Uint8Array, 16), dtype: sharedArray(Uint8Array, 16), ndim: sharedArray(Uint8Array, 16),
+    valOff: sharedArray(Uint32Array, 16), valLen: sharedArray(Uint32Array, 16), shapeOff: sharedArray(Uint32Array, 16),
+    heap: sharedArray(Uint8Array, 1024), shapes: sharedArray(Uint32Array, 16),
+  };
+}
+
+/** The coordinate-addressed store. */
+export class Store {
+  /** Most rows per batch. */
+  readonly maxBatch: number;
+  /** Largest value in bytes. */
+  readonly maxValueBytes: number;
+  private readonly compactMin: number;
+  private v: StoreView = emptyView();
+  private live = 0;
+  private tombstones = 0;
+  private heapUsed = 0;
+  private shapesUsed = 0;
+  private garbage = 0;
+  private readonly index = new RangeIndex();
+
+  /** Creates an empty store with the given limits. */
+  constructor(opts: StoreOptions = {}) {
+    this.maxBatch = opts.maxBatch ?? 16777216;
+    this.maxValueBytes = opts.maxValueBytes ?? 256 * 1024 * 1024;
+    this.compactMin = opts.compactMinBytes ?? 1 << 20;
+  }
+
+  /** Live entries. */
+  get size(): number {
+    return this.live;
+  }
+
+  /** Throws E_LIMIT when a batch of `n` rows is over maxBatch. */
+  checkBatch(n: number): void {
+    if (n > this.maxBatch) throw new VtpuError('E_LIMIT', `batch of ${n} rows over the limit of ${this.maxBatch}`);
+  }
+
+  /** A structured-cloneable snapshot for worker threads; valid until the next write. */
+  view(): StoreView {
+    return { ...this.v };
+  }
+
+  /** Writes one scroll at row `i` of `coords` (validated first; overwrites). */
+  put(coords: Uint32Array, i: number, s: Scroll): void {
+    if (!Number.isInteger(i) || i < 0 || (i + 1) * DIMS > coords.length) throw new VtpuError('E_SHAPE', `coords row ${i} out of range`);
+    if (s === null || typeof s !== 'object' || !(s.bytes instanceof Uint8Array) || !Array.isArray(s.shape)) {
+      throw new VtpuError('E_PARAM', 'scroll must have kind, dtype, shape[] and bytes (Uint8Array)');
+    }
+    validateScroll(s.kind, s.dtype, s.shape, s.bytes.length);
+    this.checkValue(s.bytes.length, -1);
+    const shape = Uint32Array.from(s.shape);
+    this.reserve(1, s.bytes.length, shape.length);
+    this.writeRow(coords, i, this.probe(coords, i), s.kind, s.dtype, shape, 0, shape.length, s.bytes, 0, s.bytes.length);
+    this.maybeCompact();
+  }
+
+  /** Writes a batch atomically: every row is validated (and space reserved) before any write. */
+  putBatch(b: ScrollBatch): number {
+    validateBatch(b, true);
+    this.checkBatch(b.n);
+    const vo = b.valueOffsets;
+    for (let i = 0; i < b.n; i++) this.checkValue(vo[i + 1] - vo[i], i);
+    this.reserve(b.n, vo[b.n], b.shapeOffsets[b.n]);
+    const coords = b.coords as Uint32Array;
+    const { kind, dtype, shapeOffsets: so, shapeValues: sv, values } = b;
+    const slots = new Int32Array(Math.min(b.n, CHUNK));
+    // Table size is fixed for the whole batch (reserved above), so home slots stay valid.
+    for (let r0 = 0; r0 < b.n; r0 += CHUNK) {
+      const r1 = Math.min(b.n, r0 + CHUNK);
+      warmChunk(this.v, coords, r0, r1, slots);
+      for (let i = r0; i < r1; i++) {
+        const slot = this.probe(coords, i, slots[i - r0]);
+        this.writeRow(coords, i, slot, kind[i], dtype[i], sv, so[i], so[i + 1] - so[i], values, vo[i], vo[i + 1] - vo[i]);
+      }
+    }
+    this.maybeCompact();
+    return b.n;
+  }
+
+  /** One scroll (a copy), or undefined when absent. */
+  get(coords: ArrayLike<number>, i = 0): Scroll | undefined {
+    const id = findEntry(this.v, coords, i);
+    return id < 0 ? undefined : readScroll(this.v, id);
+  }
+
+  /** Batched lookup: rows align with `coords`; missing rows have kind 0. */
+  getBatch(coords: Uint32Array): LookupResult {
+    this.checkBatch(validateCoordsArray(coords));
+    return getBatchFromView(this.v, coords);
+  }
+
+  /** Deletes row `i` of `coords`; true when it existed. */
+  delete(coords: ArrayLike<number>, i = 0): boolean {
+    const hit = this.removeRow(coords, i);
+    if (hit) this.maybeCompact();
+    return hit;
+  }
+
+  /** Deletes every row of a flat coordinate column; returns how many existed. */
+  deleteBatch(coords: Uint32Array): number {
+    const n = validateCoordsArray(coords);
+    this.checkBatch(n);
+    let deleted = 0;
+    for (let i = 0; i < n; i++) if (this.removeRow(coords, i)) deleted++;
+    if (deleted > 0) this.maybeCompact();
+    return deleted;
+  }
+
+  /** Entries matching `p` in coordinate order, at most `limit`; values omitted when `values` is false. */
+  range(p: Pattern, limit: number, values = true): { batch: ScrollBatch; truncated: boolean } {
+    const q = this.index.query(this.v, p, limit);
+    const n = q.ids.length;
+    const coords = new Uint32Array(n * DIMS);
+    const keys = this.v.keys;
+    for (let r = 0; r < n; r++) coords.set(keys.subarray(q.ids[r] * DIMS, q.ids[r] * DIMS + DIMS), r * DIMS);
+    return { batch: gatherEntries(this.v, q.ids, n, coords, values), truncated: q.truncated };
+  }
+
+  /** Live entries whose first `level` components equal prefix's. */
+  countPrefix(prefix: ArrayLike<number>, level: number): number {
+    return level === 0 ? this.live : this.index.countPrefix(this.v, prefix, level);
+  }
+
+  /** Existing distinct prefixes of length childLevel under prefix[0..level), with counts. */
+  children(prefix: ArrayLike<number>, level: number, childLevel: number): PrefixCount[] {
+    return this.index.children(this.v, prefix, level, childLevel);
+  }
+
+  /** Sizes and counters. */
+  stats(): StoreStats {
+    return {
+      entries: this.live,
+      heapBytes: this.heapUsed,
+      garbageBytes: this.garbage,
+      indexBytes: this.v.table.byteLength + this.index.bytes(),
+      rangeIndexHits: this.index.rangeIndexHits,
+      rangeScans: this.index.rangeScans,
+    };
+  }
+
+  /** Removes everything (counters kept). */
+  clear(): void {
+    this.v = emptyView();
+    this.live = this.tombstones = this.heapUsed = this.shapesUsed = this.garbage = 0;
+    this.index.reset();
+  }
+
+  /** Rewrites entries and heap without dead space; the range index is renumbered, not rebuilt. */
+  compact(): void {
+    const { view, oldToNew, heapUsed, shapesUsed } = compactView(this.v, this.live);
+    this.v = view;
+    this.heapUsed = heapUsed;
+    this.shapesUsed = shapesUsed;
+    this.garbage = 0;
+    this.tombstones = 0;
+    this.index.remap(oldToNew, view.count);
+  }
+
+  private checkValue(len: number, row: number): void {
+    if (len > this.maxValueBytes) {
+      throw new VtpuError('E_LIMIT', `${row >= 0 ? `row ${row}: ` : ''}value of ${len} bytes over the limit of ${this.maxValueBytes}`);
+    }
+  }
+
+  /** Grows every column so `rows` more entries, `bytes` and `dims` fit without allocating mid-write. */
+  private reserve(rows: number, bytes: number, dims: number): void {
+    if (this.heapUsed + bytes > MAX_HEAP) throw new VtpuError('E_LIMIT', `store heap would exceed ${MAX_HEAP} bytes`);
+    const v = this.v;
+    const need = v.count + rows;
+    const used = v.count;
+    v.keys = growShared(Uint32Array, v.keys, need * DIMS, used * DIMS);
+    v.kind = growShared(Uint8Array, v.kind, need, used);
+    v.dtype = growShared(Uint8Array, v.dtype, need, used);
+    v.ndim = growShared(Uint8Array, v.ndim, need, used);
+    v.valOff = growShared(Uint32Array, v.valOff, need, used);
+    v.valLen = growShared(Uint32Array, v.valLen, need, used);
+    v.shapeOff = growShared(Uint32Array, v.shapeOff, need, used);
+    v.heap = growShared(Uint8Array, v.heap, Math.min(MAX_HEAP, this.heapUsed + bytes), this.heapUsed);
+    v.shapes = growShared(Uint32Array, v.shapes, this.shapesUsed + dims, this.shapesUsed);
+    // Load ≤ 0.5 counting tombstones, so probes always end at an EMPTY slot.
+    if ((this.live + this.tombstones + rows) * 2 > v.table.length) this.rehash(this.live + rows);
+  }
+
+  /** Rebuilds the hash table for `expected` live entries, dropping tombstones. */
+  private rehash(expected: number): void {
+    const v = this.v;
+    const table = sharedArray(Int32Array, nextPow2(Math.max(16, expected * 2))).fill(EMPTY);
+    const mask = table.length - 1;
+    for (let id = 0; id < v.count; id++) {
+      if (v.kind[id] === 0) continue;
+      let s = hashKey(v.keys, id * DIMS) & mask;
+      while (table[s] !== EMPTY) s = (s + 1) & mask;
+      table[s] = id;
+    }
+    v.table = table;
+    this.tombstones = 0;
+  }
+
+  /**
+   * Table slot holding row i's key, or the slot to insert at encoded as -(slot + 1).
+   * `home` is the row's home slot when the caller already hashed it.
+   */
+  private probe(c: ArrayLike<number>, i: number, home = -1): number {
+    const { table, keys } = this.v;
+    const mask = table.length - 1;
+    const base = i * DIMS;
+    let s = home >= 0 ? home : hashKey(c, base) & mask;
+    let free = -1;
+    for (;;) {
+      const id = table[s];
+      if (id === EMPTY) return -((free >= 0 ? free : s) + 1);
+      if (id === TOMBSTONE) {
+        if (free < 0) free = s;
+      } else {
+        const k = id * DIMS;
+        let d = DIMS - 1;
+        while (d >= 0 && keys[k + d] === c[base + d]) d--;
+        if (d < 0) return s;
+      }
+      s = (s + 1) & mask;
+    }
+  }
+
+  private writeRow(
+    c: Uint32Array, i: number, slot: number, kind: number, dtype: number,
+    sv: Uint32Array, s0: number, nd: number, values: Uint8Array, v0: number, len: number,
+  ): void {
+    const v = this.v;
+    let id: number;
+    if (slot >= 0) {
+      id = v.table[slot];
+      const oldLen = v.valLen[id];
+      if (len <= oldLen) this.garbage += oldLen - len;
+      else {
+        this.garbage += oldLen;
+        v.valOff[id] = this.heapUsed;
+        this.heapUsed += len;
+      }
+      if (nd > v.ndim[id]) {
+        v.shapeOff[id] = this.shapesUsed;
+        this.shapesUsed += nd;
+      }
+    } else {
+      id = v.count++;
+      const free = -slot - 1;
+      if (v.table[free] === TOMBSTONE) this.tombstones--;
+      v.table[free] = id;
+      v.keys.set(c.subarray(i * DIMS, i * DIMS + DIMS), id * DIMS);
+      v.valOff[id] = this.heapUsed;
+      this.heapUsed += len;
+      v.shapeOff[id] = this.shapesUsed;
+      this.shapesUsed += nd;
+      this.live++;
+    }
+    v.kind[id] = kind;
+    v.dtype[id] = dtype;
+    v.valLen[id] = len;
+    v.ndim[id] = nd;
+    const off = v.valOff[id];
+    const heap = v.heap;
+    if (len <= 48) for (let j = 0; j < len; j++) heap[off + j] = values[v0 + j];
+    else heap.set(values.subarray(v0, v0 + len), off);
+    for (let j = 0, so = v.shapeOff[id]; j < nd; j++) v.shapes[so + j] = sv[s0 + j];
+  }
+
+  private removeRow(c: ArrayLike<number>, i: number): boolean {
+    const slot = this.probe(c, i);
+    if (slot < 0) return false;
+    const v = this.v;
+    const id = v.table[slot];
+    v.table[slot] = TOMBSTONE;
+    this.tombstones++;
+    this.live--;
+    this.garbage += v.valLen[id];
+    v.kind[id] = 0;
+    v.valLen[id] = 0;
+    this.index.noteDelete(id);
+    return true;
+  }
+
+  private maybeCompact(): void {
+    const dead = this.v.count - this.live;
+    const heapWaste = this.garbage > this.compactMin && this.garbage * 2 > this.heapUsed;
+    const entryWaste = dead * 64 > this.compactMin && dead * 2 > this.v.count;
+    if (heapWaste || entryWaste) this.compact();
+  }
+}
