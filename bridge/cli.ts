@@ -1,0 +1,188 @@
+/**
+ * The `vtpu` command line: phext file tools and `serve`. bin/vtpu.js calls {@link main}.
+ * Exit codes: 0 ok, 2 usage or bad input (messages on stderr, never a stack trace), 1 failure.
+ */
+import { readFileSync } from 'fs';
+import { formatCoord, parseCoord } from '../engine/coords';
+import { VtpuError } from '../engine/errors';
+import { checksum, explode, implode, type PhextScroll } from '../engine/phext';
+
+/** Where the CLI writes; tests may pass their own. */
+export interface CliIO {
+  stdout(data: string | Uint8Array): Promise<void>;
+  stderr(text: string): void;
+}
+
+/** Options `vtpu serve` passes to bridge/sidecar.ts `serveForever` (a subset of its SidecarOptions). */
+export interface ServeOptions {
+  address?: string;
+  maxRequestBytes?: number;
+  maxBatch?: number;
+  threads?: number;
+}
+
+/** A usage or input error: exit code 2 with a one-line message. */
+class UsageError extends Error {}
+
+export const USAGE = `usage: vtpu <command> [args]
+
+  vtpu phext explode FILE        print FILE's scrolls as JSON {"coordinate": "text"}, in coordinate order
+  vtpu phext implode FILE.json   write the phext file for a JSON {"coordinate": "text"} to stdout
+  vtpu phext checksum FILE       print the xxh3-128 checksum of FILE (32 hex digits)
+  vtpu serve [--address A] [--max-request-bytes N] [--max-batch N] [--threads N]
+                                 run the sidecar until SIGTERM or SIGINT
+  vtpu --help                    show this text
+
+FILE may be - for standard input. Coordinates are phext ones: a.b.c/d.e.f/g.h.i, each 1..999.
+`;
+
+const processIO: CliIO = {
+  stdout: (data) => new Promise<void>((resolve, reject) => {
+    process.stdout.write(data, (err) => (err ? reject(err) : resolve()));
+  }),
+  stderr: (text) => { process.stderr.write(text); },
+};
+
+/** Runs the command line `argv` (without node and script); resolves to the exit code. */
+export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
+  try {
+    return await dispatch(argv, io);
+  } catch (e) {
+    return report(e, io);
+  }
+}
+
+async function dispatch(argv: string[], io: CliIO): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    await io.stdout(USAGE);
+    return 0;
+  }
+  if (cmd === 'phext') return phext(rest, io);
+  if (cmd === 'serve') return serve(rest);
+  throw new UsageError(cmd === undefined ? 'no command given' : `unknown command ${JSON.stringify(cmd)}`);
+}
+
+async function phext(args: string[], io: CliIO): Promise<number> {
+  const [sub, file, ...extra] = args;
+  const known = ['explode', 'implode', 'checksum'];
+  if (sub === undefined || !known.includes(sub)) {
+    throw new UsageError(sub === undefined ? 'phext needs a subcommand: explode, implode or checksum'
+      : `unknown phext subcommand ${JSON.stringify(sub)} (explode, implode or checksum)`);
+  }
+  if (file === undefined) throw new UsageError(`phext ${sub} needs a FILE`);
+  if (extra.length > 0) throw new UsageError(`phext ${sub} takes one FILE, got extra ${JSON.stringify(extra[0])}`);
+  const bytes = readInput(file);
+  if (sub === 'explode') await io.stdout(JSON.stringify(scrollsToObject(explode(bytes)), null, 2) + '\n');
+  else if (sub === 'implode') await io.stdout(implode(objectToScrolls(parseJson(bytes, file))));
+  else await io.stdout((await checksum(bytes)) + '\n');
+  return 0;
+}
+
+/** Keys are inserted in coordinate order; JSON keeps insertion order for non-index keys. */
+function scrollsToObject(scrolls: PhextScroll[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const s of scrolls) out[formatCoord(s.coord)] = s.text;
+  return out;
+}
+
+function objectToScrolls(json: unknown): PhextScroll[] {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new UsageError('implode input must be a JSON object {"coordinate": "text", ...}');
+  }
+  return Object.entries(json).map(([key, text]) => {
+    if (typeof text !== 'string') {
+      const got = jsonType(text);
+      throw new UsageError(`implode input: the value at ${JSON.stringify(key)} must be a string, got ${got}`);
+    }
+    return { coord: parseCoord(key, { phext: true }), text };
+  });
+}
+
+function parseJson(bytes: Uint8Array, file: string): unknown {
+  try {
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch (e) {
+    throw new UsageError(`${file === '-' ? 'standard input' : file} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+function readInput(file: string): Uint8Array {
+  try {
+    return readFileSync(file === '-' ? 0 : file);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'ENOENT' ? 'no such file' : err.code === 'EISDIR' ? 'is a directory' : err.message;
+    throw new UsageError(`cannot read ${file}: ${why}`);
+  }
+}
+
+async function serve(args: string[]): Promise<number> {
+  const opts = parseServeFlags(args);
+  // Lazy: the phext tools must work where the sidecar's native deps (zeromq) are absent.
+  let sidecar: typeof import('./sidecar');
+  try {
+    sidecar = await import('./sidecar');
+  } catch (e) {
+    throw new Error(`cannot load the sidecar: ${(e as Error).message}`);
+  }
+  try {
+    await sidecar.serveForever(opts);
+  } catch (e) {
+    // startSidecar reports bad option values as TypeErrors: a usage error here.
+    if (e instanceof TypeError) throw new UsageError(`serve: ${e.message}`);
+    throw e;
+  }
+  return 0;
+}
+
+/** Parses `--flag value` / `--flag=value`; numbers must be positive integers. */
+export function parseServeFlags(args: string[]): ServeOptions {
+  const opts: ServeOptions = {};
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const eq = arg.indexOf('=');
+    const flag = eq >= 0 ? arg.slice(0, eq) : arg;
+    const value = eq >= 0 ? arg.slice(eq + 1) : args[++i];
+    if (!['--address', '--max-request-bytes', '--max-batch', '--threads'].includes(flag)) {
+      throw new UsageError(`serve: unknown option ${JSON.stringify(flag)}`);
+    }
+    if (value === undefined) throw new UsageError(`serve: ${flag} needs a value`);
+    if (flag === '--address') opts.address = nonEmpty(flag, value);
+    else if (flag === '--max-request-bytes') opts.maxRequestBytes = positiveInt(flag, value);
+    else if (flag === '--max-batch') opts.maxBatch = positiveInt(flag, value);
+    else opts.threads = positiveInt(flag, value);
+  }
+  return opts;
+}
+
+function nonEmpty(flag: string, value: string): string {
+  if (value.length === 0) throw new UsageError(`serve: ${flag} must not be empty`);
+  return value;
+}
+
+function positiveInt(flag: string, value: string): number {
+  const n = Number(value);
+  if (!/^[0-9]+$/.test(value) || !Number.isSafeInteger(n) || n < 1) {
+    throw new UsageError(`serve: ${flag} must be a positive integer, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+function jsonType(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v;
+}
+
+/** Turns any failure into a stderr line and an exit code. */
+function report(e: unknown, io: CliIO): number {
+  if (e instanceof UsageError) {
+    io.stderr(`vtpu: ${e.message}\nrun \`vtpu --help\` for usage\n`);
+    return 2;
+  }
+  if (e instanceof VtpuError) {
+    io.stderr(`vtpu: ${e.message} (${e.code})\n`);
+    return e.code === 'E_INTERNAL' ? 1 : 2;
+  }
+  io.stderr(`vtpu: ${e instanceof Error ? e.message : String(e)}\n`);
+  return 1;
+}
