@@ -1,0 +1,99 @@
+/**
+ * The S-pipe for reads: large batched CGETs are split into chunks that Piscina workers
+ * look up in a shared view of the store, and the main thread stitches the chunks back
+ * into one batch. The caller (the server's gate) guarantees no write runs meanwhile,
+ * because a write may reallocate or overwrite what the view points at.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Piscina } from 'piscina';
+import { VtpuError } from '../engine/errors';
+import type { StoreView } from '../engine/store/reader';
+import { DIMS, type OpInput, type OpOutput } from '../engine/types';
+import { concatScrolls } from './arrow';
+import type { ReadResult, ReadTask } from './worker';
+
+/** What the pool needs from the engine: a shareable view of its store. */
+export interface ViewSource {
+  store: { view(): StoreView };
+}
+
+/** Options of {@link ReadPool}. */
+export interface ReadPoolOptions {
+  /** Worker threads (≥ 1). */
+  threads: number;
+  /** Batched CGETs with at least this many rows go to the pool (≥ 1). */
+  threshold: number;
+  /** Fewest rows per chunk, so small batches are not over-split (default 16384). */
+  minChunk?: number;
+}
+
+/**
+ * The compiled worker. From dist/bridge/*.js it sits beside this file; under ts-jest
+ * (this file is .ts) it is the built dist/bridge/worker.js, which tests build first.
+ */
+export function workerFile(): string {
+  return __filename.endsWith('.ts') ? join(__dirname, '..', 'dist', 'bridge', 'worker.js') : join(__dirname, 'worker.js');
+}
+
+/** A Piscina pool serving batched CGETs from store views. */
+export class ReadPool {
+  /** Rows at which a batched CGET goes to the pool. */
+  readonly threshold: number;
+  /** Worker threads. */
+  readonly threads: number;
+  private readonly minChunk: number;
+  private readonly piscina: Piscina<ReadTask, ReadResult>;
+  private destroyed?: Promise<void>;
+
+  /** Throws TypeError on bad options and Error (code E_INTERNAL) when the worker is not built. */
+  constructor(private readonly engine: ViewSource, opts: ReadPoolOptions) {
+    const int = (name: string, v: unknown, min: number) => {
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw new TypeError(`pool option '${name}' must be an integer >= ${min}, got ${String(v)}`);
+      return v;
+    };
+    this.threads = int('threads', opts.threads, 1);
+    this.threshold = int('threshold', opts.threshold, 1);
+    this.minChunk = int('minChunk', opts.minChunk ?? 16_384, 1);
+    const filename = workerFile();
+    if (!existsSync(filename)) throw new VtpuError('E_INTERNAL', `pool worker ${filename} is missing; run \`npm run build\` first`);
+    this.piscina = new Piscina({ filename, minThreads: this.threads, maxThreads: this.threads, idleTimeout: 60_000 });
+  }
+
+  /** True when this request should run in the pool: a plain batched CGET at or over the threshold. */
+  wants(op: string, input: OpInput): boolean {
+    if (op !== 'CGET' || input.params.batch !== true || !input.coords || this.destroyed) return false;
+    // Only the params the pool path implements, so its result equals the engine's.
+    if (Object.keys(input.params).some((k) => k !== 'batch')) return false;
+    return input.coords.length / DIMS >= this.threshold;
+  }
+
+  /**
+   * Runs a batched CGET across the workers. Must be called holding the store's read
+   * gate. Resolves with the same output the engine's CGET would give.
+   */
+  async run(op: string, input: OpInput): Promise<OpOutput> {
+    if (op !== 'CGET' || !input.coords) throw new VtpuError('E_INTERNAL', `the pool serves batched CGET, not ${op}`);
+    const n = input.coords.length / DIMS;
+    // One shared copy of the request, so each task posts a view instead of cloning the
+    // whole received frame.
+    const coords = new Uint32Array(new SharedArrayBuffer(input.coords.byteLength));
+    coords.set(input.coords);
+    const view = this.engine.store.view();
+    const chunks = Math.max(1, Math.min(this.threads * 2, Math.ceil(n / this.minChunk)));
+    const per = Math.ceil(n / chunks);
+    const tasks: Promise<ReadResult>[] = [];
+    for (let at = 0; at < n || tasks.length === 0; at += per) {
+      tasks.push(this.piscina.run({ view, coords: coords.subarray(at * DIMS, Math.min(n, at + per) * DIMS) }));
+    }
+    const parts = await Promise.all(tasks);
+    const batch = parts.length === 1 ? parts[0].batch : concatScrolls(parts.map((p) => p.batch), false);
+    delete batch.coords;
+    return { result: { n, found: parts.reduce((s, p) => s + p.found, 0) }, scrolls: batch };
+  }
+
+  /** Stops the workers; idempotent. */
+  destroy(): Promise<void> {
+    return (this.destroyed ??= this.piscina.destroy());
+  }
+}

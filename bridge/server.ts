@@ -1,0 +1,209 @@
+/**
+ * The ZeroMQ ROUTER loop. One receive loop reads messages and hands each to its own
+ * async task (at most `maxInFlight` at once, so a slow pool read never stops reads);
+ * every task catches everything and always answers, so one bad request cannot take the
+ * server down. Replies go out as they finish (ids match them) through one send chain,
+ * because a zeromq.js socket allows one send in progress at a time.
+ */
+import * as zmq from 'zeromq';
+import { VtpuError } from '../engine/errors';
+import type { OpInput, OpOutput } from '../engine/types';
+import { RequestError, errorReply, okReply, parseRequest, peekId, rowsIn, toOpInput } from './frames';
+import type { ReadPool } from './pool';
+
+/** What the server needs from the engine: synchronous op execution. */
+export interface Executor {
+  execute(op: string, input: OpInput): OpOutput;
+}
+
+/** Options of {@link SidecarServer}; checked by the caller (see startSidecar). */
+export interface ServerOptions {
+  /** ZeroMQ endpoint to bind, `ipc://…` or `tcp://host:port` (port `*` or 0 = ephemeral). */
+  address: string;
+  /** Requests whose frames total more bytes are refused with E_LIMIT, undecoded. */
+  maxRequestBytes: number;
+  /** Batches with more rows are refused with E_LIMIT. */
+  maxBatch: number;
+  /** Requests handled concurrently before the loop stops reading (default 64). */
+  maxInFlight?: number;
+  /** Worker pool for large batched reads; absent = everything runs on the main thread. */
+  pool?: ReadPool;
+}
+
+/**
+ * Orders store access. Pool reads run on other threads against a view of the store, so
+ * a write must not start while one is in flight. FIFO: a read that arrives behind a
+ * waiting write waits too, so effects follow arrival order and writers cannot starve.
+ */
+export class Gate {
+  private readers = 0;
+  private writing = false;
+  private readonly queue: { write: boolean; go: () => void }[] = [];
+
+  /** Runs `fn` holding the gate shared (`write` false) or exclusive (`write` true). */
+  async run<T>(write: boolean, fn: () => T | Promise<T>): Promise<T> {
+    if (this.queue.length === 0 && this.free(write)) this.enter(write);
+    else await new Promise<void>((go) => this.queue.push({ write, go }));
+    try {
+      return await fn();
+    } finally {
+      if (write) this.writing = false;
+      else this.readers--;
+      this.pump();
+    }
+  }
+
+  /** True while nothing holds or waits on the gate. */
+  get idle(): boolean {
+    return this.readers === 0 && !this.writing && this.queue.length === 0;
+  }
+
+  private free(write: boolean): boolean {
+    return !this.writing && (!write || this.readers === 0);
+  }
+
+  private enter(write: boolean): void {
+    if (write) this.writing = true;
+    else this.readers++;
+  }
+
+  private pump(): void {
+    while (this.queue.length && this.free(this.queue[0].write)) {
+      const w = this.queue.shift()!;
+      this.enter(w.write);
+      w.go();
+    }
+  }
+}
+
+const WRITES = new Set(['CPUT', 'CDEL', 'PHEXT_IMPORT']);
+
+/** True when `op` with `params` changes the store or the routing table. */
+export function isWrite(op: string, params: Record<string, unknown>): boolean {
+  if (WRITES.has(op)) return true;
+  if (op === 'CROUTE') return params.table !== undefined;
+  if (op === 'PROGRAM' && Array.isArray(params.steps)) {
+    return params.steps.some((s) => typeof s === 'object' && s !== null &&
+      isWrite(String((s as { op?: unknown }).op), ((s as { params?: unknown }).params ?? {}) as Record<string, unknown>));
+  }
+  return false;
+}
+
+/** A bound ROUTER serving one engine. Create with {@link SidecarServer.bind}. */
+export class SidecarServer {
+  /** The bound endpoint (ephemeral tcp ports resolved). */
+  readonly address: string;
+  private readonly gate = new Gate();
+  private readonly tasks = new Set<Promise<void>>();
+  private readonly slotWaiters: (() => void)[] = [];
+  private sendChain: Promise<void> = Promise.resolve();
+  private closing = false;
+  private loopDone: Promise<void>;
+
+  private constructor(
+    private readonly sock: zmq.Router,
+    private readonly engine: Executor,
+    private readonly opts: Required<Omit<ServerOptions, 'pool'>> & { pool?: ReadPool },
+  ) {
+    this.address = sock.lastEndpoint ?? opts.address;
+    this.loopDone = this.loop();
+  }
+
+  /** Binds `opts.address` and starts serving. Rejects (code from ZeroMQ) when binding fails. */
+  static async bind(engine: Executor, opts: ServerOptions): Promise<SidecarServer> {
+    const sock = new zmq.Router({
+      linger: 0,
+      sendHighWaterMark: 10_000,
+      receiveHighWaterMark: 10_000,
+      ipv6: /^tcp:\/\/\[/.test(opts.address),
+      // Over-limit requests must reach us to be answered E_LIMIT, so no maxMessageSize.
+    });
+    try {
+      await sock.bind(opts.address.replace(/^(tcp:\/\/[^:]+):0$/, '$1:*'));
+    } catch (e) {
+      sock.close();
+      throw e;
+    }
+    return new SidecarServer(sock, engine, { maxInFlight: 64, ...opts });
+  }
+
+  /** Requests being handled right now. */
+  get inFlight(): number {
+    return this.tasks.size;
+  }
+
+  /**
+   * Stops taking requests (later ones are answered E_INTERNAL "closing"), waits for
+   * in-flight ones to reply, then closes the socket. Idempotent.
+   */
+  async close(): Promise<void> {
+    if (!this.closing) {
+      this.closing = true;
+      while (this.tasks.size) await Promise.allSettled([...this.tasks]);
+      await this.sendChain;
+      // Replies were handed to ZeroMQ; give its I/O thread a moment to flush them, as
+      // linger 0 drops whatever is still queued at close.
+      await new Promise((r) => setTimeout(r, 20));
+      this.sock.close();
+    }
+    await this.loopDone;
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      for await (const msg of this.sock) {
+        if (this.closing) {
+          this.reply(msg[0], errorReply(peekId(msg[1]), new VtpuError('E_INTERNAL', 'sidecar is closing')));
+          continue;
+        }
+        while (this.tasks.size >= this.opts.maxInFlight) await new Promise<void>((r) => this.slotWaiters.push(r));
+        const task: Promise<void> = this.handle(msg).finally(() => {
+          this.tasks.delete(task);
+          this.slotWaiters.shift()?.();
+        });
+        this.tasks.add(task);
+      }
+    } catch (e) {
+      // Only a closed socket ends the loop normally; anything else is a bug worth seeing.
+      if (!this.closing) process.emitWarning(`vtpu: receive loop failed: ${(e as Error).message}`);
+    }
+  }
+
+  private async handle(msg: Buffer[]): Promise<void> {
+    const identity = msg[0];
+    const frames = msg.slice(1);
+    let id = 0;
+    let reply: Uint8Array[];
+    try {
+      let total = 0;
+      for (const f of frames) total += f.length;
+      if (total > this.opts.maxRequestBytes) {
+        id = peekId(frames[0]);
+        throw new VtpuError('E_LIMIT', `request is ${total} bytes, over max_request_bytes ${this.opts.maxRequestBytes}`);
+      }
+      const req = parseRequest(frames);
+      id = req.id;
+      const input = toOpInput(req);
+      const rows = rowsIn(input);
+      if (rows > this.opts.maxBatch) throw new VtpuError('E_LIMIT', `batch of ${rows} rows is over max_batch ${this.opts.maxBatch}`);
+      reply = okReply(id, await this.run(req.op, input));
+    } catch (e) {
+      reply = errorReply(e instanceof RequestError ? e.id : id, e);
+    }
+    await this.reply(identity, reply);
+  }
+
+  private run(op: string, input: OpInput): Promise<OpOutput> {
+    const pool = this.opts.pool;
+    if (pool && pool.wants(op, input)) return this.gate.run(false, () => pool.run(op, input));
+    return this.gate.run(isWrite(op, input.params), () => this.engine.execute(op, input));
+  }
+
+  private reply(identity: Buffer, frames: Uint8Array[]): Promise<void> {
+    this.sendChain = this.sendChain.then(() => this.sock.send([identity, ...frames])).catch((e) => {
+      // A vanished peer is dropped by ROUTER silently; anything else must not stop serving.
+      if (!this.sock.closed) process.emitWarning(`vtpu: reply failed: ${(e as Error).message}`);
+    });
+    return this.sendChain;
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * The sidecar process surface: start an engine behind a ROUTER socket, and run it until a
+ * signal. Options are checked here, at the boundary, with TypeErrors that name the option.
+ */
+import { availableParallelism, tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Engine } from '../engine/engine';
+import { initChecksum } from '../engine/phext';
+import { DEFAULTS } from './protocol';
+import { ReadPool } from './pool';
+import { SidecarServer } from './server';
+
+/** Options of {@link startSidecar}; every one has a default. */
+export interface SidecarOptions {
+  /** `ipc://path` or `tcp://host:port` (port `*`/0 = ephemeral). Default `ipc://<tmp>/vtpu-<pid>.sock`. */
+  address?: string;
+  /** Largest request, all frames together, in bytes (protocol default). */
+  maxRequestBytes?: number;
+  /** Most rows in one batch (protocol default). */
+  maxBatch?: number;
+  /** Pool worker threads (default min(4, available parallelism)). */
+  threads?: number;
+  /** Batched CGETs with at least this many rows go to the pool; 0 disables the pool (default 65536). */
+  poolThreshold?: number;
+  /** Serve this engine instead of a new, empty one (its limits are the defaults then). */
+  engine?: Engine;
+}
+
+/** A running sidecar. */
+export interface Sidecar {
+  /** The bound endpoint, ephemeral tcp ports resolved. */
+  readonly address: string;
+  /** The engine it serves. */
+  readonly engine: Engine;
+  /** Requests being handled right now. */
+  readonly inFlight: number;
+  /** Graceful stop: no new requests, in-flight ones answered, socket closed, pool destroyed, ipc file removed. */
+  close(): Promise<void>;
+}
+
+/** Default ipc address for this process. */
+export function defaultAddress(): string {
+  return `ipc://${join(tmpdir(), `vtpu-${process.pid}.sock`)}`;
+}
+
+/**
+ * Starts a sidecar and resolves once its socket is bound. Throws TypeError on bad
+ * options (synchronously checked, reported as a rejection); rejects when binding fails.
+ */
+export async function startSidecar(opts: SidecarOptions = {}): Promise<Sidecar> {
+  const o = checkOptions(opts);
+  // PHEXT_EXPORT checksums synchronously, so the WASM hash must be compiled before serving.
+  await initChecksum();
+  // PING reports the engine's limits, so a new engine gets the server's.
+  const engine = opts.engine ?? new Engine({ maxBatch: o.maxBatch, maxRequestBytes: o.maxRequestBytes });
+  const pool = o.poolThreshold > 0 ? new ReadPool(engine, { threads: o.threads, threshold: o.poolThreshold }) : undefined;
+  let server: SidecarServer;
+  try {
+    server = await SidecarServer.bind(engine, { address: o.address, maxRequestBytes: o.maxRequestBytes, maxBatch: o.maxBatch, pool });
+  } catch (e) {
+    await pool?.destroy();
+    throw e;
+  }
+  let closed: Promise<void> | undefined;
+  return {
+    address: server.address,
+    engine,
+    get inFlight() { return server.inFlight; },
+    close: () => (closed ??= (async () => {
+      await server.close();
+      await pool?.destroy();
+      if (server.address.startsWith('ipc://')) rmSync(server.address.slice('ipc://'.length), { force: true });
+    })()),
+  };
+}
+
+/**
+ * Runs a sidecar until SIGTERM or SIGINT, then closes it gracefully and exits 0. Prints
+ * exactly one line to stdout, `vtpu sidecar listening on <address>`, once bound — the
+ * Python launcher waits for it.
+ */
+export async function serveForever(opts: SidecarOptions = {}): Promise<Sidecar> {
+  const sidecar = await startSidecar(opts);
+  const stop = (signal: string) => {
+    process.removeListener('SIGTERM', stop);
+    process.removeListener('SIGINT', stop);
+    // A close that hangs must not keep a stopped sidecar alive.
+    setTimeout(() => process.exit(1), 10_000).unref();
+    sidecar.close().then(() => process.exit(0), (e) => {
+      process.stderr.write(`vtpu: close after ${signal} failed: ${(e as Error).message}\n`);
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.stdout.write(`vtpu sidecar listening on ${sidecar.address}\n`);
+  return sidecar;
+}
+
+function checkOptions(opts: SidecarOptions) {
+  if (typeof opts !== 'object' || opts === null) throw new TypeError('options must be an object');
+  const known = ['address', 'maxRequestBytes', 'maxBatch', 'threads', 'poolThreshold', 'engine'];
+  for (const k of Object.keys(opts)) if (!known.includes(k)) throw new TypeError(`unknown option '${k}'`);
+  const address = opts.address ?? defaultAddress();
+  if (typeof address !== 'string' || !/^(ipc:\/\/.+|tcp:\/\/(\[[0-9a-fA-F:.]+\]|[^:/[\]]+):(\d+|\*))$/.test(address)) {
+    throw new TypeError(`option 'address' must be 'ipc://<path>' or 'tcp://<host>:<port|*>', got ${JSON.stringify(address)}`);
+  }
+  const int = (name: keyof SidecarOptions, v: unknown, min: number, dflt: number): number => {
+    if (v === undefined) return dflt;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
+      throw new TypeError(`option '${name}' must be an integer >= ${min}, got ${String(v)}`);
+    }
+    return v;
+  };
+  if (opts.engine !== undefined && !(opts.engine instanceof Engine)) throw new TypeError(`option 'engine' must be an Engine`);
+  return {
+    address,
+    maxRequestBytes: int('maxRequestBytes', opts.maxRequestBytes, 1, opts.engine?.maxRequestBytes ?? DEFAULTS.maxRequestBytes),
+    maxBatch: int('maxBatch', opts.maxBatch, 1, opts.engine?.maxBatch ?? DEFAULTS.maxBatch),
+    threads: int('threads', opts.threads, 1, Math.min(4, availableParallelism())),
+    poolThreshold: int('poolThreshold', opts.poolThreshold, 0, 65_536),
+  };
+}
