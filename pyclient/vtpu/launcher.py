@@ -1,0 +1,188 @@
+"""Start and stop a local sidecar process (``node bin/vtpu.js serve``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import weakref
+from pathlib import Path
+from typing import Sequence
+
+from .errors import SidecarError
+
+__all__ = ["Sidecar", "find_node", "find_cli"]
+
+_READY = "vtpu sidecar listening on "
+_REPO = Path(__file__).resolve().parents[2]  # pyclient/vtpu/launcher.py -> the checkout
+
+
+def find_node() -> str:
+    """Path of the ``node`` binary: ``$VTPU_NODE``, else ``node`` on ``PATH``."""
+    node = os.environ.get("VTPU_NODE") or shutil.which("node")
+    if not node or not os.access(node, os.X_OK):
+        raise SidecarError("E_CLOSED", "cannot find node (Node.js 20+): put it on PATH or set VTPU_NODE")
+    return node
+
+
+def find_cli() -> Path:
+    """Path of the sidecar CLI: ``$VTPU_SIDECAR_JS``, else ``bin/vtpu.js`` of this checkout."""
+    env = os.environ.get("VTPU_SIDECAR_JS")
+    cli = Path(env) if env else _REPO / "bin" / "vtpu.js"
+    if not cli.is_file():
+        raise SidecarError("E_CLOSED", f"sidecar CLI {cli} not found; set VTPU_SIDECAR_JS or use a repo checkout")
+    if not env and not (_REPO / "dist" / "bridge" / "cli.js").is_file():
+        raise SidecarError(
+            "E_CLOSED", f"the sidecar is not built ({_REPO / 'dist'} is missing): build it with `make` or `npm run build`"
+        )
+    return cli
+
+
+def _tail(path: Path, n: int = 4000) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return ""
+    return data[-n:].decode("utf-8", "replace").strip()
+
+
+def _stop(proc: subprocess.Popen, tmpdir: str, grace: float = 5.0) -> None:
+    """SIGTERM, wait ``grace`` seconds, then SIGKILL; remove the private directory."""
+    try:
+        if proc.poll() is None:
+            try:
+                proc.send_signal(signal.SIGCONT)  # a stopped process cannot handle SIGTERM
+                proc.terminate()
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(grace)
+    except OSError:
+        pass
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+class Sidecar:
+    """A sidecar process owned by this Python process.
+
+    Parameters
+    ----------
+    args : sequence of str, optional
+        Extra arguments for ``vtpu serve`` (e.g. ``["--workers", "2"]``).
+    address : str, optional
+        Address to serve on; default a fresh ``ipc://`` socket in a private temp dir.
+    startup_timeout : float
+        Seconds to wait for the sidecar's ``listening`` line.
+    env : mapping, optional
+        Extra environment variables for the process.
+
+    Notes
+    -----
+    The process is stopped by :meth:`stop`, when the object is garbage collected, or at
+    interpreter exit, so no orphan survives a normal exit. Several clients may share one
+    sidecar: ``vtpu.connect(sidecar.address)``.
+
+    Examples
+    --------
+    >>> with vtpu.Sidecar() as sc, vtpu.connect(sc.address) as a, vtpu.connect(sc.address) as b:
+    ...     a.cput("1.1.1/1.1.1/1.1.1", "hi"); b.cget("1.1.1/1.1.1/1.1.1")
+    """
+
+    def __init__(
+        self,
+        args: Sequence[str] = (),
+        *,
+        address: str | None = None,
+        startup_timeout: float = 20.0,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.args = list(args)
+        self._requested = address
+        self.startup_timeout = startup_timeout
+        self.env = dict(env or {})
+        self.address: str | None = None
+        self.proc: subprocess.Popen | None = None
+        self._dir: Path | None = None
+        self._finalizer: weakref.finalize | None = None
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<vtpu.Sidecar {state} {self.address or ''}>"
+
+    @property
+    def running(self) -> bool:
+        """True while the process is alive."""
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def stderr_path(self) -> Path | None:
+        """File holding the sidecar's stderr."""
+        return self._dir / "stderr.log" if self._dir else None
+
+    def start(self) -> "Sidecar":
+        """Spawn the sidecar and wait until it listens.
+
+        Raises
+        ------
+        SidecarError
+            When node or the built CLI is missing, or the sidecar exits or stays silent
+            for ``startup_timeout`` seconds (the message holds its stderr tail).
+        """
+        if self.running:
+            return self
+        node, cli = find_node(), find_cli()
+        tmp = tempfile.mkdtemp(prefix="vtpu-")
+        os.chmod(tmp, 0o700)
+        self._dir = Path(tmp)
+        address = self._requested or f"ipc://{tmp}/vtpu.sock"
+        out, err = self._dir / "stdout.log", self._dir / "stderr.log"
+        with open(out, "wb") as fo, open(err, "wb") as fe:
+            proc = subprocess.Popen(
+                [node, str(cli), "serve", "--address", address, *self.args],
+                stdin=subprocess.DEVNULL,
+                stdout=fo,
+                stderr=fe,
+                cwd=str(cli.resolve().parent.parent),
+                env={**os.environ, **self.env},
+                start_new_session=True,  # Ctrl-C in a notebook does not kill it mid-request
+            )
+        self.proc = proc
+        self._finalizer = weakref.finalize(self, _stop, proc, tmp)
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            line = next((ln for ln in _tail(out, 1 << 16).splitlines() if ln.startswith(_READY)), None)
+            if line:
+                self.address = line[len(_READY) :].strip()
+                return self
+            if proc.poll() is not None or time.monotonic() > deadline:
+                why = f"exited with code {proc.returncode}" if proc.poll() is not None else (
+                    f"did not report listening within {self.startup_timeout:g} s"
+                )
+                stderr = _tail(err)
+                self.stop()
+                raise SidecarError("E_CLOSED", f"sidecar {why}: {node} {cli} serve --address {address}\n{stderr}")
+            time.sleep(0.02)
+
+    def check(self) -> SidecarError | None:
+        """A :class:`SidecarError` describing the exit if the process died, else ``None``."""
+        if self.proc is None or self.proc.poll() is None:
+            return None
+        tail = _tail(self.stderr_path) if self.stderr_path else ""
+        return SidecarError("E_CLOSED", f"the sidecar exited with code {self.proc.returncode}\n{tail}".rstrip())
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop the process (SIGTERM, then SIGKILL after ``grace`` seconds). Idempotent."""
+        if self._finalizer is not None and self._finalizer.alive:
+            self._finalizer.detach()
+            assert self.proc is not None and self._dir is not None
+            _stop(self.proc, str(self._dir), grace)
+
+    def __enter__(self) -> "Sidecar":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

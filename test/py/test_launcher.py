@@ -1,0 +1,90 @@
+"""The launcher against stand-in sidecars (VTPU_NODE=python, VTPU_SIDECAR_JS=a script)."""
+
+import os
+import sys
+import textwrap
+
+import pytest
+
+import vtpu
+from vtpu import launcher
+
+FAKE_OK = """
+import sys, time, signal, zmq, json
+addr = sys.argv[sys.argv.index("--address") + 1]
+ctx = zmq.Context(); s = ctx.socket(zmq.ROUTER); s.bind(addr)
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+print("vtpu sidecar listening on " + addr, flush=True)
+while True:
+    if not s.poll(50):
+        continue
+    ident, head, *rest = s.recv_multipart()
+    h = json.loads(head)
+    s.send_multipart([ident, json.dumps({"v": 1, "id": h["id"], "ok": True, "result": {"version": 1}}).encode()])
+"""
+
+FAKE_FAIL = """
+import sys
+sys.stderr.write("port already in use, giving up\\n")
+sys.exit(3)
+"""
+
+
+@pytest.fixture
+def stand_in(tmp_path, monkeypatch):
+    def make(source):
+        script = tmp_path / "fake_sidecar.py"
+        script.write_text(textwrap.dedent(source))
+        monkeypatch.setenv("VTPU_NODE", sys.executable)
+        monkeypatch.setenv("VTPU_SIDECAR_JS", str(script))
+        return script
+
+    return make
+
+
+def test_spawn_connect_and_stop_leaves_no_process(stand_in):
+    stand_in(FAKE_OK)
+    c = vtpu.connect(timeout=5)
+    try:
+        sc = c.sidecar
+        assert sc is not None and sc.running and sc.address.startswith("ipc://")
+        assert c.ping() == {"version": 1}
+        pid = sc.proc.pid
+    finally:
+        c.close()
+    assert not sc.running
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_failed_start_reports_stderr_tail(stand_in):
+    stand_in(FAKE_FAIL)
+    with pytest.raises(vtpu.SidecarError, match="port already in use") as ei:
+        vtpu.Sidecar().start()
+    assert "code 3" in str(ei.value)
+
+
+def test_silent_sidecar_times_out(stand_in):
+    stand_in("import time\ntime.sleep(60)\n")
+    sc = vtpu.Sidecar(startup_timeout=0.5)
+    with pytest.raises(vtpu.SidecarError, match="did not report"):
+        sc.start()
+    assert not sc.running
+
+
+def test_owned_sidecar_death_is_reported_not_hung(stand_in):
+    stand_in(FAKE_OK)
+    with vtpu.connect(timeout=30) as c:
+        c.sidecar.proc.kill()
+        c.sidecar.proc.wait()
+        with pytest.raises(vtpu.SidecarError, match="exited"):
+            c.ping()
+
+
+def test_missing_cli_message(monkeypatch, tmp_path):
+    monkeypatch.setenv("VTPU_SIDECAR_JS", str(tmp_path / "absent.js"))
+    with pytest.raises(vtpu.SidecarError, match="not found"):
+        launcher.find_cli()
+    monkeypatch.setenv("VTPU_NODE", str(tmp_path / "no-node"))
+    with pytest.raises(vtpu.SidecarError, match="node"):
+        launcher.find_node()
