@@ -42,6 +42,7 @@ bench: install
 
 demo: install
 	$(PY) examples/quickstart.py
+	$(PY) examples/phext_library.py
 
 clean:
 	rm -rf dist node_modules .venv
