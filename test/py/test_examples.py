@@ -18,3 +18,16 @@ def test_example_runs(script: Path) -> None:
     proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert proc.stdout.strip(), "an example should show what it did"
+
+
+def test_readme_example_runs() -> None:
+    """The README's Python example is run as written, so the docs match behaviour."""
+    import re
+
+    if not (ROOT / "dist" / "bridge" / "cli.js").exists():
+        pytest.skip("sidecar not built (run `make`)")
+    code = re.search(r"## Example\n\n```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert code, "README.md lost its example"
+    proc = subprocess.run([sys.executable, "-c", code.group(1)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "hello (10, 9) (4, 64)" in proc.stdout
