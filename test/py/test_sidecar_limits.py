@@ -1,0 +1,40 @@
+"""Limits and recovery against real sidecars: an oversized request is refused with
+LimitError and the sidecar goes on serving; a client reconnects to a restarted sidecar."""
+from __future__ import annotations
+
+import tempfile
+
+import numpy as np
+import pytest
+
+import vtpu
+from conftest import CLI_BUILT, NOT_BUILT
+
+pytestmark = pytest.mark.skipif(not CLI_BUILT, reason=NOT_BUILT)
+
+COORD = "1.1.1/1.1.1/1.1.1"
+
+
+def test_oversized_request_and_batch_are_refused_then_served():
+    with vtpu.Sidecar(args=["--max-request-bytes", "65536", "--max-batch", "100"]) as sc, \
+         vtpu.connect(sc.address, timeout=10) as c:
+        with pytest.raises(vtpu.LimitError):
+            c.cput(COORD, b"x" * 100_000)
+        assert c.cget(COORD) is None  # nothing written
+        with pytest.raises(vtpu.LimitError):
+            c.cput_batch(np.arange(101 * 9, dtype=np.uint32).reshape(101, 9), ["v"] * 101)
+        assert c.crange("*.*.*/*.*.*/*.*.*").coords.shape == (0, 9)
+        assert c.cput(COORD, b"small") == 1 and c.cget(COORD) == b"small"
+
+
+def test_client_reconnects_when_the_sidecar_returns():
+    address = f"ipc://{tempfile.mkdtemp(prefix='vtpu-test-')}/restart.sock"
+    with vtpu.connect(address, timeout=2) as c:
+        with vtpu.Sidecar(address=address) as first:
+            c.cput(COORD, "before")
+            first.stop()
+        with pytest.raises(vtpu.SidecarError):
+            c.ping(timeout=0.5)  # nobody is listening: an error, never a hang
+        with vtpu.Sidecar(address=address):
+            assert c.cget(COORD) is None  # a new, empty sidecar answers the same client
+            assert c.cput(COORD, "after") == 1 and c.cget(COORD) == "after"
