@@ -3,9 +3,9 @@
  * into fresh columns with no dead values, shapes or entries, and rebuilds the hash table.
  */
 import { DIMS } from '../types';
-import { EMPTY, StoreView } from './reader';
+import { EMPTY, META, M_OFF, M_LEN, M_KDN, M_SHAPE, StoreView } from './reader';
 import { hashKey } from './hash';
-import { sharedArray, nextPow2 } from './shared';
+import { sharedArray, nextPow2, newTable } from './shared';
 
 /** The compacted view plus the old→new id map (-1 = dropped) for the range index. */
 export interface Compacted {
@@ -17,25 +17,26 @@ export interface Compacted {
 
 /** Builds a compacted copy of `v` holding its `live` entries. */
 export function compactView(v: StoreView, live: number): Compacted {
+  const meta = v.meta;
   let bytes = 0;
   let dims = 0;
   for (let id = 0; id < v.count; id++) {
     if (v.kind[id] !== 0) {
-      bytes += v.valLen[id];
-      dims += v.ndim[id];
+      bytes += meta[id * META + M_LEN];
+      dims += (meta[id * META + M_KDN] >>> 16) & 0xff;
     }
   }
   const cap = Math.max(16, live);
   const out: StoreView = {
     count: 0,
-    table: sharedArray(Int32Array, nextPow2(cap * 2)).fill(EMPTY),
+    table: newTable(nextPow2(cap * 2)),
     keys: sharedArray(Uint32Array, cap * DIMS),
-    kind: sharedArray(Uint8Array, cap), dtype: sharedArray(Uint8Array, cap), ndim: sharedArray(Uint8Array, cap),
-    valOff: sharedArray(Uint32Array, cap), valLen: sharedArray(Uint32Array, cap), shapeOff: sharedArray(Uint32Array, cap),
+    kind: sharedArray(Uint8Array, cap), meta: sharedArray(Uint32Array, cap * META),
     heap: sharedArray(Uint8Array, Math.max(1024, bytes)), shapes: sharedArray(Uint32Array, Math.max(16, dims)),
   };
   const oldToNew = new Int32Array(v.count).fill(-1);
-  const mask = out.table.length - 1;
+  const mask = (out.table.length >>> 1) - 1;
+  const om = out.meta;
   let hp = 0;
   let sp = 0;
   for (let id = 0; id < v.count; id++) {
@@ -44,20 +45,25 @@ export function compactView(v: StoreView, live: number): Compacted {
     oldToNew[id] = n;
     out.keys.set(v.keys.subarray(id * DIMS, id * DIMS + DIMS), n * DIMS);
     out.kind[n] = v.kind[id];
-    out.dtype[n] = v.dtype[id];
-    const len = v.valLen[id];
-    out.valOff[n] = hp;
-    out.valLen[n] = len;
-    out.heap.set(v.heap.subarray(v.valOff[id], v.valOff[id] + len), hp);
+    const m = id * META;
+    const kdn = meta[m + M_KDN];
+    const len = meta[m + M_LEN];
+    const off = meta[m + M_OFF];
+    om[n * META + M_OFF] = hp;
+    om[n * META + M_LEN] = len;
+    om[n * META + M_KDN] = kdn;
+    om[n * META + M_SHAPE] = sp;
+    out.heap.set(v.heap.subarray(off, off + len), hp);
     hp += len;
-    const nd = v.ndim[id];
-    out.ndim[n] = nd;
-    out.shapeOff[n] = sp;
-    out.shapes.set(v.shapes.subarray(v.shapeOff[id], v.shapeOff[id] + nd), sp);
+    const nd = (kdn >>> 16) & 0xff;
+    const so = meta[m + M_SHAPE];
+    out.shapes.set(v.shapes.subarray(so, so + nd), sp);
     sp += nd;
-    let s = hashKey(out.keys, n * DIMS) & mask;
-    while (out.table[s] !== EMPTY) s = (s + 1) & mask;
-    out.table[s] = n;
+    const h = hashKey(out.keys, n * DIMS);
+    let s = h & mask;
+    while (out.table[2 * s] !== EMPTY) s = (s + 1) & mask;
+    out.table[2 * s] = n;
+    out.table[2 * s + 1] = h;
   }
   return { view: out, oldToNew, heapUsed: hp, shapesUsed: sp };
 }

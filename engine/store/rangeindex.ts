@@ -1,9 +1,10 @@
 /**
  * Ordered range index. Ordering d holds live entry ids sorted by (key[d], then the full key);
- * ordering 0 is therefore full coordinate order. Orderings are built lazily with LSD radix
- * sort (ordering d = stable sort of ordering 0 by key[d]). Entries appended since a build
- * (ids ≥ built[d]: ids are append-only) form the unsorted delta that queries scan; a build
- * is redone once the delta passes max(4096, n/8) or deletions pile up.
+ * ordering 0 is therefore full coordinate order. Each ordering is built lazily on its own
+ * (MSD radix sort, ./radix). Entries appended since a build (ids ≥ built[d]: ids are
+ * append-only) form the unsorted delta that queries scan; once the delta passes
+ * max(4096, n/64) or deletions pile up, the sorted delta is merged in (dead ids dropped) in
+ * one linear pass rather than re-sorting everything.
  *
  * A query binary-searches each constrained component's ordering for its exact candidate
  * run, filters the smallest, and merges the delta. Only an all-`*` pattern walks ordering 0
@@ -12,7 +13,7 @@
 import { DIMS } from '../types';
 import { Pattern, matchesPattern, isWildcard } from '../pattern';
 import { StoreView } from './reader';
-import { ALL_WORDS, radixSortIds, sortIdsByKey } from './radix';
+import { ALL_WORDS, orderingWords, radixSortIds, sortIdsByKey } from './radix';
 
 /** Ids in coordinate order, at most `limit`; `truncated` when more matched. */
 export interface RangeQuery {
@@ -27,6 +28,63 @@ export interface PrefixCount {
 }
 
 const MIN_DELTA = 4096;
+const EMPTY_IDS = new Int32Array(0);
+
+/** Full keys of entries x and y compared. */
+function cmpIds(keys: Uint32Array, x: number, y: number): number {
+  const a = x * DIMS;
+  const b = y * DIMS;
+  for (let j = 0; j < DIMS; j++) {
+    const diff = keys[a + j] - keys[b + j];
+    if (diff !== 0) return diff;
+  }
+  return 0;
+}
+
+/** (words order) comparison of entries x and y. */
+function cmpWords(keys: Uint32Array, x: number, y: number, words: readonly number[]): number {
+  const a = x * DIMS;
+  const b = y * DIMS;
+  for (let j = 0; j < words.length; j++) {
+    const diff = keys[a + words[j]] - keys[b + words[j]];
+    if (diff !== 0) return diff;
+  }
+  return 0;
+}
+
+/**
+ * Live ids of `o` (all when `kind` is null) merged with the sorted `add`, both in `words`
+ * order. Each added id is placed by binary search, so the cost is a copy of `o` plus
+ * |add| · log |o| key compares.
+ */
+function mergeOrdered(o: Int32Array, kind: Uint8Array | null, add: Int32Array, keys: Uint32Array, words: readonly number[]): Int32Array {
+  const out = new Int32Array(o.length + add.length);
+  let n = 0;
+  let i = 0;
+  for (let j = 0; j <= add.length; j++) {
+    let end = o.length;
+    if (j < add.length) {
+      let lo = i;
+      let hi = o.length;
+      const x = add[j];
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (cmpWords(keys, o[mid], x, words) <= 0) lo = mid + 1;
+        else hi = mid;
+      }
+      end = lo;
+    }
+    if (kind === null) {
+      out.set(o.subarray(i, end), n);
+      n += end - i;
+    } else {
+      for (let k = i; k < end; k++) if (kind[o[k]] !== 0) out[n++] = o[k];
+    }
+    i = end;
+    if (j < add.length) out[n++] = add[j];
+  }
+  return n === out.length ? out : out.slice(0, n);
+}
 
 /** key[0..len) of entry `id` compared lexicographically with target[0..len). */
 function cmpPrefix(keys: Uint32Array, id: number, target: ArrayLike<number>, len: number): number {
@@ -137,35 +195,29 @@ export class RangeIndex {
 
   private stale(d: number, count: number): boolean {
     const covered = this.built[d] - this.dead[d];
-    return count - this.built[d] > Math.max(MIN_DELTA, covered / 8) || this.dead[d] > Math.max(MIN_DELTA, covered / 4);
+    return count - this.built[d] > Math.max(MIN_DELTA, covered / 64) || this.dead[d] > Math.max(MIN_DELTA, covered / 8);
   }
 
-  /** Ordering d, (re)built when missing or stale. */
+  /**
+   * Ordering d, built when missing; when stale, the sorted delta is merged in (and dead ids
+   * dropped) in one linear pass instead of a full re-sort.
+   */
   private ensure(v: StoreView, d: number): Int32Array {
     const o = this.orders[d];
     if (o !== null && !this.stale(d, v.count)) return o;
-    let next: Int32Array;
-    if (d === 0) {
-      const ids = new IdList(v.count);
-      for (let id = 0; id < v.count; id++) if (v.kind[id] !== 0) ids.push(id);
-      next = radixSortIds(ids.view(), v.keys, ALL_WORDS);
-      this.built[0] = v.count;
-      this.dead[0] = 0;
-    } else {
-      const o0 = this.ensure(v, 0);
-      next = radixSortIds(o0.slice(), v.keys, [d]);
-      this.built[d] = this.built[0];
-      this.dead[d] = this.dead[0];
-    }
+    const { kind, keys } = v;
+    const from = o === null ? 0 : this.built[d];
+    let nd = 0;
+    for (let id = from; id < v.count; id++) if (kind[id] !== 0) nd++;
+    const add = new Int32Array(nd);
+    for (let id = from, j = 0; id < v.count; id++) if (kind[id] !== 0) add[j++] = id;
+    const words = d === 0 ? ALL_WORDS : orderingWords(d);
+    radixSortIds(add, keys, words);
+    const next = o === null ? add : mergeOrdered(o, this.dead[d] > 0 ? kind : null, add, keys, words);
     this.orders[d] = next;
+    this.built[d] = v.count;
+    this.dead[d] = 0;
     return next;
-  }
-
-  /** Live delta entries of ordering d matching `match`, in coordinate order. */
-  private delta(v: StoreView, d: number, match: (keys: Uint32Array, id: number) => boolean): Int32Array {
-    const out = new IdList(16);
-    for (let id = this.built[d]; id < v.count; id++) if (v.kind[id] !== 0 && match(v.keys, id)) out.push(id);
-    return sortIdsByKey(out.view(), v.keys);
   }
 
   /** Ids matching `p` in coordinate order, at most `limit`. */
@@ -178,14 +230,12 @@ export class RangeIndex {
       return this.collectOrdered(v, p, o0, 0, o0.length, 0, limit);
     }
     this.rangeIndexHits++;
-    // Build everything first: building ordering d may rebuild ordering 0 underneath.
-    for (const d of cons) this.ensure(v, d);
     let best = { d: -1, a: 0, b: Infinity };
     if (cons[0] === 0) {
       // Ordering 0 narrows by every leading exact component plus the next one's bounds.
       let k = 0;
       while (k < DIMS - 1 && p.hi[k] === p.lo[k] + 1) k++;
-      const o0 = this.orders[0] as Int32Array;
+      const o0 = this.ensure(v, 0);
       const lo = Array.from(p.lo.subarray(0, k + 1));
       const hi = lo.slice();
       hi[k] = p.hi[k];
@@ -193,7 +243,7 @@ export class RangeIndex {
     }
     for (const d of cons) {
       if (d === 0) continue;
-      const o = this.orders[d] as Int32Array;
+      const o = this.ensure(v, d);
       const a = lbWord(o, 0, o.length, v.keys, d, p.lo[d]);
       const b = lbWord(o, a, o.length, v.keys, d, p.hi[d]);
       if (b - a < best.b - best.a) best = { d, a, b };
@@ -205,24 +255,48 @@ export class RangeIndex {
       : this.collectUnordered(v, p, order, best.a, best.b, best.d, limit);
   }
 
+  /** Live delta entries of ordering d matching `p`, in coordinate order. */
+  private delta(v: StoreView, d: number, p: Pattern): Int32Array {
+    const { kind, keys } = v;
+    let out: IdList | null = null;
+    for (let id = this.built[d]; id < v.count; id++) {
+      if (kind[id] !== 0 && matchesPattern(p, keys, id)) (out ??= new IdList(16)).push(id);
+    }
+    return out === null ? EMPTY_IDS : sortIdsByKey(out.view(), keys);
+  }
+
   /** Merges a run already in coordinate order with the sorted delta, stopping after limit+1. */
   private collectOrdered(v: StoreView, p: Pattern, order: Int32Array, a: number, b: number, d: number, limit: number): RangeQuery {
     const { keys, kind } = v;
-    const delta = this.delta(v, d, (k, id) => matchesPattern(p, k, id));
-    const out = new IdList(Math.min(limit + 1, b - a + delta.length));
-    let i = a;
-    let j = 0;
-    while (out.n <= limit) {
-      while (i < b && (kind[order[i]] === 0 || !matchesPattern(p, keys, order[i]))) i++;
-      if (i < b && (j >= delta.length || cmpPrefix(keys, order[i], keys.subarray(delta[j] * DIMS), DIMS) < 0)) {
-        out.push(order[i++]);
-      } else if (j < delta.length) {
-        out.push(delta[j++]);
+    const delta = this.delta(v, d, p);
+    // Components other than d that constrain: when none, every live id of the run matches.
+    let check = false;
+    for (let j = 0; j < DIMS; j++) if (j !== d && !isWildcard(p, j)) check = true;
+    const cap = Math.min(limit + 1, b - a + delta.length);
+    let out = new Int32Array(cap);
+    let n = 0;
+    if (delta.length === 0) {
+      if (!check && this.dead[d] === 0) {
+        n = Math.min(cap, b - a);
+        out.set(order.subarray(a, a + n));
       } else {
-        break;
+        for (let i = a; i < b && n < cap; i++) {
+          const id = order[i];
+          if (kind[id] !== 0 && (!check || matchesPattern(p, keys, id))) out[n++] = id;
+        }
+      }
+    } else {
+      let i = a;
+      let j = 0;
+      while (n < cap) {
+        while (i < b && (kind[order[i]] === 0 || (check && !matchesPattern(p, keys, order[i])))) i++;
+        if (i < b && (j >= delta.length || cmpIds(keys, order[i], delta[j]) < 0)) out[n++] = order[i++];
+        else if (j < delta.length) out[n++] = delta[j++];
+        else break;
       }
     }
-    return { ids: out.view().subarray(0, Math.min(out.n, limit)), truncated: out.n > limit };
+    if (n < out.length) out = out.subarray(0, n);
+    return { ids: out.subarray(0, Math.min(n, limit)), truncated: n > limit };
   }
 
   /** Filters a run sorted by one ranged component, then sorts the (small) result. */

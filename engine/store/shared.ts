@@ -34,3 +34,8 @@ export function nextPow2(n: number): number {
   while (c < n) c *= 2;
   return c;
 }
+
+/** A store hash table of `slots` (a power of two) empty slots: two words each, all EMPTY (-1). */
+export function newTable(slots: number): Int32Array {
+  return sharedArray(Int32Array, slots * 2).fill(-1);
+}

@@ -10,9 +10,10 @@ import { validateCoordsArray } from '../coords';
 import { Pattern } from '../pattern';
 import { hashKey } from './hash';
 import {
-  EMPTY, TOMBSTONE, CHUNK, StoreView, LookupResult, findEntry, readScroll, getBatchFromView, gatherEntries, warmChunk,
+  EMPTY, TOMBSTONE, CHUNK, META, M_OFF, M_LEN, M_KDN, M_SHAPE, StoreView, LookupResult, findEntry, readScroll,
+  getBatchFromView, gatherEntries,
 } from './reader';
-import { sharedArray, growShared, nextPow2 } from './shared';
+import { sharedArray, growShared, nextPow2, newTable } from './shared';
 import { RangeIndex, PrefixCount } from './rangeindex';
 import { compactView } from './compact';
 
@@ -37,14 +38,15 @@ export interface StoreStats {
 }
 
 const MAX_HEAP = 0xffffffff;
+/** Keeps warm-up loads observable so the JIT cannot drop them. */
+let touched = 0;
 
 function emptyView(): StoreView {
   return {
     count: 0,
-    table: sharedArray(Int32Array, 16).fill(EMPTY),
+    table: newTable(16),
     keys: sharedArray(Uint32Array, 16 * DIMS),
-    kind: sharedArray(Uint8Array, 16), dtype: sharedArray(Uint8Array, 16), ndim: sharedArray(Uint8Array, 16),
-    valOff: sharedArray(Uint32Array, 16), valLen: sharedArray(Uint32Array, 16), shapeOff: sharedArray(Uint32Array, 16),
+    kind: sharedArray(Uint8Array, 16), meta: sharedArray(Uint32Array, 16 * META),
     heap: sharedArray(Uint8Array, 1024), shapes: sharedArray(Uint32Array, 16),
   };
 }
@@ -96,7 +98,8 @@ export class Store {
     this.checkValue(s.bytes.length, -1);
     const shape = Uint32Array.from(s.shape);
     this.reserve(1, s.bytes.length, shape.length);
-    this.writeRow(coords, i, this.probe(coords, i), s.kind, s.dtype, shape, 0, shape.length, s.bytes, 0, s.bytes.length);
+    const h = hashKey(coords, i * DIMS);
+    this.writeRow(coords, i, this.probe(coords, i, h), h, s.kind, s.dtype, shape, 0, shape.length, s.bytes, 0, s.bytes.length);
     this.maybeCompact();
   }
 
@@ -109,14 +112,23 @@ export class Store {
     this.reserve(b.n, vo[b.n], b.shapeOffsets[b.n]);
     const coords = b.coords as Uint32Array;
     const { kind, dtype, shapeOffsets: so, shapeValues: sv, values } = b;
-    const slots = new Int32Array(Math.min(b.n, CHUNK));
+    const n = b.n;
+    const hs = new Int32Array(Math.min(n, CHUNK));
     // Table size is fixed for the whole batch (reserved above), so home slots stay valid.
-    for (let r0 = 0; r0 < b.n; r0 += CHUNK) {
-      const r1 = Math.min(b.n, r0 + CHUNK);
-      warmChunk(this.v, coords, r0, r1, slots);
+    for (let r0 = 0; r0 < n; r0 += CHUNK) {
+      const r1 = Math.min(n, r0 + CHUNK);
+      const m = r1 - r0;
+      const table = this.v.table;
+      const mask = (table.length >>> 1) - 1;
+      for (let i = 0; i < m; i++) hs[i] = hashKey(coords, (r0 + i) * DIMS);
+      // Touch the home slots first so their misses overlap.
+      let acc = 0;
+      for (let i = 0; i < m; i++) acc |= table[2 * (hs[i] & mask)];
+      touched ^= acc;
       for (let i = r0; i < r1; i++) {
-        const slot = this.probe(coords, i, slots[i - r0]);
-        this.writeRow(coords, i, slot, kind[i], dtype[i], sv, so[i], so[i + 1] - so[i], values, vo[i], vo[i + 1] - vo[i]);
+        const h = hs[i - r0];
+        const slot = this.probe(coords, i, h);
+        this.writeRow(coords, i, slot, h, kind[i], dtype[i], sv, so[i], so[i + 1] - so[i], values, vo[i], vo[i + 1] - vo[i]);
       }
     }
     this.maybeCompact();
@@ -157,9 +169,7 @@ export class Store {
     const q = this.index.query(this.v, p, limit);
     const n = q.ids.length;
     const coords = new Uint32Array(n * DIMS);
-    const keys = this.v.keys;
-    for (let r = 0; r < n; r++) coords.set(keys.subarray(q.ids[r] * DIMS, q.ids[r] * DIMS + DIMS), r * DIMS);
-    return { batch: gatherEntries(this.v, q.ids, n, coords, values), truncated: q.truncated };
+    return { batch: gatherEntries(this.v, q.ids, n, coords, values, true), truncated: q.truncated };
   }
 
   /** Live entries whose first `level` components equal prefix's. */
@@ -216,48 +226,45 @@ export class Store {
     const used = v.count;
     v.keys = growShared(Uint32Array, v.keys, need * DIMS, used * DIMS);
     v.kind = growShared(Uint8Array, v.kind, need, used);
-    v.dtype = growShared(Uint8Array, v.dtype, need, used);
-    v.ndim = growShared(Uint8Array, v.ndim, need, used);
-    v.valOff = growShared(Uint32Array, v.valOff, need, used);
-    v.valLen = growShared(Uint32Array, v.valLen, need, used);
-    v.shapeOff = growShared(Uint32Array, v.shapeOff, need, used);
+    v.meta = growShared(Uint32Array, v.meta, need * META, used * META);
     v.heap = growShared(Uint8Array, v.heap, Math.min(MAX_HEAP, this.heapUsed + bytes), this.heapUsed);
     v.shapes = growShared(Uint32Array, v.shapes, this.shapesUsed + dims, this.shapesUsed);
     // Load ≤ 0.5 counting tombstones, so probes always end at an EMPTY slot.
-    if ((this.live + this.tombstones + rows) * 2 > v.table.length) this.rehash(this.live + rows);
+    if ((this.live + this.tombstones + rows) * 2 > v.table.length >>> 1) this.rehash(this.live + rows);
   }
 
-  /** Rebuilds the hash table for `expected` live entries, dropping tombstones. */
+  /** Rebuilds the hash table for `expected` live entries, dropping tombstones (hashes come from the old table). */
   private rehash(expected: number): void {
     const v = this.v;
-    const table = sharedArray(Int32Array, nextPow2(Math.max(16, expected * 2))).fill(EMPTY);
-    const mask = table.length - 1;
-    for (let id = 0; id < v.count; id++) {
-      if (v.kind[id] === 0) continue;
-      let s = hashKey(v.keys, id * DIMS) & mask;
-      while (table[s] !== EMPTY) s = (s + 1) & mask;
-      table[s] = id;
+    const old = v.table;
+    const table = newTable(nextPow2(Math.max(16, expected * 2)));
+    const mask = (table.length >>> 1) - 1;
+    for (let o = 0; o < old.length; o += 2) {
+      const id = old[o];
+      if (id < 0) continue;
+      const h = old[o + 1];
+      let s = h & mask;
+      while (table[2 * s] !== EMPTY) s = (s + 1) & mask;
+      table[2 * s] = id;
+      table[2 * s + 1] = h;
     }
     v.table = table;
     this.tombstones = 0;
   }
 
-  /**
-   * Table slot holding row i's key, or the slot to insert at encoded as -(slot + 1).
-   * `home` is the row's home slot when the caller already hashed it.
-   */
-  private probe(c: ArrayLike<number>, i: number, home = -1): number {
+  /** Table slot holding row i's key (hash h), or the slot to insert at encoded as -(slot + 1). */
+  private probe(c: ArrayLike<number>, i: number, h: number): number {
     const { table, keys } = this.v;
-    const mask = table.length - 1;
+    const mask = (table.length >>> 1) - 1;
     const base = i * DIMS;
-    let s = home >= 0 ? home : hashKey(c, base) & mask;
+    let s = h & mask;
     let free = -1;
     for (;;) {
-      const id = table[s];
+      const id = table[2 * s];
       if (id === EMPTY) return -((free >= 0 ? free : s) + 1);
       if (id === TOMBSTONE) {
         if (free < 0) free = s;
-      } else {
+      } else if (table[2 * s + 1] === h) {
         const k = id * DIMS;
         let d = DIMS - 1;
         while (d >= 0 && keys[k + d] === c[base + d]) d--;
@@ -268,58 +275,69 @@ export class Store {
   }
 
   private writeRow(
-    c: Uint32Array, i: number, slot: number, kind: number, dtype: number,
+    c: Uint32Array, i: number, slot: number, h: number, kind: number, dtype: number,
     sv: Uint32Array, s0: number, nd: number, values: Uint8Array, v0: number, len: number,
   ): void {
     const v = this.v;
+    const meta = v.meta;
     let id: number;
+    let m: number;
     if (slot >= 0) {
-      id = v.table[slot];
-      const oldLen = v.valLen[id];
+      id = v.table[2 * slot];
+      m = id * META;
+      const oldLen = meta[m + M_LEN];
       if (len <= oldLen) this.garbage += oldLen - len;
       else {
         this.garbage += oldLen;
-        v.valOff[id] = this.heapUsed;
+        meta[m + M_OFF] = this.heapUsed;
         this.heapUsed += len;
       }
-      if (nd > v.ndim[id]) {
-        v.shapeOff[id] = this.shapesUsed;
+      if (nd > ((meta[m + M_KDN] >>> 16) & 0xff)) {
+        meta[m + M_SHAPE] = this.shapesUsed;
         this.shapesUsed += nd;
       }
     } else {
       id = v.count++;
+      m = id * META;
       const free = -slot - 1;
-      if (v.table[free] === TOMBSTONE) this.tombstones--;
-      v.table[free] = id;
-      v.keys.set(c.subarray(i * DIMS, i * DIMS + DIMS), id * DIMS);
-      v.valOff[id] = this.heapUsed;
+      if (v.table[2 * free] === TOMBSTONE) this.tombstones--;
+      v.table[2 * free] = id;
+      v.table[2 * free + 1] = h;
+      const keys = v.keys;
+      const k = id * DIMS;
+      const b = i * DIMS;
+      for (let d = 0; d < DIMS; d++) keys[k + d] = c[b + d];
+      meta[m + M_OFF] = this.heapUsed;
       this.heapUsed += len;
-      v.shapeOff[id] = this.shapesUsed;
+      meta[m + M_SHAPE] = this.shapesUsed;
       this.shapesUsed += nd;
       this.live++;
     }
     v.kind[id] = kind;
-    v.dtype[id] = dtype;
-    v.valLen[id] = len;
-    v.ndim[id] = nd;
-    const off = v.valOff[id];
+    meta[m + M_KDN] = kind | (dtype << 8) | (nd << 16);
+    meta[m + M_LEN] = len;
+    const off = meta[m + M_OFF];
     const heap = v.heap;
-    if (len <= 48) for (let j = 0; j < len; j++) heap[off + j] = values[v0 + j];
+    if (len <= 64) for (let j = 0; j < len; j++) heap[off + j] = values[v0 + j];
     else heap.set(values.subarray(v0, v0 + len), off);
-    for (let j = 0, so = v.shapeOff[id]; j < nd; j++) v.shapes[so + j] = sv[s0 + j];
+    if (nd !== 0) {
+      const shapes = v.shapes;
+      for (let j = 0, so = meta[m + M_SHAPE]; j < nd; j++) shapes[so + j] = sv[s0 + j];
+    }
   }
 
   private removeRow(c: ArrayLike<number>, i: number): boolean {
-    const slot = this.probe(c, i);
+    const slot = this.probe(c, i, hashKey(c, i * DIMS));
     if (slot < 0) return false;
     const v = this.v;
-    const id = v.table[slot];
-    v.table[slot] = TOMBSTONE;
+    const id = v.table[2 * slot];
+    v.table[2 * slot] = TOMBSTONE;
     this.tombstones++;
     this.live--;
-    this.garbage += v.valLen[id];
+    this.garbage += v.meta[id * META + M_LEN];
     v.kind[id] = 0;
-    v.valLen[id] = 0;
+    v.meta[id * META + M_KDN] = 0;
+    v.meta[id * META + M_LEN] = 0;
     this.index.noteDelete(id);
     return true;
   }
