@@ -29,6 +29,7 @@ export class RequestError extends VtpuError {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const MAX_MESSAGE = 2000;
+const OK_PREFIX = `{"v":${JSON.stringify(VERSION)},"id":`;
 
 /**
  * Parses [header, ...bodies] (identity already removed). Throws {@link RequestError}:
@@ -38,7 +39,7 @@ export function parseRequest(frames: readonly Uint8Array[]): Request {
   if (frames.length === 0) throw new RequestError('E_FRAME', 'message has no header frame', 0);
   let h: unknown;
   try {
-    h = JSON.parse(utf8.decode(frames[0]));
+    h = JSON.parse(headerText(frames[0]));
   } catch (e) {
     throw new RequestError('E_FRAME', `header is not UTF-8 JSON: ${(e as Error).message}`, 0);
   }
@@ -58,6 +59,15 @@ export function parseRequest(frames: readonly Uint8Array[]): Request {
     throw new RequestError('E_FRAME', 'header params must be a JSON object', id);
   }
   return { id, op: hdr.op, params: params as Record<string, unknown>, bodies: frames.slice(1) };
+}
+
+/** UTF-8 text of a header: ASCII (every header our clients send) skips the validating decoder. */
+function headerText(b: Uint8Array): string {
+  const n = b.length;
+  for (let i = 0; i < n; i++) {
+    if (b[i] > 0x7f) return utf8.decode(b);
+  }
+  return (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, n)).toString('latin1', 0, n);
 }
 
 /**
@@ -134,7 +144,8 @@ export function encodeBody(b: OpBody): Uint8Array | undefined {
 
 /** Reply frames (without identity) for a successful op. */
 export function okReply(id: number, out: OpOutput): Uint8Array[] {
-  const header = Buffer.from(JSON.stringify({ v: VERSION, id, ok: true, result: out.result ?? {} }));
+  // Same bytes as JSON.stringify({v, id, ok, result}), without building the wrapper.
+  const header = Buffer.from(`${OK_PREFIX}${id},"ok":true,"result":${JSON.stringify(out.result ?? {})}}`);
   if (Array.isArray(out.outputs)) {
     // PROGRAM: one frame per returned step, an empty one where a step has no body.
     return [header, ...out.outputs.map((b) => encodeBody(b) ?? new Uint8Array(0))];

@@ -97,6 +97,8 @@ export class SidecarServer {
   private readonly tasks = new Set<Promise<void>>();
   private readonly slotWaiters: (() => void)[] = [];
   private sendChain: Promise<void> = Promise.resolve();
+  /** Replies handed to {@link reply} whose send has not settled yet. */
+  private sending = 0;
   private closing = false;
   private loopDone: Promise<void>;
 
@@ -152,12 +154,32 @@ export class SidecarServer {
   private async loop(): Promise<void> {
     try {
       for await (const msg of this.sock) {
+        const identity = msg[0];
         if (this.closing) {
-          this.reply(msg[0], errorReply(peekId(msg[1]), new VtpuError('E_INTERNAL', 'sidecar is closing')));
+          this.reply(identity, errorReply(peekId(msg[1]), new VtpuError('E_INTERNAL', 'sidecar is closing')));
+          continue;
+        }
+        const req = this.decode(msg);
+        if (req.reply) {
+          this.reply(identity, req.reply);
+          continue;
+        }
+        const { id, op, input } = req;
+        const pool = this.opts.pool;
+        if (this.tasks.size === 0 && this.gate.idle && !(pool && pool.wants(op, input))) {
+          // Fast path: nothing else in flight, so nothing can interleave with a
+          // synchronous engine call; answer without a task, gate or promise hop.
+          let reply: Uint8Array[];
+          try {
+            reply = okReply(id, this.engine.execute(op, input));
+          } catch (e) {
+            reply = errorReply(id, e);
+          }
+          this.reply(identity, reply);
           continue;
         }
         while (this.tasks.size >= this.opts.maxInFlight) await new Promise<void>((r) => this.slotWaiters.push(r));
-        const task: Promise<void> = this.handle(msg).finally(() => {
+        const task: Promise<void> = this.handle(identity, id, op, input).finally(() => {
           this.tasks.delete(task);
           this.slotWaiters.shift()?.();
         });
@@ -169,11 +191,10 @@ export class SidecarServer {
     }
   }
 
-  private async handle(msg: Buffer[]): Promise<void> {
-    const identity = msg[0];
-    const frames = msg.slice(1);
+  /** Header and bodies → engine input, or the error reply when the request is unusable. */
+  private decode(msg: Buffer[]): { id: number; op: string; input: OpInput; reply?: undefined } | { reply: Uint8Array[] } {
+    const frames = msg.length === 2 ? [msg[1]] : msg.slice(1);
     let id = 0;
-    let reply: Uint8Array[];
     try {
       let total = 0;
       for (const f of frames) total += f.length;
@@ -186,9 +207,18 @@ export class SidecarServer {
       const input = toOpInput(req);
       const rows = rowsIn(input);
       if (rows > this.opts.maxBatch) throw new VtpuError('E_LIMIT', `batch of ${rows} rows is over max_batch ${this.opts.maxBatch}`);
-      reply = okReply(id, await this.run(req.op, input));
+      return { id, op: req.op, input };
     } catch (e) {
-      reply = errorReply(e instanceof RequestError ? e.id : id, e);
+      return { reply: errorReply(e instanceof RequestError ? e.id : id, e) };
+    }
+  }
+
+  private async handle(identity: Buffer, id: number, op: string, input: OpInput): Promise<void> {
+    let reply: Uint8Array[];
+    try {
+      reply = okReply(id, await this.run(op, input));
+    } catch (e) {
+      reply = errorReply(id, e);
     }
     await this.reply(identity, reply);
   }
@@ -199,11 +229,34 @@ export class SidecarServer {
     return this.gate.run(isWrite(op, input.params), () => this.engine.execute(op, input));
   }
 
+  /**
+   * Sends a reply. zeromq.js allows one send in progress per socket, so replies queue
+   * behind the last one; when none is outstanding (the common case) it goes out now.
+   */
   private reply(identity: Buffer, frames: Uint8Array[]): Promise<void> {
-    this.sendChain = this.sendChain.then(() => this.sock.send([identity, ...frames])).catch((e) => {
-      // A vanished peer is dropped by ROUTER silently; anything else must not stop serving.
-      if (!this.sock.closed) process.emitWarning(`vtpu: reply failed: ${(e as Error).message}`);
-    });
+    const parts = frames.length === 1 ? [identity, frames[0]] : frames.length === 2 ? [identity, frames[0], frames[1]] : [identity, ...frames];
+    let sent: Promise<void>;
+    if (this.sending === 0) {
+      try {
+        sent = this.sock.send(parts);
+      } catch (e) {
+        sent = Promise.reject(e);
+      }
+    } else {
+      sent = this.sendChain.then(() => this.sock.send(parts));
+    }
+    this.sending++;
+    this.sendChain = sent.then(this.sentOne, this.sendFailed);
     return this.sendChain;
   }
+
+  private readonly sentOne = (): void => {
+    this.sending--;
+  };
+
+  private readonly sendFailed = (e: unknown): void => {
+    this.sending--;
+    // A vanished peer is dropped by ROUTER silently; anything else must not stop serving.
+    if (!this.sock.closed) process.emitWarning(`vtpu: reply failed: ${(e as Error).message}`);
+  };
 }

@@ -174,7 +174,11 @@ def encode_scrolls(coords: Any, values: Any, *, kind: str | None = None, dtype: 
         raise ParamError("E_PARAM", f"kind must be tensor, bytes or text, got {kind!r}")
     c = coords_array(coords) if coords is not None else None
     if (isinstance(values, np.ndarray) and values.dtype.kind not in "OSU") or _is_torch(values):
-        arr, name = as_tensor_array(values, dtype)
+        if kind == "bytes" and dtype is None and isinstance(values, np.ndarray):
+            # raw row bytes: any fixed-width dtype will do, no wire dtype needed
+            arr, name = np.ascontiguousarray(values), "none"
+        else:
+            arr, name = as_tensor_array(values, dtype)
         if arr.ndim == 0:
             raise ShapeError("E_SHAPE", "a batch of tensors needs a leading N dimension")
         n = arr.shape[0]

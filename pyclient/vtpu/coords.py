@@ -60,13 +60,30 @@ def parse_coord(s: str, phext: bool = False) -> np.ndarray:
     return np.array(parts, dtype=np.uint32)
 
 
+_FORMATTED: dict[str, str] = {}  # coordinate text -> its canonical form (bounded cache)
+_FMT = "{}.{}.{}/{}.{}.{}/{}.{}.{}"
+
+
 def format_coord(c: Any) -> str:
     """Format one coordinate (9 integers, or a string, validated) as ``a.b.c/d.e.f/g.h.i``."""
+    if type(c) is str:  # the common single-coordinate call: no numpy on this path
+        done = _FORMATTED.get(c)
+        if done is not None:
+            return done
+        m = _COORD_RE.match(c.strip())
+        if m is not None:
+            parts = [int(g) for g in m.groups()]
+            if max(parts) <= _MAX:
+                done = _FMT.format(*parts)
+                if len(_FORMATTED) >= 4096:
+                    _FORMATTED.clear()
+                _FORMATTED[c] = done
+                return done
+        # malformed or out of range: the general path raises the precise error
     a = coords_array(c)
     if a.shape[0] != 1:
         raise CoordinateError("E_COORD", f"one coordinate expected, got {a.shape[0]}")
-    v = a[0].tolist()
-    return "{}.{}.{}/{}.{}.{}/{}.{}.{}".format(*v)
+    return _FMT.format(*a[0].tolist())
 
 
 def coords_array(x: Any) -> np.ndarray:
