@@ -111,3 +111,20 @@ def test_bad_input_fails_before_io(fake):
         with pytest.raises(vtpu.ParamError):
             c.cdelta("1.1.1/1.1.1/1.1.1", [1, 2])
     assert srv.requests == []
+
+
+def test_each_thread_has_its_own_socket_closed_when_the_thread_ends(fake):
+    import gc
+
+    srv = fake(echo)
+    with vtpu.connect(srv.address, timeout=5) as c:
+        c.request("X")
+        for _ in range(10):
+            threads = [threading.Thread(target=c.request, args=("X",)) for _ in range(4)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+        gc.collect()
+        assert len(c._t._conns) == 1  # only the main thread's socket is left open
+    assert len(srv.requests) == 41
