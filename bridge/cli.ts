@@ -13,13 +13,9 @@ export interface CliIO {
   stderr(text: string): void;
 }
 
-/** Options `vtpu serve` passes to bridge/sidecar.ts `serveForever` (a subset of its SidecarOptions). */
-export interface ServeOptions {
-  address?: string;
-  maxRequestBytes?: number;
-  maxBatch?: number;
-  threads?: number;
-}
+// Type-only: the phext commands must not load the sidecar's native deps.
+import type { ServeOptions } from './sidecar';
+export type { ServeOptions };
 
 /** A usage or input error: exit code 2 with a one-line message. */
 class UsageError extends Error {}
@@ -29,8 +25,9 @@ export const USAGE = `usage: vtpu <command> [args]
   vtpu phext explode FILE        print FILE's scrolls as JSON {"coordinate": "text"}, in coordinate order
   vtpu phext implode FILE.json   write the phext file for a JSON {"coordinate": "text"} to stdout
   vtpu phext checksum FILE       print the xxh3-128 checksum of FILE (32 hex digits)
-  vtpu serve [--address A] [--max-request-bytes N] [--max-batch N] [--threads N]
-                                 run the sidecar until SIGTERM or SIGINT
+  vtpu serve [--address A] [--max-request-bytes N] [--max-batch N] [--threads N] [--exit-with-stdin]
+                                 run the sidecar until SIGTERM or SIGINT (or, with
+                                 --exit-with-stdin, until stdin closes: its parent died)
   vtpu --help                    show this text
 
 FILE may be - for standard input. Coordinates are phext ones: a.b.c/d.e.f/g.h.i, each 1..999.
@@ -141,6 +138,10 @@ export function parseServeFlags(args: string[]): ServeOptions {
   const opts: ServeOptions = {};
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
+    if (arg === '--exit-with-stdin') {
+      opts.exitWithStdin = true;
+      continue;
+    }
     const eq = arg.indexOf('=');
     const flag = eq >= 0 ? arg.slice(0, eq) : arg;
     const value = eq >= 0 ? arg.slice(eq + 1) : args[++i];

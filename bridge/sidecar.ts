@@ -75,13 +75,21 @@ export async function startSidecar(opts: SidecarOptions = {}): Promise<Sidecar> 
   };
 }
 
+/** Options of {@link serveForever}: the sidecar's, plus how the process ends. */
+export interface ServeOptions extends SidecarOptions {
+  /** Also shut down when stdin reaches EOF (the launching process died). */
+  exitWithStdin?: boolean;
+}
+
 /**
- * Runs a sidecar until SIGTERM or SIGINT, then closes it gracefully and exits 0. Prints
+ * Runs a sidecar until SIGTERM or SIGINT (or stdin EOF with `exitWithStdin`), then closes
+ * it gracefully and exits 0. Prints
  * exactly one line to stdout, `vtpu sidecar listening on <address>`, once bound — the
  * Python launcher waits for it.
  */
-export async function serveForever(opts: SidecarOptions = {}): Promise<Sidecar> {
-  const sidecar = await startSidecar(opts);
+export async function serveForever(opts: ServeOptions = {}): Promise<Sidecar> {
+  const { exitWithStdin, ...sidecarOpts } = opts;
+  const sidecar = await startSidecar(sidecarOpts);
   const stop = (signal: string) => {
     process.removeListener('SIGTERM', stop);
     process.removeListener('SIGINT', stop);
@@ -94,6 +102,12 @@ export async function serveForever(opts: SidecarOptions = {}): Promise<Sidecar> 
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  if (exitWithStdin) {
+    // The parent holds our stdin pipe: EOF means it is gone, even after a SIGKILL.
+    process.stdin.on('end', () => stop('stdin EOF'));
+    process.stdin.on('error', () => stop('stdin error'));
+    process.stdin.resume();
+  }
   process.stdout.write(`vtpu sidecar listening on ${sidecar.address}\n`);
   return sidecar;
 }

@@ -63,6 +63,8 @@ def _stop(proc: subprocess.Popen, tmpdir: str, grace: float = 5.0) -> None:
     except OSError:
         pass
     finally:
+        if proc.stdin is not None:
+            proc.stdin.close()  # after the wait: closing it first would also stop the sidecar
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
@@ -72,7 +74,7 @@ class Sidecar:
     Parameters
     ----------
     args : sequence of str, optional
-        Extra arguments for ``vtpu serve`` (e.g. ``["--workers", "2"]``).
+        Extra arguments for ``vtpu serve`` (e.g. ``["--threads", "2"]``).
     address : str, optional
         Address to serve on; default a fresh ``ipc://`` socket in a private temp dir.
     startup_timeout : float
@@ -142,8 +144,8 @@ class Sidecar:
         out, err = self._dir / "stdout.log", self._dir / "stderr.log"
         with open(out, "wb") as fo, open(err, "wb") as fe:
             proc = subprocess.Popen(
-                [node, str(cli), "serve", "--address", address, *self.args],
-                stdin=subprocess.DEVNULL,
+                [node, str(cli), "serve", "--address", address, "--exit-with-stdin", *self.args],
+                stdin=subprocess.PIPE,  # our end closes when we die, even by SIGKILL: the sidecar follows
                 stdout=fo,
                 stderr=fe,
                 cwd=str(cli.resolve().parent.parent),

@@ -38,3 +38,29 @@ def test_client_reconnects_when_the_sidecar_returns():
         with vtpu.Sidecar(address=address):
             assert c.cget(COORD) is None  # a new, empty sidecar answers the same client
             assert c.cput(COORD, "after") == 1 and c.cget(COORD) == "after"
+
+
+def test_owned_sidecar_exits_when_its_python_process_is_killed():
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = "import vtpu, sys; c = vtpu.connect(); print(c.sidecar.proc.pid, flush=True); sys.stdin.read()"
+    py = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        pid = int(py.stdout.readline())
+        os.kill(py.pid, signal.SIGKILL)  # no atexit, no finalizers: only the stdin lifeline
+        py.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail("the sidecar outlived the process that started it")
+    finally:
+        py.kill()
