@@ -32,7 +32,10 @@ export interface StoreStats {
   entries: number;
   heapBytes: number;
   garbageBytes: number;
+  /** Hash table plus built range orderings. */
   indexBytes: number;
+  /** Every array the store holds, allocated capacity included (keys, metadata, heap, index). */
+  allocatedBytes: number;
   rangeIndexHits: number;
   rangeScans: number;
 }
@@ -49,6 +52,13 @@ function emptyView(): StoreView {
     kind: sharedArray(Uint8Array, 16), meta: sharedArray(Uint32Array, 16 * META),
     heap: sharedArray(Uint8Array, 1024), shapes: sharedArray(Uint32Array, 16),
   };
+}
+
+/** Bytes behind every typed array of a view. */
+function allocated(v: StoreView): number {
+  let n = 0;
+  for (const x of Object.values(v)) if (ArrayBuffer.isView(x)) n += x.byteLength;
+  return n;
 }
 
 /** The coordinate-addressed store. */
@@ -189,6 +199,7 @@ export class Store {
       heapBytes: this.heapUsed,
       garbageBytes: this.garbage,
       indexBytes: this.v.table.byteLength + this.index.bytes(),
+      allocatedBytes: allocated(this.v) + this.index.bytes(),
       rangeIndexHits: this.index.rangeIndexHits,
       rangeScans: this.index.rangeScans,
     };

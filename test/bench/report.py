@@ -4,6 +4,8 @@ from __future__ import annotations
 
 
 def _fmt(x: float, unit: str = "") -> str:
+    if unit == " µs" and x >= 1000:
+        return _fmt(x / 1000, " ms")
     if x >= 1e6:
         s = f"{x / 1e6:.2f} M"
     elif x >= 1e4:
@@ -67,22 +69,26 @@ def _engine(e: dict, sq: dict) -> list[str]:
         f"## CRANGE with a leading wildcard (`*.*.*/k.*.*/*.*.*`) over {cr['n']:,} coordinates",
         "Peers: a linear scan of the same store (test every key, sort, gather — engine-side, same process), "
         "and SQLite in memory with an index on the constrained column (`SELECT … WHERE c3 = ? ORDER BY c0..c8`, "
-        "Python sqlite3). Engine figures are engine-side; median of the rounds.",
+        "Python sqlite3). Engine figures are engine-side, median of the rounds: *warm* repeats the query, "
+        "*cold* runs it right after a scan has pushed the store through the caches.",
         "",
-        "| rows selected | vTPU index | linear scan | ratio | SQLite (indexed) | target | met |",
+        "| rows selected | vTPU index, warm | vTPU index, cold | linear scan | ratio warm / cold | SQLite (indexed) | target ≥ 100× scan |",
         "|---|---|---|---|---|---|---|",
     ]
     for count, p in cr["patterns"].items():
-        r = p["scan_us"] / p["index_us"]
-        lines.append(f"| {count} | {_fmt(p['index_us'], ' µs')} | {_fmt(p['scan_us'], ' µs')} | {r:.0f}× | "
-                     f"{_fmt(sq[count]['median_us'], ' µs')} | ≥ 100× scan | {'yes' if r >= 100 else '**no**'} |")
+        rw, rc = p["scan_us"] / p["warm_us"], p["scan_us"] / p["cold_us"]
+        met = "yes" if rc >= 100 else ("warm only" if rw >= 100 else "**no**")
+        lines.append(f"| {count} | {_fmt(p['warm_us'], ' µs')} | {_fmt(p['cold_us'], ' µs')} | {_fmt(p['scan_us'], ' µs')} | "
+                     f"{rw:.0f}× / {rc:.0f}× | {_fmt(sq[count]['median_us'], ' µs')} | {met} |")
     first = ", ".join(f"{k}: {_fmt(v['first_query_us'] / 1000, ' ms')}" for k, v in cr["patterns"].items())
     lines += [
         "",
         f"Queries answered by the index: {cr['index_hits']}, full scans: {cr['scans']}. The index is built lazily "
         f"by the first range query after a bulk load (first query per pattern, build included: {first}). "
         f"Bulk load of {cr['n']:,} coordinates: {_fmt(cr['load_s'] * 1000, ' ms')}.",
-        f"Engine memory per stored coordinate (heap + index, `store.stats()`): **{cr['store_bytes_per_coord']:.0f} bytes**.",
+        f"Engine memory per stored coordinate (every array the store allocated — keys, metadata, hash table, "
+        f"value heap, built orderings — including growth slack, `store.stats().allocatedBytes`): "
+        f"**{cr['store_bytes_per_coord']:.0f} bytes**.",
         "",
     ]
     return lines
