@@ -1,18 +1,7 @@
 import { parseCoord, formatCoord, coordFromParam, compareCoords, validateCoordsArray, MAX_COMPONENT } from '../../../engine/coords';
 import { parsePattern, formatPattern, matchesPattern, patternFromPrefix, SPACE_END } from '../../../engine/pattern';
 import { Layout } from '../../../engine/layout';
-import { VtpuError } from '../../../engine/errors';
-
-/** The error code a call throws (fails the test when it does not throw a VtpuError). */
-function code(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof VtpuError) return e.code;
-    throw e;
-  }
-  throw new Error('expected a VtpuError');
-}
+import { code } from './helpers';
 
 describe('coordinates', () => {
   test('parse and format round-trip', () => {

@@ -2,23 +2,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { Engine } from '../../../engine/engine';
 import { ENGINE_VERSION } from '../../../engine/ops/ping';
-import { VtpuError } from '../../../engine/errors';
 import { formatCoord } from '../../../engine/coords';
 import { Kind, OpInput, ScrollBatch } from '../../../engine/types';
 import schema from '../../../pyclient/vtpu/protocol.json';
-
-function code(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof VtpuError) return e.code;
-    throw e;
-  }
-  throw new Error('expected a VtpuError');
-}
-
-const enc = new TextEncoder();
-const dec = new TextDecoder();
+import { code, dec, enc } from './helpers';
 
 function coordsOf(rows: number[][]): Uint32Array {
   const out = new Uint32Array(rows.length * 9);

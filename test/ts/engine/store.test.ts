@@ -1,21 +1,8 @@
 import { Store } from '../../../engine/store/store';
 import { validateBatch, validateScroll } from '../../../engine/values';
 import { parseCoord } from '../../../engine/coords';
-import { VtpuError } from '../../../engine/errors';
 import { Kind, ScrollBatch } from '../../../engine/types';
-
-function code(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof VtpuError) return e.code;
-    throw e;
-  }
-  throw new Error('expected a VtpuError');
-}
-
-const enc = new TextEncoder();
-const dec = new TextDecoder();
+import { code, dec, enc } from './helpers';
 
 /** A bytes batch: row i at coords rows[i] holding text vals[i]. */
 function batchOf(rows: number[][], vals: string[]): ScrollBatch {
