@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from . import arrow, coords, errors, layout, program, protocol
+from .aio import AsyncClient, connect_async
 from .arrow import Values
 from .client import Client, RangeResult, connect
 from .coords import coords_array, format_coord, parse_coord, pattern_string
@@ -23,7 +24,9 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     "connect",
+    "connect_async",
     "Client",
+    "AsyncClient",
     "Sidecar",
     "Layout",
     "Program",
