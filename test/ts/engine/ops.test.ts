@@ -5,26 +5,9 @@ import { ENGINE_VERSION } from '../../../engine/ops/ping';
 import { formatCoord } from '../../../engine/coords';
 import { Kind, OpInput, ScrollBatch } from '../../../engine/types';
 import schema from '../../../pyclient/vtpu/protocol.json';
-import { code, dec, enc } from './helpers';
+import { code, coordsOf, dec, enc, stringBatch } from './helpers';
 
-function coordsOf(rows: number[][]): Uint32Array {
-  const out = new Uint32Array(rows.length * 9);
-  rows.forEach((r, i) => out.set(r, i * 9));
-  return out;
-}
-
-function textBatch(rows: number[][], vals: string[]): ScrollBatch {
-  const n = rows.length;
-  const bytes = vals.map((v) => enc.encode(v));
-  const valueOffsets = new Int32Array(n + 1);
-  bytes.forEach((b, i) => (valueOffsets[i + 1] = valueOffsets[i] + b.length));
-  const values = new Uint8Array(valueOffsets[n]);
-  bytes.forEach((b, i) => values.set(b, valueOffsets[i]));
-  return {
-    n, coords: coordsOf(rows), kind: new Uint8Array(n).fill(Kind.Text), dtype: new Uint8Array(n),
-    shapeOffsets: new Int32Array(n + 1), shapeValues: new Uint32Array(0), valueOffsets, values,
-  };
-}
+const textBatch = (rows: number[][], vals: string[]) => stringBatch(rows, vals, Kind.Text);
 
 function texts(b: ScrollBatch): string[] {
   const out: string[] = [];

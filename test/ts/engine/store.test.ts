@@ -2,23 +2,10 @@ import { Store } from '../../../engine/store/store';
 import { validateBatch, validateScroll } from '../../../engine/values';
 import { parseCoord } from '../../../engine/coords';
 import { Kind, ScrollBatch } from '../../../engine/types';
-import { code, dec, enc } from './helpers';
+import { code, dec, enc, stringBatch } from './helpers';
 
 /** A bytes batch: row i at coords rows[i] holding text vals[i]. */
-function batchOf(rows: number[][], vals: string[]): ScrollBatch {
-  const n = rows.length;
-  const coords = new Uint32Array(n * 9);
-  rows.forEach((r, i) => coords.set(r, i * 9));
-  const bytes = vals.map((v) => enc.encode(v));
-  const valueOffsets = new Int32Array(n + 1);
-  bytes.forEach((b, i) => (valueOffsets[i + 1] = valueOffsets[i] + b.length));
-  const values = new Uint8Array(valueOffsets[n]);
-  bytes.forEach((b, i) => values.set(b, valueOffsets[i]));
-  return {
-    n, coords, kind: new Uint8Array(n).fill(Kind.Bytes), dtype: new Uint8Array(n),
-    shapeOffsets: new Int32Array(n + 1), shapeValues: new Uint32Array(0), valueOffsets, values,
-  };
-}
+const batchOf = (rows: number[][], vals: string[]) => stringBatch(rows, vals, Kind.Bytes);
 
 const c = (i: number, j = 0): number[] => [1, 0, 0, 0, 0, 0, j, 0, i];
 
