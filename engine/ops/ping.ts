@@ -1,9 +1,14 @@
-/** PING: protocol and engine versions, op names and limits. */
+/** PING: protocol and engine versions, op names, limits and the store's size. */
 import type { Instruction } from '../engine';
 import schema from '../../pyclient/vtpu/protocol.json';
 
 /** Engine version reported by PING (kept equal to package.json's; a test checks). */
 export const ENGINE_VERSION = '0.1.0';
+
+function storeSummary(engine: Parameters<Instruction['run']>[0]) {
+  const st = engine.store.stats();
+  return { entries: st.entries, allocated_bytes: st.allocatedBytes, heap_bytes: st.heapBytes, garbage_bytes: st.garbageBytes };
+}
 
 /** The PING instruction. */
 export const PING: Instruction = {
@@ -15,6 +20,7 @@ export const PING: Instruction = {
         engine: ENGINE_VERSION,
         ops: engine.opNames(),
         limits: { max_request_bytes: engine.maxRequestBytes, max_batch: engine.maxBatch },
+        store: storeSummary(engine),
       },
     };
   },

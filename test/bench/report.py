@@ -43,7 +43,7 @@ def _batch(r: dict) -> list[str]:
     lines = [
         f"## Batched CPUT then CGET of {r['n']:,} coordinates (16-byte values, numpy in and out)",
         "Peer: redis-server (unix socket, no persistence) through redis-py pipelines of 10,000 "
-        f"(SET, then MGET). Median of {r['rounds']} rounds.",
+        f"(SET, then MGET). Median of {r['rounds']} rounds after one unmeasured warm-up round, for both.",
         "", HEAD,
     ]
     for op, key in (("CPUT", "put_per_s"), ("CGET", "get_per_s")):
@@ -51,8 +51,11 @@ def _batch(r: dict) -> list[str]:
         ratio = f"{v[key] / peer:.1f}× redis" if peer else "n/a"
         lines.append(_row(f"{op} coordinates/s", _fmt(v[key], "/s"), _fmt(peer, "/s") if peer else p.get("error", "n/a"),
                           ratio, "≥ 2 M/s", v[key] >= 2e6))
-    lines += ["", f"Sidecar memory per stored coordinate (RSS growth over the run ÷ coordinates): "
-              f"**{v['sidecar_rss_bytes_per_coord']:.0f} bytes** (includes transient request buffers the allocator kept).", ""]
+    lines += ["", "Sidecar memory per stored coordinate: the store's own arrays (keys, metadata, hash table, "
+              f"value heap; from PING) **{v['store_bytes_per_coord']:.0f} bytes**; process RSS growth after the "
+              f"first load {v['rss_loaded_bytes_per_coord']:.0f} bytes, and after all rounds "
+              f"{v['rss_end_bytes_per_coord']:.0f} bytes (request and reply buffers the garbage collector "
+              "had not yet returned).", ""]
     return lines
 
 

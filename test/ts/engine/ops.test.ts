@@ -42,13 +42,19 @@ describe('engine dispatch', () => {
     expect(code(() => e.register({ name: 'CGET', run: () => ({ result: {} }) }))).toBe('E_PARAM');
   });
 
-  test('PING reports versions, ops and limits', () => {
+  test('PING reports versions, ops, limits and the store size', () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '../../../package.json'), 'utf8'));
     expect(ENGINE_VERSION).toBe(pkg.version);
     const r = new Engine({ maxBatch: 1000 }).execute('PING', { params: {} }).result;
     expect(r.version).toBe(schema.version);
     expect(r.ops).toEqual(expect.arrayContaining(['CGET', 'CPUT', 'CDEL', 'CRANGE', 'CDELTA', 'CHIER', 'CROUTE', 'PROGRAM', 'PING']));
     expect(r.limits).toEqual({ max_request_bytes: schema.defaults.max_request_bytes, max_batch: 1000 });
+    const e = new Engine();
+    const before = e.execute('PING', { params: {} }).result.store as Record<string, number>;
+    e.execute('CPUT', { params: { coord: '1.2.3/4.5.6/7.8.9', kind: 'bytes' }, raw: new Uint8Array(100) });
+    const after = e.execute('PING', { params: {} }).result.store as Record<string, number>;
+    expect([before.entries, after.entries, after.heap_bytes]).toEqual([0, 1, 100]);
+    expect(after.allocated_bytes).toBeGreaterThanOrEqual(100 + 9 * 4);
   });
 });
 
