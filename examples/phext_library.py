@@ -47,6 +47,13 @@ with vtpu.connect() as vt:
     for c, text in zip(second.coords, second.values):
         print(f"  {vtpu.format_coord(c)}  {text[:60]!r}")
 
+    # One round trip for three instructions: find every second paragraph, step to the third, read it.
+    prog = vtpu.Program()
+    third = prog.cdelta(prog.crange("1.1.1/1.1.*/1.1.2", values=False), offset=[0, 0, 0, 0, 0, 0, 0, 0, 1])
+    prog.cget(third)
+    values, found = vt.run_program(prog).last
+    print(f"program: {int(found.sum())} third paragraphs in one round trip, e.g. {values[0][:40]!r}")
+
     # Document 1 as a node of the hierarchy: how many scrolls sit under it.
     node = vt.chier("1.1.1/1.1.1/1.1.1", direction="up", depth=3)[-1]
     print("document 1:", node["pattern"], node["count"], "scrolls")
