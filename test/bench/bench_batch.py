@@ -68,7 +68,7 @@ def redis_runs(coords, values, rounds: int, chunk: int = 10_000) -> dict:
         keys = [c.tobytes() for c in coords]
         vals = [v.tobytes() for v in values]
         put_s, get_s = [], []
-        for r in range(rounds + 1):  # round 0 warms up, as for vTPU
+        for rnd in range(rounds + 1):  # round 0 warms up, as for vTPU
             t0 = time.perf_counter()
             for i in range(0, len(keys), chunk):
                 p = r.pipeline(transaction=False)
@@ -82,7 +82,7 @@ def redis_runs(coords, values, rounds: int, chunk: int = 10_000) -> dict:
                 p = r.pipeline(transaction=False)
                 p.mget(keys[i:i + chunk])
                 out.extend(p.execute()[0])
-            if r:
+            if rnd:
                 put_s.append(t_put); get_s.append(time.perf_counter() - t0)
             assert out[0] == vals[0] and out[-1] == vals[-1]
         n = len(keys)
