@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 import time
 import weakref
@@ -34,19 +35,35 @@ _NOBLOCK = int(zmq.NOBLOCK)
 _SNDMORE = int(zmq.SNDMORE)
 _RCVTIMEO = int(zmq.RCVTIMEO)
 _RCVMORE = int(zmq.RCVMORE)
+_TICK_MS = int(_TICK * 1000)
+_monotonic = time.monotonic
 
 _encode = json.JSONEncoder(separators=(",", ":")).encode  # one encoder, not one per call
 _loads = json.loads
 _OPS: dict[str, str] = {}  # op name -> its header prefix (JSON-escaped once)
 
 
+_PLAIN_COORD = re.compile(r"[0-9./]+").fullmatch  # needs no JSON escaping
+
+
+def _op_prefix(op: str) -> str:
+    pre = '{"v":%d,"op":%s,"params":' % (VERSION, _encode(op))
+    if len(_OPS) < 256:
+        _OPS[op] = pre
+    return pre
+
+
 def _header(rid: int, op: str, params: dict[str, Any]) -> bytes:
-    """``{"v":1,"op":op,"params":{...},"id":rid}`` as UTF-8 (the constant parts pre-encoded)."""
-    pre = _OPS.get(op)
-    if pre is None:
-        pre = '{"v":%d,"op":%s,"params":' % (VERSION, _encode(op))
-        if len(_OPS) < 256:
-            _OPS[op] = pre
+    """``{"v":1,"op":op,"params":{...},"id":rid}`` as UTF-8 (the constant parts pre-encoded).
+
+    Single-coordinate requests (the latency-bound ones) skip the JSON encoder: the code
+    that runs per request is what a round trip pays for, cold, after each wait."""
+    if len(params) == 1:
+        coord = params.get("coord")
+        if type(coord) is str and _PLAIN_COORD(coord):
+            pre = _OPS.get(op) or _op_prefix(op)
+            return ('%s{"coord":"%s"},"id":%d}' % (pre, coord, rid)).encode()
+    pre = _OPS.get(op) or _op_prefix(op)
     return ("%s%s,\"id\":%d}" % (pre, _encode(params), rid)).encode("utf-8")
 
 
@@ -158,16 +175,26 @@ class Transport:
             The client is closed or the sidecar exited.
         """
         limit = self.timeout if timeout is None else float(timeout)
-        deadline = time.monotonic() + limit
         rid = next(self._ids)
         header = _header(rid, op, params)
-        conn = self._conn()
+        more = _SNDMORE if bodies else 0
+        conn = self._local.__dict__.get("conn") or self._conn()
         with conn.busy:
-            if self._closed or conn.sock is None:
+            sock = conn.box[0]
+            if self._closed or sock is None:
                 conn.shut()
                 raise SidecarError("E_CLOSED", "the client is closed")
-            self._send(conn, header, bodies, deadline, op, limit)
-            h, frames = self._receive(conn, rid, deadline, op, limit)
+            deadline = _monotonic() + limit
+            try:
+                sock.send(header, _NOBLOCK | more)
+            except zmq.Again:  # no sidecar connected (yet): retry until the deadline
+                self._send_retry(conn, header, more, deadline, op, limit)
+            last = len(bodies)
+            for i, f in enumerate(bodies, start=1):
+                sock.send(f, _SNDMORE if i < last else 0, copy=memoryview(f).nbytes < _COPY_THRESHOLD)
+            # Most replies come within the first wait: try it inline before the general loop.
+            got = _take(sock, rid) if conn.rcvtimeo == _TICK_MS and limit > _TICK else None
+            h, frames = got or self._receive(conn, rid, deadline, op, limit)
             if self._closed:
                 conn.shut()
         if h.get("ok") is not True:
@@ -175,47 +202,32 @@ class Transport:
             raise error_from_wire(err.get("code", "E_INTERNAL"), err.get("message", "error reply without a message"))
         return h.get("result") or {}, frames
 
-    def _send(self, conn: _Conn, header: bytes, bodies: Sequence[Any], deadline: float, op: str, limit: float) -> None:
-        """Send header + bodies; with no connected sidecar, retry until the deadline."""
-        sock = conn.sock
-        last = len(bodies)
+    def _send_retry(self, conn: _Conn, header: bytes, more: int, deadline: float, op: str, limit: float) -> None:
         pause = 0.0005
         while True:
-            try:
-                sock.send(header, _NOBLOCK | (_SNDMORE if last else 0))
-                break
-            except zmq.Again:
-                pass
             self._check(conn, deadline, f"{op}: no sidecar accepted the request at {self.address} in {limit:g} s")
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
-        for i, f in enumerate(bodies, start=1):
-            sock.send(f, _SNDMORE if i < last else 0, copy=memoryview(f).nbytes < _COPY_THRESHOLD)
+            try:
+                conn.box[0].send(header, _NOBLOCK | more)
+                return
+            except zmq.Again:
+                pass
 
     def _receive(self, conn: _Conn, rid: int, deadline: float, op: str, limit: float) -> tuple[dict[str, Any], list[Any]]:
         # A blocking recv bounded by RCVTIMEO is the cheapest wait pyzmq offers (no Poller
         # object per call); the bound is a tick, so close and a dead sidecar are noticed.
-        sock = conn.sock
+        sock = conn.box[0]
         while True:
-            rem = deadline - time.monotonic()
+            rem = deadline - _monotonic()
             if rem > 0:
                 ms = max(1, int(min(rem, _TICK) * 1000.0))
                 if ms != conn.rcvtimeo:
                     sock.setsockopt(_RCVTIMEO, ms)
                     conn.rcvtimeo = ms
-                try:
-                    first = sock.recv(0, copy=True)
-                except zmq.Again:
-                    first = None
-                if first is not None:
-                    bodies = [f.buffer for f in sock.recv_multipart(copy=False)] if sock.getsockopt(_RCVMORE) else []
-                    try:
-                        header = _loads(first.decode("utf-8"))
-                    except ValueError:
-                        continue  # unreadable header: not an answer to anything
-                    if isinstance(header, dict) and header.get("id") == rid:
-                        return header, bodies
-                    continue  # a stale reply (from before a reset) or a stranger's
+                got = _take(sock, rid)
+                if got is not None:
+                    return got
             self._check(conn, deadline, f"{op}: no reply from {self.address} in {limit:g} s")
 
     def _check(self, conn: _Conn, deadline: float, timeout_message: str) -> None:
@@ -231,6 +243,23 @@ class Transport:
             conn.shut()
             conn.open(self._ctx, self.address)
             raise TimeoutError("E_TIMEOUT", timeout_message)
+
+
+def _take(sock: zmq.Socket, rid: int) -> tuple[dict[str, Any], list[Any]] | None:
+    """One bounded receive: the reply to ``rid``, or None (nothing came in time, or what
+    came was a stale reply from before a reset, or unreadable)."""
+    try:
+        first = sock.recv(0, copy=True)
+    except zmq.Again:
+        return None
+    bodies = [f.buffer for f in sock.recv_multipart(copy=False)] if sock.getsockopt(_RCVMORE) else []
+    try:
+        header = _loads(first)
+    except ValueError:
+        return None
+    if type(header) is dict and header.get("id") == rid:
+        return header, bodies
+    return None
 
 
 def _close_box(box: list) -> None:

@@ -128,3 +128,15 @@ def test_each_thread_has_its_own_socket_closed_when_the_thread_ends(fake):
         gc.collect()
         assert len(c._t._conns) == 1  # only the main thread's socket is left open
     assert len(srv.requests) == 41
+
+
+def test_request_headers_are_valid_json_on_every_path(fake):
+    """Single-coordinate requests take a template, others the JSON encoder: both must
+    reach the server as the same JSON, escaping included."""
+    srv = fake(echo)
+    odd = ['1.2.3/4.5.6/7.8.9', 'a"b\\c', [1, 2, 3, 4, 5, 6, 7, 8, 9], "é/ü"]
+    with vtpu.connect(srv.address, timeout=5) as c:
+        for coord in odd:
+            assert c.request("CGET", {"coord": coord})[0] == {"echo": {"coord": coord}}
+        assert c.request("CGET", {"coord": odd[0], "batch": False})[0] == {"echo": {"coord": odd[0], "batch": False}}
+    assert [r["params"]["coord"] for r in srv.requests[:4]] == odd
