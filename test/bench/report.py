@@ -106,9 +106,9 @@ def _misses(results: dict) -> list[str]:
                    "also builds and parses a JSON header on both sides, runs the engine, and replies with "
                    "two frames (header + value); the Python client adds its own layers (coordinate "
                    "validation, per-thread socket lookup, the reply-to-value conversion). Profiles put most "
-                   "of the extra time in Python-level client code and the rest in the sidecar; a hand-inlined "
-                   "request path without those layers came close to the target in an experiment, so "
-                   "flattening the client's single-op path is the next step.")
+                   "of the extra time in the Python code that runs once per request — cold after each wait, "
+                   "so every line costs several times its in-loop cost — and the rest in the sidecar's "
+                   "header parse and reply build.")
     cold = [k for k, p in cr["patterns"].items() if p["scan_us"] / p["cold_us"] < 100]
     if cold:
         out.append(f"- **CRANGE, cold, {', '.join(cold)} rows.** The index finds the rows in microseconds; the "
