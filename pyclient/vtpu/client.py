@@ -132,7 +132,7 @@ class Client:
 
     # -- instructions ---------------------------------------------------------------------
     def ping(self, *, timeout: float | None = None) -> dict[str, Any]:
-        """Sidecar versions, ops and limits (``{version, engine, ops, limits}``)."""
+        """Sidecar versions, ops, limits and store size (``{version, engine, ops, limits, store}``)."""
         return self.request("PING", timeout=timeout)[0]
 
     def cget(self, coord: Any, *, timeout: float | None = None) -> Any:
