@@ -4,6 +4,7 @@ export PIP_RETRIES := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PYTHON ?= python3
 PY := .venv/bin/python
+TORCH ?= torch==2.13.0+cpu
 TS_SOURCES := $(shell find engine bridge -name '*.ts' 2>/dev/null) pyclient/vtpu/protocol.json tsconfig.json
 
 .PHONY: all install build test test-ts test-py bench demo clean
@@ -16,6 +17,8 @@ node_modules/.installed: package.json .npmrc
 
 .venv/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv .venv
+	@# the CPU build of torch: an unpinned torch pulls CUDA wheels
+	$(PY) -m pip install -q '$(TORCH)'
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $@
 

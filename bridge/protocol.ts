@@ -62,7 +62,8 @@ export type BodyKind = 'none' | 'raw' | 'coords' | 'scrolls' | 'many';
 /**
  * Which body a request for `op` with `params` carries. Batch forms (`params.batch`) take
  * an Arrow body; single CPUT and PHEXT_IMPORT take one raw frame; PROGRAM takes one body
- * per step whose params hold `{"body": true}`.
+ * per step whose params hold `{"body": true}`; compute ops naming `params.tensors` take
+ * one scrolls body of tensor rows (engine/tensors.ts).
  */
 export function requestBody(op: string, params: Record<string, unknown>): BodyKind {
   const batch = params.batch === true;
@@ -76,6 +77,13 @@ export function requestBody(op: string, params: Record<string, unknown>): BodyKi
       return batch ? 'scrolls' : 'raw';
     case 'PHEXT_IMPORT':
       return 'raw';
+    case 'CATTEND':
+    case 'CMOE':
+    case 'CNEAREST':
+    case 'CKG':
+      // Compute ops: named tensors travel as one scrolls body; coordinate batches as coords.
+      if (params.tensors !== undefined) return 'scrolls';
+      return batch ? 'coords' : 'none';
     case 'PROGRAM':
       return 'many';
     default:

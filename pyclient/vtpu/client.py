@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable, NamedTuple
+from typing import Any, Iterable, Mapping, NamedTuple
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from .errors import ParamError, ProtocolError
 from .launcher import Sidecar
 from .program import Program, ProgramResult
 from .protocol import DEFAULTS, DTYPE_NAMES, KIND_NAMES
+from .tensors import decode_tensors, encode_tensors
 from .transport import Transport
 from .values import from_wire, to_wire
 
@@ -129,6 +130,22 @@ class Client:
     def request(self, op: str, params: dict[str, Any] | None = None, bodies: Iterable[Any] = (), *, timeout: float | None = None):
         """Send a raw request; returns ``(result, body_frames)``. Escape hatch for new ops."""
         return self._t.request(op, params or {}, list(bodies), timeout)
+
+    def compute(
+        self, op: str, params: dict[str, Any] | None = None, tensors: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Run a compute op with named tensors; returns ``(result, {name: ndarray})``.
+
+        The building block of :meth:`cattend`, :meth:`cmoe` and friends (see
+        :mod:`vtpu.tensors` for the wire form).
+        """
+        p = dict(params or {})
+        bodies = []
+        if tensors:
+            p["tensors"], body = encode_tensors(tensors)
+            bodies.append(body)
+        res, frames = self.request(op, p, bodies, timeout=timeout)
+        return res, decode_tensors(res, frames, op)
 
     # -- instructions ---------------------------------------------------------------------
     def ping(self, *, timeout: float | None = None) -> dict[str, Any]:
