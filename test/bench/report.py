@@ -99,7 +99,7 @@ def _engine(e: dict, sq: dict) -> list[str]:
 
 def _misses(results: dict) -> list[str]:
     """Why each missed target was missed: what the profiles taken while building this showed."""
-    r, cr = results["roundtrip"], results["engine"]["crange"]
+    r, cr = results["roundtrip"], results["engine"]["crange"]  # the core suite
     out = []
     if r["cget_p50_us"] / r["echo_p50_us"] > 1.3:
         out.append("- **Single CGET p50.** The echo does one send and one receive of raw bytes. A CGET "
@@ -119,21 +119,31 @@ def _misses(results: dict) -> list[str]:
         if results["batch"]["vtpu"][key] < 2e6:
             out.append(f"- **Batched {op}.** Below 2 M/s in this run; see the round-by-round figures with "
                        "`python test/bench/bench_batch.py`.")
-    return ["## Misses", ""] + out + [""] if out else []
+    return ["## Misses (core)", ""] + out + [""] if out else []
 
 
-def render(results: dict, meta: dict) -> str:
+def _core(r: dict) -> list[str]:
+    return _roundtrip(r["roundtrip"]) + _batch(r["batch"]) + _engine(r["engine"], r["sqlite"]) + _misses(r)
+
+
+#: Suite name -> renderer(result) -> markdown lines (run.py's SUITES names the same suites).
+RENDERERS = {"core": _core}
+
+
+def render(saved: dict, order: list[str]) -> str:
+    """BENCHMARKS.md from kept suite results ``{name: {"meta": …, "result": …}}``."""
     out = [
         "# Benchmarks",
         "",
-        f"Produced by `{meta['command']}` ({meta['date']}); every figure below was printed by that run, "
-        "each beside its peer measured in the same run.",
-        "",
-        f"Machine: {meta['machine']}.",
+        "Every figure below was printed by the command named in its section, on the machine named "
+        "there, each beside its peer measured in the same run. `make bench` re-runs them all.",
         "",
     ]
-    out += _roundtrip(results["roundtrip"])
-    out += _batch(results["batch"])
-    out += _engine(results["engine"], results["sqlite"])
-    out += _misses(results)
+    for name in order:
+        if name not in saved:
+            out += [f"## {name}", "", "Not run yet on this machine (`python test/bench/run.py --only " + name + "`).", ""]
+            continue
+        meta = saved[name]["meta"]
+        out += [f"<!-- suite {name} -->", f"*Suite `{name}`: `{meta['command']}`, {meta['date']}, {meta['machine']}.*", ""]
+        out += RENDERERS[name](saved[name]["result"])
     return "\n".join(out) + "\n"

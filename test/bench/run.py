@@ -1,7 +1,9 @@
 """`make bench`: runs every benchmark with its peer in the same run and rewrites BENCHMARKS.md.
 
 Each figure is the median of several rounds printed by the scripts beside this one; nothing
-here is typed in by hand. Usage: python test/bench/run.py [--quick]
+here is typed in by hand. Each suite's result is kept with its command, date and machine in
+test/bench/results/<suite>.json, and BENCHMARKS.md is rendered from all kept results, so one
+suite can be re-run alone. Usage: python test/bench/run.py [--quick] [--only core,…]
 """
 from __future__ import annotations
 
@@ -23,37 +25,59 @@ from common import ROOT, machine  # noqa: E402
 from report import render  # noqa: E402
 
 
+SUITES_DIR = Path(__file__).resolve().parent / "results"
+
+
 def engine_bench(path: str, rounds: int) -> dict:
     out = subprocess.run(["node", "test/bench/engine_bench.js", path, str(rounds)], cwd=ROOT,
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="fewer rounds and rows (a smoke run; does not write BENCHMARKS.md)")
-    args = ap.parse_args()
-    n = 100_000 if args.quick else bench_batch.N
-    rounds = 2 if args.quick else 5
+def core(quick: bool) -> dict:
+    """Issue 2's figures: single-op latency, batched throughput, engine CGET and CRANGE."""
+    n = 100_000 if quick else bench_batch.N
+    rounds = 2 if quick else 5
     with tempfile.TemporaryDirectory(prefix="vtpu-bench-") as d:
         path = f"{d}/crange.u32"
         crange_data.make(path)
-        results = {
-            "roundtrip": bench_roundtrip.run(rounds=rounds, n=2000 if args.quick else 20000),
+        return {
+            "roundtrip": bench_roundtrip.run(rounds=rounds, n=2000 if quick else 20000),
             "batch": bench_batch.run(rounds=min(rounds, 3), n=n),
             "engine": engine_bench(path, rounds),
-            "sqlite": bench_sqlite.run(path, repeats=5 if args.quick else 30),
+            "sqlite": bench_sqlite.run(path, repeats=5 if quick else 30),
         }
-    print(json.dumps(results, indent=1))
-    if args.quick:
-        return
-    meta = {
-        "command": "make bench",
-        "machine": machine(),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-    }
-    (ROOT / "BENCHMARKS.md").write_text(render(results, meta))
-    print("wrote BENCHMARKS.md")
+
+
+#: Suite name -> runner(quick) -> JSON-able result; report.py renders each by the same name.
+SUITES = {"core": core}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="small sizes, few rounds (a smoke run; writes nothing)")
+    ap.add_argument("--only", default="", help="comma-separated suites to run (default: all): " + ", ".join(SUITES))
+    args = ap.parse_args()
+    names = [n for n in args.only.split(",") if n] or list(SUITES)
+    unknown = [n for n in names if n not in SUITES]
+    if unknown:
+        ap.error(f"unknown suite(s) {unknown}; known: {list(SUITES)}")
+    SUITES_DIR.mkdir(exist_ok=True)
+    for name in names:
+        result = SUITES[name](args.quick)
+        print(json.dumps({name: result}, indent=1), flush=True)
+        if args.quick:
+            continue
+        meta = {
+            "command": "make bench" if not args.only else f"python test/bench/run.py --only {name}",
+            "machine": machine(),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        }
+        (SUITES_DIR / f"{name}.json").write_text(json.dumps({"meta": meta, "result": result}, indent=1) + "\n")
+    if not args.quick:
+        saved = {p.stem: json.loads(p.read_text()) for p in sorted(SUITES_DIR.glob("*.json")) if p.stem in SUITES}
+        (ROOT / "BENCHMARKS.md").write_text(render(saved, list(SUITES)))
+        print("wrote BENCHMARKS.md")
 
 
 if __name__ == "__main__":
