@@ -22,7 +22,7 @@ import vtpu
 from common import median
 
 FULL = {"tokens": 32_768, "experts": 128, "top_k": 8, "rounds": 7}
-QUICK = {"tokens": 2_048, "experts": 128, "top_k": 8, "rounds": 3}
+QUICK = {"tokens": 2_048, "experts": 128, "top_k": 8, "rounds": 5}
 
 
 def torch_route(logits, k: int) -> dict:
