@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_batch  # noqa: E402
+import bench_moe  # noqa: E402
 import bench_roundtrip  # noqa: E402
 import bench_sqlite  # noqa: E402
 import crange_data  # noqa: E402
@@ -50,7 +51,10 @@ def core(quick: bool) -> dict:
 
 
 #: Suite name -> runner(quick) -> JSON-able result; report.py renders each by the same name.
-SUITES = {"core": core}
+SUITES = {
+    "core": core,
+    "moe": lambda quick: bench_moe.run(quick=quick),
+}
 
 
 def main() -> None:
