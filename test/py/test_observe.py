@@ -80,7 +80,7 @@ def test_metrics_snapshot_counts_and_renders(hc):
     assert hc.ping()["version"]  # still serving after the bad request
 
 
-def test_dashboard_and_sq_checksum_match_phext_export(fresh_sidecar, tmp_path):
+def test_dashboard_and_sq_checksum_match_phext_export(tmp_path):
     # A sidecar of its own with HTTP, so its default document holds only what we put there.
     sc = vtpu.Sidecar(["--http", "0"]).start()
     try:
@@ -157,3 +157,23 @@ def test_text_bar_without_tqdm(monkeypatch, capsys):
         bar.update(4)
         bar.update(6)
     assert "work: 100.0% 10/10 rows" in capsys.readouterr().err
+
+
+def test_live_summary_updates_one_notebook_output(hc, monkeypatch):
+    import sys
+    import types
+
+    shown, updates = [], []
+
+    class Handle:
+        def update(self, obj):
+            updates.append(obj.data)
+
+    display_mod = types.ModuleType("IPython.display")
+    display_mod.HTML = type("HTML", (), {"__init__": lambda self, data: setattr(self, "data", data)})
+    display_mod.display = lambda obj, display_id=False: (shown.append(obj.data), Handle())[1]
+    monkeypatch.setitem(sys.modules, "IPython", types.ModuleType("IPython"))
+    monkeypatch.setitem(sys.modules, "IPython.display", display_mod)
+    snap = hc.live(seconds=0.25, every=0.05)
+    assert len(shown) == 1 and len(updates) >= 2
+    assert "<table>" in updates[-1] and isinstance(snap, MetricsSnapshot)
