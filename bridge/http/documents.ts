@@ -76,7 +76,7 @@ export class Documents {
     return out;
   }
 
-  /** Phext coordinate of engine coordinate row `i` of `coords` in document `doc` (in place copy). */
+  /** Phext coordinate (a copy) of engine coordinate row `i` of `coords` in document `doc`. */
   toPhext(doc: number, coords: Uint32Array, i: number): Uint32Array {
     const out = coords.slice(i * DIMS, (i + 1) * DIMS);
     out[0] -= doc * DOC_STRIDE;
