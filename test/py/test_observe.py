@@ -92,6 +92,12 @@ def test_dashboard_and_sq_checksum_match_phext_export(tmp_path):
             assert via_http == c.save_phext(tmp_path / "x.phext")
             _, _, toc = _get(f"{c.http_url}/api/v2/toc")
             assert toc == "* 1.1.1/1.1.1/1.1.1: alpha\n* 1.2.1/1.1.1/1.1.3: beta\n"
+            # A named document puts coordinates outside the phext range into the store: a full
+            # export refuses them, an export of the unnamed document's range still works.
+            _get(f"{c.http_url}/api/v2/update?p=named&c=1.1.1/1.1.1/1.1.1&s=elsewhere")
+            with pytest.raises(vtpu.CoordinateError):
+                c.save_phext(tmp_path / "all.phext")
+            assert c.save_phext(tmp_path / "y.phext", "[1:1000].*.*/*.*.*/*.*.*") == via_http
             status, ctype, page = _get(f"{c.http_url}/")
             assert status == 200 and "text/html" in ctype and "<canvas" in page
             assert not re.search(r"https?://|src=|href=", page)  # offline: nothing fetched from elsewhere
