@@ -39,6 +39,31 @@ function http(path: string, init: { method?: string; body?: string | Buffer | st
   });
 }
 
+/** Opens /ws by hand (Node 20 has no WebSocket client): the status, and the first text frame on 101. */
+function wsFirstMessage(url: string, path: string): Promise<{ status: number; message?: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url + path, {
+      agent: false,
+      headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' },
+    });
+    req.on('response', (res) => { res.resume(); resolve({ status: res.statusCode! }); });
+    req.on('upgrade', (res, sock) => {
+      let buf = Buffer.alloc(0);
+      sock.on('data', (d: Buffer) => {
+        buf = Buffer.concat([buf, d]);
+        const len7 = buf[1] & 0x7f;
+        const [len, at] = len7 === 126 ? [buf.readUInt16BE(2), 4] : len7 === 127 ? [Number(buf.readBigUInt64BE(2)), 10] : [len7, 2];
+        if (buf.length >= at + len) {
+          sock.destroy();
+          resolve({ status: res.statusCode!, message: buf.subarray(at, at + len).toString() });
+        }
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 const q = (route: string, params: Record<string, string>) => `/api/v2/${route}?${new URLSearchParams(params)}`;
 
 beforeAll(async () => {
@@ -234,6 +259,10 @@ describe('exposure and keys', () => {
       expect((await http(sel, { headers: { Authorization: `Bearer ${key}` } }, url)).status).toBe(200);
       expect((await http(`/?key=${key}`, {}, url)).status).toBe(200);
       expect((await http('/metrics', {}, url)).status).toBe(200);
+      expect((await wsFirstMessage(url, '/ws')).status).toBe(401);
+      const ws = await wsFirstMessage(url, `/ws?key=${key}`);
+      expect(ws.status).toBe(101);
+      expect(JSON.parse(ws.message!)).toMatchObject({ total: expect.any(Object), store: expect.any(Object) });
     } finally {
       await k.close();
     }
