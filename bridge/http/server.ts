@@ -38,6 +38,8 @@ export interface HttpServer {
 }
 
 const TEXT = 'text/plain; charset=utf-8';
+/** uWS's LIBUS_LISTEN_EXCLUSIVE_PORT (exported at run time; the typings only name the enum). */
+const EXCLUSIVE_PORT = (uWS as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT: number }).LIBUS_LISTEN_EXCLUSIVE_PORT;
 const STATUS: Record<number, string> = {
   200: '200 OK', 204: '204 No Content', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden',
   404: '404 Not Found', 413: '413 Payload Too Large', 500: '500 Internal Server Error',
@@ -152,7 +154,10 @@ export function startHttp(sidecar: SidecarServer, engine: Engine, opts: HttpOpti
   });
 
   return new Promise((resolve, reject) => {
-    app.listen(host, opts.port, (ls) => {
+    // Exclusive: by default uWS sets SO_REUSEPORT, and a second sidecar on the same port
+    // would silently take half the requests.
+    const listen = app.listen as unknown as (h: string, p: number, o: number, cb: (ls: uWS.us_listen_socket | false) => void) => void;
+    listen.call(app, host, opts.port, EXCLUSIVE_PORT, (ls) => {
       if (!ls) {
         unsubscribe();
         reject(new Error(`cannot listen for HTTP on ${host}:${opts.port}`));

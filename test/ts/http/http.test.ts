@@ -242,6 +242,17 @@ describe('metrics over HTTP and ZeroMQ', () => {
 });
 
 describe('exposure and keys', () => {
+  test('a port already serving is refused, not shared', async () => {
+    await expect(startSidecar({ address: 'tcp://127.0.0.1:0', poolThreshold: 0, http: { port: sc.http!.port } }))
+      .rejects.toThrow(/cannot listen for HTTP/);
+  });
+
+  test('CORS preflight is answered without a key', async () => {
+    const r = await http(q('select', { c: C1 }), { method: 'OPTIONS' });
+    expect(r.status).toBe(204);
+    expect(r.headers['access-control-allow-methods']).toBe('GET, POST, OPTIONS');
+  });
+
   test('beyond loopback without a key or --http-insecure is refused', async () => {
     await expect(startSidecar({ address: 'tcp://127.0.0.1:0', poolThreshold: 0, http: { port: 0, host: '0.0.0.0' } }))
       .rejects.toThrow(/beyond loopback/);
