@@ -26,11 +26,6 @@ export class KeyCheck {
     this.digest = key === undefined ? undefined : sha(key);
   }
 
-  /** True when no key is configured. */
-  get open(): boolean {
-    return this.digest === undefined;
-  }
-
   /** True when `authorization` (`Bearer <key>`) or `queryKey` (browser pages) matches. */
   allows(authorization: string, queryKey: string | null): boolean {
     if (!this.digest) return true;

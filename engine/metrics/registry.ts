@@ -56,9 +56,18 @@ export interface MetricsSnapshot {
   [section: string]: unknown;
 }
 
+/** One op's cumulative counters at a sampler tick. */
+interface OpSample {
+  count: number;
+  errors: number;
+  bytesIn: number;
+  bytesOut: number;
+  counts: Float64Array;
+}
+
 interface Sample {
   t: number;
-  ops: Map<string, { count: number; errors: number; bytesIn: number; bytesOut: number; counts: Float64Array }>;
+  ops: Map<string, OpSample>;
   busy: Map<number, number>;
 }
 
@@ -157,7 +166,7 @@ export class Metrics {
 
   /** Takes one sample now (the sampler calls this; tests may too). */
   tick(): void {
-    const ops = new Map<string, Sample['ops'] extends Map<string, infer V> ? V : never>();
+    const ops = new Map<string, OpSample>();
     for (const [op, c] of this.ops) {
       ops.set(op, { count: c.count, errors: c.errors, bytesIn: c.bytesIn, bytesOut: c.bytesOut, counts: c.latency.snapshot() });
     }
