@@ -30,10 +30,12 @@ build: dist/.built
 install: build .venv/.installed
 
 test: install
+	bash test/ui/ensure-chromium.sh
 	npx jest --ci
 	$(PY) -m pytest -q test/py
 
 test-ts: build
+	bash test/ui/ensure-chromium.sh
 	npx jest --ci
 
 test-py: install

@@ -26,8 +26,15 @@ export const USAGE = `usage: vtpu <command> [args]
   vtpu phext implode FILE.json   write the phext file for a JSON {"coordinate": "text"} to stdout
   vtpu phext checksum FILE       print the xxh3-128 checksum of FILE (32 hex digits)
   vtpu serve [--address A] [--max-request-bytes N] [--max-batch N] [--threads N] [--exit-with-stdin]
+             [--metrics-file F] [--no-metrics]
+             [--http PORT] [--http-host H] [--http-key K] [--http-insecure] [--http-max-body N]
                                  run the sidecar until SIGTERM or SIGINT (or, with
                                  --exit-with-stdin, until stdin closes: its parent died)
+                                 --metrics-file F  append a metrics JSON line to F every 100 ms
+                                 --http PORT       serve /metrics, the dashboard at /, and the SQ
+                                                   API /api/v2/... on PORT (0: any free port)
+                                 --http-host H     bind H (default 127.0.0.1); beyond loopback needs
+                                                   --http-key (or $VTPU_HTTP_KEY) or --http-insecure
   vtpu --help                    show this text
 
 FILE may be - for standard input. Coordinates are phext ones: a.b.c/d.e.f/g.h.i, each 1..999.
@@ -134,7 +141,7 @@ async function serve(args: string[]): Promise<number> {
 }
 
 /** Parses `--flag value` / `--flag=value`; numbers must be positive integers. */
-export function parseServeFlags(args: string[]): ServeOptions {
+export function parseServeFlags(args: string[], env: NodeJS.ProcessEnv = process.env): ServeOptions {
   const opts: ServeOptions = {};
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
@@ -142,19 +149,41 @@ export function parseServeFlags(args: string[]): ServeOptions {
       opts.exitWithStdin = true;
       continue;
     }
+    if (arg === '--no-metrics') {
+      opts.metrics = false;
+      continue;
+    }
+    if (arg === '--http-insecure') {
+      http().insecure = true;
+      continue;
+    }
     const eq = arg.indexOf('=');
     const flag = eq >= 0 ? arg.slice(0, eq) : arg;
     const value = eq >= 0 ? arg.slice(eq + 1) : args[++i];
-    if (!['--address', '--max-request-bytes', '--max-batch', '--threads'].includes(flag)) {
+    if (!['--address', '--max-request-bytes', '--max-batch', '--threads', '--metrics-file', '--http', '--http-host', '--http-key', '--http-max-body'].includes(flag)) {
       throw new UsageError(`serve: unknown option ${JSON.stringify(flag)}`);
     }
     if (value === undefined) throw new UsageError(`serve: ${flag} needs a value`);
     if (flag === '--address') opts.address = nonEmpty(flag, value);
     else if (flag === '--max-request-bytes') opts.maxRequestBytes = positiveInt(flag, value);
     else if (flag === '--max-batch') opts.maxBatch = positiveInt(flag, value);
-    else opts.threads = positiveInt(flag, value);
+    else if (flag === '--threads') opts.threads = positiveInt(flag, value);
+    else if (flag === '--metrics-file') opts.metricsFile = nonEmpty(flag, value);
+    else if (flag === '--http') http().port = value === '0' ? 0 : positiveInt(flag, value);
+    else if (flag === '--http-host') http().host = nonEmpty(flag, value);
+    else if (flag === '--http-key') http().key = nonEmpty(flag, value);
+    else http().maxBodyBytes = positiveInt(flag, value);
+  }
+  if (opts.http) {
+    if (opts.http.port === undefined) throw new UsageError('serve: --http-host, --http-key, --http-insecure and --http-max-body need --http PORT');
+    // A key in the environment keeps it out of `ps`.
+    if (opts.http.key === undefined && env.VTPU_HTTP_KEY) opts.http.key = env.VTPU_HTTP_KEY;
   }
   return opts;
+
+  function http(): NonNullable<ServeOptions['http']> {
+    return (opts.http ??= { port: undefined as unknown as number });
+  }
 }
 
 function nonEmpty(flag: string, value: string): string {

@@ -8,14 +8,16 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Piscina } from 'piscina';
 import { VtpuError } from '../engine/errors';
+import type { Metrics } from '../engine/metrics/index';
 import type { StoreView } from '../engine/store/reader';
 import { DIMS, type OpInput, type OpOutput } from '../engine/types';
 import { concatScrolls } from './arrow';
 import type { ReadResult, ReadTask } from './worker';
 
-/** What the pool needs from the engine: a shareable view of its store. */
+/** What the pool needs from the engine: a shareable view of its store (and where to record busy time). */
 export interface ViewSource {
   store: { view(): StoreView };
+  metrics?: Pick<Metrics, 'recordWorker' | 'section'>;
 }
 
 /** Options of {@link ReadPool}. */
@@ -58,6 +60,7 @@ export class ReadPool {
     const filename = workerFile();
     if (!existsSync(filename)) throw new VtpuError('E_INTERNAL', `pool worker ${filename} is missing; run \`npm run build\` first`);
     this.piscina = new Piscina({ filename, minThreads: this.threads, maxThreads: this.threads, idleTimeout: 60_000 });
+    engine.metrics?.section('pool', () => ({ threads: this.threads, queue_depth: this.piscina.queueSize, tasks_completed_total: this.piscina.completed }));
   }
 
   /** True when this request should run in the pool: a plain batched CGET at or over the threshold. */
@@ -87,6 +90,7 @@ export class ReadPool {
       tasks.push(this.piscina.run({ view, coords: coords.subarray(at * DIMS, Math.min(n, at + per) * DIMS) }));
     }
     const parts = await Promise.all(tasks);
+    for (const p of parts) this.engine.metrics?.recordWorker(p.thread, p.busyMs);
     const batch = parts.length === 1 ? parts[0].batch : concatScrolls(parts.map((p) => p.batch), false);
     delete batch.coords;
     return { result: { n, found: parts.reduce((s, p) => s + p.found, 0) }, scrolls: batch };

@@ -7,6 +7,7 @@
  */
 import * as zmq from 'zeromq';
 import { VtpuError } from '../engine/errors';
+import { Metrics } from '../engine/metrics/index';
 import type { OpInput, OpOutput } from '../engine/types';
 import { RequestError, errorReply, okReply, parseRequest, peekId, rowsIn, toOpInput } from './frames';
 import type { ReadPool } from './pool';
@@ -14,6 +15,15 @@ import type { ReadPool } from './pool';
 /** What the server needs from the engine: synchronous op execution. */
 export interface Executor {
   execute(op: string, input: OpInput): OpOutput;
+  /** Where the server records each request; absent = a private registry. */
+  readonly metrics?: Metrics;
+}
+
+/** Bytes in a list of frames. */
+function frameBytes(frames: readonly Uint8Array[]): number {
+  let n = 0;
+  for (const f of frames) n += f.byteLength;
+  return n;
 }
 
 /** Options of {@link SidecarServer}; checked by the caller (see startSidecar). */
@@ -51,6 +61,11 @@ export class Gate {
       else this.readers--;
       this.pump();
     }
+  }
+
+  /** Callers waiting to enter. */
+  get waiting(): number {
+    return this.queue.length;
   }
 
   /** True while nothing holds or waits on the gate. */
@@ -93,6 +108,8 @@ export function isWrite(op: string, params: Record<string, unknown>): boolean {
 export class SidecarServer {
   /** The bound endpoint (ephemeral tcp ports resolved). */
   readonly address: string;
+  /** The registry every request is recorded in (the engine's). */
+  readonly metrics: Metrics;
   private readonly gate = new Gate();
   private readonly tasks = new Set<Promise<void>>();
   private readonly slotWaiters: (() => void)[] = [];
@@ -108,6 +125,8 @@ export class SidecarServer {
     private readonly opts: Required<Omit<ServerOptions, 'pool'>> & { pool?: ReadPool },
   ) {
     this.address = sock.lastEndpoint ?? opts.address;
+    this.metrics = engine.metrics ?? new Metrics();
+    this.metrics.section('server', () => ({ in_flight: this.tasks.size, gate_waiting: this.gate.waiting }));
     this.loopDone = this.loop();
   }
 
@@ -135,6 +154,25 @@ export class SidecarServer {
   }
 
   /**
+   * Runs `fn` (engine calls of one request from another front end, e.g. HTTP) under the
+   * same store gate as ZeroMQ requests, exclusive when `write`, and records it in the
+   * metrics as `op`. `bytesIn` is the request's size; the reply's size comes from `size`.
+   */
+  async call<T>(op: string, write: boolean, bytesIn: number, fn: () => T, size: (r: T) => number): Promise<T> {
+    const t0 = performance.now();
+    let ok = false;
+    let out = 0;
+    try {
+      const r = await this.gate.run(write, fn);
+      ok = true;
+      out = size(r);
+      return r;
+    } finally {
+      this.metrics.record(op, performance.now() - t0, bytesIn, out, ok);
+    }
+  }
+
+  /**
    * Stops taking requests (later ones are answered E_INTERNAL "closing"), waits for
    * in-flight ones to reply, then closes the socket. Idempotent.
    */
@@ -159,27 +197,32 @@ export class SidecarServer {
           this.reply(identity, errorReply(peekId(msg[1]), new VtpuError('E_INTERNAL', 'sidecar is closing')));
           continue;
         }
+        const t0 = performance.now();
         const req = this.decode(msg);
         if (req.reply) {
+          this.metrics.record('INVALID', performance.now() - t0, req.bytes, frameBytes(req.reply), false);
           this.reply(identity, req.reply);
           continue;
         }
-        const { id, op, input } = req;
+        const { id, op, input, bytes } = req;
         const pool = this.opts.pool;
         if (this.tasks.size === 0 && this.gate.idle && !(pool && pool.wants(op, input))) {
           // Fast path: nothing else in flight, so nothing can interleave with a
           // synchronous engine call; answer without a task, gate or promise hop.
           let reply: Uint8Array[];
+          let ok = true;
           try {
             reply = okReply(id, this.engine.execute(op, input));
           } catch (e) {
             reply = errorReply(id, e);
+            ok = false;
           }
+          this.metrics.record(op, performance.now() - t0, bytes, frameBytes(reply), ok);
           this.reply(identity, reply);
           continue;
         }
         while (this.tasks.size >= this.opts.maxInFlight) await new Promise<void>((r) => this.slotWaiters.push(r));
-        const task: Promise<void> = this.handle(identity, id, op, input).finally(() => {
+        const task: Promise<void> = this.handle(identity, id, op, input, t0, bytes).finally(() => {
           this.tasks.delete(task);
           this.slotWaiters.shift()?.();
         });
@@ -192,11 +235,11 @@ export class SidecarServer {
   }
 
   /** Header and bodies → engine input, or the error reply when the request is unusable. */
-  private decode(msg: Buffer[]): { id: number; op: string; input: OpInput; reply?: undefined } | { reply: Uint8Array[] } {
+  private decode(msg: Buffer[]): { id: number; op: string; input: OpInput; bytes: number; reply?: undefined } | { reply: Uint8Array[]; bytes: number } {
     const frames = msg.length === 2 ? [msg[1]] : msg.slice(1);
     let id = 0;
+    let total = 0;
     try {
-      let total = 0;
       for (const f of frames) total += f.length;
       if (total > this.opts.maxRequestBytes) {
         id = peekId(frames[0]);
@@ -207,19 +250,22 @@ export class SidecarServer {
       const input = toOpInput(req);
       const rows = rowsIn(input);
       if (rows > this.opts.maxBatch) throw new VtpuError('E_LIMIT', `batch of ${rows} rows is over max_batch ${this.opts.maxBatch}`);
-      return { id, op: req.op, input };
+      return { id, op: req.op, input, bytes: total };
     } catch (e) {
-      return { reply: errorReply(e instanceof RequestError ? e.id : id, e) };
+      return { reply: errorReply(e instanceof RequestError ? e.id : id, e), bytes: total };
     }
   }
 
-  private async handle(identity: Buffer, id: number, op: string, input: OpInput): Promise<void> {
+  private async handle(identity: Buffer, id: number, op: string, input: OpInput, t0: number, bytes: number): Promise<void> {
     let reply: Uint8Array[];
+    let ok = true;
     try {
       reply = okReply(id, await this.run(op, input));
     } catch (e) {
       reply = errorReply(id, e);
+      ok = false;
     }
+    this.metrics.record(op, performance.now() - t0, bytes, frameBytes(reply), ok);
     await this.reply(identity, reply);
   }
 

@@ -10,6 +10,8 @@ import { initChecksum } from '../engine/phext';
 import { DEFAULTS } from './protocol';
 import { ReadPool } from './pool';
 import { SidecarServer } from './server';
+import { writeMetricsFile } from './metricsfile';
+import type { HttpOptions, HttpServer } from './http/server';
 
 /** Options of {@link startSidecar}; every one has a default. */
 export interface SidecarOptions {
@@ -25,6 +27,12 @@ export interface SidecarOptions {
   poolThreshold?: number;
   /** Serve this engine instead of a new, empty one (its limits are the defaults then). */
   engine?: Engine;
+  /** Record metrics (default true); false only to measure what recording costs. */
+  metrics?: boolean;
+  /** Append a metrics snapshot as one JSON line every 100 ms to this file (default: none). */
+  metricsFile?: string;
+  /** Serve HTTP/WebSocket (metrics, dashboard, SQ API) too; default off. */
+  http?: HttpOptions;
 }
 
 /** A running sidecar. */
@@ -35,6 +43,8 @@ export interface Sidecar {
   readonly engine: Engine;
   /** Requests being handled right now. */
   readonly inFlight: number;
+  /** The HTTP front end, when one was asked for. */
+  readonly http?: { readonly port: number; readonly url: string };
   /** Graceful stop: no new requests, in-flight ones answered, socket closed, pool destroyed, ipc file removed. */
   close(): Promise<void>;
 }
@@ -54,6 +64,7 @@ export async function startSidecar(opts: SidecarOptions = {}): Promise<Sidecar> 
   await initChecksum();
   // PING reports the engine's limits, so a new engine gets the server's.
   const engine = opts.engine ?? new Engine({ maxBatch: o.maxBatch, maxRequestBytes: o.maxRequestBytes });
+  engine.metrics.enabled = opts.metrics ?? true;
   const pool = o.poolThreshold > 0 ? new ReadPool(engine, { threads: o.threads, threshold: o.poolThreshold }) : undefined;
   let server: SidecarServer;
   try {
@@ -62,12 +73,29 @@ export async function startSidecar(opts: SidecarOptions = {}): Promise<Sidecar> 
     await pool?.destroy();
     throw e;
   }
+  let http: HttpServer | undefined;
+  let stopFile: (() => void) | undefined;
+  try {
+    if (opts.http) http = await (await import('./http/server')).startHttp(server, engine, opts.http);
+    if (opts.metricsFile !== undefined) stopFile = writeMetricsFile(engine.metrics, opts.metricsFile);
+  } catch (e) {
+    http?.close();
+    await server.close();
+    await pool?.destroy();
+    throw e;
+  }
+  // Rates and percentiles over the last second need the 100 ms sampler.
+  engine.metrics.start();
   let closed: Promise<void> | undefined;
   return {
     address: server.address,
     engine,
+    http: http && { port: http.port, url: http.url },
     get inFlight() { return server.inFlight; },
     close: () => (closed ??= (async () => {
+      http?.close();
+      stopFile?.();
+      engine.metrics.stop();
       await server.close();
       await pool?.destroy();
       if (server.address.startsWith('ipc://')) rmSync(server.address.slice('ipc://'.length), { force: true });
@@ -108,13 +136,15 @@ export async function serveForever(opts: ServeOptions = {}): Promise<Sidecar> {
     process.stdin.on('error', () => stop('stdin error'));
     process.stdin.resume();
   }
+  // Before the ZeroMQ line: the launcher reads everything up to that one.
+  if (sidecar.http) process.stdout.write(`vtpu http listening on ${sidecar.http.url}\n`);
   process.stdout.write(`vtpu sidecar listening on ${sidecar.address}\n`);
   return sidecar;
 }
 
 function checkOptions(opts: SidecarOptions) {
   if (typeof opts !== 'object' || opts === null) throw new TypeError('options must be an object');
-  const known = ['address', 'maxRequestBytes', 'maxBatch', 'threads', 'poolThreshold', 'engine'];
+  const known = ['address', 'maxRequestBytes', 'maxBatch', 'threads', 'poolThreshold', 'engine', 'metrics', 'metricsFile', 'http'];
   for (const k of Object.keys(opts)) if (!known.includes(k)) throw new TypeError(`unknown option '${k}'`);
   const address = opts.address ?? defaultAddress();
   if (typeof address !== 'string' || !/^(ipc:\/\/.+|tcp:\/\/(\[[0-9a-fA-F:.]+\]|[^:/[\]]+):(\d+|\*))$/.test(address)) {
@@ -128,6 +158,10 @@ function checkOptions(opts: SidecarOptions) {
     return v;
   };
   if (opts.engine !== undefined && !(opts.engine instanceof Engine)) throw new TypeError(`option 'engine' must be an Engine`);
+  if (opts.metricsFile !== undefined && (typeof opts.metricsFile !== 'string' || opts.metricsFile === '')) {
+    throw new TypeError(`option 'metricsFile' must be a file path`);
+  }
+  if (opts.http !== undefined && (typeof opts.http !== 'object' || opts.http === null)) throw new TypeError(`option 'http' must be an object`);
   return {
     address,
     maxRequestBytes: int('maxRequestBytes', opts.maxRequestBytes, 1, opts.engine?.maxRequestBytes ?? DEFAULTS.maxRequestBytes),

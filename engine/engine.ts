@@ -7,6 +7,7 @@ import { VtpuError } from './errors';
 import { Store } from './store/store';
 import { RouteTable } from './routes';
 import { INSTRUCTIONS } from './ops/index';
+import { Metrics, METRICS } from './metrics/index';
 import schema from '../pyclient/vtpu/protocol.json';
 
 /** One instruction: a wire op name and its implementation. */
@@ -35,6 +36,8 @@ export class Engine {
   readonly routes = new RouteTable();
   /** Largest request in bytes (reported by PING). */
   readonly maxRequestBytes: number;
+  /** What this engine's server measures (see engine/metrics); ops may add named timers. */
+  readonly metrics = new Metrics();
   private readonly ops = new Map<string, Instruction>();
 
   /** Creates an engine with the built-in instructions registered. */
@@ -42,6 +45,14 @@ export class Engine {
     this.store = new Store({ maxBatch: opts.maxBatch ?? schema.defaults.max_batch, maxValueBytes: opts.maxValueBytes });
     this.maxRequestBytes = opts.maxRequestBytes ?? schema.defaults.max_request_bytes;
     for (const instr of INSTRUCTIONS) this.register(instr);
+    this.register(METRICS);
+    this.metrics.section('store', () => {
+      const st = this.store.stats();
+      return {
+        entries: st.entries, heap_bytes: st.heapBytes, garbage_bytes: st.garbageBytes, index_bytes: st.indexBytes,
+        allocated_bytes: st.allocatedBytes, range_index_hits_total: st.rangeIndexHits, range_scans_total: st.rangeScans,
+      };
+    });
   }
 
   /** Adds an instruction (e.g. PHEXT_IMPORT from engine/ops/phext_import.ts); E_PARAM on a name clash. */

@@ -16,6 +16,7 @@ from .client import Client, RangeResult, connect
 from .coords import coords_array, format_coord, parse_coord, pattern_string
 from .errors import *  # noqa: F403 - the hierarchy is the public API
 from .launcher import Sidecar
+from .observe import MetricsSnapshot
 from .layout import Layout
 from .ops_moe import MoeRouting
 from .program import Program, ProgramResult, Ref
@@ -36,6 +37,7 @@ __all__ = [
     "RangeResult",
     "MoeRouting",
     "Values",
+    "MetricsSnapshot",
     "parse_coord",
     "format_coord",
     "coords_array",

@@ -13,6 +13,7 @@ from .coords import DIMS, coords_array, format_coord, pattern_string
 from .errors import ParamError, ProtocolError
 from .launcher import Sidecar
 from .ops_moe import MoeMixin
+from .observe import ObserveMixin
 from .program import Program, ProgramResult
 from .protocol import DEFAULTS, DTYPE_NAMES, KIND_NAMES
 from .tensors import decode_tensors, encode_tensors
@@ -60,7 +61,7 @@ def _body(frames: list[Any], op: str) -> Any:
     return frames[0]
 
 
-class Client(MoeMixin):
+class Client(MoeMixin, ObserveMixin):
     """A connection to a vTPU sidecar; safe to share between threads.
 
     Parameters
@@ -73,6 +74,10 @@ class Client(MoeMixin):
         takes ``timeout=`` to override it per call.
     sidecar_args : sequence of str, optional
         Extra ``vtpu serve`` arguments when starting a sidecar.
+    http_port : int, optional
+        Serve HTTP (dashboard, ``/metrics``, SQ API) on this loopback port when starting a
+        sidecar (0: any free port); with ``address``, the port a running sidecar serves on.
+        See :attr:`http_url`.
 
     Raises
     ------
@@ -86,11 +91,18 @@ class Client(MoeMixin):
     socket, so the client reconnects once the sidecar answers again.
     """
 
-    def __init__(self, address: str | None = None, *, timeout: float | None = None, sidecar_args: Iterable[str] = ()) -> None:
+    def __init__(
+        self, address: str | None = None, *, timeout: float | None = None, sidecar_args: Iterable[str] = (), http_port: int | None = None
+    ) -> None:
         self.sidecar: Sidecar | None = None
+        http = [] if http_port is None else ["--http", str(int(http_port))]
         if address is None:
-            self.sidecar = Sidecar(list(sidecar_args)).start()
+            self.sidecar = Sidecar([*sidecar_args, *http]).start()
             address = self.sidecar.address
+            self._http_url = self.sidecar.http_url
+        elif http_port is not None:
+            self._http_url = f"http://127.0.0.1:{int(http_port)}"
+
         t = DEFAULTS["timeout_ms"] / 1000.0 if timeout is None else float(timeout)
         self._t = Transport(str(address), t, watch=self.sidecar.check if self.sidecar else None)
 
@@ -299,8 +311,13 @@ class Client(MoeMixin):
             out.append(RangeResult(*d, False) if isinstance(d, tuple) and not isinstance(d, Values) else d)
         return ProgramResult(list(res.get("results", [])), out)
 
-    def load_phext(self, path: str | Path, *, timeout: float | None = None) -> int:
-        """Import a ``.phext`` file (read here, sent raw); returns scrolls stored."""
+    def load_phext(self, path: str | Path, *, progress: bool = False, timeout: float | None = None) -> int:
+        """Import a ``.phext`` file (read here, sent raw, all or nothing); returns scrolls stored.
+
+        ``progress=True`` imports it in pieces with a progress bar instead (:meth:`import_phext`).
+        """
+        if progress:
+            return self.import_phext(path, progress=True, timeout=timeout)
         data = Path(path).read_bytes()
         return int(self.request("PHEXT_IMPORT", {}, [data], timeout=timeout)[0].get("written", 0))
 
@@ -311,7 +328,9 @@ class Client(MoeMixin):
         return str(res.get("checksum", ""))
 
 
-def connect(address: str | None = None, *, timeout: float | None = None, sidecar_args: Iterable[str] = ()) -> Client:
+def connect(
+    address: str | None = None, *, timeout: float | None = None, sidecar_args: Iterable[str] = (), http_port: int | None = None
+) -> Client:
     """Connect to a sidecar, starting a private local one when ``address`` is None.
 
     Parameters
@@ -322,6 +341,9 @@ def connect(address: str | None = None, *, timeout: float | None = None, sidecar
         Default seconds per reply (30).
     sidecar_args : sequence of str
         Extra ``vtpu serve`` arguments for a started sidecar.
+    http_port : int, optional
+        Serve the dashboard, ``/metrics`` and the SQ API on this loopback port (0: any free
+        one); ``client.http_url`` tells where.
 
     Returns
     -------
@@ -330,4 +352,4 @@ def connect(address: str | None = None, *, timeout: float | None = None, sidecar
     """
     import os
 
-    return Client(address or os.environ.get("VTPU_ADDRESS") or None, timeout=timeout, sidecar_args=sidecar_args)
+    return Client(address or os.environ.get("VTPU_ADDRESS") or None, timeout=timeout, sidecar_args=sidecar_args, http_port=http_port)

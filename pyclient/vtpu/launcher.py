@@ -17,6 +17,7 @@ from .errors import SidecarError
 __all__ = ["Sidecar", "find_node", "find_cli"]
 
 _READY = "vtpu sidecar listening on "
+_HTTP = "vtpu http listening on "
 _REPO = Path(__file__).resolve().parents[2]  # pyclient/vtpu/launcher.py -> the checkout
 
 
@@ -107,6 +108,8 @@ class Sidecar:
         self.startup_timeout = startup_timeout
         self.env = dict(env or {})
         self.address: str | None = None
+        #: ``http://host:port`` when started with ``--http``, else None.
+        self.http_url: str | None = None
         self.proc: subprocess.Popen | None = None
         self._dir: Path | None = None
         self._finalizer: weakref.finalize | None = None
@@ -156,9 +159,12 @@ class Sidecar:
         self._finalizer = weakref.finalize(self, _stop, proc, tmp)
         deadline = time.monotonic() + self.startup_timeout
         while True:
-            line = next((ln for ln in _tail(out, 1 << 16).splitlines() if ln.startswith(_READY)), None)
+            lines = _tail(out, 1 << 16).splitlines()
+            line = next((ln for ln in lines if ln.startswith(_READY)), None)
             if line:
                 self.address = line[len(_READY) :].strip()
+                http = next((ln for ln in lines if ln.startswith(_HTTP)), None)
+                self.http_url = http[len(_HTTP) :].strip() if http else None
                 return self
             if proc.poll() is not None or time.monotonic() > deadline:
                 why = f"exited with code {proc.returncode}" if proc.poll() is not None else (

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Installs the benchmark peers that are not Python/npm deps: redis-server (Debian) and redis-py.
+# Installs the benchmark peers and tools that are not Python/npm deps: redis-server and wrk
+# (Debian), redis-py.
 set -euo pipefail
-if ! command -v redis-server >/dev/null; then
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
-  else sudo apt-get update -qq && sudo apt-get install -y -qq redis-server >/dev/null; fi
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v wrk >/dev/null || missing+=(wrk)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+  else sudo apt-get update -qq && sudo apt-get install -y -qq "${missing[@]}" >/dev/null; fi
 fi
 .venv/bin/python -c 'import redis' 2>/dev/null || PIP_RETRIES=0 .venv/bin/pip install -q redis

@@ -1,0 +1,19 @@
+/** METRICS: the engine's metrics as a JSON snapshot, or as Prometheus text. */
+import type { Engine, Instruction } from '../engine';
+import { VtpuError } from '../errors';
+import type { OpInput, OpOutput } from '../types';
+import { renderPrometheus } from './prometheus';
+
+/**
+ * `params.format` `"json"` (default): result is the snapshot (see MetricsSnapshot).
+ * `"prometheus"`: result `{format}`, raw body the exposition text (UTF-8).
+ */
+export const METRICS: Instruction = {
+  name: 'METRICS',
+  run(engine: Engine, input: OpInput): OpOutput {
+    const format = input.params.format ?? 'json';
+    if (format === 'json') return { result: engine.metrics.snapshot() as unknown as Record<string, unknown> };
+    if (format === 'prometheus') return { result: { format }, raw: Buffer.from(renderPrometheus(engine.metrics)) };
+    throw new VtpuError('E_PARAM', `METRICS: format must be "json" or "prometheus", got ${JSON.stringify(format)}`);
+  },
+};
