@@ -1,0 +1,191 @@
+/**
+ * CKG traversals over a {@link Graph}: relation-path ends, relation-path enumeration and a
+ * bounded BFS. Each appends rows (node indices plus per-row metadata) to a shared
+ * {@link Rows} so a batch of starts becomes one reply.
+ */
+import { Graph, nextEpoch } from './graph';
+
+/** Relations a hop may follow: sorted distinct ids, or null for any. */
+export type RelSet = Uint32Array | null;
+
+/** A growable Int32 column. */
+export class IntList {
+  a: Int32Array;
+  n = 0;
+  constructor(cap = 64) {
+    this.a = new Int32Array(Math.max(16, cap));
+  }
+  push(x: number): void {
+    if (this.n === this.a.length) {
+      const b = new Int32Array(this.a.length * 2);
+      b.set(this.a);
+      this.a = b;
+    }
+    this.a[this.n++] = x;
+  }
+  view(): Int32Array {
+    return this.a.subarray(0, this.n);
+  }
+}
+
+/** Reply rows: node per row, and for BFS the depth, parent row (-1 for a start) and relation followed (0 for a start). */
+export class Rows {
+  readonly node = new IntList();
+  readonly depth = new IntList();
+  readonly parent = new IntList();
+  readonly via = new IntList();
+  constructor(readonly withMeta: boolean) {}
+  get n(): number {
+    return this.node.n;
+  }
+  add(node: number, depth: number, parent: number, via: number): void {
+    this.node.push(node);
+    if (!this.withMeta) return;
+    this.depth.push(depth);
+    this.parent.push(parent);
+    this.via.push(via);
+  }
+}
+
+/** Edge range [a, b) of node u that relation set `rs` may follow (narrowed by binary search for one relation). */
+function edgeRun(g: Graph, u: number, rs: RelSet): [number, number] {
+  let a = g.off[u];
+  let b = g.off[u + 1];
+  if (rs === null || rs.length !== 1 || b - a < 16) return [a, b];
+  const r = rs[0];
+  const rel = g.rel;
+  let lo = a;
+  let hi = b;
+  while (lo < hi) {
+    const m = (lo + hi) >>> 1;
+    if (rel[m] < r) lo = m + 1;
+    else hi = m;
+  }
+  a = lo;
+  hi = b;
+  while (lo < hi) {
+    const m = (lo + hi) >>> 1;
+    if (rel[m] <= r) lo = m + 1;
+    else hi = m;
+  }
+  return [a, lo];
+}
+
+/** True when `rs` lets relation r through. */
+export function allows(rs: RelSet, r: number): boolean {
+  if (rs === null) return true;
+  if (rs.length <= 8) {
+    for (let i = 0; i < rs.length; i++) if (rs[i] === r) return true;
+    return false;
+  }
+  let lo = 0;
+  let hi = rs.length;
+  while (lo < hi) {
+    const m = (lo + hi) >>> 1;
+    if (rs[m] < r) lo = m + 1;
+    else hi = m;
+  }
+  return lo < rs.length && rs[lo] === r;
+}
+
+/** Sorts node indices by (type, id). */
+function sortByEntity(g: Graph, xs: Int32Array): Int32Array {
+  const t = g.nodeType;
+  const id = g.nodeId;
+  return xs.sort((a, b) => t[a] - t[b] || id[a] - id[b]);
+}
+
+/**
+ * Appends the distinct entities reachable from `start` along `hops` (one relation set per
+ * hop), in (type, id) order, at most `limit`; returns true when more were reachable.
+ */
+export function pathEnds(g: Graph, start: number, hops: readonly RelSet[], limit: number, out: Rows): boolean {
+  let cur = new IntList(1);
+  cur.push(start);
+  for (const rs of hops) {
+    const ep = nextEpoch(g);
+    const next = new IntList(cur.n * 2);
+    const { dst, rel, mark } = g;
+    for (let i = 0; i < cur.n; i++) {
+      const [a, b] = edgeRun(g, cur.a[i], rs);
+      for (let e = a; e < b; e++) {
+        const v = dst[e];
+        if (mark[v] !== ep && allows(rs, rel[e])) {
+          mark[v] = ep;
+          next.push(v);
+        }
+      }
+    }
+    cur = next;
+    if (cur.n === 0) return false;
+  }
+  const ends = sortByEntity(g, cur.view());
+  const n = Math.min(limit, ends.length);
+  for (let i = 0; i < n; i++) out.add(ends[i], 0, 0, 0);
+  return ends.length > limit;
+}
+
+/**
+ * Appends every path from `start` along `hops` as hops+1 rows (start first), depth-first,
+ * each node's edges in (relation, type, id) order; at most `limit` paths. Returns true when
+ * more paths existed.
+ */
+export function pathWalks(g: Graph, start: number, hops: readonly RelSet[], limit: number, out: Rows): boolean {
+  const L = hops.length;
+  const stack = new Int32Array(L + 1);
+  const cursor = new Int32Array(L + 1);
+  const end = new Int32Array(L + 1);
+  stack[0] = start;
+  [cursor[0], end[0]] = edgeRun(g, start, hops[0]);
+  let level = 0;
+  let found = 0;
+  while (level >= 0) {
+    if (cursor[level] >= end[level]) {
+      level--;
+      continue;
+    }
+    const e = cursor[level]++;
+    if (!allows(hops[level], g.rel[e])) continue;
+    const v = g.dst[e];
+    if (level + 1 === L) {
+      if (found === limit) return true;
+      found++;
+      for (let i = 0; i < L; i++) out.add(stack[i], 0, 0, 0);
+      out.add(v, 0, 0, 0);
+      continue;
+    }
+    stack[++level] = v;
+    [cursor[level], end[level]] = edgeRun(g, v, hops[level]);
+  }
+  return false;
+}
+
+/**
+ * Appends a BFS from `start` to at most `maxDepth` hops along relations `rs`: rows in
+ * discovery order (level by level; each node's edges in (relation, type, id) order) with
+ * depth, parent row and relation. At most `limit` nodes; returns true when a node within
+ * reach was left out.
+ */
+export function bfs(g: Graph, start: number, maxDepth: number, rs: RelSet, limit: number, out: Rows): boolean {
+  const ep = nextEpoch(g);
+  const { dst, rel, mark, off } = g;
+  const base = out.n;
+  if (limit === 0) return true;
+  mark[start] = ep;
+  out.add(start, 0, -1, 0);
+  const node = out.node;
+  const depth = out.depth;
+  for (let head = base; head < out.n; head++) {
+    const d = depth.a[head];
+    if (d === maxDepth) continue;
+    const u = node.a[head];
+    for (let e = off[u], b = off[u + 1]; e < b; e++) {
+      const v = dst[e];
+      if (mark[v] === ep || !allows(rs, rel[e])) continue;
+      if (out.n - base === limit) return true;
+      mark[v] = ep;
+      out.add(v, d + 1, head, rel[e]);
+    }
+  }
+  return false;
+}

@@ -1,0 +1,133 @@
+/**
+ * CKG: knowledge-graph traversal over coordinates in one round trip (layout in ../kg/graph).
+ *
+ * Starts: `start` (one coordinate) or, with `batch: true`, an arrow coords body; components
+ * 1 and 2 of each row name the entity (type, id), the rest are ignored, so a CRANGE of
+ * attribute rows can feed CKG inside a PROGRAM. A start that does not exist gives an empty
+ * block. Modes:
+ * - `path`: follow `path` (hops: a relation id ≥ 1, a list of ids, or "*") and return the
+ *   distinct end entities in (type, id) order, or with `paths: true` every matching path as
+ *   hops+1 rows (depth-first, edges in (relation, type, id) order);
+ * - `bfs`: a BFS to `depth` hops along `relations` (default any), at most `limit` nodes
+ *   per start (the start included), rows in discovery order with depth, parent and relation.
+ * The reply body is arrow coords, one `t.id.attr/0.0.0/0.0.0` row per result (attr from
+ * params, default 0, so the body feeds a CGET of attributes); `offsets` splits it per start.
+ */
+import type { Instruction, Engine } from '../engine';
+import { DIMS, OpInput } from '../types';
+import { VtpuError } from '../errors';
+import { coordFromParam, MAX_COMPONENT } from '../coords';
+import { boolParam, coordsBody, intParam, isBatch } from './params';
+import { findNode, Graph, graphOf } from '../kg/graph';
+import { bfs, pathEnds, pathWalks, RelSet, Rows } from '../kg/traverse';
+
+/** Most hops in a path. */
+export const MAX_HOPS = 64;
+/** Largest BFS depth. */
+export const MAX_DEPTH = 65535;
+
+const OP = 'CKG';
+
+/** One relation id (≥ 1; 0 is the attribute space). */
+function relId(v: unknown, where: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_COMPONENT) {
+    throw new VtpuError('E_PARAM', `${OP}: ${where} must be a relation id 1..${MAX_COMPONENT}, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+/** A relation set from an id, a non-empty list of ids, or "*" (null: any). */
+function relSet(v: unknown, where: string): RelSet {
+  if (v === '*') return null;
+  const ids = Array.isArray(v) ? v : [v];
+  if (ids.length === 0) throw new VtpuError('E_PARAM', `${OP}: ${where} is an empty relation list`);
+  const out = Uint32Array.from(ids.map((x, i) => relId(x, Array.isArray(v) ? `${where}[${i}]` : where)));
+  out.sort();
+  return out.filter((x, i) => i === 0 || out[i - 1] !== x);
+}
+
+/** Entity (type, id) pairs of the starts. */
+function starts(engine: Engine, input: OpInput): Uint32Array {
+  if (isBatch(OP, input)) {
+    const c = coordsBody(OP, engine, input);
+    const n = c.length / DIMS;
+    const out = new Uint32Array(2 * n);
+    for (let i = 0; i < n; i++) {
+      out[2 * i] = c[i * DIMS];
+      out[2 * i + 1] = c[i * DIMS + 1];
+    }
+    return out;
+  }
+  if (input.params.start === undefined) throw new VtpuError('E_PARAM', `${OP}: give start (a coordinate) or batch: true with a coords body`);
+  const c = coordFromParam(input.params.start, `${OP}: start`);
+  return Uint32Array.of(c[0], c[1]);
+}
+
+/** Reply body: one `t.id.attr/0.0.0/0.0.0` row per result node. */
+function rowCoords(g: Graph, nodes: Int32Array, attr: number): Uint32Array {
+  const out = new Uint32Array(nodes.length * DIMS);
+  for (let i = 0; i < nodes.length; i++) {
+    out[i * DIMS] = g.nodeType[nodes[i]];
+    out[i * DIMS + 1] = g.nodeId[nodes[i]];
+    out[i * DIMS + 2] = attr;
+  }
+  return out;
+}
+
+/** The CKG instruction. */
+export const CKG: Instruction = {
+  name: OP,
+  run(engine, input) {
+    const t0 = performance.now();
+    const p = input.params;
+    const mode = p.mode;
+    if (mode !== 'path' && mode !== 'bfs') throw new VtpuError('E_PARAM', `${OP}: mode must be "path" or "bfs", got ${JSON.stringify(mode)}`);
+    const max = engine.maxBatch;
+    const limit = intParam(OP, p, 'limit', max, 1, max);
+    const attr = intParam(OP, p, 'attr', 0, 0, MAX_COMPONENT);
+    let hops: RelSet[] = [];
+    let walks = false;
+    let depth = 0;
+    let rels: RelSet = null;
+    if (mode === 'path') {
+      if (!Array.isArray(p.path) || p.path.length < 1 || p.path.length > MAX_HOPS) {
+        throw new VtpuError('E_PARAM', `${OP}: path must be a list of 1..${MAX_HOPS} hops, got ${JSON.stringify(p.path)}`);
+      }
+      hops = p.path.map((h, i) => relSet(h, `path[${i}]`));
+      walks = boolParam(OP, p, 'paths', false);
+    } else {
+      if (p.depth === undefined) throw new VtpuError('E_PARAM', `${OP}: bfs needs depth (0..${MAX_DEPTH})`);
+      depth = intParam(OP, p, 'depth', 0, 0, MAX_DEPTH);
+      rels = p.relations === undefined || p.relations === null ? null : relSet(p.relations, 'relations');
+    }
+    const ents = starts(engine, input);
+    const { graph: g, built } = graphOf(engine.store);
+    const rows = new Rows(mode === 'bfs');
+    const nStarts = ents.length / 2;
+    const offsets = new Array<number>(nStarts + 1);
+    const truncated = new Array<boolean>(nStarts);
+    offsets[0] = 0;
+    for (let s = 0; s < nStarts; s++) {
+      const u = findNode(g, ents[2 * s], ents[2 * s + 1]);
+      let cut = false;
+      if (u >= 0) {
+        if (mode === 'bfs') cut = bfs(g, u, depth, rels, limit, rows);
+        else cut = walks ? pathWalks(g, u, hops, limit, rows) : pathEnds(g, u, hops, limit, rows);
+      }
+      if (rows.n > max) throw new VtpuError('E_LIMIT', `${OP}: reply over ${max} rows; lower limit or send fewer starts`);
+      truncated[s] = cut;
+      offsets[s + 1] = walks ? rows.n / (hops.length + 1) : rows.n;
+    }
+    const result: Record<string, unknown> = { mode, n: rows.n, starts: nStarts, offsets, truncated };
+    if (walks) result.hops = hops.length;
+    if (mode === 'bfs') {
+      result.depth = Array.from(rows.depth.view());
+      result.parent = Array.from(rows.parent.view());
+      result.relation = Array.from(rows.via.view());
+    }
+    const coords = rowCoords(g, rows.node.view(), attr);
+    result.build_us = built ? g.buildUs : 0;
+    result.elapsed_us = Math.round((performance.now() - t0) * 1000);
+    return { result, coords };
+  },
+};

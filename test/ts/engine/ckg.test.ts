@@ -1,0 +1,162 @@
+import { Engine } from '../../../engine/engine';
+import { Kind, OpOutput } from '../../../engine/types';
+import { code, coordsOf, dec, stringBatch } from './helpers';
+
+const P = 1; // entity type "person"
+const FATHER = 1;
+const SISTER = 2;
+const HUSBAND = 3;
+const SPOUSE = 4;
+
+/** Edge row src -rel-> dst, both persons. */
+const edge = (src: number, rel: number, dst: number) => [P, src, 0, rel, P, dst, 0, 0, 0];
+const name = (id: number) => [P, id, 1, 0, 0, 0, 0, 0, 0];
+
+/** Alice 1001 → father Bob 1002 → sister Carol 1003 → husband David 1004 → spouse Emily 1005. */
+function family(): Engine {
+  const e = new Engine();
+  const rows = [edge(1001, FATHER, 1002), edge(1002, SISTER, 1003), edge(1003, HUSBAND, 1004), edge(1004, SPOUSE, 1005),
+    edge(1002, SISTER, 1006), edge(1006, HUSBAND, 1007), edge(1007, SPOUSE, 1008), edge(1001, SISTER, 1009)];
+  const names = ['Alice', 'Bob', 'Carol', 'David', 'Emily', 'Fay', 'Gus', 'Hana', 'Ines'];
+  const all = [...rows, ...names.map((_, i) => name(1001 + i))];
+  e.execute('CPUT', { params: { batch: true }, scrolls: stringBatch(all, [...rows.map(() => ''), ...names], Kind.Text) });
+  return e;
+}
+
+/** (type, id) pairs of a reply's coords body. */
+function ents(out: OpOutput): number[][] {
+  const c = out.coords as Uint32Array;
+  const r: number[][] = [];
+  for (let i = 0; i < c.length; i += 9) r.push([c[i], c[i + 1]]);
+  return r;
+}
+
+const ckg = (e: Engine, params: Record<string, unknown>, coords?: Uint32Array) => e.execute('CKG', { params, coords });
+
+describe('CKG path mode', () => {
+  test('father → sister → husband → spouse', () => {
+    const e = family();
+    const out = ckg(e, { mode: 'path', start: '1.1001.0/0.0.0/0.0.0', path: [FATHER, SISTER, HUSBAND, SPOUSE] });
+    expect(ents(out)).toEqual([[P, 1005], [P, 1008]]);
+    expect(out.result).toMatchObject({ n: 2, starts: 1, offsets: [0, 2], truncated: [false] });
+    expect(typeof out.result.elapsed_us).toBe('number');
+  });
+
+  test('batch of starts, hop alternatives and "*", paths, limit', () => {
+    const e = family();
+    const starts = coordsOf([name(1001), name(1002), [P, 4242, 0, 0, 0, 0, 0, 0, 0]]);
+    let out = ckg(e, { mode: 'path', batch: true, path: [[SISTER, FATHER], '*'] }, starts);
+    // 1001: father 1002 → sisters 1003, 1006; sister 1009 → nothing. 1002: sisters → husbands. 4242 absent.
+    expect(ents(out)).toEqual([[P, 1003], [P, 1006], [P, 1004], [P, 1007]]);
+    expect(out.result.offsets).toEqual([0, 2, 4, 4]);
+    out = ckg(e, { mode: 'path', start: name(1001), path: [FATHER, SISTER, HUSBAND], paths: true });
+    expect(out.result).toMatchObject({ hops: 3, offsets: [0, 2], n: 8 });
+    expect(ents(out).map((x) => x[1])).toEqual([1001, 1002, 1003, 1004, 1001, 1002, 1006, 1007]);
+    out = ckg(e, { mode: 'path', start: name(1001), path: [FATHER, SISTER, HUSBAND], paths: true, limit: 1 });
+    expect(out.result).toMatchObject({ offsets: [0, 1], truncated: [true] });
+    out = ckg(e, { mode: 'path', start: name(1002), path: [SISTER], limit: 1, attr: 1 });
+    expect(out.result).toMatchObject({ n: 1, truncated: [true] });
+    expect(Array.from(out.coords as Uint32Array)).toEqual(name(1003));
+  });
+
+  test('an unused relation is empty, bad params are typed errors', () => {
+    const e = family();
+    expect(ckg(e, { mode: 'path', start: name(1001), path: [99] }).result.n).toBe(0);
+    const bad: Array<[Record<string, unknown>, string]> = [
+      [{ mode: 'walk', start: name(1001), path: [1] }, 'E_PARAM'],
+      [{ mode: 'path', start: name(1001) }, 'E_PARAM'],
+      [{ mode: 'path', start: name(1001), path: [] }, 'E_PARAM'],
+      [{ mode: 'path', start: name(1001), path: [0] }, 'E_PARAM'],
+      [{ mode: 'path', start: name(1001), path: ['father'] }, 'E_PARAM'],
+      [{ mode: 'path', start: name(1001), path: [[]] }, 'E_PARAM'],
+      [{ mode: 'path', start: name(1001), path: new Array(65).fill(1) }, 'E_PARAM'],
+      [{ mode: 'path', start: '1.2.3', path: [1] }, 'E_COORD'],
+      [{ mode: 'path', start: [1, 2, 3], path: [1] }, 'E_COORD'],
+      [{ mode: 'path', path: [1] }, 'E_PARAM'],
+      [{ mode: 'path', batch: true, path: [1] }, 'E_PARAM'],
+      [{ mode: 'bfs', start: name(1001) }, 'E_PARAM'],
+      [{ mode: 'bfs', start: name(1001), depth: -1 }, 'E_PARAM'],
+      [{ mode: 'bfs', start: name(1001), depth: 65536 }, 'E_PARAM'],
+      [{ mode: 'bfs', start: name(1001), depth: 2, relations: [] }, 'E_PARAM'],
+      [{ mode: 'bfs', start: name(1001), depth: 2, limit: 0 }, 'E_PARAM'],
+    ];
+    for (const [params, want] of bad) expect([params, code(() => ckg(e, params))]).toEqual([params, want]);
+  });
+});
+
+describe('CKG bfs mode', () => {
+  test('levels, parents, relations, depth cut and max nodes', () => {
+    const e = family();
+    let out = ckg(e, { mode: 'bfs', start: name(1001), depth: 2 });
+    expect(ents(out).map((x) => x[1])).toEqual([1001, 1002, 1009, 1003, 1006]);
+    expect(out.result).toMatchObject({ depth: [0, 1, 1, 2, 2], parent: [-1, 0, 0, 1, 1], relation: [0, FATHER, SISTER, SISTER, SISTER] });
+    out = ckg(e, { mode: 'bfs', start: name(1001), depth: 10, relations: [FATHER] });
+    expect(ents(out).map((x) => x[1])).toEqual([1001, 1002]);
+    out = ckg(e, { mode: 'bfs', start: name(1001), depth: 10, limit: 3 });
+    expect(out.result).toMatchObject({ n: 3, truncated: [true] });
+    out = ckg(e, { mode: 'bfs', start: name(1001), depth: 0 });
+    expect(out.result).toMatchObject({ n: 1, depth: [0], truncated: [false] });
+    // Ines exists (attribute only): just herself. 4242 does not exist: empty.
+    out = ckg(e, { mode: 'bfs', batch: true, depth: 3 }, coordsOf([name(1009), name(4242)]));
+    expect(out.result).toMatchObject({ n: 1, offsets: [0, 1, 1] });
+  });
+
+  test('writes and deletes are seen by the next query (cache rebuilt from the store)', () => {
+    const e = family();
+    const q = () => ents(ckg(e, { mode: 'path', start: name(1001), path: [FATHER, SISTER, HUSBAND, SPOUSE] })).map((x) => x[1]);
+    expect(q()).toEqual([1005, 1008]);
+    e.execute('CDEL', { params: { coord: edge(1004, SPOUSE, 1005) } });
+    expect(q()).toEqual([1008]);
+    e.execute('CPUT', { params: { batch: true }, scrolls: stringBatch([edge(1007, SPOUSE, 1010)], [''], Kind.Bytes) });
+    expect(q()).toEqual([1008, 1010]);
+    const again = ckg(e, { mode: 'path', start: name(1001), path: [FATHER] });
+    expect(again.result.build_us).toBe(0);
+  });
+});
+
+describe('CKG on a hub written out of order', () => {
+  test('edges come back in (relation, type, id) order whatever the write order', () => {
+    const e = new Engine();
+    const rows: number[][] = [];
+    for (let i = 40; i >= 1; i--) rows.push([P, 1, 0, 1 + (i % 3), 1 + (i % 2), 100 + i, 0, 0, 0]);
+    e.execute('CPUT', { params: { batch: true }, scrolls: stringBatch(rows, rows.map(() => ''), Kind.Bytes) });
+    const want = rows.filter((r) => r[3] === 2).map((r) => [r[4], r[5]]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    expect(ents(ckg(e, { mode: 'path', start: [P, 1, 0, 0, 0, 0, 0, 0, 0], path: [2] }))).toEqual(want);
+    const tree = ckg(e, { mode: 'bfs', start: [P, 1, 0, 0, 0, 0, 0, 0, 0], depth: 1 });
+    const got = ents(tree).slice(1);
+    const all = rows.map((r) => [r[3], r[4], r[5]]).sort((a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2]);
+    expect(got).toEqual(all.map((x) => [x[1], x[2]]));
+    expect(tree.result.relation).toEqual([0, ...all.map((x) => x[0])]);
+  });
+});
+
+describe('CKG in a PROGRAM', () => {
+  test('CKG ends feed a CGET of their names', () => {
+    const e = family();
+    const out = e.execute('PROGRAM', {
+      params: {
+        steps: [
+          { op: 'CKG', params: { mode: 'path', start: name(1001), path: [FATHER, SISTER, HUSBAND, SPOUSE], attr: 1 } },
+          { op: 'CGET', params: { body: { $ref: 0 } } },
+        ],
+      },
+    });
+    const b = out.outputs?.[0].scrolls;
+    expect(b?.n).toBe(2);
+    const names = [0, 1].map((i) => dec.decode(b!.values.subarray(b!.valueOffsets[i], b!.valueOffsets[i + 1])));
+    expect(names).toEqual(['Emily', 'Hana']);
+  });
+
+  test('a CRANGE of attribute rows feeds CKG starts', () => {
+    const e = family();
+    const out = e.execute('PROGRAM', {
+      params: {
+        steps: [
+          { op: 'CRANGE', params: { pattern: '1.[1001:1003].1/0.0.0/0.0.0', values: false } },
+          { op: 'CKG', params: { mode: 'path', path: [SISTER], body: { $ref: 0 } } },
+        ],
+      },
+    });
+    expect((out.result.results as Array<Record<string, unknown>>)[1]).toMatchObject({ offsets: [0, 1, 3] });
+  });
+});
