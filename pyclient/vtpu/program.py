@@ -134,6 +134,27 @@ class Program:
         """CROUTE over a batch."""
         return self.add("CROUTE", {}, body=src)
 
+    def ckg(self, src: Any, mode: str, *, path: Any = None, depth: int | None = None, relations: Any = None,
+            limit: int | None = None, attr: Any = 0, schema: Any = None) -> Ref:
+        """CKG over a batch of starts (a :class:`Ref` or ``(type, id)`` pairs); the body is
+        one ``type.id.attr/0.0.0/0.0.0`` coordinate per result, ready for :meth:`cget`.
+        ``path``, ``depth``, ``relations`` and ``limit`` as in :meth:`vtpu.Client.ckg_path`
+        and :meth:`vtpu.Client.ckg_bfs`; names resolve through ``schema`` (a ``KgSchema``)."""
+        from .kg import KgSchema, hops_param, relations_param, start_coords
+
+        s = schema or KgSchema()
+        p: dict[str, Any] = {"mode": mode, "attr": s.attr(attr)}
+        if path is not None:
+            p["path"] = hops_param(path, schema)
+        if depth is not None:
+            p["depth"] = int(depth)
+        if relations is not None:
+            p["relations"] = relations_param(relations, schema)
+        if limit is not None:
+            p["limit"] = int(limit)
+        body = src if isinstance(src, Ref) else start_coords(src, schema)[0]
+        return self.add("CKG", p, body=body)
+
     def returning(self, *steps: int | Ref) -> "Program":
         """Ask for the bodies of these steps (default: the last step's)."""
         self.returns = [s.step if isinstance(s, Ref) else int(s) for s in steps]

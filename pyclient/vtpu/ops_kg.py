@@ -1,0 +1,183 @@
+"""Knowledge-graph methods of :class:`vtpu.Client`: store edges, follow relation paths, BFS.
+
+>>> kg = vtpu.KgSchema(types=["person"], relations=["father", "sister", "husband", "spouse"])
+>>> client.kg_put([("person", 1001, "father", "person", 1002), ...], schema=kg)
+>>> client.ckg_path(("person", 1001), ["father", "sister", "husband", "spouse"], schema=kg)
+array([[   1, 1005]])
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from . import arrow
+from .errors import ProtocolError
+from .kg import KgSchema, edge_coords, hops_param, relations_param, start_coords
+
+__all__ = ["KgMixin", "KgTree", "KgResults"]
+
+
+class KgTree(NamedTuple):
+    """One BFS from a start, rows in discovery order (the start first).
+
+    ``nodes`` (k, 2) int64 ``(type, id)``; ``depth`` (k,) hops from the start; ``parent``
+    (k,) index into ``nodes`` of the node it was reached from (-1 for the start);
+    ``relation`` (k,) relation id followed (0 for the start); ``truncated``: ``max_nodes``
+    left reachable nodes out.
+    """
+
+    nodes: np.ndarray
+    depth: np.ndarray
+    parent: np.ndarray
+    relation: np.ndarray
+    truncated: bool
+
+
+class KgResults(list):
+    """A list with one result per start, plus ``truncated`` (bool per start),
+    ``elapsed_us`` (engine-side time of the op) and ``build_us`` (of which rebuilding the
+    adjacency after a write)."""
+
+    truncated: list[bool]
+    elapsed_us: int
+    build_us: int
+
+
+def _entities(frames: list[Any]) -> np.ndarray:
+    if not frames:
+        raise ProtocolError("E_FRAME", "CKG reply lacks its body")
+    c = arrow.decode_coords(arrow.read_table(frames[0]))
+    return c[:, :2].astype(np.int64)
+
+
+def _results(items: list[Any], res: dict[str, Any]) -> KgResults:
+    out = KgResults(items)
+    out.truncated = [bool(x) for x in res.get("truncated", [])]
+    out.elapsed_us = int(res.get("elapsed_us", 0))
+    out.build_us = int(res.get("build_us", 0))
+    return out
+
+
+class KgMixin:
+    """CKG methods; mixed into :class:`vtpu.Client` (uses its ``request``)."""
+
+    def _ckg(self, starts: Any, params: dict[str, Any], schema: KgSchema | None, timeout: float | None):
+        coords, single = start_coords(starts, schema)
+        params = {**params, "batch": True}
+        res, frames = self.request("CKG", params, [arrow.encode_coords(coords)], timeout=timeout)  # type: ignore[attr-defined]
+        return res, _entities(frames), np.asarray(res["offsets"], np.int64), single
+
+    def kg_put(self, edges: Any, *, schema: KgSchema | None = None, timeout: float | None = None) -> int:
+        """Store edges in one batched CPUT (empty bytes values; existing edges are kept).
+
+        Parameters
+        ----------
+        edges : (N, 5) int array or sequence of 5-tuples
+            ``(src_type, src_id, relation, dst_type, dst_id)`` rows; types and relations may
+            be names of ``schema``. Relation ids are ≥ 1.
+        schema : KgSchema, optional
+            Resolves names.
+
+        Returns
+        -------
+        int
+            Edges written.
+
+        Raises
+        ------
+        ParamError
+            For an unknown name, a relation 0 or an id outside 0..2**32-1.
+        """
+        c = edge_coords(edges, schema)
+        return self.cput_batch(c, np.zeros((len(c), 0), np.uint8), kind="bytes", timeout=timeout)  # type: ignore[attr-defined]
+
+    def kg_delete(self, edges: Any, *, schema: KgSchema | None = None, timeout: float | None = None) -> int:
+        """Delete edges (same rows as :meth:`kg_put`); returns how many existed."""
+        return self.cdel_batch(edge_coords(edges, schema), timeout=timeout)  # type: ignore[attr-defined]
+
+    def ckg_path(self, starts: Any, path: Any, *, paths: bool = False, limit: int | None = None,
+                 schema: KgSchema | None = None, timeout: float | None = None) -> Any:
+        """Entities reached from each start along a relation path, in one round trip.
+
+        Parameters
+        ----------
+        starts : tuple or sequence of tuples or (N, 2) int array
+            One ``(type, id)`` start, or a batch of them.
+        path : sequence
+            Hops, e.g. ``["father", "sister", "husband", "spouse"]``; a hop may also be a list
+            of relations (any of them) or ``"*"`` (any relation).
+        paths : bool
+            False (default): the distinct end entities. True: every matching path.
+        limit : int, optional
+            Most ends (or paths) per start; see ``truncated``.
+        schema : KgSchema, optional
+            Resolves type and relation names.
+
+        Returns
+        -------
+        numpy.ndarray or KgResults
+            Per start a ``(k, 2)`` int64 array of ``(type, id)`` in (type, id) order, or with
+            ``paths`` a ``(p, len(path) + 1, 2)`` array (start first, depth-first order). A
+            single start gives its array; a batch gives a :class:`KgResults` list. A start
+            that does not exist, or a relation without edges, gives an empty array.
+
+        Raises
+        ------
+        ParamError
+            For an unknown relation or type name, or a bad hop.
+        """
+        params: dict[str, Any] = {"mode": "path", "path": hops_param(path, schema), "paths": bool(paths)}
+        if limit is not None:
+            params["limit"] = int(limit)
+        res, ents, off, single = self._ckg(starts, params, schema, timeout)
+        items = []
+        for s in range(len(off) - 1):
+            if paths:
+                w = int(res["hops"]) + 1
+                items.append(ents[off[s] * w: off[s + 1] * w].reshape(-1, w, 2))
+            else:
+                items.append(ents[off[s]: off[s + 1]])
+        return items[0] if single else _results(items, res)
+
+    def ckg_bfs(self, starts: Any, depth: int, *, relations: Any = None, max_nodes: int | None = None,
+                schema: KgSchema | None = None, timeout: float | None = None) -> Any:
+        """Bounded breadth-first search from each start, in one round trip.
+
+        Parameters
+        ----------
+        starts : tuple or sequence of tuples or (N, 2) int array
+            One ``(type, id)`` start, or a batch of them (one BFS each).
+        depth : int
+            Most hops from the start (0..65535).
+        relations : str, int or sequence, optional
+            Relations to follow (default any).
+        max_nodes : int, optional
+            Most nodes per start, the start included; ``truncated`` says when reachable
+            nodes were left out.
+        schema : KgSchema, optional
+            Resolves names.
+
+        Returns
+        -------
+        KgTree or KgResults
+            A :class:`KgTree` for one start, a :class:`KgResults` list of them for a batch.
+            A start that does not exist gives an empty tree.
+        """
+        params: dict[str, Any] = {"mode": "bfs", "depth": int(depth) if isinstance(depth, (int, np.integer)) else depth}
+        if relations is not None:
+            params["relations"] = relations_param(relations, schema)
+        if max_nodes is not None:
+            params["limit"] = int(max_nodes)
+        res, ents, off, single = self._ckg(starts, params, schema, timeout)
+        dep = np.asarray(res["depth"], np.int32)
+        par = np.asarray(res["parent"], np.int64)
+        rel = np.asarray(res["relation"], np.int64)
+        trunc = res.get("truncated", [])
+        items = []
+        for s in range(len(off) - 1):
+            a, b = int(off[s]), int(off[s + 1])
+            p = par[a:b]
+            items.append(KgTree(ents[a:b], dep[a:b], np.where(p >= 0, p - a, -1), rel[a:b], bool(trunc[s])))
+        return items[0] if single else _results(items, res)
