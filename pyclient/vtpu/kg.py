@@ -82,7 +82,8 @@ class KgSchema:
     def _lookup(what: str, table: Mapping[str, int], v: Any, first: int) -> int:
         if isinstance(v, str):
             if v not in table:
-                raise ParamError("E_PARAM", f"unknown {what} {v!r} (known: {sorted(table)})")
+                known = f"known: {sorted(table)}" if table else "no names: pass schema=KgSchema(...)"
+                raise ParamError("E_PARAM", f"unknown {what} {v!r} ({known})")
             return table[v]
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or not first <= int(v) <= _MAX:
             raise ParamError("E_PARAM", f"a {what} is a name or an integer {first}..2**32-1, got {v!r}")
