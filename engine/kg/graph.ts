@@ -124,6 +124,22 @@ function sortRuns(off: Int32Array, rel: Uint32Array, dst: Int32Array, nt: Uint32
     let sorted = true;
     for (let e = a + 1; e < b && sorted; e++) sorted = cmpEdge(rel, dst, nt, ni, e - 1, e) <= 0;
     if (sorted) continue;
+    if (b - a <= 32) {
+      // Insertion sort in place: most runs are a handful of edges.
+      for (let i = a + 1; i < b; i++) {
+        const r = rel[i];
+        const d = dst[i];
+        let j = i - 1;
+        while (j >= a && (rel[j] - r || nt[dst[j]] - nt[d] || ni[dst[j]] - ni[d]) > 0) {
+          rel[j + 1] = rel[j];
+          dst[j + 1] = dst[j];
+          j--;
+        }
+        rel[j + 1] = r;
+        dst[j + 1] = d;
+      }
+      continue;
+    }
     const idx = Array.from({ length: b - a }, (_, j) => a + j).sort((x, y) => cmpEdge(rel, dst, nt, ni, x, y));
     const r = idx.map((e) => rel[e]);
     const d = idx.map((e) => dst[e]);

@@ -127,6 +127,11 @@ describe('CKG on a hub written out of order', () => {
     const all = rows.map((r) => [r[3], r[4], r[5]]).sort((a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2]);
     expect(got).toEqual(all.map((x) => [x[1], x[2]]));
     expect(tree.result.relation).toEqual([0, ...all.map((x) => x[0])]);
+    // A short run (insertion-sorted) written in reverse order.
+    const few = [5, 4, 3, 2, 1].map((i) => [P, 2, 0, 1 + (i % 2), P, 200 + i, 0, 0, 0]);
+    e.execute('CPUT', { params: { batch: true }, scrolls: stringBatch(few, few.map(() => ''), Kind.Bytes) });
+    const short = ckg(e, { mode: 'bfs', start: [P, 2, 0, 0, 0, 0, 0, 0, 0], depth: 1 });
+    expect(ents(short).map((x) => x[1])).toEqual([2, 202, 204, 201, 203, 205]);
   });
 });
 
