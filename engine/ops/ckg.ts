@@ -10,11 +10,13 @@
  *   hops+1 rows (depth-first, edges in (relation, type, id) order);
  * - `bfs`: a BFS to `depth` hops along `relations` (default any), at most `limit` nodes
  *   per start (the start included), rows in discovery order with depth, parent and relation.
- * The reply body is arrow coords, one `t.id.attr/0.0.0/0.0.0` row per result (attr from
- * params, default 0, so the body feeds a CGET of attributes); `offsets` splits it per start.
+ * The reply body holds one `t.id.attr/0.0.0/0.0.0` coordinate per result (attr from params,
+ * default 0, so the body feeds a CGET of attributes); `offsets` splits it per start. Path
+ * mode sends arrow coords; bfs sends arrow scrolls whose row values are 12 bytes: int32
+ * depth, int32 parent row (-1 for a start), uint32 relation followed (0 for a start).
  */
 import type { Instruction, Engine } from '../engine';
-import { DIMS, OpInput } from '../types';
+import { DIMS, Kind, OpInput, ScrollBatch } from '../types';
 import { VtpuError } from '../errors';
 import { coordFromParam, MAX_COMPONENT } from '../coords';
 import { boolParam, coordsBody, intParam, isBatch } from './params';
@@ -74,6 +76,30 @@ function rowCoords(g: Graph, nodes: Int32Array, attr: number): Uint32Array {
   return out;
 }
 
+/** Bytes per BFS row value: int32 depth, int32 parent row, uint32 relation (little-endian). */
+const META_BYTES = 12;
+
+/** BFS reply body: the row coordinates, each with a 12-byte bytes value (depth, parent, relation). */
+function bfsBatch(coords: Uint32Array, rows: Rows): ScrollBatch {
+  const n = rows.n;
+  const words = new Uint32Array(3 * n);
+  const depth = rows.depth.a;
+  const parent = rows.parent.a;
+  const via = rows.via.a;
+  for (let i = 0; i < n; i++) {
+    words[3 * i] = depth[i];
+    words[3 * i + 1] = parent[i];
+    words[3 * i + 2] = via[i];
+  }
+  const valueOffsets = new Int32Array(n + 1);
+  for (let i = 1; i <= n; i++) valueOffsets[i] = i * META_BYTES;
+  return {
+    n, coords, kind: new Uint8Array(n).fill(Kind.Bytes), dtype: new Uint8Array(n),
+    shapeOffsets: new Int32Array(n + 1), shapeValues: new Uint32Array(0), valueOffsets,
+    values: new Uint8Array(words.buffer),
+  };
+}
+
 /** The CKG instruction. */
 export const CKG: Instruction = {
   name: OP,
@@ -120,14 +146,11 @@ export const CKG: Instruction = {
     }
     const result: Record<string, unknown> = { mode, n: rows.n, starts: nStarts, offsets, truncated };
     if (walks) result.hops = hops.length;
-    if (mode === 'bfs') {
-      result.depth = Array.from(rows.depth.view());
-      result.parent = Array.from(rows.parent.view());
-      result.relation = Array.from(rows.via.view());
-    }
     const coords = rowCoords(g, rows.node.view(), attr);
+    const out = mode === 'bfs' ? { result, scrolls: bfsBatch(coords, rows) } : { result, coords };
     result.build_us = built ? g.buildUs : 0;
+    // Traversal and reply rows; Arrow encoding and the socket come after, in the bridge.
     result.elapsed_us = Math.round((performance.now() - t0) * 1000);
-    return { result, coords };
+    return out;
   },
 };

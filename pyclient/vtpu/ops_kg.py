@@ -45,11 +45,24 @@ class KgResults(list):
     build_us: int
 
 
-def _entities(frames: list[Any]) -> np.ndarray:
+#: A BFS row's value: depth, parent row (-1 for a start), relation followed (0 for a start).
+BFS_ROW = np.dtype([("depth", "<i4"), ("parent", "<i4"), ("relation", "<u4")])
+
+
+def _body(frames: list[Any]) -> Any:
     if not frames:
         raise ProtocolError("E_FRAME", "CKG reply lacks its body")
-    c = arrow.decode_coords(arrow.read_table(frames[0]))
-    return c[:, :2].astype(np.int64)
+    return arrow.read_table(frames[0])
+
+
+def _bfs_rows(table: Any) -> np.ndarray:
+    """The 12-byte row values of a BFS reply as a BFS_ROW array (one buffer view, no per-row work)."""
+    col = table.column("value").combine_chunks()
+    n = len(col)
+    offs = np.frombuffer(col.buffers()[1], np.int32, n + 1, col.offset * 4) if n else np.zeros(1, np.int32)
+    if n and not np.array_equal(np.diff(offs), np.full(n, BFS_ROW.itemsize, np.int32)):
+        raise ProtocolError("E_FRAME", "CKG bfs rows must carry 12-byte values")
+    return np.frombuffer(col.buffers()[2], BFS_ROW, n, int(offs[0])) if n else np.zeros(0, BFS_ROW)
 
 
 def _results(items: list[Any], res: dict[str, Any]) -> KgResults:
@@ -67,7 +80,9 @@ class KgMixin:
         coords, single = start_coords(starts, schema)
         params = {**params, "batch": True}
         res, frames = self.request("CKG", params, [arrow.encode_coords(coords)], timeout=timeout)  # type: ignore[attr-defined]
-        return res, _entities(frames), np.asarray(res["offsets"], np.int64), single
+        table = _body(frames)
+        ents = arrow.decode_coords(table)[:, :2].astype(np.int64)
+        return res, ents, table, np.asarray(res["offsets"], np.int64), single
 
     def kg_put(self, edges: Any, *, schema: KgSchema | None = None, timeout: float | None = None) -> int:
         """Store edges in one batched CPUT (empty bytes values; existing edges are kept).
@@ -131,7 +146,7 @@ class KgMixin:
         params: dict[str, Any] = {"mode": "path", "path": hops_param(path, schema), "paths": bool(paths)}
         if limit is not None:
             params["limit"] = int(limit)
-        res, ents, off, single = self._ckg(starts, params, schema, timeout)
+        res, ents, _, off, single = self._ckg(starts, params, schema, timeout)
         items = []
         for s in range(len(off) - 1):
             if paths:
@@ -170,10 +185,11 @@ class KgMixin:
             params["relations"] = relations_param(relations, schema)
         if max_nodes is not None:
             params["limit"] = int(max_nodes)
-        res, ents, off, single = self._ckg(starts, params, schema, timeout)
-        dep = np.asarray(res["depth"], np.int32)
-        par = np.asarray(res["parent"], np.int64)
-        rel = np.asarray(res["relation"], np.int64)
+        res, ents, table, off, single = self._ckg(starts, params, schema, timeout)
+        meta = _bfs_rows(table)
+        dep = meta["depth"].astype(np.int32)
+        par = meta["parent"].astype(np.int64)
+        rel = meta["relation"].astype(np.int64)
         trunc = res.get("truncated", [])
         items = []
         for s in range(len(off) - 1):

@@ -97,6 +97,37 @@ def _engine(e: dict, sq: dict) -> list[str]:
     return lines
 
 
+def _kg(k: dict) -> list[str]:
+    v, x = k["vtpu"], k["networkx"]
+    peer = "networkx (same process, MultiDiGraph keyed by relation"
+    peer += ", the same graph)" if x["full_graph"] else f", only the first {x['edges']:,} edges: the full graph would not fit in memory)"
+    lines = [
+        f"## CKG knowledge-graph traversal ({k['entities']:,} entities, {k['edges']:,} relations)",
+        f"Peer: {peer}. A 4-hop relation path ({' → '.join(map(str, k['path']))}) from a batch of {k['starts']} starts "
+        f"({k['path_ends']:,} ends), and a full BFS of a 1,000-node dependency tree stored in the same graph. *Engine-side* is "
+        "the op's own `elapsed_us` (traversal and reply rows; not Arrow encoding or the socket); *end to end* is the Python "
+        f"call. Median of {k['rounds']} rounds × {k['reps']} calls after a warm-up round, for both.",
+        "", HEAD,
+        _row("tree BFS, engine-side", _fmt(v["tree_engine_us"], " µs"), _fmt(x["tree_us"], " µs"),
+             f"{x['tree_us'] / max(v['tree_engine_us'], 1):.1f}× faster", "< 1 ms", v["tree_engine_us"] < 1000),
+        _row("tree BFS, end to end", _fmt(v["tree_e2e_us"], " µs"), _fmt(x["tree_us"], " µs"),
+             f"{x['tree_us'] / v['tree_e2e_us']:.2f}× networkx speed", "reported", True),
+        _row("4-hop path × starts, engine-side", _fmt(v["path_engine_us"], " µs"), _fmt(x["path_us"], " µs"),
+             f"{x['path_us'] / max(v['path_engine_us'], 1):.1f}× faster", "reported", True),
+        _row("4-hop path × starts, end to end", _fmt(v["path_e2e_us"], " µs"), _fmt(x["path_us"], " µs"),
+             f"{x['path_us'] / v['path_e2e_us']:.2f}× networkx speed", "reported", True),
+        "",
+        f"Load: batched `kg_put` of {k['edges']:,} edges in {_fmt(k['load_s'] * 1000, ' ms')} "
+        f"({_fmt(k['edges'] / k['load_s'], '/s')}); the first CKG after it builds the adjacency (CSR) in "
+        f"{_fmt(k['build_us'] / 1000, ' ms')} (networkx graph build: {_fmt(x['build_s'] * 1000, ' ms')}). Any write "
+        "makes the next CKG rebuild it. Engine memory: store arrays "
+        f"{k['store']['allocated_bytes'] / k['edges']:.0f} bytes per edge (`PING`), sidecar RSS growth "
+        f"{k['rss_bytes_per_edge']:.0f} bytes per edge (store plus adjacency).",
+        "",
+    ]
+    return lines
+
+
 def _misses(results: dict) -> list[str]:
     """Why each missed target was missed: what the profiles taken while building this showed."""
     r, cr = results["roundtrip"], results["engine"]["crange"]
@@ -119,6 +150,9 @@ def _misses(results: dict) -> list[str]:
         if results["batch"]["vtpu"][key] < 2e6:
             out.append(f"- **Batched {op}.** Below 2 M/s in this run; see the round-by-round figures with "
                        "`python test/bench/bench_batch.py`.")
+    kg = results.get("kg")
+    if kg and kg["vtpu"]["tree_engine_us"] >= 1000:
+        out.append("- **CKG tree BFS engine-side.** Over 1 ms in this run; see `python test/bench/bench_kg.py`.")
     return ["## Misses", ""] + out + [""] if out else []
 
 
@@ -135,5 +169,7 @@ def render(results: dict, meta: dict) -> str:
     out += _roundtrip(results["roundtrip"])
     out += _batch(results["batch"])
     out += _engine(results["engine"], results["sqlite"])
+    if "kg" in results:
+        out += _kg(results["kg"])
     out += _misses(results)
     return "\n".join(out) + "\n"

@@ -25,9 +25,23 @@ function family(): Engine {
 
 /** (type, id) pairs of a reply's coords body. */
 function ents(out: OpOutput): number[][] {
-  const c = out.coords as Uint32Array;
+  const c = (out.coords ?? out.scrolls?.coords) as Uint32Array;
   const r: number[][] = [];
   for (let i = 0; i < c.length; i += 9) r.push([c[i], c[i + 1]]);
+  return r;
+}
+
+/** BFS rows' depth, parent and relation from the 12-byte row values. */
+function meta(out: OpOutput): { depth: number[]; parent: number[]; relation: number[] } {
+  const b = out.scrolls!;
+  const w = new DataView(b.values.buffer, b.values.byteOffset, b.values.byteLength);
+  const r = { depth: [] as number[], parent: [] as number[], relation: [] as number[] };
+  for (let i = 0; i < b.n; i++) {
+    expect(b.valueOffsets[i + 1] - b.valueOffsets[i]).toBe(12);
+    r.depth.push(w.getInt32(b.valueOffsets[i], true));
+    r.parent.push(w.getInt32(b.valueOffsets[i] + 4, true));
+    r.relation.push(w.getUint32(b.valueOffsets[i] + 8, true));
+  }
   return r;
 }
 
@@ -89,13 +103,14 @@ describe('CKG bfs mode', () => {
     const e = family();
     let out = ckg(e, { mode: 'bfs', start: name(1001), depth: 2 });
     expect(ents(out).map((x) => x[1])).toEqual([1001, 1002, 1009, 1003, 1006]);
-    expect(out.result).toMatchObject({ depth: [0, 1, 1, 2, 2], parent: [-1, 0, 0, 1, 1], relation: [0, FATHER, SISTER, SISTER, SISTER] });
+    expect(meta(out)).toEqual({ depth: [0, 1, 1, 2, 2], parent: [-1, 0, 0, 1, 1], relation: [0, FATHER, SISTER, SISTER, SISTER] });
     out = ckg(e, { mode: 'bfs', start: name(1001), depth: 10, relations: [FATHER] });
     expect(ents(out).map((x) => x[1])).toEqual([1001, 1002]);
     out = ckg(e, { mode: 'bfs', start: name(1001), depth: 10, limit: 3 });
     expect(out.result).toMatchObject({ n: 3, truncated: [true] });
     out = ckg(e, { mode: 'bfs', start: name(1001), depth: 0 });
-    expect(out.result).toMatchObject({ n: 1, depth: [0], truncated: [false] });
+    expect(out.result).toMatchObject({ n: 1, truncated: [false] });
+    expect(meta(out).depth).toEqual([0]);
     // Ines exists (attribute only): just herself. 4242 does not exist: empty.
     out = ckg(e, { mode: 'bfs', batch: true, depth: 3 }, coordsOf([name(1009), name(4242)]));
     expect(out.result).toMatchObject({ n: 1, offsets: [0, 1, 1] });
@@ -126,7 +141,7 @@ describe('CKG on a hub written out of order', () => {
     const got = ents(tree).slice(1);
     const all = rows.map((r) => [r[3], r[4], r[5]]).sort((a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2]);
     expect(got).toEqual(all.map((x) => [x[1], x[2]]));
-    expect(tree.result.relation).toEqual([0, ...all.map((x) => x[0])]);
+    expect(meta(tree).relation).toEqual([0, ...all.map((x) => x[0])]);
     // A short run (insertion-sorted) written in reverse order.
     const few = [5, 4, 3, 2, 1].map((i) => [P, 2, 0, 1 + (i % 2), P, 200 + i, 0, 0, 0]);
     e.execute('CPUT', { params: { batch: true }, scrolls: stringBatch(few, few.map(() => ''), Kind.Bytes) });
