@@ -8,28 +8,41 @@
  * - an entity (t, id) exists when any scroll is stored under `t.id.*` or an edge points at it.
  * Rows with attr 0 and relation ≥ 1 but a non-zero third group are reserved (not edges).
  *
- * The store stays the source of truth: the graph records the store's write version and
- * {@link graphOf} rebuilds it on the first query after any put/delete (a linear pass over
- * the store plus a counting sort; the build time is reported).
+ * The store stays the source of truth: a graph records the store version it reflects, and
+ * ./overlay brings it up to date on the first query after a write (appended edges as an
+ * overlay, anything else as a full rebuild here: a linear pass plus a counting sort).
  */
 import { DIMS } from '../types';
 import type { Store } from '../store/store';
+import type { Overlay } from './overlay';
 
-/** Compressed sparse rows: node u's edges are [off[u], off[u+1]) of rel/dst, sorted by (rel, dst type, dst id). */
+/**
+ * Compressed sparse rows: base node u's edges are [off[u], off[u+1]) of rel/dst, sorted by
+ * (rel, dst type, dst id). Nodes ≥ baseNodes and edges written after the build live in `ov`.
+ */
 export interface Graph {
-  /** Store version this graph was built from. */
-  readonly version: number;
-  /** Nodes: entity type and id per node index. */
+  /** Store version this graph reflects (base plus overlay). */
+  version: number;
+  /** Store generation (id numbering) of the build. */
+  readonly generation: number;
+  /** Store entries (ids) the base covers, and how many of them were live. */
+  readonly builtCount: number;
+  readonly builtLive: number;
+  /** Base nodes: entity type and id per node index. */
+  readonly baseNodes: number;
   readonly nodeType: Uint32Array;
   readonly nodeId: Uint32Array;
-  readonly nodes: number;
   readonly off: Int32Array;
   readonly rel: Uint32Array;
   readonly dst: Int32Array;
-  /** Open-addressing map (type, id) → node index; -1 empty. */
+  /** Open-addressing map (type, id) → base node index; -1 empty. */
   readonly table: Int32Array;
-  /** Microseconds the build took. */
-  readonly buildUs: number;
+  /** Appended since the build (null when none). */
+  ov: Overlay | null;
+  /** All nodes, base and overlay. */
+  nodes: number;
+  /** Microseconds the last build or overlay refresh took. */
+  buildUs: number;
   /** Scratch for traversals: visit marks per node and the current epoch. */
   mark: Int32Array;
   epoch: number;
@@ -38,7 +51,7 @@ export interface Graph {
 const imul = Math.imul;
 
 /** Hash of an entity (type, id). */
-function hash2(t: number, id: number): number {
+export function hash2(t: number, id: number): number {
   let h = imul(t ^ 0x9e3779b9, 0x85ebca6b) ^ id;
   h = imul(h ^ (h >>> 16), 0xc2b2ae35);
   return h ^ (h >>> 13);
@@ -97,12 +110,12 @@ function grow(a: Uint32Array): Uint32Array {
 }
 
 /** True when entry row `k` (offset into keys) is an edge: attr 0, relation ≥ 1, third group 0.0.0. */
-function isEdge(keys: Uint32Array, k: number): boolean {
+export function isEdge(keys: Uint32Array, k: number): boolean {
   return keys[k + 2] === 0 && keys[k + 3] !== 0 && keys[k + 6] === 0 && keys[k + 7] === 0 && keys[k + 8] === 0;
 }
 
-/** Node index of entity (t, id) in `g`, or -1 when it does not exist. */
-export function findNode(g: Graph, t: number, id: number): number {
+/** Base node index of entity (t, id), or -1. */
+export function findBaseNode(g: Graph, t: number, id: number): number {
   const mask = g.table.length - 1;
   for (let s = hash2(t, id) & mask; ; s = (s + 1) & mask) {
     const x = g.table[s];
@@ -191,24 +204,11 @@ export function buildGraph(store: Store): Graph {
   }
   sortRuns(off, rel, dst, nodes.type, nodes.id, n);
   return {
-    version: store.version, nodeType: nodes.type.subarray(0, n), nodeId: nodes.id.subarray(0, n), nodes: n,
-    off, rel, dst, table: nodes.table, buildUs: Math.round((performance.now() - t0) * 1000),
+    version: store.version, generation: store.generation, builtCount: count, builtLive: store.size,
+    baseNodes: n, nodeType: nodes.type.subarray(0, n), nodeId: nodes.id.subarray(0, n), nodes: n,
+    off, rel, dst, table: nodes.table, ov: null, buildUs: Math.round((performance.now() - t0) * 1000),
     mark: new Int32Array(n), epoch: 0,
   };
-}
-
-const graphs = new WeakMap<Store, Graph>();
-
-/**
- * The store's graph, rebuilt when the store was written since the last build.
- * `built` is true when this call (re)built it.
- */
-export function graphOf(store: Store): { graph: Graph; built: boolean } {
-  const g = graphs.get(store);
-  if (g !== undefined && g.version === store.version) return { graph: g, built: false };
-  const fresh = buildGraph(store);
-  graphs.set(store, fresh);
-  return { graph: fresh, built: true };
 }
 
 /** A fresh visit epoch for `g` (marks equal to it mean "seen in this pass"). */

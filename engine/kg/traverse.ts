@@ -4,6 +4,7 @@
  * {@link Rows} so a batch of starts becomes one reply.
  */
 import { Graph, nextEpoch } from './graph';
+import { edgesOf, idOf, Run, typeOf } from './overlay';
 
 /** Relations a hop may follow: sorted distinct ids, or null for any. */
 export type RelSet = Uint32Array | null;
@@ -47,28 +48,29 @@ export class Rows {
   }
 }
 
-/** Edge range [a, b) of node u that relation set `rs` may follow (narrowed by binary search for one relation). */
-function edgeRun(g: Graph, u: number, rs: RelSet): [number, number] {
-  let a = g.off[u];
-  let b = g.off[u + 1];
-  if (rs === null || rs.length !== 1 || b - a < 16) return [a, b];
+/** Node u's edges that relation set `rs` may follow: a single relation narrows the run by binary search. */
+function edgeRun(g: Graph, u: number, rs: RelSet): Run {
+  const run = edgesOf(g, u);
+  if (rs === null || rs.length !== 1 || run.b - run.a < 16) return run;
   const r = rs[0];
-  const rel = g.rel;
-  let lo = a;
-  let hi = b;
+  const rel = run.rel;
+  let lo = run.a;
+  let hi = run.b;
   while (lo < hi) {
     const m = (lo + hi) >>> 1;
     if (rel[m] < r) lo = m + 1;
     else hi = m;
   }
-  a = lo;
-  hi = b;
+  const a = lo;
+  hi = run.b;
   while (lo < hi) {
     const m = (lo + hi) >>> 1;
     if (rel[m] <= r) lo = m + 1;
     else hi = m;
   }
-  return [a, lo];
+  run.a = a;
+  run.b = lo;
+  return run;
 }
 
 /** True when `rs` lets relation r through. */
@@ -90,9 +92,7 @@ export function allows(rs: RelSet, r: number): boolean {
 
 /** Sorts node indices by (type, id). */
 function sortByEntity(g: Graph, xs: Int32Array): Int32Array {
-  const t = g.nodeType;
-  const id = g.nodeId;
-  return xs.sort((a, b) => t[a] - t[b] || id[a] - id[b]);
+  return xs.sort((a, b) => typeOf(g, a) - typeOf(g, b) || idOf(g, a) - idOf(g, b));
 }
 
 /**
@@ -105,9 +105,9 @@ export function pathEnds(g: Graph, start: number, hops: readonly RelSet[], limit
   for (const rs of hops) {
     const ep = nextEpoch(g);
     const next = new IntList(cur.n * 2);
-    const { dst, rel, mark } = g;
+    const mark = g.mark;
     for (let i = 0; i < cur.n; i++) {
-      const [a, b] = edgeRun(g, cur.a[i], rs);
+      const { rel, dst, a, b } = edgeRun(g, cur.a[i], rs);
       for (let e = a; e < b; e++) {
         const v = dst[e];
         if (mark[v] !== ep && allows(rs, rel[e])) {
@@ -133,29 +133,29 @@ export function pathEnds(g: Graph, start: number, hops: readonly RelSet[], limit
 export function pathWalks(g: Graph, start: number, hops: readonly RelSet[], limit: number, out: Rows): boolean {
   const L = hops.length;
   const stack = new Int32Array(L + 1);
-  const cursor = new Int32Array(L + 1);
-  const end = new Int32Array(L + 1);
+  const runs: Run[] = new Array(L);
   stack[0] = start;
-  [cursor[0], end[0]] = edgeRun(g, start, hops[0]);
+  runs[0] = edgeRun(g, start, hops[0]);
   let level = 0;
   let found = 0;
   while (level >= 0) {
-    if (cursor[level] >= end[level]) {
+    const run = runs[level];
+    if (run.a >= run.b) {
       level--;
       continue;
     }
-    const e = cursor[level]++;
-    if (!allows(hops[level], g.rel[e])) continue;
-    const v = g.dst[e];
+    const e = run.a++;
+    if (!allows(hops[level], run.rel[e])) continue;
+    const v = run.dst[e];
     if (level + 1 === L) {
       if (found === limit) return true;
       found++;
-      for (let i = 0; i < L; i++) out.add(stack[i], 0, 0, 0);
+      for (let i = 0; i <= level; i++) out.add(stack[i], 0, 0, 0);
       out.add(v, 0, 0, 0);
       continue;
     }
     stack[++level] = v;
-    [cursor[level], end[level]] = edgeRun(g, v, hops[level]);
+    runs[level] = edgeRun(g, v, hops[level]);
   }
   return false;
 }
@@ -168,7 +168,7 @@ export function pathWalks(g: Graph, start: number, hops: readonly RelSet[], limi
  */
 export function bfs(g: Graph, start: number, maxDepth: number, rs: RelSet, limit: number, out: Rows): boolean {
   const ep = nextEpoch(g);
-  const { dst, rel, mark, off } = g;
+  const mark = g.mark;
   const base = out.n;
   if (limit === 0) return true;
   mark[start] = ep;
@@ -178,8 +178,8 @@ export function bfs(g: Graph, start: number, maxDepth: number, rs: RelSet, limit
   for (let head = base; head < out.n; head++) {
     const d = depth.a[head];
     if (d === maxDepth) continue;
-    const u = node.a[head];
-    for (let e = off[u], b = off[u + 1]; e < b; e++) {
+    const { rel, dst, a, b } = edgesOf(g, node.a[head]);
+    for (let e = a; e < b; e++) {
       const v = dst[e];
       if (mark[v] === ep || !allows(rs, rel[e])) continue;
       if (out.n - base === limit) return true;

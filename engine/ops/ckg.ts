@@ -20,7 +20,8 @@ import { DIMS, Kind, OpInput, ScrollBatch } from '../types';
 import { VtpuError } from '../errors';
 import { coordFromParam, MAX_COMPONENT } from '../coords';
 import { boolParam, coordsBody, intParam, isBatch } from './params';
-import { findNode, Graph, graphOf } from '../kg/graph';
+import type { Graph } from '../kg/graph';
+import { findNode, graphOf, idOf, typeOf } from '../kg/overlay';
 import { bfs, pathEnds, pathWalks, RelSet, Rows } from '../kg/traverse';
 
 /** Most hops in a path. */
@@ -69,8 +70,8 @@ function starts(engine: Engine, input: OpInput): Uint32Array {
 function rowCoords(g: Graph, nodes: Int32Array, attr: number): Uint32Array {
   const out = new Uint32Array(nodes.length * DIMS);
   for (let i = 0; i < nodes.length; i++) {
-    out[i * DIMS] = g.nodeType[nodes[i]];
-    out[i * DIMS + 1] = g.nodeId[nodes[i]];
+    out[i * DIMS] = typeOf(g, nodes[i]);
+    out[i * DIMS + 1] = idOf(g, nodes[i]);
     out[i * DIMS + 2] = attr;
   }
   return out;

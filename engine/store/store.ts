@@ -75,6 +75,7 @@ export class Store {
   private shapesUsed = 0;
   private garbage = 0;
   private writes = 0;
+  private renumbers = 0;
   private readonly index = new RangeIndex();
 
   /** Creates an empty store with the given limits. */
@@ -95,6 +96,14 @@ export class Store {
    */
   get version(): number {
     return this.writes;
+  }
+
+  /**
+   * Bumped whenever entry ids are renumbered or dropped (compact, clear). Between two bumps
+   * ids only grow: entries appended after a point have ids ≥ the view's count at that point.
+   */
+  get generation(): number {
+    return this.renumbers;
   }
 
   /** Throws E_LIMIT when a batch of `n` rows is over maxBatch. */
@@ -226,6 +235,7 @@ export class Store {
   clear(): void {
     this.v = emptyView();
     this.writes++;
+    this.renumbers++;
     this.live = this.tombstones = this.heapUsed = this.shapesUsed = this.garbage = 0;
     this.index.reset();
   }
@@ -234,6 +244,7 @@ export class Store {
   compact(): void {
     const { view, oldToNew, heapUsed, shapesUsed } = compactView(this.v, this.live);
     this.v = view;
+    this.renumbers++;
     this.heapUsed = heapUsed;
     this.shapesUsed = shapesUsed;
     this.garbage = 0;

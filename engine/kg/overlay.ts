@@ -1,0 +1,146 @@
+/**
+ * Keeping the CKG graph in step with the store. After a write, {@link graphOf} looks at the
+ * entries appended since the full build (ids only grow within a store generation): when no
+ * entry the build saw has been deleted and the appended ones are few, they become an
+ * overlay (new entities and edges, rebuilt from the store each time the version moves);
+ * otherwise — deletions, compaction, clear, or a large append — the graph is rebuilt.
+ * Either way the next traversal sees exactly the store's live edges.
+ */
+import { DIMS } from '../types';
+import type { Store } from '../store/store';
+import { buildGraph, findBaseNode, Graph, isEdge } from './graph';
+
+/** Entities and edges appended since the build; node indices continue after the base. */
+export interface Overlay {
+  /** "type.id" → node index (≥ baseNodes) of entities the base does not know. */
+  readonly index: Map<string, number>;
+  readonly type: number[];
+  readonly id: number[];
+  /** Node → its appended edges, sorted by (rel, dst type, dst id). */
+  readonly edges: Map<number, { rel: Uint32Array; dst: Int32Array }>;
+}
+
+/** One node's edges: rel/dst over [a, b). */
+export interface Run {
+  rel: Uint32Array;
+  dst: Int32Array;
+  a: number;
+  b: number;
+}
+
+/** Entity type of node u. */
+export function typeOf(g: Graph, u: number): number {
+  return u < g.baseNodes ? g.nodeType[u] : (g.ov as Overlay).type[u - g.baseNodes];
+}
+
+/** Entity id of node u. */
+export function idOf(g: Graph, u: number): number {
+  return u < g.baseNodes ? g.nodeId[u] : (g.ov as Overlay).id[u - g.baseNodes];
+}
+
+/** Node index of entity (t, id), or -1 when it does not exist. */
+export function findNode(g: Graph, t: number, id: number): number {
+  const u = findBaseNode(g, t, id);
+  if (u >= 0 || g.ov === null) return u;
+  return g.ov.index.get(`${t}.${id}`) ?? -1;
+}
+
+/** (rel, type, id) order of edge (r1 → d1) against (r2 → d2). */
+function cmp(g: Graph, r1: number, d1: number, r2: number, d2: number): number {
+  return r1 - r2 || typeOf(g, d1) - typeOf(g, d2) || idOf(g, d1) - idOf(g, d2);
+}
+
+/** Node u's edges in (rel, type, id) order: its base run, merged with appended edges when it has any. */
+export function edgesOf(g: Graph, u: number): Run {
+  const base: Run = u < g.baseNodes ? { rel: g.rel, dst: g.dst, a: g.off[u], b: g.off[u + 1] } : { rel: g.rel, dst: g.dst, a: 0, b: 0 };
+  const extra = g.ov?.edges.get(u);
+  if (extra === undefined) return base;
+  const n = base.b - base.a + extra.rel.length;
+  const rel = new Uint32Array(n);
+  const dst = new Int32Array(n);
+  let i = base.a;
+  let j = 0;
+  for (let k = 0; k < n; k++) {
+    const takeBase = j >= extra.rel.length || (i < base.b && cmp(g, g.rel[i], g.dst[i], extra.rel[j], extra.dst[j]) < 0);
+    if (takeBase) {
+      rel[k] = g.rel[i];
+      dst[k] = g.dst[i++];
+    } else {
+      rel[k] = extra.rel[j];
+      dst[k] = extra.dst[j++];
+    }
+  }
+  return { rel, dst, a: 0, b: n };
+}
+
+/** Rebuilds `g.ov` from the entries appended since the build; false when a full rebuild is due. */
+function refresh(g: Graph, store: Store): boolean {
+  const t0 = performance.now();
+  const v = store.view();
+  const delta = v.count - g.builtCount;
+  if (delta < 0 || delta > Math.max(4096, g.rel.length / 32)) return false;
+  const { keys, kind } = v;
+  const ov: Overlay = { index: new Map(), type: [], id: [], edges: new Map() };
+  const node = (t: number, id: number): number => {
+    const u = findBaseNode(g, t, id);
+    if (u >= 0) return u;
+    const key = `${t}.${id}`;
+    let x = ov.index.get(key);
+    if (x === undefined) {
+      x = g.baseNodes + ov.type.length;
+      ov.index.set(key, x);
+      ov.type.push(t);
+      ov.id.push(id);
+    }
+    return x;
+  };
+  const src: number[] = [];
+  const rel: number[] = [];
+  const dst: number[] = [];
+  let live = 0;
+  for (let e = g.builtCount; e < v.count; e++) {
+    if (kind[e] === 0) continue;
+    live++;
+    const k = e * DIMS;
+    const u = node(keys[k], keys[k + 1]);
+    if (!isEdge(keys, k)) continue;
+    src.push(u);
+    rel.push(keys[k + 3]);
+    dst.push(node(keys[k + 4], keys[k + 5]));
+  }
+  // An entry the build saw is gone: its edge is still in the base, so rebuild.
+  if (store.size !== g.builtLive + live) return false;
+  g.ov = ov;
+  g.nodes = g.baseNodes + ov.type.length;
+  const order = src.map((_, i) => i).sort((x, y) => src[x] - src[y] || cmp(g, rel[x], dst[x], rel[y], dst[y]));
+  for (let i = 0; i < order.length;) {
+    let j = i;
+    while (j < order.length && src[order[j]] === src[order[i]]) j++;
+    const run = order.slice(i, j);
+    ov.edges.set(src[order[i]], { rel: Uint32Array.from(run, (x) => rel[x]), dst: Int32Array.from(run, (x) => dst[x]) });
+    i = j;
+  }
+  if (g.mark.length < g.nodes) {
+    g.mark = new Int32Array(Math.max(g.nodes, 2 * g.mark.length));
+    g.epoch = 0;
+  }
+  g.version = store.version;
+  g.buildUs = Math.round((performance.now() - t0) * 1000);
+  return true;
+}
+
+const graphs = new WeakMap<Store, Graph>();
+
+/**
+ * The store's graph, brought up to date: as it was when the store has not been written
+ * since, refreshed (overlay) or rebuilt otherwise. `built` tells whether this call did work
+ * (its time is `graph.buildUs`).
+ */
+export function graphOf(store: Store): { graph: Graph; built: boolean } {
+  const g = graphs.get(store);
+  if (g !== undefined && g.version === store.version) return { graph: g, built: false };
+  if (g !== undefined && g.generation === store.generation && refresh(g, store)) return { graph: g, built: true };
+  const fresh = buildGraph(store);
+  graphs.set(store, fresh);
+  return { graph: fresh, built: true };
+}
