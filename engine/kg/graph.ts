@@ -37,6 +37,13 @@ export interface Graph {
   readonly dst: Int32Array;
   /** Open-addressing map (type, id) → base node index; -1 empty. */
   readonly table: Int32Array;
+  /** Live store rows naming each base node (its own rows plus edges pointing at it): 0 = gone. */
+  readonly refs: Int32Array;
+  /** Base edges deleted since the build (null until the first). */
+  dead: Uint8Array | null;
+  /** Entry ids (< builtCount) deleted since the build, and how many of them are applied. */
+  readonly deleted: number[];
+  deletedDone: number;
   /** Appended since the build (null when none). */
   ov: Overlay | null;
   /** All nodes, base and overlay. */
@@ -61,6 +68,7 @@ export function hash2(t: number, id: number): number {
 class NodeMap {
   type: Uint32Array = new Uint32Array(1024);
   id: Uint32Array = new Uint32Array(1024);
+  refs: Uint32Array = new Uint32Array(1024);
   n = 0;
   table = new Int32Array(2048).fill(-1);
 
@@ -78,6 +86,7 @@ class NodeMap {
     if (x === this.type.length) {
       this.type = grow(this.type);
       this.id = grow(this.id);
+      this.refs = grow(this.refs);
     }
     this.type[x] = t;
     this.id[x] = id;
@@ -122,6 +131,23 @@ export function findBaseNode(g: Graph, t: number, id: number): number {
     if (x < 0) return -1;
     if (g.nodeType[x] === t && g.nodeId[x] === id) return x;
   }
+}
+
+/** Index of base edge u -r-> d (d a base node), or -1. */
+export function findBaseEdge(g: Graph, u: number, r: number, d: number): number {
+  const t = g.nodeType[d];
+  const id = g.nodeId[d];
+  let lo = g.off[u];
+  let hi = g.off[u + 1];
+  while (lo < hi) {
+    const m = (lo + hi) >>> 1;
+    const x = g.dst[m];
+    const c = g.rel[m] - r || g.nodeType[x] - t || g.nodeId[x] - id;
+    if (c === 0) return m;
+    if (c < 0) lo = m + 1;
+    else hi = m;
+  }
+  return -1;
 }
 
 /** (rel, dst type, dst id) of edge a compared with edge b. */
@@ -184,10 +210,12 @@ export function buildGraph(store: Store): Graph {
       lastId = keys[k + 1];
       last = nodes.intern(lastT, lastId);
     }
+    nodes.refs[last]++;
     if (!isEdge(keys, k)) continue;
     src[j] = last;
     rel0[j] = keys[k + 3];
     dst0[j] = nodes.intern(keys[k + 4], keys[k + 5]);
+    nodes.refs[dst0[j]]++;
     j++;
   }
   const n = nodes.n;
@@ -206,7 +234,7 @@ export function buildGraph(store: Store): Graph {
   return {
     version: store.version, generation: store.generation, builtCount: count, builtLive: store.size,
     baseNodes: n, nodeType: nodes.type.subarray(0, n), nodeId: nodes.id.subarray(0, n), nodes: n,
-    off, rel, dst, table: nodes.table, ov: null, buildUs: Math.round((performance.now() - t0) * 1000),
+    off, rel, dst, table: nodes.table, refs: new Int32Array(nodes.refs.buffer, 0, n), dead: null, deleted: [], deletedDone: 0, ov: null, buildUs: Math.round((performance.now() - t0) * 1000),
     mark: new Int32Array(n), epoch: 0,
   };
 }

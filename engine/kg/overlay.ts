@@ -1,14 +1,15 @@
 /**
- * Keeping the CKG graph in step with the store. After a write, {@link graphOf} looks at the
- * entries appended since the full build (ids only grow within a store generation): when no
- * entry the build saw has been deleted and the appended ones are few, they become an
- * overlay (new entities and edges, rebuilt from the store each time the version moves);
- * otherwise — deletions, compaction, clear, or a large append — the graph is rebuilt.
- * Either way the next traversal sees exactly the store's live edges.
+ * Keeping the CKG graph in step with the store. After a write, {@link graphOf} updates the
+ * graph in place when it can: entries appended since the build (ids only grow within a
+ * store generation) become an overlay of new entities and edges, rescanned from the store
+ * each time the version moves; deleted entries (reported by the store's delete hook) mark
+ * their base edge dead and drop a reference from the entities they name. Compaction,
+ * clear, or too many appended or deleted entries rebuild it. Either way the next traversal
+ * sees exactly the store's live edges.
  */
 import { DIMS } from '../types';
 import type { Store } from '../store/store';
-import { buildGraph, findBaseNode, Graph, isEdge } from './graph';
+import { buildGraph, findBaseEdge, findBaseNode, Graph, isEdge } from './graph';
 
 /** Entities and edges appended since the build; node indices continue after the base. */
 export interface Overlay {
@@ -18,14 +19,17 @@ export interface Overlay {
   readonly id: number[];
   /** Node → its appended edges, sorted by (rel, dst type, dst id). */
   readonly edges: Map<number, { rel: Uint32Array; dst: Int32Array }>;
+  /** Base nodes that appended rows name (they exist whatever their base references). */
+  readonly touched: Set<number>;
 }
 
-/** One node's edges: rel/dst over [a, b). */
+/** One node's edges: rel/dst over [a, b), skipping e where dead[e] is set. */
 export interface Run {
   rel: Uint32Array;
   dst: Int32Array;
   a: number;
   b: number;
+  dead: Uint8Array | null;
 }
 
 /** Entity type of node u. */
@@ -45,6 +49,11 @@ export function findNode(g: Graph, t: number, id: number): number {
   return g.ov.index.get(`${t}.${id}`) ?? -1;
 }
 
+/** True when node u exists: a live row names it (its own scroll, or an edge to it). */
+export function exists(g: Graph, u: number): boolean {
+  return u >= g.baseNodes || g.refs[u] > 0 || (g.ov !== null && g.ov.touched.has(u));
+}
+
 /** (rel, type, id) order of edge (r1 → d1) against (r2 → d2). */
 function cmp(g: Graph, r1: number, d1: number, r2: number, d2: number): number {
   return r1 - r2 || typeOf(g, d1) - typeOf(g, d2) || idOf(g, d1) - idOf(g, d2);
@@ -52,7 +61,9 @@ function cmp(g: Graph, r1: number, d1: number, r2: number, d2: number): number {
 
 /** Node u's edges in (rel, type, id) order: its base run, merged with appended edges when it has any. */
 export function edgesOf(g: Graph, u: number): Run {
-  const base: Run = u < g.baseNodes ? { rel: g.rel, dst: g.dst, a: g.off[u], b: g.off[u + 1] } : { rel: g.rel, dst: g.dst, a: 0, b: 0 };
+  const base: Run = u < g.baseNodes
+    ? { rel: g.rel, dst: g.dst, a: g.off[u], b: g.off[u + 1], dead: g.dead }
+    : { rel: g.rel, dst: g.dst, a: 0, b: 0, dead: null };
   const extra = g.ov?.edges.get(u);
   if (extra === undefined) return base;
   const n = base.b - base.a + extra.rel.length;
@@ -60,17 +71,37 @@ export function edgesOf(g: Graph, u: number): Run {
   const dst = new Int32Array(n);
   let i = base.a;
   let j = 0;
-  for (let k = 0; k < n; k++) {
-    const takeBase = j >= extra.rel.length || (i < base.b && cmp(g, g.rel[i], g.dst[i], extra.rel[j], extra.dst[j]) < 0);
-    if (takeBase) {
+  let k = 0;
+  for (;;) {
+    while (i < base.b && g.dead !== null && g.dead[i] !== 0) i++;
+    if (i >= base.b && j >= extra.rel.length) break;
+    if (j >= extra.rel.length || (i < base.b && cmp(g, g.rel[i], g.dst[i], extra.rel[j], extra.dst[j]) < 0)) {
       rel[k] = g.rel[i];
-      dst[k] = g.dst[i++];
+      dst[k++] = g.dst[i++];
     } else {
       rel[k] = extra.rel[j];
-      dst[k] = extra.dst[j++];
+      dst[k++] = extra.dst[j++];
     }
   }
-  return { rel, dst, a: 0, b: n };
+  return { rel, dst, a: 0, b: k, dead: null };
+}
+
+/** Applies deletions the store reported since the last refresh: dead edges, dropped references. */
+function applyDeletes(g: Graph, keys: Uint32Array): void {
+  for (; g.deletedDone < g.deleted.length; g.deletedDone++) {
+    const k = g.deleted[g.deletedDone] * DIMS;
+    const u = findBaseNode(g, keys[k], keys[k + 1]);
+    g.refs[u]--;
+    if (!isEdge(keys, k)) continue;
+    const d = findBaseNode(g, keys[k + 4], keys[k + 5]);
+    g.refs[d]--;
+    (g.dead ??= new Uint8Array(g.rel.length))[findBaseEdge(g, u, keys[k + 3], d)] = 1;
+  }
+}
+
+/** Most appended entries a refresh takes on (deletions: twice that) before a rebuild is cheaper. */
+function maxDelta(g: Graph): number {
+  return Math.max(4096, g.rel.length / 64);
 }
 
 /** Rebuilds `g.ov` from the entries appended since the build; false when a full rebuild is due. */
@@ -78,12 +109,17 @@ function refresh(g: Graph, store: Store): boolean {
   const t0 = performance.now();
   const v = store.view();
   const delta = v.count - g.builtCount;
-  if (delta < 0 || delta > Math.max(4096, g.rel.length / 32)) return false;
+  const most = maxDelta(g);
+  if (delta < 0 || delta > most || g.deleted.length > 2 * most) return false;
   const { keys, kind } = v;
-  const ov: Overlay = { index: new Map(), type: [], id: [], edges: new Map() };
+  applyDeletes(g, keys);
+  const ov: Overlay = { index: new Map(), type: [], id: [], edges: new Map(), touched: new Set() };
   const node = (t: number, id: number): number => {
     const u = findBaseNode(g, t, id);
-    if (u >= 0) return u;
+    if (u >= 0) {
+      ov.touched.add(u);
+      return u;
+    }
     const key = `${t}.${id}`;
     let x = ov.index.get(key);
     if (x === undefined) {
@@ -108,8 +144,8 @@ function refresh(g: Graph, store: Store): boolean {
     rel.push(keys[k + 3]);
     dst.push(node(keys[k + 4], keys[k + 5]));
   }
-  // An entry the build saw is gone: its edge is still in the base, so rebuild.
-  if (store.size !== g.builtLive + live) return false;
+  // Every live entry is accounted for (a safety net: the counts always agree within a generation).
+  if (store.size !== g.builtLive - g.deleted.length + live) return false;
   g.ov = ov;
   g.nodes = g.baseNodes + ov.type.length;
   const order = src.map((_, i) => i).sort((x, y) => src[x] - src[y] || cmp(g, rel[x], dst[x], rel[y], dst[y]));
@@ -130,6 +166,20 @@ function refresh(g: Graph, store: Store): boolean {
 }
 
 const graphs = new WeakMap<Store, Graph>();
+const hooked = new WeakSet<Store>();
+
+/** Queues a deleted entry the current graph's base covers (applied at the next refresh). */
+function hook(store: Store): void {
+  if (hooked.has(store)) return;
+  hooked.add(store);
+  store.onDelete((id) => {
+    const g = graphs.get(store);
+    if (g === undefined || g.generation !== store.generation || id >= g.builtCount) return;
+    g.deleted.push(id);
+    // Past what a refresh applies: drop the graph now (frees it; the next CKG rebuilds).
+    if (g.deleted.length > 2 * maxDelta(g)) graphs.delete(store);
+  });
+}
 
 /**
  * The store's graph, brought up to date: as it was when the store has not been written
@@ -140,6 +190,7 @@ export function graphOf(store: Store): { graph: Graph; built: boolean } {
   const g = graphs.get(store);
   if (g !== undefined && g.version === store.version) return { graph: g, built: false };
   if (g !== undefined && g.generation === store.generation && refresh(g, store)) return { graph: g, built: true };
+  hook(store);
   const fresh = buildGraph(store);
   graphs.set(store, fresh);
   return { graph: fresh, built: true };

@@ -107,8 +107,9 @@ export function pathEnds(g: Graph, start: number, hops: readonly RelSet[], limit
     const next = new IntList(cur.n * 2);
     const mark = g.mark;
     for (let i = 0; i < cur.n; i++) {
-      const { rel, dst, a, b } = edgeRun(g, cur.a[i], rs);
+      const { rel, dst, a, b, dead } = edgeRun(g, cur.a[i], rs);
       for (let e = a; e < b; e++) {
+        if (dead !== null && dead[e] !== 0) continue;
         const v = dst[e];
         if (mark[v] !== ep && allows(rs, rel[e])) {
           mark[v] = ep;
@@ -145,7 +146,7 @@ export function pathWalks(g: Graph, start: number, hops: readonly RelSet[], limi
       continue;
     }
     const e = run.a++;
-    if (!allows(hops[level], run.rel[e])) continue;
+    if ((run.dead !== null && run.dead[e] !== 0) || !allows(hops[level], run.rel[e])) continue;
     const v = run.dst[e];
     if (level + 1 === L) {
       if (found === limit) return true;
@@ -178,10 +179,10 @@ export function bfs(g: Graph, start: number, maxDepth: number, rs: RelSet, limit
   for (let head = base; head < out.n; head++) {
     const d = depth.a[head];
     if (d === maxDepth) continue;
-    const { rel, dst, a, b } = edgesOf(g, node.a[head]);
+    const { rel, dst, a, b, dead } = edgesOf(g, node.a[head]);
     for (let e = a; e < b; e++) {
       const v = dst[e];
-      if (mark[v] === ep || !allows(rs, rel[e])) continue;
+      if (mark[v] === ep || (dead !== null && dead[e] !== 0) || !allows(rs, rel[e])) continue;
       if (out.n - base === limit) return true;
       mark[v] = ep;
       out.add(v, d + 1, head, rel[e]);

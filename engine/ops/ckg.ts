@@ -21,7 +21,7 @@ import { VtpuError } from '../errors';
 import { coordFromParam, MAX_COMPONENT } from '../coords';
 import { boolParam, coordsBody, intParam, isBatch } from './params';
 import type { Graph } from '../kg/graph';
-import { findNode, graphOf, idOf, typeOf } from '../kg/overlay';
+import { exists, findNode, graphOf, idOf, typeOf } from '../kg/overlay';
 import { bfs, pathEnds, pathWalks, RelSet, Rows } from '../kg/traverse';
 
 /** Most hops in a path. */
@@ -137,7 +137,7 @@ export const CKG: Instruction = {
     for (let s = 0; s < nStarts; s++) {
       const u = findNode(g, ents[2 * s], ents[2 * s + 1]);
       let cut = false;
-      if (u >= 0) {
+      if (u >= 0 && exists(g, u)) {
         if (mode === 'bfs') cut = bfs(g, u, depth, rels, limit, rows);
         else cut = walks ? pathWalks(g, u, hops, limit, rows) : pathEnds(g, u, hops, limit, rows);
       }

@@ -76,6 +76,7 @@ export class Store {
   private garbage = 0;
   private writes = 0;
   private renumbers = 0;
+  private readonly deleteHooks: Array<(id: number) => void> = [];
   private readonly index = new RangeIndex();
 
   /** Creates an empty store with the given limits. */
@@ -104,6 +105,14 @@ export class Store {
    */
   get generation(): number {
     return this.renumbers;
+  }
+
+  /**
+   * Calls `fn(id)` with the entry id of every deleted entry (not on clear or compaction,
+   * which bump {@link generation}). Its key stays readable in {@link view} until then.
+   */
+  onDelete(fn: (id: number) => void): void {
+    this.deleteHooks.push(fn);
   }
 
   /** Throws E_LIMIT when a batch of `n` rows is over maxBatch. */
@@ -379,6 +388,7 @@ export class Store {
     v.meta[id * META + M_KDN] = 0;
     v.meta[id * META + M_LEN] = 0;
     this.index.noteDelete(id);
+    for (const f of this.deleteHooks) f(id);
     return true;
   }
 

@@ -127,6 +127,14 @@ describe('CKG bfs mode', () => {
     expect(q()).toEqual([1008, 1010]);
     const again = ckg(e, { mode: 'path', start: name(1001), path: [FATHER] });
     expect(again.result.build_us).toBe(0);
+    // An entity whose only row is an edge to it stops existing with that edge; one with a name stays.
+    const f = new Engine();
+    const rows = [edge(1, FATHER, 2), edge(1, FATHER, 3), name(3)];
+    f.execute('CPUT', { params: { batch: true }, scrolls: stringBatch(rows, ['', '', 'C'], Kind.Text) });
+    const exists = (id: number) => ckg(f, { mode: 'bfs', start: name(id), depth: 0 }).result.n;
+    expect([exists(1), exists(2), exists(3)]).toEqual([1, 1, 1]);
+    f.execute('CDEL', { params: { batch: true }, coords: coordsOf([edge(1, FATHER, 2), edge(1, FATHER, 3)]) });
+    expect([exists(1), exists(2), exists(3)]).toEqual([0, 0, 1]);
   });
 });
 
@@ -139,7 +147,7 @@ function reference(e: Engine, params: Record<string, unknown>): OpOutput {
 }
 
 describe('CKG after random writes and deletes', () => {
-  test('every query equals a from-scratch build (overlay for appends, rebuild otherwise)', () => {
+  test('every query equals a from-scratch build (updated in place, or rebuilt after compaction)', () => {
     let seed = 7;
     const rnd = (m: number) => {
       seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
@@ -153,17 +161,21 @@ describe('CKG after random writes and deletes', () => {
       e.execute('CPUT', { params: { batch: true }, scrolls: stringBatch(rows, rows.map(() => ''), Kind.Bytes) });
     };
     put(Array.from({ length: 60 }, randomEdge));
-    let overlays = 0;
+    let inPlace = 0;
+    let deletesInPlace = 0;
     let rebuilds = 0;
-    for (let step = 0; step < 60; step++) {
+    for (let step = 0; step < 80; step++) {
       const before = graphOf(e.store).graph;
-      const op = rnd(6);
-      if (op === 0) e.execute('CDEL', { params: { coord: written[rnd(written.length)] } });
-      else if (op === 1) put([[1 + rnd(2), 40 + rnd(5), 1, 0, 0, 0, 0, 0, 0]]); // an attribute-only entity
+      const v0 = before.version;
+      const op = rnd(8);
+      if (op <= 1) e.execute('CDEL', { params: { coord: written[rnd(written.length)] } });
+      else if (op === 2) put([[1 + rnd(2), 40 + rnd(5), 1, 0, 0, 0, 0, 0, 0]]); // an attribute-only entity
+      else if (op === 3) e.store.compact(); // renumbers ids: the next write rebuilds
       else put(Array.from({ length: 1 + rnd(4) }, randomEdge));
       const after = graphOf(e.store).graph;
-      if (after === before && after.ov !== null) overlays++;
-      else if (after !== before) rebuilds++;
+      if (after !== before) rebuilds++;
+      else if (after.version !== v0) inPlace++;
+      if (after === before && after.dead !== null) deletesInPlace++;
       const start = [1 + rnd(2), rnd(45), 0, 0, 0, 0, 0, 0, 0];
       const queries: Array<Record<string, unknown>> = [
         { mode: 'path', start, path: [1 + rnd(3), '*'] },
@@ -177,7 +189,8 @@ describe('CKG after random writes and deletes', () => {
         expect(got.result.offsets).toEqual(want.result.offsets);
       }
     }
-    expect(overlays).toBeGreaterThan(10);
+    expect(inPlace).toBeGreaterThan(30);
+    expect(deletesInPlace).toBeGreaterThan(10);
     expect(rebuilds).toBeGreaterThan(3);
   });
 });
