@@ -2,7 +2,8 @@
 100,000) plus a 1,000-node dependency tree, beside networkx on the same graph in this process.
 
 Figures: load (batched kg_put), the adjacency build (first CKG after the load), a 4-hop relation
-path from a batch of starts, and a full traversal (BFS) of the tree. Engine-side times are the
+path from a batch of starts, a full traversal (BFS) of the tree, and the in-place update of the
+adjacency after small writes (10 edges appended, then deleted). Engine-side times are the
 op's own `elapsed_us` (measured inside CKG: traversal and reply rows, not Arrow encoding or the
 socket); end to end is the Python call. networkx needs far more memory per edge than the
 engine: when the graph would not fit in half the available memory it gets the largest prefix
@@ -116,6 +117,13 @@ def run(quick: bool = False, rounds: int | None = None) -> dict:
                         tree_e2e.append((t2 - t1) * 1e6)
                         tree_eng.append(eng)
             assert len(tree.nodes) == 1000 and not tree.truncated
+            out["update"] = updates(client, entities, root, rounds * REPS)
+            pings = []
+            for _ in range(rounds * REPS):
+                t0 = time.perf_counter()
+                client.ping()
+                pings.append((time.perf_counter() - t0) * 1e6)
+            out["ping_us"] = median(pings)
             out["rss_bytes_per_edge"] = (rss_bytes(proc.pid) - rss0) / len(edges)
             out["store"] = client.ping()["store"]
     out["path_ends"] = int(sum(len(e) for e in ends))
@@ -123,6 +131,23 @@ def run(quick: bool = False, rounds: int | None = None) -> dict:
                    "tree_e2e_us": median(tree_e2e), "tree_engine_us": median(tree_eng)}
     out["networkx"] = networkx_runs(edges, starts, ends, rounds)
     return out
+
+
+def updates(client: vtpu.Client, entities: int, root: dict, reps: int) -> dict:
+    """Write-then-query: the graph is updated in place (no rebuild) after small appends and deletes;
+    figures are the engine-side update time (`build_us` of the next CKG) and that CKG's elapsed_us."""
+    rng = np.random.default_rng(14)
+    add_us, del_us, q_us = [], [], []
+    for _ in range(reps):
+        new = np.stack([np.full(10, ENTITY), rng.integers(0, entities, 10), np.full(10, RELS + 2),
+                        np.full(10, ENTITY), rng.integers(entities, 2 * entities, 10)], axis=1)  # 10 new edges, 10 new entities
+        client.kg_put(new)
+        res = client.request("CKG", {**root, "depth": 65535})[0]
+        add_us.append(res["build_us"])
+        q_us.append(res["elapsed_us"])
+        client.kg_delete(new)
+        del_us.append(client.request("CKG", {**root, "depth": 65535})[0]["build_us"])
+    return {"append_us": median(add_us), "delete_us": median(del_us), "query_after_write_us": median(q_us)}
 
 
 def networkx_runs(edges: np.ndarray, starts: np.ndarray, ends: list, rounds: int) -> dict:
