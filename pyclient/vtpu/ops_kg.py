@@ -37,8 +37,8 @@ class KgTree(NamedTuple):
 
 class KgResults(list):
     """A list with one result per start, plus ``truncated`` (bool per start),
-    ``elapsed_us`` (engine-side time of the op) and ``build_us`` (of which rebuilding the
-    adjacency after a write)."""
+    ``elapsed_us`` (engine-side time of the op) and ``build_us`` (of which bringing the
+    adjacency up to date after writes)."""
 
     truncated: list[bool]
     elapsed_us: int
