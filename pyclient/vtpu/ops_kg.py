@@ -16,7 +16,10 @@ from . import arrow
 from .errors import ProtocolError
 from .kg import KgSchema, edge_coords, hops_param, relations_param, start_coords
 
-__all__ = ["KgMixin", "KgTree", "KgResults"]
+__all__ = ["KgMixin", "KgTree", "KgResults", "KG_CALLS"]
+
+#: The public KgMixin calls (also coroutines on :class:`vtpu.AsyncClient`).
+KG_CALLS = ("kg_put", "kg_delete", "ckg_path", "ckg_bfs")
 
 
 class KgTree(NamedTuple):

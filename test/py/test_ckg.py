@@ -159,3 +159,15 @@ def test_errors_are_typed_and_the_sidecar_keeps_serving(client: vtpu.Client, ns:
     assert client.ping()["version"] == 1
     assert pairs(client.ckg_path((ns, 1), [1])) == [(ns, 2)]
     assert pairs(client.ckg_path((ns, 1), [7])) == []  # a relation without edges is empty
+
+
+def test_async_client_has_the_kg_calls(sidecar: vtpu.Sidecar, ns: int) -> None:
+    import asyncio
+
+    async def main() -> list:
+        async with await vtpu.connect_async(sidecar.address) as vt:
+            await vt.kg_put([(ns, 1, 1, ns, 2), (ns, 2, 1, ns, 3)])
+            return [await vt.ckg_path((ns, 1), [1, 1]), (await vt.ckg_bfs((ns, 1), 5)).depth]
+
+    ends, depth = asyncio.run(main())
+    assert pairs(ends) == [(ns, 3)] and depth.tolist() == [0, 1, 2]
