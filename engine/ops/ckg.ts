@@ -134,14 +134,18 @@ export const CKG: Instruction = {
     const offsets = new Array<number>(nStarts + 1);
     const truncated = new Array<boolean>(nStarts);
     offsets[0] = 0;
+    const per = walks ? hops.length + 1 : 1;
     for (let s = 0; s < nStarts; s++) {
       const u = findNode(g, ents[2 * s], ents[2 * s + 1]);
+      // The reply may not pass the batch limit: a start gets at most the rows still free.
+      const room = Math.floor((max - rows.n) / per);
+      const cap = Math.min(limit, room);
       let cut = false;
       if (u >= 0 && exists(g, u)) {
-        if (mode === 'bfs') cut = bfs(g, u, depth, rels, limit, rows);
-        else cut = walks ? pathWalks(g, u, hops, limit, rows) : pathEnds(g, u, hops, limit, rows);
+        if (mode === 'bfs') cut = bfs(g, u, depth, rels, cap, rows);
+        else cut = walks ? pathWalks(g, u, hops, cap, rows) : pathEnds(g, u, hops, cap, rows);
       }
-      if (rows.n > max) throw new VtpuError('E_LIMIT', `${OP}: reply over ${max} rows; lower limit or send fewer starts`);
+      if (cut && cap < limit) throw new VtpuError('E_LIMIT', `${OP}: reply over ${max} rows; lower limit or send fewer starts`);
       truncated[s] = cut;
       offsets[s + 1] = walks ? rows.n / (hops.length + 1) : rows.n;
     }

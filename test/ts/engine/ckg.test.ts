@@ -97,6 +97,17 @@ describe('CKG path mode', () => {
     ];
     for (const [params, want] of bad) expect([params, code(() => ckg(e, params))]).toEqual([params, want]);
   });
+
+  test('a reply over the batch limit is E_LIMIT; one start is cut to it (truncated)', () => {
+    const e = new Engine({ maxBatch: 4 });
+    const rows = [edge(1, FATHER, 2), edge(2, FATHER, 3), edge(5, FATHER, 6), edge(6, FATHER, 7)];
+    e.execute('CPUT', { params: { batch: true }, scrolls: stringBatch(rows, rows.map(() => ''), Kind.Bytes) });
+    const two = coordsOf([name(1), name(5)]);
+    expect(code(() => ckg(e, { mode: 'bfs', batch: true, depth: 5 }, two))).toBe('E_LIMIT');
+    expect(code(() => ckg(e, { mode: 'path', batch: true, path: [FATHER, FATHER], paths: true }, two))).toBe('E_LIMIT');
+    expect(ckg(e, { mode: 'bfs', batch: true, depth: 5, limit: 2 }, two).result).toMatchObject({ n: 4, truncated: [true, true] });
+    expect(ckg(e, { mode: 'path', batch: true, path: [FATHER] }, two).result).toMatchObject({ n: 2, truncated: [false, false] });
+  });
 });
 
 describe('CKG bfs mode', () => {
