@@ -94,6 +94,16 @@ describe('CKG path mode', () => {
       [{ mode: 'bfs', start: name(1001), depth: 65536 }, 'E_PARAM'],
       [{ mode: 'bfs', start: name(1001), depth: 2, relations: [] }, 'E_PARAM'],
       [{ mode: 'bfs', start: name(1001), depth: 2, limit: 0 }, 'E_PARAM'],
+      [{ mode: 'bfs', start: name(1001), depth: 1.5 }, 'E_PARAM'],
+      [{ mode: 'bfs', start: name(1001), depth: 2, relations: 'x' }, 'E_PARAM'],
+      [{ mode: 'bfs', start: name(1001), depth: 2, relations: [{}] }, 'E_PARAM'],
+      [{ mode: 'path', start: name(1001), path: 'father' }, 'E_PARAM'],
+      [{ mode: 'path', start: name(1001), path: [1], paths: 'yes' }, 'E_PARAM'],
+      [{ mode: 'path', start: name(1001), path: [1], attr: -1 }, 'E_PARAM'],
+      [{ mode: 'path', start: name(1001), path: [2 ** 32] }, 'E_PARAM'],
+      [{ mode: 'path', start: null, path: [1] }, 'E_PARAM'],
+      [{ mode: 'path', start: '1.2.3/4.5.6/7.8.x', path: [1] }, 'E_COORD'],
+      [{ mode: 'path', start: [1, 2, 3, 4, 5, 6, 7, 8, -1], path: [1] }, 'E_COORD'],
     ];
     for (const [params, want] of bad) expect([params, code(() => ckg(e, params))]).toEqual([params, want]);
   });
