@@ -162,18 +162,23 @@ export function pathWalks(g: Graph, start: number, hops: readonly RelSet[], limi
 }
 
 /**
- * Appends a BFS from `start` to at most `maxDepth` hops along relations `rs`: rows in
- * discovery order (level by level; each node's edges in (relation, type, id) order) with
- * depth, parent row and relation. At most `limit` nodes; returns true when a node within
- * reach was left out.
+ * Appends a BFS from `starts` (one search from all of them together; one start is the usual
+ * case) to at most `maxDepth` hops along relations `rs`: rows in discovery order (the
+ * distinct starts first, then level by level, each node's edges in (relation, type, id)
+ * order) with depth, parent row and relation. At most `limit` nodes; returns true when a
+ * node within reach was left out.
  */
-export function bfs(g: Graph, start: number, maxDepth: number, rs: RelSet, limit: number, out: Rows): boolean {
+export function bfs(g: Graph, starts: ArrayLike<number>, maxDepth: number, rs: RelSet, limit: number, out: Rows): boolean {
   const ep = nextEpoch(g);
   const mark = g.mark;
   const base = out.n;
-  if (limit === 0) return true;
-  mark[start] = ep;
-  out.add(start, 0, -1, 0);
+  for (let i = 0; i < starts.length; i++) {
+    const s = starts[i];
+    if (mark[s] === ep) continue;
+    if (out.n - base === limit) return true;
+    mark[s] = ep;
+    out.add(s, 0, -1, 0);
+  }
   const node = out.node;
   const depth = out.depth;
   for (let head = base; head < out.n; head++) {

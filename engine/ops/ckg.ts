@@ -9,7 +9,8 @@
  *   distinct end entities in (type, id) order, or with `paths: true` every matching path as
  *   hops+1 rows (depth-first, edges in (relation, type, id) order);
  * - `bfs`: a BFS to `depth` hops along `relations` (default any), at most `limit` nodes
- *   per start (the start included), rows in discovery order with depth, parent and relation.
+ *   per start (the start included), rows in discovery order with depth, parent and relation;
+ *   with `multi_source: true` one BFS from all starts together (one block).
  * The reply body holds one `t.id.attr/0.0.0/0.0.0` coordinate per result (attr from params,
  * default 0, so the body feeds a CGET of attributes); `offsets` splits it per start. Path
  * mode sends arrow coords; bfs sends arrow scrolls whose row values are 12 bytes: int32
@@ -116,6 +117,7 @@ export const CKG: Instruction = {
     let walks = false;
     let depth = 0;
     let rels: RelSet = null;
+    let multi = false;
     if (mode === 'path') {
       if (!Array.isArray(p.path) || p.path.length < 1 || p.path.length > MAX_HOPS) {
         throw new VtpuError('E_PARAM', `${OP}: path must be a list of 1..${MAX_HOPS} hops, got ${JSON.stringify(p.path)}`);
@@ -126,30 +128,35 @@ export const CKG: Instruction = {
       if (p.depth === undefined) throw new VtpuError('E_PARAM', `${OP}: bfs needs depth (0..${MAX_DEPTH})`);
       depth = intParam(OP, p, 'depth', 0, 0, MAX_DEPTH);
       rels = p.relations === undefined || p.relations === null ? null : relSet(p.relations, 'relations');
+      multi = boolParam(OP, p, 'multi_source', false);
     }
     const ents = starts(engine, input);
     const { graph: g, built } = graphOf(engine.store);
+    const nodes: number[] = [];
+    for (let s = 0; s < ents.length / 2; s++) {
+      const u = findNode(g, ents[2 * s], ents[2 * s + 1]);
+      nodes.push(u >= 0 && exists(g, u) ? u : -1);
+    }
     const rows = new Rows(mode === 'bfs');
-    const nStarts = ents.length / 2;
-    const offsets = new Array<number>(nStarts + 1);
-    const truncated = new Array<boolean>(nStarts);
+    // multi_source: one BFS from every start together, answered as a single block.
+    const blocks = multi ? [nodes.filter((u) => u >= 0)] : nodes.map((u) => (u >= 0 ? [u] : []));
+    const offsets = new Array<number>(blocks.length + 1);
+    const truncated = new Array<boolean>(blocks.length);
     offsets[0] = 0;
     const per = walks ? hops.length + 1 : 1;
-    for (let s = 0; s < nStarts; s++) {
-      const u = findNode(g, ents[2 * s], ents[2 * s + 1]);
-      // The reply may not pass the batch limit: a start gets at most the rows still free.
-      const room = Math.floor((max - rows.n) / per);
-      const cap = Math.min(limit, room);
+    blocks.forEach((us, s) => {
+      // The reply may not pass the batch limit: a block gets at most the rows still free.
+      const cap = Math.min(limit, Math.floor((max - rows.n) / per));
       let cut = false;
-      if (u >= 0 && exists(g, u)) {
-        if (mode === 'bfs') cut = bfs(g, u, depth, rels, cap, rows);
-        else cut = walks ? pathWalks(g, u, hops, cap, rows) : pathEnds(g, u, hops, cap, rows);
+      if (us.length > 0) {
+        if (mode === 'bfs') cut = bfs(g, us, depth, rels, cap, rows);
+        else cut = walks ? pathWalks(g, us[0], hops, cap, rows) : pathEnds(g, us[0], hops, cap, rows);
       }
       if (cut && cap < limit) throw new VtpuError('E_LIMIT', `${OP}: reply over ${max} rows; lower limit or send fewer starts`);
       truncated[s] = cut;
-      offsets[s + 1] = walks ? rows.n / (hops.length + 1) : rows.n;
-    }
-    const result: Record<string, unknown> = { mode, n: rows.n, starts: nStarts, offsets, truncated };
+      offsets[s + 1] = walks ? rows.n / per : rows.n;
+    });
+    const result: Record<string, unknown> = { mode, n: rows.n, starts: nodes.length, offsets, truncated };
     if (walks) result.hops = hops.length;
     const coords = rowCoords(g, rows.node.view(), attr);
     const out = mode === 'bfs' ? { result, scrolls: bfsBatch(coords, rows) } : { result, coords };

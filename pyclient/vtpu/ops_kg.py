@@ -160,7 +160,7 @@ class KgMixin:
         return items[0] if single else _results(items, res)
 
     def ckg_bfs(self, starts: Any, depth: int, *, relations: Any = None, max_nodes: int | None = None,
-                schema: KgSchema | None = None, timeout: float | None = None) -> Any:
+                multi_source: bool = False, schema: KgSchema | None = None, timeout: float | None = None) -> Any:
         """Bounded breadth-first search from each start, in one round trip.
 
         Parameters
@@ -174,21 +174,27 @@ class KgMixin:
         max_nodes : int, optional
             Most nodes per start, the start included; ``truncated`` says when reachable
             nodes were left out.
+        multi_source : bool
+            One BFS from all starts together (each node once, at its distance from the
+            nearest start; the starts come first): returns a single :class:`KgTree`.
         schema : KgSchema, optional
             Resolves names.
 
         Returns
         -------
         KgTree or KgResults
-            A :class:`KgTree` for one start, a :class:`KgResults` list of them for a batch.
-            A start that does not exist gives an empty tree.
+            A :class:`KgTree` for one start (or ``multi_source``), a :class:`KgResults`
+            list of them for a batch. A start that does not exist gives an empty tree.
         """
         params: dict[str, Any] = {"mode": "bfs", "depth": int(depth) if isinstance(depth, (int, np.integer)) else depth}
         if relations is not None:
             params["relations"] = relations_param(relations, schema)
         if max_nodes is not None:
             params["limit"] = int(max_nodes)
+        if multi_source:
+            params["multi_source"] = True
         res, ents, table, off, single = self._ckg(starts, params, schema, timeout)
+        single = single or bool(multi_source)
         meta = _bfs_rows(table)
         dep = meta["depth"].astype(np.int32)
         par = meta["parent"].astype(np.int64)

@@ -94,6 +94,10 @@ def test_bfs_matches_networkx(client: vtpu.Client, ns: int, seed: int) -> None:
         if len(got) > 2:
             cut = client.ckg_bfs(s, 64, max_nodes=2)
             assert cut.truncated and len(cut.nodes) == 2
+    seeds = rng.sample(sorted(g.nodes), 3)
+    multi = client.ckg_bfs(seeds, 2, multi_source=True)
+    want = nx.multi_source_dijkstra_path_length(simple, seeds, cutoff=2)  # unit weights: hop counts
+    assert dict(zip(pairs(multi.nodes), multi.depth.tolist())) == want
 
 
 FAMILY = vtpu.KgSchema(types=["person"], relations=["father", "sister", "husband", "spouse"], attrs=["name"])

@@ -133,6 +133,11 @@ describe('CKG bfs mode', () => {
     out = ckg(e, { mode: 'bfs', start: name(1001), depth: 0 });
     expect(out.result).toMatchObject({ n: 1, truncated: [false] });
     expect(meta(out).depth).toEqual([0]);
+    // multi_source: one search from both, starts first (each once), nodes shared.
+    out = ckg(e, { mode: 'bfs', batch: true, depth: 1, multi_source: true }, coordsOf([name(1002), name(1001), name(1002), name(4242)]));
+    expect(out.result).toMatchObject({ offsets: [0, 5], truncated: [false], starts: 4 });
+    expect(ents(out).map((x) => x[1])).toEqual([1002, 1001, 1003, 1006, 1009]);
+    expect(meta(out)).toEqual({ depth: [0, 0, 1, 1, 1], parent: [-1, -1, 0, 0, 1], relation: [0, 0, SISTER, SISTER, SISTER] });
     // Ines exists (attribute only): just herself. 4242 does not exist: empty.
     out = ckg(e, { mode: 'bfs', batch: true, depth: 3 }, coordsOf([name(1009), name(4242)]));
     expect(out.result).toMatchObject({ n: 1, offsets: [0, 1, 1] });
