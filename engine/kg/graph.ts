@@ -9,8 +9,9 @@
  * Rows with attr 0 and relation ≥ 1 but a non-zero third group are reserved (not edges).
  *
  * The store stays the source of truth: a graph records the store version it reflects, and
- * ./overlay brings it up to date on the first query after a write (appended edges as an
- * overlay, anything else as a full rebuild here: a linear pass plus a counting sort).
+ * ./overlay brings it up to date on the first query after a write (appended rows as an
+ * overlay, deletions as dead edges; after compaction or many changes a full rebuild here:
+ * a linear pass over the store plus a counting sort).
  */
 import { DIMS } from '../types';
 import type { Store } from '../store/store';
@@ -64,7 +65,7 @@ export function hash2(t: number, id: number): number {
   return h ^ (h >>> 13);
 }
 
-/** Growable node table used while building. */
+/** Growable node table used while building: (type, id) → index, with live references per node. */
 class NodeMap {
   type: Uint32Array = new Uint32Array(1024);
   id: Uint32Array = new Uint32Array(1024);

@@ -175,3 +175,22 @@ def test_async_client_has_the_kg_calls(sidecar: vtpu.Sidecar, ns: int) -> None:
 
     ends, depth = asyncio.run(main())
     assert pairs(ends) == [(ns, 3)] and depth.tolist() == [0, 1, 2]
+
+
+def test_schema_names_and_checks() -> None:
+    kg = vtpu.KgSchema(relations=["father", "sister"], types={"person": 0, "city": 7}, attrs=["name", "born"])
+    assert (kg.relation("sister"), kg.type("city"), kg.attr("born"), kg.relation(9)) == (2, 7, 2, 9)
+    assert (kg.relation_name(1), kg.relation_name(5), kg.type_name(7)) == ("father", 5, "city")
+    assert vtpu.format_coord(kg.layout.coord(type="city", id=3, attr=0, relation="father", target_type="person", target_id=4)) \
+        == "7.3.0/1.0.4/0.0.0"
+    for bad in (lambda: vtpu.KgSchema(relations=["a", "a"]), lambda: vtpu.KgSchema(relations={"a": 0}),
+                lambda: vtpu.KgSchema(relations="father"), lambda: kg.relation(0), lambda: kg.relation("uncle"),
+                lambda: kg.type(-1), lambda: kg.relation(True)):
+        with pytest.raises(vtpu.ParamError):
+            bad()
+    with pytest.raises(vtpu.ParamError, match="5 values"):
+        vtpu.kg.edge_coords([(1, 2, 3)])
+    with pytest.raises(vtpu.ParamError, match="N, 5"):
+        vtpu.kg.edge_coords(np.zeros((3, 4), np.int64))
+    with pytest.raises(vtpu.ParamError, match="2\\*\\*32"):
+        vtpu.kg.edge_coords(np.array([[1, 2**32, 1, 1, 1]]))
