@@ -13,9 +13,11 @@ export type RelSet = Uint32Array | null;
 export class IntList {
   a: Int32Array;
   n = 0;
+  /** An empty list with room for `cap` values. */
   constructor(cap = 64) {
     this.a = new Int32Array(Math.max(16, cap));
   }
+  /** Appends x (doubling the buffer when full). */
   push(x: number): void {
     if (this.n === this.a.length) {
       const b = new Int32Array(this.a.length * 2);
@@ -24,6 +26,7 @@ export class IntList {
     }
     this.a[this.n++] = x;
   }
+  /** The values so far (a view, valid until the next push). */
   view(): Int32Array {
     return this.a.subarray(0, this.n);
   }
@@ -35,10 +38,13 @@ export class Rows {
   readonly depth = new IntList();
   readonly parent = new IntList();
   readonly via = new IntList();
+  /** `withMeta`: keep depth, parent and relation per row (BFS). */
   constructor(readonly withMeta: boolean) {}
+  /** Rows so far. */
   get n(): number {
     return this.node.n;
   }
+  /** Appends a row. */
   add(node: number, depth: number, parent: number, via: number): void {
     this.node.push(node);
     if (!this.withMeta) return;
