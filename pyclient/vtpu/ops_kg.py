@@ -81,8 +81,11 @@ class KgMixin:
 
     def _ckg(self, starts: Any, params: dict[str, Any], schema: KgSchema | None, timeout: float | None):
         coords, single = start_coords(starts, schema)
-        params = {**params, "batch": True}
-        res, frames = self.request("CKG", params, [arrow.encode_coords(coords)], timeout=timeout)  # type: ignore[attr-defined]
+        if single:  # one start travels in the header: no Arrow body to encode and decode
+            params, bodies = {**params, "start": coords[0].tolist()}, []
+        else:
+            params, bodies = {**params, "batch": True}, [arrow.encode_coords(coords)]
+        res, frames = self.request("CKG", params, bodies, timeout=timeout)  # type: ignore[attr-defined]
         table = _body(frames)
         ents = arrow.decode_coords(table)[:, :2].astype(np.int64)
         return res, ents, table, np.asarray(res["offsets"], np.int64), single
