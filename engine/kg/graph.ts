@@ -6,7 +6,8 @@
  *   a label, a weight; CKG ignores it);
  * - attributes live at `t.id.a / 0.0.0 / 0.0.0`, a ≥ 1;
  * - an entity (t, id) exists when any scroll is stored under `t.id.*` or an edge points at it.
- * Rows with attr 0 and relation ≥ 1 but a non-zero third group are reserved (not edges).
+ * Rows with attr 0 and relation ≥ 1 but a non-zero third group, or a relation over 2^31 − 1,
+ * are reserved (not edges).
  *
  * The store stays the source of truth: a graph records the store version it reflects, and
  * ./overlay brings it up to date on the first query after a write (appended rows as an
@@ -16,6 +17,7 @@
 import { DIMS } from '../types';
 import type { Store } from '../store/store';
 import type { Overlay } from './overlay';
+import type { Reverse } from './reverse';
 
 /**
  * Compressed sparse rows: base node u's edges are [off[u], off[u+1]) of rel/dst, sorted by
@@ -45,6 +47,8 @@ export interface Graph {
   /** Entry ids (< builtCount) deleted since the build, and how many of them are applied. */
   readonly deleted: number[];
   deletedDone: number;
+  /** Incoming edges of base nodes, built on the first backward hop (./reverse). */
+  rev: Reverse | null;
   /** Appended since the build (null when none). */
   ov: Overlay | null;
   /** All nodes, base and overlay. */
@@ -119,9 +123,13 @@ function grow(a: Uint32Array): Uint32Array {
   return b;
 }
 
-/** True when entry row `k` (offset into keys) is an edge: attr 0, relation ≥ 1, third group 0.0.0. */
+/** Largest relation id: relations are signed on the wire (−r follows r backwards). */
+export const MAX_RELATION = 0x7fffffff;
+
+/** True when entry row `k` (offset into keys) is an edge: attr 0, relation 1..MAX_RELATION, third group 0.0.0. */
 export function isEdge(keys: Uint32Array, k: number): boolean {
-  return keys[k + 2] === 0 && keys[k + 3] !== 0 && keys[k + 6] === 0 && keys[k + 7] === 0 && keys[k + 8] === 0;
+  const r = keys[k + 3];
+  return keys[k + 2] === 0 && r !== 0 && r <= MAX_RELATION && keys[k + 6] === 0 && keys[k + 7] === 0 && keys[k + 8] === 0;
 }
 
 /** Base node index of entity (t, id), or -1. */
@@ -156,8 +164,13 @@ function cmpEdge(rel: Uint32Array, dst: Int32Array, nt: Uint32Array, ni: Uint32A
   return rel[a] - rel[b] || nt[dst[a]] - nt[dst[b]] || ni[dst[a]] - ni[dst[b]];
 }
 
-/** Sorts each node's edge run by (rel, dst type, dst id); runs from a sorted load are left alone. */
-function sortRuns(off: Int32Array, rel: Uint32Array, dst: Int32Array, nt: Uint32Array, ni: Uint32Array, nodes: number): void {
+/**
+ * Sorts each node's edge run by (rel, dst type, dst id), moving `extra` (a per-edge column,
+ * or null) along; runs from a sorted load are left alone.
+ */
+export function sortRuns(
+  off: Int32Array, rel: Uint32Array, dst: Int32Array, nt: Uint32Array, ni: Uint32Array, nodes: number, extra: Int32Array | null,
+): void {
   for (let u = 0; u < nodes; u++) {
     const a = off[u];
     const b = off[u + 1];
@@ -169,22 +182,27 @@ function sortRuns(off: Int32Array, rel: Uint32Array, dst: Int32Array, nt: Uint32
       for (let i = a + 1; i < b; i++) {
         const r = rel[i];
         const d = dst[i];
+        const x = extra === null ? 0 : extra[i];
         let j = i - 1;
         while (j >= a && (rel[j] - r || nt[dst[j]] - nt[d] || ni[dst[j]] - ni[d]) > 0) {
           rel[j + 1] = rel[j];
           dst[j + 1] = dst[j];
+          if (extra !== null) extra[j + 1] = extra[j];
           j--;
         }
         rel[j + 1] = r;
         dst[j + 1] = d;
+        if (extra !== null) extra[j + 1] = x;
       }
       continue;
     }
     const idx = Array.from({ length: b - a }, (_, j) => a + j).sort((x, y) => cmpEdge(rel, dst, nt, ni, x, y));
     const r = idx.map((e) => rel[e]);
     const d = idx.map((e) => dst[e]);
+    const x = extra === null ? null : idx.map((e) => extra[e]);
     rel.set(r, a);
     dst.set(d, a);
+    if (extra !== null && x !== null) extra.set(x, a);
   }
 }
 
@@ -231,11 +249,11 @@ export function buildGraph(store: Store): Graph {
     rel[p] = rel0[j];
     dst[p] = dst0[j];
   }
-  sortRuns(off, rel, dst, nodes.type, nodes.id, n);
+  sortRuns(off, rel, dst, nodes.type, nodes.id, n, null);
   return {
     version: store.version, generation: store.generation, builtCount: count, builtLive: store.size,
     baseNodes: n, nodeType: nodes.type.subarray(0, n), nodeId: nodes.id.subarray(0, n), nodes: n,
-    off, rel, dst, table: nodes.table, refs: new Int32Array(nodes.refs.buffer, 0, n), dead: null, deleted: [], deletedDone: 0, ov: null, buildUs: Math.round((performance.now() - t0) * 1000),
+    off, rel, dst, table: nodes.table, refs: new Int32Array(nodes.refs.buffer, 0, n), dead: null, deleted: [], deletedDone: 0, rev: null, ov: null, buildUs: Math.round((performance.now() - t0) * 1000),
     mark: new Int32Array(n), epoch: 0,
   };
 }

@@ -10,6 +10,7 @@
 import { DIMS } from '../types';
 import type { Store } from '../store/store';
 import { buildGraph, findBaseEdge, findBaseNode, Graph, isEdge } from './graph';
+import { reverseOf } from './reverse';
 
 /** Entities and edges appended since the build; node indices continue after the base. */
 export interface Overlay {
@@ -17,19 +18,25 @@ export interface Overlay {
   readonly index: Map<string, number>;
   readonly type: number[];
   readonly id: number[];
-  /** Node → its appended edges, sorted by (rel, dst type, dst id). */
+  /** Node → its appended outgoing edges, sorted by (rel, dst type, dst id). */
   readonly edges: Map<number, { rel: Uint32Array; dst: Int32Array }>;
+  /** Node → its appended incoming edges (dst = the source), sorted by (rel, src type, src id). */
+  readonly inEdges: Map<number, { rel: Uint32Array; dst: Int32Array }>;
   /** Base nodes that appended rows name (they exist whatever their base references). */
   readonly touched: Set<number>;
 }
 
-/** One node's edges: rel/dst over [a, b), skipping e where dead[e] is set. */
+/**
+ * One node's edges in one direction: rel/dst over [a, b) (dst: the node at the other end),
+ * skipping e when dead[deadAt ? deadAt[e] : e] is set.
+ */
 export interface Run {
   rel: Uint32Array;
   dst: Int32Array;
   a: number;
   b: number;
   dead: Uint8Array | null;
+  deadAt: Int32Array | null;
 }
 
 /** Entity type of node u. */
@@ -59,12 +66,26 @@ function cmp(g: Graph, r1: number, d1: number, r2: number, d2: number): number {
   return r1 - r2 || typeOf(g, d1) - typeOf(g, d2) || idOf(g, d1) - idOf(g, d2);
 }
 
-/** Node u's edges in (rel, type, id) order: its base run, merged with appended edges when it has any. */
-export function edgesOf(g: Graph, u: number): Run {
-  const base: Run = u < g.baseNodes
-    ? { rel: g.rel, dst: g.dst, a: g.off[u], b: g.off[u + 1], dead: g.dead }
-    : { rel: g.rel, dst: g.dst, a: 0, b: 0, dead: null };
-  const extra = g.ov?.edges.get(u);
+/** True when edge e of `run` was deleted since the build. */
+export function isDead(run: Run, e: number): boolean {
+  return run.dead !== null && run.dead[run.deadAt === null ? e : run.deadAt[e]] !== 0;
+}
+
+/**
+ * Node u's outgoing (or, with `back`, incoming) edges in (rel, type, id) order of the node at
+ * the other end: its base run, merged with appended edges when it has any.
+ */
+export function edgesOf(g: Graph, u: number, back = false): Run {
+  let base: Run = { rel: g.rel, dst: g.dst, a: 0, b: 0, dead: null, deadAt: null };
+  if (u < g.baseNodes) {
+    if (back) {
+      const r = reverseOf(g);
+      base = { rel: r.rel, dst: r.src, a: r.off[u], b: r.off[u + 1], dead: g.dead, deadAt: r.fwd };
+    } else {
+      base = { rel: g.rel, dst: g.dst, a: g.off[u], b: g.off[u + 1], dead: g.dead, deadAt: null };
+    }
+  }
+  const extra = (back ? g.ov?.inEdges : g.ov?.edges)?.get(u);
   if (extra === undefined) return base;
   const n = base.b - base.a + extra.rel.length;
   const rel = new Uint32Array(n);
@@ -73,17 +94,17 @@ export function edgesOf(g: Graph, u: number): Run {
   let j = 0;
   let k = 0;
   for (;;) {
-    while (i < base.b && g.dead !== null && g.dead[i] !== 0) i++;
+    while (i < base.b && isDead(base, i)) i++;
     if (i >= base.b && j >= extra.rel.length) break;
-    if (j >= extra.rel.length || (i < base.b && cmp(g, g.rel[i], g.dst[i], extra.rel[j], extra.dst[j]) < 0)) {
-      rel[k] = g.rel[i];
-      dst[k++] = g.dst[i++];
+    if (j >= extra.rel.length || (i < base.b && cmp(g, base.rel[i], base.dst[i], extra.rel[j], extra.dst[j]) < 0)) {
+      rel[k] = base.rel[i];
+      dst[k++] = base.dst[i++];
     } else {
       rel[k] = extra.rel[j];
       dst[k++] = extra.dst[j++];
     }
   }
-  return { rel, dst, a: 0, b: k, dead: null };
+  return { rel, dst, a: 0, b: k, dead: null, deadAt: null };
 }
 
 /** Applies deletions the store reported since the last refresh: dead edges, dropped references. */
@@ -96,6 +117,18 @@ function applyDeletes(g: Graph, keys: Uint32Array): void {
     const d = findBaseNode(g, keys[k + 4], keys[k + 5]);
     g.refs[d]--;
     (g.dead ??= new Uint8Array(g.rel.length))[findBaseEdge(g, u, keys[k + 3], d)] = 1;
+  }
+}
+
+/** Groups appended edges by `from` into `into`: per node, (rel, other end) sorted by (rel, type, id). */
+function group(g: Graph, into: Overlay['edges'], from: number[], rel: number[], to: number[]): void {
+  const order = from.map((_, i) => i).sort((x, y) => from[x] - from[y] || cmp(g, rel[x], to[x], rel[y], to[y]));
+  for (let i = 0; i < order.length;) {
+    let j = i;
+    while (j < order.length && from[order[j]] === from[order[i]]) j++;
+    const run = order.slice(i, j);
+    into.set(from[order[i]], { rel: Uint32Array.from(run, (x) => rel[x]), dst: Int32Array.from(run, (x) => to[x]) });
+    i = j;
   }
 }
 
@@ -113,7 +146,7 @@ function refresh(g: Graph, store: Store): boolean {
   if (delta < 0 || delta > most || g.deleted.length > 2 * most) return false;
   const { keys, kind } = v;
   applyDeletes(g, keys);
-  const ov: Overlay = { index: new Map(), type: [], id: [], edges: new Map(), touched: new Set() };
+  const ov: Overlay = { index: new Map(), type: [], id: [], edges: new Map(), inEdges: new Map(), touched: new Set() };
   const node = (t: number, id: number): number => {
     const u = findBaseNode(g, t, id);
     if (u >= 0) {
@@ -148,14 +181,8 @@ function refresh(g: Graph, store: Store): boolean {
   if (store.size !== g.builtLive - g.deleted.length + live) return false;
   g.ov = ov;
   g.nodes = g.baseNodes + ov.type.length;
-  const order = src.map((_, i) => i).sort((x, y) => src[x] - src[y] || cmp(g, rel[x], dst[x], rel[y], dst[y]));
-  for (let i = 0; i < order.length;) {
-    let j = i;
-    while (j < order.length && src[order[j]] === src[order[i]]) j++;
-    const run = order.slice(i, j);
-    ov.edges.set(src[order[i]], { rel: Uint32Array.from(run, (x) => rel[x]), dst: Int32Array.from(run, (x) => dst[x]) });
-    i = j;
-  }
+  group(g, ov.edges, src, rel, dst);
+  group(g, ov.inEdges, dst, rel, src);
   if (g.mark.length < g.nodes) {
     g.mark = new Int32Array(Math.max(g.nodes, 2 * g.mark.length));
     g.epoch = 0;

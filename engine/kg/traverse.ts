@@ -4,10 +4,22 @@
  * {@link Rows} so a batch of starts becomes one reply.
  */
 import { Graph, nextEpoch } from './graph';
-import { edgesOf, idOf, Run, typeOf } from './overlay';
+import { edgesOf, idOf, isDead, Run, typeOf } from './overlay';
 
-/** Relations a hop may follow: sorted distinct ids, or null for any. */
-export type RelSet = Uint32Array | null;
+/** Relations followed one way: sorted distinct ids, or '*' for any. */
+export type Rels = Uint32Array | '*';
+
+/** What a hop follows: relations forward (source → target) and backward (target → source); null: none that way. */
+export interface RelSet {
+  fwd: Rels | null;
+  back: Rels | null;
+}
+
+/** One direction's edges of a node, with the relations to let through and the sign reported for them. */
+interface Step extends Run {
+  allow: Rels;
+  sign: 1 | -1;
+}
 
 /** A growable Int32 column. */
 export class IntList {
@@ -54,11 +66,8 @@ export class Rows {
   }
 }
 
-/** Node u's edges that relation set `rs` may follow: a single relation narrows the run by binary search. */
-function edgeRun(g: Graph, u: number, rs: RelSet): Run {
-  const run = edgesOf(g, u);
-  if (rs === null || rs.length !== 1 || run.b - run.a < 16) return run;
-  const r = rs[0];
+/** Narrows a run to one relation's edges by binary search (runs are sorted by relation first). */
+function narrow(run: Run, r: number): void {
   const rel = run.rel;
   let lo = run.a;
   let hi = run.b;
@@ -76,12 +85,25 @@ function edgeRun(g: Graph, u: number, rs: RelSet): Run {
   }
   run.a = a;
   run.b = lo;
-  return run;
+}
+
+/** Node u's edges that `rs` may follow: forward first, then backward. */
+function stepsOf(g: Graph, u: number, rs: RelSet): Step[] {
+  const out: Step[] = [];
+  for (const [allow, sign] of [[rs.fwd, 1], [rs.back, -1]] as const) {
+    if (allow === null) continue;
+    const run = edgesOf(g, u, sign < 0) as Step;
+    if (allow !== '*' && allow.length === 1 && run.b - run.a >= 16) narrow(run, allow[0]);
+    run.allow = allow;
+    run.sign = sign;
+    out.push(run);
+  }
+  return out;
 }
 
 /** True when `rs` lets relation r through. */
-export function allows(rs: RelSet, r: number): boolean {
-  if (rs === null) return true;
+export function allows(rs: Rels, r: number): boolean {
+  if (rs === '*') return true;
   if (rs.length <= 8) {
     for (let i = 0; i < rs.length; i++) if (rs[i] === r) return true;
     return false;
@@ -113,11 +135,11 @@ export function pathEnds(g: Graph, start: number, hops: readonly RelSet[], limit
     const next = new IntList(cur.n * 2);
     const mark = g.mark;
     for (let i = 0; i < cur.n; i++) {
-      const { rel, dst, a, b, dead } = edgeRun(g, cur.a[i], rs);
-      for (let e = a; e < b; e++) {
-        if (dead !== null && dead[e] !== 0) continue;
-        const v = dst[e];
-        if (mark[v] !== ep && allows(rs, rel[e])) {
+      for (const st of stepsOf(g, cur.a[i], rs)) {
+        const { rel, dst, b } = st;
+        for (let e = st.a; e < b; e++) {
+          const v = dst[e];
+          if (mark[v] === ep || isDead(st, e) || !allows(st.allow, rel[e])) continue;
           mark[v] = ep;
           next.push(v);
         }
@@ -134,26 +156,31 @@ export function pathEnds(g: Graph, start: number, hops: readonly RelSet[], limit
 
 /**
  * Appends every path from `start` along `hops` as hops+1 rows (start first), depth-first,
- * each node's edges in (relation, type, id) order; at most `limit` paths. Returns true when
- * more paths existed.
+ * each node's forward then backward edges in (relation, type, id) order; at most `limit`
+ * paths. Returns true when more paths existed.
  */
 export function pathWalks(g: Graph, start: number, hops: readonly RelSet[], limit: number, out: Rows): boolean {
   const L = hops.length;
   const stack = new Int32Array(L + 1);
-  const runs: Run[] = new Array(L);
+  const steps: Step[][] = new Array(L);
+  const at = new Int32Array(L);
   stack[0] = start;
-  runs[0] = edgeRun(g, start, hops[0]);
+  steps[0] = stepsOf(g, start, hops[0]);
   let level = 0;
   let found = 0;
   while (level >= 0) {
-    const run = runs[level];
-    if (run.a >= run.b) {
+    const st = steps[level][at[level]];
+    if (st === undefined) {
       level--;
       continue;
     }
-    const e = run.a++;
-    if ((run.dead !== null && run.dead[e] !== 0) || !allows(hops[level], run.rel[e])) continue;
-    const v = run.dst[e];
+    if (st.a >= st.b) {
+      at[level]++;
+      continue;
+    }
+    const e = st.a++;
+    if (isDead(st, e) || !allows(st.allow, st.rel[e])) continue;
+    const v = st.dst[e];
     if (level + 1 === L) {
       if (found === limit) return true;
       found++;
@@ -162,17 +189,18 @@ export function pathWalks(g: Graph, start: number, hops: readonly RelSet[], limi
       continue;
     }
     stack[++level] = v;
-    runs[level] = edgeRun(g, v, hops[level]);
+    steps[level] = stepsOf(g, v, hops[level]);
+    at[level] = 0;
   }
   return false;
 }
 
 /**
  * Appends a BFS from `starts` (one search from all of them together; one start is the usual
- * case) to at most `maxDepth` hops along relations `rs`: rows in discovery order (the
- * distinct starts first, then level by level, each node's edges in (relation, type, id)
- * order) with depth, parent row and relation. At most `limit` nodes; returns true when a
- * node within reach was left out.
+ * case) to at most `maxDepth` hops along `rs`: rows in discovery order (the distinct starts
+ * first, then level by level, each node's forward then backward edges in (relation, type,
+ * id) order) with depth, parent row and relation (negative when followed backwards). At
+ * most `limit` nodes; returns true when a node within reach was left out.
  */
 export function bfs(g: Graph, starts: ArrayLike<number>, maxDepth: number, rs: RelSet, limit: number, out: Rows): boolean {
   const ep = nextEpoch(g);
@@ -190,13 +218,15 @@ export function bfs(g: Graph, starts: ArrayLike<number>, maxDepth: number, rs: R
   for (let head = base; head < out.n; head++) {
     const d = depth.a[head];
     if (d === maxDepth) continue;
-    const { rel, dst, a, b, dead } = edgesOf(g, node.a[head]);
-    for (let e = a; e < b; e++) {
-      const v = dst[e];
-      if (mark[v] === ep || (dead !== null && dead[e] !== 0) || !allows(rs, rel[e])) continue;
-      if (out.n - base === limit) return true;
-      mark[v] = ep;
-      out.add(v, d + 1, head, rel[e]);
+    for (const st of stepsOf(g, node.a[head], rs)) {
+      const { rel, dst, b } = st;
+      for (let e = st.a; e < b; e++) {
+        const v = dst[e];
+        if (mark[v] === ep || isDead(st, e) || !allows(st.allow, rel[e])) continue;
+        if (out.n - base === limit) return true;
+        mark[v] = ep;
+        out.add(v, d + 1, head, st.sign * rel[e]);
+      }
     }
   }
   return false;

@@ -5,16 +5,19 @@
  * 1 and 2 of each row name the entity (type, id), the rest are ignored, so a CRANGE of
  * attribute rows can feed CKG inside a PROGRAM. A start that does not exist gives an empty
  * block. Modes:
- * - `path`: follow `path` (hops: a relation id ≥ 1, a list of ids, or "*") and return the
- *   distinct end entities in (type, id) order, or with `paths: true` every matching path as
- *   hops+1 rows (depth-first, edges in (relation, type, id) order);
- * - `bfs`: a BFS to `depth` hops along `relations` (default any), at most `limit` nodes
+ * Relations are signed: r follows edges forward (source → target), −r backward; "*" is any
+ * relation forward, "-*" any backward, and a list allows each of its items.
+ * - `path`: follow `path` (one relation set per hop) and return the distinct end entities
+ *   in (type, id) order, or with `paths: true` every matching path as hops+1 rows
+ *   (depth-first, each node's forward then backward edges in (relation, type, id) order);
+ * - `bfs`: a BFS to `depth` hops along `relations` (default "*"), at most `limit` nodes
  *   per start (the start included), rows in discovery order with depth, parent and relation;
  *   with `multi_source: true` one BFS from all starts together (one block).
  * The reply body holds one `t.id.attr/0.0.0/0.0.0` coordinate per result (attr from params,
  * default 0, so the body feeds a CGET of attributes); `offsets` splits it per start. Path
  * mode sends arrow coords; bfs sends arrow scrolls whose row values are 12 bytes: int32
- * depth, int32 parent row (-1 for a start), uint32 relation followed (0 for a start).
+ * depth, int32 parent row (-1 for a start), int32 relation followed (negative: backwards;
+ * 0 for a start).
  */
 import type { Instruction, Engine } from '../engine';
 import { DIMS, Kind, OpInput, ScrollBatch } from '../types';
@@ -23,7 +26,8 @@ import { coordFromParam, MAX_COMPONENT } from '../coords';
 import { boolParam, coordsBody, intParam, isBatch } from './params';
 import type { Graph } from '../kg/graph';
 import { exists, findNode, graphOf, idOf, typeOf } from '../kg/overlay';
-import { bfs, pathEnds, pathWalks, RelSet, Rows } from '../kg/traverse';
+import { bfs, pathEnds, pathWalks, RelSet, Rels, Rows } from '../kg/traverse';
+import { MAX_RELATION } from '../kg/graph';
 
 /** Most hops in a path. */
 export const MAX_HOPS = 64;
@@ -32,22 +36,42 @@ export const MAX_DEPTH = 65535;
 
 const OP = 'CKG';
 
-/** One relation id (≥ 1; 0 is the attribute space). */
+/** One signed relation id: r ≥ 1 follows r forward, −r backward (0 is the attribute space). */
 function relId(v: unknown, where: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > MAX_COMPONENT) {
-    throw new VtpuError('E_PARAM', `${OP}: ${where} must be a relation id 1..${MAX_COMPONENT}, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v === 0 || Math.abs(v) > MAX_RELATION) {
+    throw new VtpuError('E_PARAM', `${OP}: ${where} must be a relation id ±1..${MAX_RELATION}, "*" or "-*", got ${JSON.stringify(v)}`);
   }
   return v;
 }
 
-/** A relation set from an id, a non-empty list of ids, or "*" (null: any). */
-function relSet(v: unknown, where: string): RelSet {
-  if (v === '*') return null;
-  const ids = Array.isArray(v) ? v : [v];
-  if (ids.length === 0) throw new VtpuError('E_PARAM', `${OP}: ${where} is an empty relation list`);
-  const out = Uint32Array.from(ids.map((x, i) => relId(x, Array.isArray(v) ? `${where}[${i}]` : where)));
-  out.sort();
+/** Sorted distinct ids, or '*' when `any`. */
+function rels(ids: number[], any: boolean): Rels | null {
+  if (any) return '*';
+  if (ids.length === 0) return null;
+  const out = Uint32Array.from(ids).sort();
   return out.filter((x, i) => i === 0 || out[i - 1] !== x);
+}
+
+/**
+ * A relation set from a signed id, "*" (any forward), "-*" (any backward) or a non-empty
+ * list of them.
+ */
+function relSet(v: unknown, where: string): RelSet {
+  const items = Array.isArray(v) ? v : [v];
+  if (items.length === 0) throw new VtpuError('E_PARAM', `${OP}: ${where} is an empty relation list`);
+  const fwd: number[] = [];
+  const back: number[] = [];
+  let anyFwd = false;
+  let anyBack = false;
+  items.forEach((x, i) => {
+    if (x === '*') anyFwd = true;
+    else if (x === '-*') anyBack = true;
+    else {
+      const r = relId(x, Array.isArray(v) ? `${where}[${i}]` : where);
+      (r > 0 ? fwd : back).push(Math.abs(r));
+    }
+  });
+  return { fwd: rels(fwd, anyFwd), back: rels(back, anyBack) };
 }
 
 /** Entity (type, id) pairs of the starts. */
@@ -78,7 +102,7 @@ function rowCoords(g: Graph, nodes: Int32Array, attr: number): Uint32Array {
   return out;
 }
 
-/** Bytes per BFS row value: int32 depth, int32 parent row, uint32 relation (little-endian). */
+/** Bytes per BFS row value: int32 depth, int32 parent row, int32 signed relation (little-endian). */
 const META_BYTES = 12;
 
 /** BFS reply body: the row coordinates, each with a 12-byte bytes value (depth, parent, relation). */
@@ -116,7 +140,7 @@ export const CKG: Instruction = {
     let hops: RelSet[] = [];
     let walks = false;
     let depth = 0;
-    let rels: RelSet = null;
+    let follow: RelSet = { fwd: '*', back: null };
     let multi = false;
     if (mode === 'path') {
       if (!Array.isArray(p.path) || p.path.length < 1 || p.path.length > MAX_HOPS) {
@@ -127,7 +151,7 @@ export const CKG: Instruction = {
     } else {
       if (p.depth === undefined) throw new VtpuError('E_PARAM', `${OP}: bfs needs depth (0..${MAX_DEPTH})`);
       depth = intParam(OP, p, 'depth', 0, 0, MAX_DEPTH);
-      rels = p.relations === undefined || p.relations === null ? null : relSet(p.relations, 'relations');
+      if (p.relations !== undefined && p.relations !== null) follow = relSet(p.relations, 'relations');
       multi = boolParam(OP, p, 'multi_source', false);
     }
     const ents = starts(engine, input);
@@ -149,7 +173,7 @@ export const CKG: Instruction = {
       const cap = Math.min(limit, Math.floor((max - rows.n) / per));
       let cut = false;
       if (us.length > 0) {
-        if (mode === 'bfs') cut = bfs(g, us, depth, rels, cap, rows);
+        if (mode === 'bfs') cut = bfs(g, us, depth, follow, cap, rows);
         else cut = walks ? pathWalks(g, us[0], hops, cap, rows) : pathEnds(g, us[0], hops, cap, rows);
       }
       if (cut && cap < limit) throw new VtpuError('E_LIMIT', `${OP}: reply over ${max} rows; lower limit or send fewer starts`);

@@ -41,7 +41,7 @@ function meta(out: OpOutput): { depth: number[]; parent: number[]; relation: num
     expect(b.valueOffsets[i + 1] - b.valueOffsets[i]).toBe(12);
     r.depth.push(w.getInt32(b.valueOffsets[i], true));
     r.parent.push(w.getInt32(b.valueOffsets[i] + 4, true));
-    r.relation.push(w.getUint32(b.valueOffsets[i] + 8, true));
+    r.relation.push(w.getInt32(b.valueOffsets[i] + 8, true));
   }
   return r;
 }
@@ -117,6 +117,25 @@ describe('CKG path mode', () => {
     expect(code(() => ckg(e, { mode: 'path', batch: true, path: [FATHER, FATHER], paths: true }, two))).toBe('E_LIMIT');
     expect(ckg(e, { mode: 'bfs', batch: true, depth: 5, limit: 2 }, two).result).toMatchObject({ n: 4, truncated: [true, true] });
     expect(ckg(e, { mode: 'path', batch: true, path: [FATHER] }, two).result).toMatchObject({ n: 2, truncated: [false, false] });
+  });
+});
+
+describe('CKG backward hops', () => {
+  test('-r follows r from target to source; "-*" any relation backwards', () => {
+    const e = family();
+    expect(ents(ckg(e, { mode: 'path', start: name(1002), path: [-FATHER] }))).toEqual([[P, 1001]]);
+    expect(ents(ckg(e, { mode: 'path', start: name(1005), path: [-SPOUSE, -HUSBAND, -SISTER, -FATHER] }))).toEqual([[P, 1001]]);
+    // Bob's sisters' other siblings: forward to a sister, backward to everyone with that sister.
+    expect(ents(ckg(e, { mode: 'path', start: name(1002), path: [SISTER, -SISTER] }))).toEqual([[P, 1002]]);
+    let out = ckg(e, { mode: 'bfs', start: name(1005), depth: 9, relations: ['-*'] });
+    expect(ents(out).map((x) => x[1])).toEqual([1005, 1004, 1003, 1002, 1001]);
+    expect(meta(out).relation).toEqual([0, -SPOUSE, -HUSBAND, -SISTER, -FATHER]);
+    // Both ways from Carol (1003): forward husband first, then backward sister (Bob).
+    out = ckg(e, { mode: 'bfs', start: name(1003), depth: 1, relations: ['*', '-*'] });
+    expect(ents(out).map((x) => x[1])).toEqual([1003, 1004, 1002]);
+    expect(meta(out).relation).toEqual([0, HUSBAND, -SISTER]);
+    out = ckg(e, { mode: 'path', start: name(1003), path: [[HUSBAND, -SISTER], '*'], paths: true });
+    expect(ents(out).map((x) => x[1])).toEqual([1003, 1004, 1005, 1003, 1002, 1003, 1003, 1002, 1006]);
   });
 });
 
@@ -207,6 +226,9 @@ describe('CKG after random writes and deletes', () => {
         { mode: 'path', start, path: [1 + rnd(3), '*'] },
         { mode: 'path', start, path: ['*', [1, 2]], paths: true },
         { mode: 'bfs', start, depth: 1 + rnd(4) },
+        { mode: 'path', start, path: [-(1 + rnd(3)), ['-*', 2]] },
+        { mode: 'path', start, path: ['-*', '*'], paths: true },
+        { mode: 'bfs', start, depth: 1 + rnd(3), relations: ['*', '-*'] },
       ];
       for (const q of queries) {
         const got = ckg(e, q);
