@@ -8,7 +8,9 @@ Layout (``protocol.json`` → ``ops.CKG.layout``)::
 An edge's value is free (:meth:`vtpu.Client.kg_put` stores empty bytes); CKG ignores it.
 An entity exists when some scroll is stored under ``type.id.*`` or an edge points at it.
 Relations, entity types and attributes are integers on the wire; a :class:`KgSchema`
-gives them names so user code says ``"father"`` and ``"person"``.
+gives them names so user code says ``"father"`` and ``"person"``. Queries follow a relation
+forward (``"father"``: from a child to its father) or backward (``"~father"``: from a father
+to his children).
 
 >>> kg = KgSchema(types=["person"], relations=["father", "sister", "husband", "spouse"], attrs=["name"])
 >>> kg.relation("sister"), kg.type("person"), kg.attr("name")
@@ -25,13 +27,16 @@ from .coords import DIMS, _MAX
 from .errors import ParamError
 from .layout import Layout
 
-__all__ = ["KgSchema", "LAYOUT_SPEC", "edge_coords", "start_coords", "hops_param", "relations_param"]
+__all__ = ["KgSchema", "LAYOUT_SPEC", "MAX_RELATION", "edge_coords", "start_coords", "hops_param", "relations_param"]
+
+#: Largest relation id (relations are signed in queries: ``"~father"`` is -father).
+MAX_RELATION = 2**31 - 1
 
 #: The coordinate layout of knowledge-graph rows, component names as in :class:`vtpu.Layout`.
 LAYOUT_SPEC = "type.id.attr/relation.target_type.target_id/*.*.*"
 
 
-def _table(what: str, names: Sequence[str] | Mapping[str, int], first: int) -> dict[str, int]:
+def _table(what: str, names: Sequence[str] | Mapping[str, int], first: int, last: int = _MAX) -> dict[str, int]:
     """Name → id: a sequence numbers from ``first``, a mapping is taken as given (checked)."""
     if isinstance(names, Mapping):
         table = {str(k): int(v) for k, v in names.items()}
@@ -41,9 +46,11 @@ def _table(what: str, names: Sequence[str] | Mapping[str, int], first: int) -> d
         table = {str(k): j + first for j, k in enumerate(names)}
         if len(table) != len(names):
             raise ParamError("E_PARAM", f"{what} names repeat")
-    bad = [k for k, v in table.items() if not first <= v <= _MAX]
+    bad = [k for k, v in table.items() if not first <= v <= last]
     if bad:
-        raise ParamError("E_PARAM", f"{what} {bad[0]!r}: ids must lie in {first}..2**32-1")
+        raise ParamError("E_PARAM", f"{what} {bad[0]!r}: ids must lie in {first}..{last}")
+    if any(k.startswith("~") or k == "*" for k in table):
+        raise ParamError("E_PARAM", f"{what}: names may not start with '~' or be '*' (query syntax)")
     return table
 
 
@@ -68,7 +75,7 @@ class KgSchema:
 
     def __init__(self, relations: Sequence[str] | Mapping[str, int] = (), types: Sequence[str] | Mapping[str, int] = (),
                  attrs: Sequence[str] | Mapping[str, int] = ()) -> None:
-        self.relations = _table("relations", relations, 1)
+        self.relations = _table("relations", relations, 1, MAX_RELATION)
         self.types = _table("types", types, 0 if isinstance(types, Mapping) else 1)
         self.attrs = _table("attrs", attrs, 1)
         self._rel_names = {v: k for k, v in self.relations.items()}
@@ -79,19 +86,19 @@ class KgSchema:
         return f"KgSchema(relations={list(self.relations)}, types={list(self.types)}, attrs={list(self.attrs)})"
 
     @staticmethod
-    def _lookup(what: str, table: Mapping[str, int], v: Any, first: int) -> int:
+    def _lookup(what: str, table: Mapping[str, int], v: Any, first: int, last: int = _MAX) -> int:
         if isinstance(v, str):
             if v not in table:
                 known = f"known: {sorted(table)}" if table else "no names: pass schema=KgSchema(...)"
                 raise ParamError("E_PARAM", f"unknown {what} {v!r} ({known})")
             return table[v]
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or not first <= int(v) <= _MAX:
-            raise ParamError("E_PARAM", f"a {what} is a name or an integer {first}..2**32-1, got {v!r}")
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or not first <= int(v) <= last:
+            raise ParamError("E_PARAM", f"a {what} is a name or an integer {first}..{last}, got {v!r}")
         return int(v)
 
     def relation(self, r: Any) -> int:
         """Relation id of a name (or an id, checked): ParamError naming an unknown name."""
-        return self._lookup("relation", self.relations, r, 1)
+        return self._lookup("relation", self.relations, r, 1, MAX_RELATION)
 
     def type(self, t: Any) -> int:
         """Entity type id of a name (or an id, checked)."""
@@ -118,15 +125,16 @@ def _ids(schema: KgSchema | None, col: Any, kind: str) -> np.ndarray:
     s = schema or _NO_SCHEMA
     a = np.asarray(col)
     first = 1 if kind == "relation" else 0
+    last = MAX_RELATION if kind == "relation" else _MAX
     if a.dtype.kind in "OUS":
         look = s.relation if kind == "relation" else s.type
         return np.array([look(x.item() if isinstance(x, np.generic) else x) for x in a.ravel()], np.int64)
     if a.dtype.kind not in "iu":
         raise ParamError("E_PARAM", f"{kind} values must be names or integers, got {a.dtype}")
     a = a.astype(np.int64).ravel()
-    if a.size and (a.min() < first or a.max() > _MAX):
-        bad = a[(a < first) | (a > _MAX)][0]
-        raise ParamError("E_PARAM", f"{kind} id {bad} outside {first}..2**32-1")
+    if a.size and (a.min() < first or a.max() > last):
+        bad = a[(a < first) | (a > last)][0]
+        raise ParamError("E_PARAM", f"{kind} id {bad} outside {first}..{last}")
     return a
 
 
@@ -183,19 +191,36 @@ def start_coords(starts: Any, schema: KgSchema | None = None) -> tuple[np.ndarra
     return out, single
 
 
-def relations_param(rels: Any, schema: KgSchema | None = None) -> list[int]:
-    """Relation ids of a name, an id or a sequence of them."""
+def _signed(x: Any, schema: KgSchema | None) -> Any:
+    """One query relation on the wire: ``"*"``/``"~*"`` (any forward/backward), a name or
+    id (forward), ``"~name"`` or a negative id (backward)."""
+    s = schema or _NO_SCHEMA
+    if isinstance(x, str):
+        if x in ("*", "~*", "-*"):
+            return "*" if x == "*" else "-*"
+        if x.startswith("~"):
+            return -s.relation(x[1:])
+        return s.relation(x)
+    if isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)) and x < 0:
+        return -s.relation(-int(x))
+    return s.relation(x)
+
+
+def relations_param(rels: Any, schema: KgSchema | None = None) -> list[Any]:
+    """Wire relations of one query relation or a sequence of them (see :func:`hops_param`)."""
     seq = [rels] if isinstance(rels, (str, int, np.integer)) else list(rels)
     if not seq:
         raise ParamError("E_PARAM", "an empty relation list")
-    return [(schema or _NO_SCHEMA).relation(x) for x in seq]
+    return [_signed(x, schema) for x in seq]
 
 
 def hops_param(path: Iterable[Any], schema: KgSchema | None = None) -> list[Any]:
-    """The wire ``path``: each hop a relation (name or id), a sequence of them, or ``"*"``."""
+    """The wire ``path``. Each hop: a relation name or id (followed forward), ``"~name"`` or
+    ``-id`` (followed backward, target to source), ``"*"`` / ``"~*"`` (any relation forward /
+    backward), or a list of these (any of them)."""
     if isinstance(path, (str, int, np.integer)):
         path = [path]
-    hops = [h if isinstance(h, str) and h == "*" else relations_param(h, schema) for h in path]
+    hops = [relations_param(h, schema) for h in path]
     if not hops:
         raise ParamError("E_PARAM", "a path needs at least one hop")
-    return [h if h == "*" or len(h) > 1 else h[0] for h in hops]
+    return [h[0] if len(h) == 1 else h for h in hops]

@@ -27,8 +27,8 @@ class KgTree(NamedTuple):
 
     ``nodes`` (k, 2) int64 ``(type, id)``; ``depth`` (k,) hops from the start; ``parent``
     (k,) index into ``nodes`` of the node it was reached from (-1 for the start);
-    ``relation`` (k,) relation id followed (0 for the start); ``truncated``: ``max_nodes``
-    left reachable nodes out.
+    ``relation`` (k,) relation id followed, negative when followed backwards (0 for the
+    start); ``truncated``: ``max_nodes`` left reachable nodes out.
     """
 
     nodes: np.ndarray
@@ -48,8 +48,9 @@ class KgResults(list):
     build_us: int
 
 
-#: A BFS row's value: depth, parent row (-1 for a start), relation followed (0 for a start).
-BFS_ROW = np.dtype([("depth", "<i4"), ("parent", "<i4"), ("relation", "<u4")])
+#: A BFS row's value: depth, parent row (-1 for a start), relation followed (negative when
+#: followed backwards; 0 for a start).
+BFS_ROW = np.dtype([("depth", "<i4"), ("parent", "<i4"), ("relation", "<i4")])
 
 
 def _body(frames: list[Any]) -> Any:
@@ -127,8 +128,9 @@ class KgMixin:
         starts : tuple or sequence of tuples or (N, 2) int array
             One ``(type, id)`` start, or a batch of them.
         path : sequence
-            Hops, e.g. ``["father", "sister", "husband", "spouse"]``; a hop may also be a list
-            of relations (any of them) or ``"*"`` (any relation).
+            Hops, e.g. ``["father", "sister", "husband", "spouse"]``. ``"~father"`` (or a
+            negative id) follows a relation backwards, from target to source; ``"*"`` /
+            ``"~*"`` is any relation forward / backward; a list allows any of its items.
         paths : bool
             False (default): the distinct end entities. True: every matching path.
         limit : int, optional
@@ -173,7 +175,8 @@ class KgMixin:
         depth : int
             Most hops from the start (0..65535).
         relations : str, int or sequence, optional
-            Relations to follow (default any).
+            Relations to follow, as path hops are written (default ``"*"``: any, forward;
+            ``["*", "~*"]`` walks both ways).
         max_nodes : int, optional
             Most nodes per start, the start included; ``truncated`` says when reachable
             nodes were left out.

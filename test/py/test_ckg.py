@@ -26,22 +26,26 @@ def random_graph(ns: int, seed: int, nodes: int = 40, edges: int = 160) -> tuple
     return g, np.array(sorted(rows, key=lambda x: rng.random()), dtype=np.int64)
 
 
+def neighbours(g: nx.MultiDiGraph, u, hop) -> list:
+    """(relation, node) one hop from u along `hop`: forward edges, then backward ones (negative
+    ids, "~*"), each sorted by (relation, type, id) as CKG orders them."""
+    items = hop if isinstance(hop, list) else [hop]
+    fwd = lambda r: "*" in items or r in items  # noqa: E731
+    back = lambda r: "~*" in items or -r in items  # noqa: E731
+    out = sorted((r, v) for _, v, r in g.out_edges(u, keys=True) if fwd(r))
+    return out + sorted((r, v) for v, _, r in g.in_edges(u, keys=True) if back(r))
+
+
 def step(g: nx.MultiDiGraph, frontier: set, hop) -> set:
-    """Successive neighbour sets: entities one hop along relation(s) `hop` ("*" = any)."""
-    ok = (lambda r: True) if hop == "*" else (lambda r: r in (hop if isinstance(hop, list) else [hop]))
-    return {v for u in frontier for _, v, r in g.out_edges(u, keys=True) if ok(r)}
+    """Successive neighbour sets: entities one hop along `hop`."""
+    return {v for u in frontier for _, v in neighbours(g, u, hop)}
 
 
 def walks(g: nx.MultiDiGraph, start, hops) -> list[list]:
-    """Every path along `hops`, depth-first with each node's edges in (relation, type, id) order."""
+    """Every path along `hops`, depth-first in CKG's edge order."""
     if not hops:
         return [[start]]
-    hop = hops[0]
-    ok = (lambda r: True) if hop == "*" else (lambda r: r in (hop if isinstance(hop, list) else [hop]))
-    out = []
-    for r, v in sorted((r, v) for _, v, r in g.out_edges(start, keys=True) if ok(r)):
-        out += [[start] + w for w in walks(g, v, hops[1:])]
-    return out
+    return [[start] + w for _, v in neighbours(g, start, hops[0]) for w in walks(g, v, hops[1:])]
 
 
 def pairs(a: np.ndarray) -> list[tuple[int, int]]:
@@ -56,7 +60,7 @@ def test_paths_match_networkx(client: vtpu.Client, ns: int, seed: int) -> None:
     nodes = sorted(g.nodes)
     starts = rng.sample(nodes, 12) + [(ns, 999)]  # the last does not exist
     for _ in range(8):
-        hops = [rng.choice([1, 2, 3, [1, 3], "*"]) for _ in range(rng.randint(1, 4))]
+        hops = [rng.choice([1, 2, 3, [1, 3], "*", -2, "~*", [2, -3]]) for _ in range(rng.randint(1, 4))]
         got = client.ckg_path(starts, hops)
         for s, ends in zip(starts, got):
             want = {s}
@@ -75,9 +79,11 @@ def test_bfs_matches_networkx(client: vtpu.Client, ns: int, seed: int) -> None:
     rng = random.Random(seed)
     simple = nx.DiGraph(g)
     for s in rng.sample(sorted(g.nodes), 6):
-        for depth, rels in ((0, None), (1, None), (3, [1, 2]), (64, None)):
+        for depth, rels in ((0, None), (1, None), (3, [1, 2]), (64, None), (2, ["*", "~*"]), (3, [-1, 2])):
             tree = client.ckg_bfs(s, depth, relations=rels)
-            sub = simple if rels is None else nx.DiGraph([(u, v) for u, v, r in g.edges(keys=True) if r in rels])
+            items = ["*"] if rels is None else rels
+            sub = nx.DiGraph([(u, v) for u, v, r in g.edges(keys=True) if "*" in items or r in items])
+            sub.add_edges_from((v, u) for u, v, r in g.edges(keys=True) if "~*" in items or -r in items)
             sub.add_node(s)
             want = nx.single_source_shortest_path_length(sub, s, cutoff=depth)
             got = dict(zip(pairs(tree.nodes), tree.depth.tolist()))
@@ -86,12 +92,13 @@ def test_bfs_matches_networkx(client: vtpu.Client, ns: int, seed: int) -> None:
             assert np.all(np.diff(tree.depth) >= 0)  # level by level
             for i in range(1, len(tree.nodes)):
                 u, v = pairs(tree.nodes[[tree.parent[i], i]])
+                r = int(tree.relation[i])
                 assert tree.depth[tree.parent[i]] == tree.depth[i] - 1
-                assert g.has_edge(u, v, key=int(tree.relation[i]))
+                assert g.has_edge(u, v, key=r) if r > 0 else g.has_edge(v, u, key=-r)
             if depth == 64:
                 layers = [sorted(x) for x in nx.bfs_layers(sub, [s])]
                 assert [sorted(pairs(tree.nodes[tree.depth == d])) for d in range(len(layers))] == layers
-        if len(got) > 2:
+        if len(client.ckg_bfs(s, 64).nodes) > 2:
             cut = client.ckg_bfs(s, 64, max_nodes=2)
             assert cut.truncated and len(cut.nodes) == 2
     seeds = rng.sample(sorted(g.nodes), 3)
@@ -114,6 +121,10 @@ def test_family_example_and_program(client: vtpu.Client, ns: int) -> None:
     client.cput_batch(coords, PEOPLE)
     path = ["father", "sister", "husband", "spouse"]
     assert pairs(client.ckg_path(("person", 1001), path, schema=kg)) == [(ns, 1005)]
+    back = ["~spouse", "~husband", "~sister", "~father"]
+    assert pairs(client.ckg_path(("person", 1005), back, schema=kg)) == [(ns, 1001)]
+    tree = client.ckg_bfs(("person", 1003), 1, relations=["*", "~*"], schema=kg)
+    assert pairs(tree.nodes) == [(ns, 1003), (ns, 1004), (ns, 1002)] and tree.relation.tolist() == [0, 3, -2]
     p = vtpu.Program()
     p.cget(p.ckg([("person", 1001), ("person", 1002)], "path", path=path[1:], attr="name", schema=kg))
     values, found = client.run_program(p).last
@@ -147,6 +158,8 @@ def test_errors_are_typed_and_the_sidecar_keeps_serving(client: vtpu.Client, ns:
         client.kg_put([(ns, 1, 0, ns, 2)])  # relation 0 is the attribute space
     with pytest.raises(vtpu.ParamError, match="'father'.*schema"):
         client.ckg_path((ns, 1), ["father"])  # names need a schema
+    with pytest.raises(vtpu.ParamError, match="2147483647"):
+        client.kg_put([(ns, 1, 2**31, ns, 2)])
     with pytest.raises(vtpu.ParamError):
         client.ckg_path((ns, 1), [])
     for depth in (-1, 65536):
