@@ -76,15 +76,11 @@ export function isDead(run: Run, e: number): boolean {
  * the other end: its base run, merged with appended edges when it has any.
  */
 export function edgesOf(g: Graph, u: number, back = false): Run {
-  let base: Run = { rel: g.rel, dst: g.dst, a: 0, b: 0, dead: null, deadAt: null };
-  if (u < g.baseNodes) {
-    if (back) {
-      const r = reverseOf(g);
-      base = { rel: r.rel, dst: r.src, a: r.off[u], b: r.off[u + 1], dead: g.dead, deadAt: r.fwd };
-    } else {
-      base = { rel: g.rel, dst: g.dst, a: g.off[u], b: g.off[u + 1], dead: g.dead, deadAt: null };
-    }
-  }
+  const r = back ? reverseOf(g) : null;
+  const inBase = u < g.baseNodes;
+  const base: Run = r === null
+    ? { rel: g.rel, dst: g.dst, a: inBase ? g.off[u] : 0, b: inBase ? g.off[u + 1] : 0, dead: g.dead, deadAt: null }
+    : { rel: r.rel, dst: r.src, a: inBase ? r.off[u] : 0, b: inBase ? r.off[u + 1] : 0, dead: g.dead, deadAt: r.fwd };
   const extra = (back ? g.ov?.inEdges : g.ov?.edges)?.get(u);
   if (extra === undefined) return base;
   const n = base.b - base.a + extra.rel.length;

@@ -87,17 +87,20 @@ function narrow(run: Run, r: number): void {
   run.b = lo;
 }
 
+/** Node u's edges one way (`sign` -1: backward) that `allow` lets through. */
+function step(g: Graph, u: number, allow: Rels, sign: 1 | -1): Step {
+  const run = edgesOf(g, u, sign < 0) as Step;
+  if (allow !== '*' && allow.length === 1 && run.b - run.a >= 16) narrow(run, allow[0]);
+  run.allow = allow;
+  run.sign = sign;
+  return run;
+}
+
 /** Node u's edges that `rs` may follow: forward first, then backward. */
 function stepsOf(g: Graph, u: number, rs: RelSet): Step[] {
   const out: Step[] = [];
-  for (const [allow, sign] of [[rs.fwd, 1], [rs.back, -1]] as const) {
-    if (allow === null) continue;
-    const run = edgesOf(g, u, sign < 0) as Step;
-    if (allow !== '*' && allow.length === 1 && run.b - run.a >= 16) narrow(run, allow[0]);
-    run.allow = allow;
-    run.sign = sign;
-    out.push(run);
-  }
+  if (rs.fwd !== null) out.push(step(g, u, rs.fwd, 1));
+  if (rs.back !== null) out.push(step(g, u, rs.back, -1));
   return out;
 }
 
@@ -134,16 +137,18 @@ export function pathEnds(g: Graph, start: number, hops: readonly RelSet[], limit
     const ep = nextEpoch(g);
     const next = new IntList(cur.n * 2);
     const mark = g.mark;
-    for (let i = 0; i < cur.n; i++) {
-      for (const st of stepsOf(g, cur.a[i], rs)) {
-        const { rel, dst, b } = st;
-        for (let e = st.a; e < b; e++) {
-          const v = dst[e];
-          if (mark[v] === ep || isDead(st, e) || !allows(st.allow, rel[e])) continue;
-          mark[v] = ep;
-          next.push(v);
-        }
+    const visit = (st: Step): void => {
+      const { rel, dst, b } = st;
+      for (let e = st.a; e < b; e++) {
+        const v = dst[e];
+        if (mark[v] === ep || isDead(st, e) || !allows(st.allow, rel[e])) continue;
+        mark[v] = ep;
+        next.push(v);
       }
+    };
+    for (let i = 0; i < cur.n; i++) {
+      if (rs.fwd !== null) visit(step(g, cur.a[i], rs.fwd, 1));
+      if (rs.back !== null) visit(step(g, cur.a[i], rs.back, -1));
     }
     cur = next;
     if (cur.n === 0) return false;
@@ -213,21 +218,26 @@ export function bfs(g: Graph, starts: ArrayLike<number>, maxDepth: number, rs: R
     mark[s] = ep;
     out.add(s, 0, -1, 0);
   }
+  // Adds the unseen nodes behind `st` as children of row `head`; false when the limit cut in.
+  const expand = (st: Step, head: number, d: number): boolean => {
+    const { rel, dst, b } = st;
+    for (let e = st.a; e < b; e++) {
+      const v = dst[e];
+      if (mark[v] === ep || isDead(st, e) || !allows(st.allow, rel[e])) continue;
+      if (out.n - base === limit) return false;
+      mark[v] = ep;
+      out.add(v, d + 1, head, st.sign * rel[e]);
+    }
+    return true;
+  };
   const node = out.node;
   const depth = out.depth;
   for (let head = base; head < out.n; head++) {
     const d = depth.a[head];
     if (d === maxDepth) continue;
-    for (const st of stepsOf(g, node.a[head], rs)) {
-      const { rel, dst, b } = st;
-      for (let e = st.a; e < b; e++) {
-        const v = dst[e];
-        if (mark[v] === ep || isDead(st, e) || !allows(st.allow, rel[e])) continue;
-        if (out.n - base === limit) return true;
-        mark[v] = ep;
-        out.add(v, d + 1, head, st.sign * rel[e]);
-      }
-    }
+    const u = node.a[head];
+    if (rs.fwd !== null && !expand(step(g, u, rs.fwd, 1), head, d)) return true;
+    if (rs.back !== null && !expand(step(g, u, rs.back, -1), head, d)) return true;
   }
   return false;
 }
