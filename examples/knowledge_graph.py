@@ -24,6 +24,9 @@ with vtpu.connect() as client:  # starts a private local sidecar; closed at the 
     ends = client.ckg_path(("person", 1001), path, schema=kg)
     print("Alice's", " → ".join(path), "→", [(kg.type_name(t), int(i)) for t, i in ends])
 
+    # Backwards ("~"): from Bob to whoever has him as father.
+    print("Bob's children:", [int(i) for _, i in client.ckg_path(("person", 1002), ["~father"], schema=kg)])
+
     # The same question answered with names, in one round trip: CKG feeds a CGET of the name attribute.
     p = vtpu.Program()
     p.cget(p.ckg([("person", 1001)], "path", path=path, attr="name", schema=kg))
