@@ -93,7 +93,7 @@ export class Store {
 
   /**
    * Bumped by every write that may change which coordinates are stored (put, delete, clear),
-   * so derived caches (the CKG adjacency) know when to rebuild. Compaction keeps it.
+   * so derived caches (the CKG adjacency) know when to catch up. Compaction keeps it.
    */
   get version(): number {
     return this.writes;

@@ -294,3 +294,26 @@ describe('CKG in a PROGRAM', () => {
     expect((out.result.results as Array<Record<string, unknown>>)[1]).toMatchObject({ offsets: [0, 1, 3] });
   });
 });
+
+describe('store hooks the CKG graph relies on', () => {
+  test('version counts writes, generation counts renumbering, onDelete reports deleted ids', () => {
+    const e = new Engine();
+    const st = e.store;
+    const deleted: number[] = [];
+    st.onDelete((id) => deleted.push(id));
+    const v0 = st.version;
+    st.putBatch(stringBatch([name(1), name(2), name(3)], ['a', 'b', 'c'], Kind.Text));
+    st.put(coordsOf([name(4)]), 0, { kind: Kind.Text, dtype: 0, shape: [], bytes: new Uint8Array(1) });
+    expect(st.version).toBe(v0 + 2);
+    expect(st.delete(name(9))).toBe(false); // a miss is no write
+    expect(st.version).toBe(v0 + 2);
+    expect(st.delete(name(2))).toBe(true);
+    expect(st.deleteBatch(coordsOf([name(3), name(8)]))).toBe(1);
+    expect([st.version, deleted]).toEqual([v0 + 4, [1, 2]]);
+    const g0 = st.generation;
+    st.compact();
+    expect([st.version, st.generation]).toEqual([v0 + 4, g0 + 1]);
+    st.clear();
+    expect([st.version, st.generation, deleted.length]).toEqual([v0 + 5, g0 + 2, 2]);
+  });
+});
