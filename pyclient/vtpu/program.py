@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping, NamedTuple
 from .arrow import encode_coords, encode_scrolls
 from .coords import DIMS, format_coord, pattern_string
 from .errors import ParamError
+from .kg import KgSchema, hops_param, relations_param, start_coords
 from .protocol import OPS
 
 __all__ = ["Ref", "Program", "ProgramResult"]
@@ -140,8 +141,6 @@ class Program:
         one ``type.id.attr/0.0.0/0.0.0`` coordinate per result, ready for :meth:`cget`.
         ``path``, ``depth``, ``relations`` and ``limit`` as in :meth:`vtpu.Client.ckg_path`
         and :meth:`vtpu.Client.ckg_bfs`; names resolve through ``schema`` (a ``KgSchema``)."""
-        from .kg import KgSchema, hops_param, relations_param, start_coords
-
         s = schema or KgSchema()
         p: dict[str, Any] = {"mode": mode, "attr": s.attr(attr)}
         if path is not None:
