@@ -135,14 +135,21 @@ class Program:
         """CROUTE over a batch."""
         return self.add("CROUTE", {}, body=src)
 
-    def ckg(self, src: Any, mode: str, *, path: Any = None, depth: int | None = None, relations: Any = None,
-            limit: int | None = None, attr: Any = 0, schema: Any = None) -> Ref:
-        """CKG over a batch of starts (a :class:`Ref` or ``(type, id)`` pairs); the body is
-        one ``type.id.attr/0.0.0/0.0.0`` coordinate per result, ready for :meth:`cget`.
-        ``path``, ``depth``, ``relations`` and ``limit`` as in :meth:`vtpu.Client.ckg_path`
-        and :meth:`vtpu.Client.ckg_bfs`; names resolve through ``schema`` (a ``KgSchema``)."""
+    def ckg(self, src: Any, mode: str, *, path: Any = None, paths: bool = False, depth: int | None = None,
+            relations: Any = None, multi_source: bool = False, limit: int | None = None, attr: Any = 0,
+            schema: KgSchema | None = None) -> Ref:
+        """CKG over a batch of starts (a :class:`Ref` — e.g. a CRANGE of entity rows — or
+        ``(type, id)`` pairs), ``mode`` ``"path"`` or ``"bfs"``. Its body is one
+        ``type.id.attr/0.0.0/0.0.0`` coordinate per result (``attr`` a name or id), ready for
+        :meth:`cget`. ``path``, ``paths``, ``depth``, ``relations``, ``multi_source`` and
+        ``limit`` as in :meth:`vtpu.Client.ckg_path` and :meth:`vtpu.Client.ckg_bfs`
+        (``limit`` is their ``max_nodes`` for bfs); names resolve through ``schema``."""
         s = schema or KgSchema()
         p: dict[str, Any] = {"mode": mode, "attr": s.attr(attr)}
+        if paths:
+            p["paths"] = True
+        if multi_source:
+            p["multi_source"] = True
         if path is not None:
             p["path"] = hops_param(path, schema)
         if depth is not None:
