@@ -48,6 +48,7 @@ bench: install
 demo: install
 	$(PY) examples/quickstart.py
 	$(PY) examples/phext_library.py
+	$(PY) examples/knowledge_graph.py
 
 clean:
 	rm -rf dist node_modules .venv

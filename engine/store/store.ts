@@ -74,6 +74,9 @@ export class Store {
   private heapUsed = 0;
   private shapesUsed = 0;
   private garbage = 0;
+  private writes = 0;
+  private renumbers = 0;
+  private readonly deleteHooks: Array<(id: number) => void> = [];
   private readonly index = new RangeIndex();
 
   /** Creates an empty store with the given limits. */
@@ -86,6 +89,30 @@ export class Store {
   /** Live entries. */
   get size(): number {
     return this.live;
+  }
+
+  /**
+   * Bumped by every write that may change which coordinates are stored (put, delete, clear),
+   * so derived caches (the CKG adjacency) know when to catch up. Compaction keeps it.
+   */
+  get version(): number {
+    return this.writes;
+  }
+
+  /**
+   * Bumped whenever entry ids are renumbered or dropped (compact, clear). Between two bumps
+   * ids only grow: entries appended after a point have ids ≥ the view's count at that point.
+   */
+  get generation(): number {
+    return this.renumbers;
+  }
+
+  /**
+   * Calls `fn(id)` with the entry id of every deleted entry (not on clear or compaction,
+   * which bump {@link generation}). Its key stays readable in {@link view} until then.
+   */
+  onDelete(fn: (id: number) => void): void {
+    this.deleteHooks.push(fn);
   }
 
   /** Throws E_LIMIT when a batch of `n` rows is over maxBatch. */
@@ -108,6 +135,7 @@ export class Store {
     this.checkValue(s.bytes.length, -1);
     const shape = Uint32Array.from(s.shape);
     this.reserve(1, s.bytes.length, shape.length);
+    this.writes++;
     const h = hashKey(coords, i * DIMS);
     this.writeRow(coords, i, this.probe(coords, i, h), h, s.kind, s.dtype, shape, 0, shape.length, s.bytes, 0, s.bytes.length);
     this.maybeCompact();
@@ -120,6 +148,7 @@ export class Store {
     const vo = b.valueOffsets;
     for (let i = 0; i < b.n; i++) this.checkValue(vo[i + 1] - vo[i], i);
     this.reserve(b.n, vo[b.n], b.shapeOffsets[b.n]);
+    this.writes++;
     const coords = b.coords as Uint32Array;
     const { kind, dtype, shapeOffsets: so, shapeValues: sv, values } = b;
     const n = b.n;
@@ -160,7 +189,10 @@ export class Store {
   /** Deletes row `i` of `coords`; true when it existed. */
   delete(coords: ArrayLike<number>, i = 0): boolean {
     const hit = this.removeRow(coords, i);
-    if (hit) this.maybeCompact();
+    if (hit) {
+      this.writes++;
+      this.maybeCompact();
+    }
     return hit;
   }
 
@@ -170,7 +202,10 @@ export class Store {
     this.checkBatch(n);
     let deleted = 0;
     for (let i = 0; i < n; i++) if (this.removeRow(coords, i)) deleted++;
-    if (deleted > 0) this.maybeCompact();
+    if (deleted > 0) {
+      this.writes++;
+      this.maybeCompact();
+    }
     return deleted;
   }
 
@@ -208,6 +243,8 @@ export class Store {
   /** Removes everything (counters kept). */
   clear(): void {
     this.v = emptyView();
+    this.writes++;
+    this.renumbers++;
     this.live = this.tombstones = this.heapUsed = this.shapesUsed = this.garbage = 0;
     this.index.reset();
   }
@@ -216,6 +253,7 @@ export class Store {
   compact(): void {
     const { view, oldToNew, heapUsed, shapesUsed } = compactView(this.v, this.live);
     this.v = view;
+    this.renumbers++;
     this.heapUsed = heapUsed;
     this.shapesUsed = shapesUsed;
     this.garbage = 0;
@@ -350,6 +388,7 @@ export class Store {
     v.meta[id * META + M_KDN] = 0;
     v.meta[id * META + M_LEN] = 0;
     this.index.noteDelete(id);
+    for (const f of this.deleteHooks) f(id);
     return true;
   }
 

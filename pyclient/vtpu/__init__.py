@@ -9,15 +9,17 @@
 
 from __future__ import annotations
 
-from . import arrow, coords, errors, layout, program, protocol
+from . import arrow, coords, errors, kg, layout, program, protocol
 from .aio import AsyncClient, connect_async
 from .arrow import Values
 from .client import Client, RangeResult, connect
 from .coords import coords_array, format_coord, parse_coord, pattern_string
 from .errors import *  # noqa: F403 - the hierarchy is the public API
 from .launcher import Sidecar
+from .kg import KgSchema
 from .observe import MetricsSnapshot
 from .layout import Layout
+from .ops_kg import KgResults, KgTree
 from .ops_moe import MoeRouting
 from .program import Program, ProgramResult, Ref
 
@@ -31,6 +33,9 @@ __all__ = [
     "AsyncClient",
     "Sidecar",
     "Layout",
+    "KgSchema",
+    "KgTree",
+    "KgResults",
     "Program",
     "ProgramResult",
     "Ref",

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .client import Client, connect
+from .ops_kg import KG_CALLS
 
 __all__ = ["AsyncClient", "connect_async"]
 
@@ -71,6 +72,9 @@ def _coroutine(name: str) -> Any:
 
 
 for _name in _CALLS:
+    setattr(AsyncClient, _name, _coroutine(_name))
+
+for _name in KG_CALLS:
     setattr(AsyncClient, _name, _coroutine(_name))
 
 

@@ -14,6 +14,7 @@ from .errors import ParamError, ProtocolError
 from .launcher import Sidecar
 from .ops_moe import MoeMixin
 from .observe import ObserveMixin
+from .ops_kg import KgMixin
 from .program import Program, ProgramResult
 from .protocol import DEFAULTS, DTYPE_NAMES, KIND_NAMES
 from .tensors import decode_tensors, encode_tensors
@@ -61,7 +62,7 @@ def _body(frames: list[Any], op: str) -> Any:
     return frames[0]
 
 
-class Client(MoeMixin, ObserveMixin):
+class Client(MoeMixin, KgMixin, ObserveMixin):
     """A connection to a vTPU sidecar; safe to share between threads.
 
     Parameters

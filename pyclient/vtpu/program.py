@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping, NamedTuple
 from .arrow import encode_coords, encode_scrolls
 from .coords import DIMS, format_coord, pattern_string
 from .errors import ParamError
+from .kg import KgSchema, hops_param, relations_param, start_coords
 from .protocol import OPS
 
 __all__ = ["Ref", "Program", "ProgramResult"]
@@ -133,6 +134,32 @@ class Program:
     def croute(self, src: Any) -> Ref:
         """CROUTE over a batch."""
         return self.add("CROUTE", {}, body=src)
+
+    def ckg(self, src: Any, mode: str, *, path: Any = None, paths: bool = False, depth: int | None = None,
+            relations: Any = None, multi_source: bool = False, limit: int | None = None, attr: Any = 0,
+            schema: KgSchema | None = None) -> Ref:
+        """CKG over a batch of starts (a :class:`Ref` — e.g. a CRANGE of entity rows — or
+        ``(type, id)`` pairs), ``mode`` ``"path"`` or ``"bfs"``. Its body is one
+        ``type.id.attr/0.0.0/0.0.0`` coordinate per result (``attr`` a name or id), ready for
+        :meth:`cget`. ``path``, ``paths``, ``depth``, ``relations``, ``multi_source`` and
+        ``limit`` as in :meth:`vtpu.Client.ckg_path` and :meth:`vtpu.Client.ckg_bfs`
+        (``limit`` is their ``max_nodes`` for bfs); names resolve through ``schema``."""
+        s = schema or KgSchema()
+        p: dict[str, Any] = {"mode": mode, "attr": s.attr(attr)}
+        if paths:
+            p["paths"] = True
+        if multi_source:
+            p["multi_source"] = True
+        if path is not None:
+            p["path"] = hops_param(path, schema)
+        if depth is not None:
+            p["depth"] = int(depth)
+        if relations is not None:
+            p["relations"] = relations_param(relations, schema)
+        if limit is not None:
+            p["limit"] = int(limit)
+        body = src if isinstance(src, Ref) else start_coords(src, schema)[0]
+        return self.add("CKG", p, body=body)
 
     def returning(self, *steps: int | Ref) -> "Program":
         """Ask for the bodies of these steps (default: the last step's)."""

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_batch  # noqa: E402
 import bench_moe  # noqa: E402
 import bench_http  # noqa: E402
+import bench_kg  # noqa: E402
 import bench_roundtrip  # noqa: E402
 import bench_sqlite  # noqa: E402
 import crange_data  # noqa: E402
@@ -55,6 +56,7 @@ def core(quick: bool) -> dict:
 SUITES = {
     "core": core,
     "moe": lambda quick: bench_moe.run(quick=quick),
+    "kg": lambda quick: bench_kg.run(quick=quick),
     "http": lambda quick: bench_http.run(rounds=2 if quick else 5, seconds=1.0 if quick else 5.0, n=2000 if quick else 20000),
 }
 
