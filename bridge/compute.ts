@@ -97,7 +97,7 @@ export class ComputePool {
   async run(op: string, input: OpInput, readGate: ReadGate): Promise<OpOutput> {
     if (op !== 'CATTEND') throw new VtpuError('E_INTERNAL', `the compute pool serves CATTEND, not ${op}`);
     const job = await readGate(() => prepareAttend(this.engine, input));
-    if (!job.grad && this.useOrt && ortSupports(job.spec)) {
+    if (!job.grad && !job.keyRow && this.useOrt && ortSupports(job.spec)) {
       const r = await attendForwardOrt(job.spec, job.q, job.k, job.v, job.returnLse);
       return forwardOutput(job, r.o, r.lse, 'ort');
     }
@@ -107,7 +107,7 @@ export class ComputePool {
   /** The job split by (batch, kv head) units over the worker threads. */
   async runWorkers(job: AttendJob): Promise<OpOutput> {
     const s = job.spec;
-    const base = { spec: s, q: shared(job.q), k: shared(job.k), v: shared(job.v) };
+    const base = { spec: s, q: shared(job.q), k: shared(job.k), v: shared(job.v), keyRow: job.keyRow };
     const units = attnUnits(s);
     const parts = Math.min(units, this.threads * 2);
     const fresh = (n: number) => new Float32Array(new SharedArrayBuffer(n * 4));

@@ -15,6 +15,8 @@ export interface AttendTask {
   q: Float32Array;
   k: Float32Array;
   v: Float32Array;
+  /** Position → k/v row for compacted KV-cache reads, else null. */
+  keyRow: Int32Array | null;
   /** Forward outputs. */
   o?: Float32Array;
   lse?: Float32Array | null;
@@ -28,7 +30,7 @@ export default function attend(t: AttendTask): number {
     const g = t.grad;
     attendBackward(t.spec, { q: t.q, k: t.k, v: t.v, o: g.o, dO: g.dO, lse: g.lse }, { dq: g.dq, dk: g.dk, dv: g.dv }, t.u0, t.u1);
   } else {
-    attendForward(t.spec, t.q, t.k, t.v, { o: t.o as Float32Array, lse: t.lse ?? null }, t.u0, t.u1);
+    attendForward(t.spec, t.q, t.k, t.v, { o: t.o as Float32Array, lse: t.lse ?? null }, t.u0, t.u1, t.keyRow);
   }
   return t.u1 - t.u0;
 }
