@@ -88,21 +88,30 @@ interface Block {
   keys: Int32Array;
 }
 
-/** Band blocks of ≤ BQ consecutive non-global rows, then the global query rows in blocks of their own. */
-function blocks(s: AttnSpec): Block[] {
+/**
+ * Band blocks: BQ consecutive rows each (global query rows included: their band result is
+ * overwritten later; they always see themselves, so no row is empty); then the global
+ * query rows in blocks of their own, each seeing every key up to its last row.
+ */
+function blocks(s: AttnSpec): { band: Block[]; global: Block[] } {
   const isG = globalFlags(s);
-  const out: Block[] = [];
+  const band: Block[] = [];
+  const global: Block[] = [];
   const globalRows: number[] = [];
   for (let i0 = 0; i0 < s.Sq; i0 += ORT_BLOCK_Q) {
-    const rows: number[] = [];
-    for (let i = i0; i < Math.min(s.Sq, i0 + ORT_BLOCK_Q); i++) (isGlobalQuery(s, isG, queryPos(s, i)) ? globalRows : rows).push(i);
-    if (rows.length) out.push({ rows: Int32Array.from(rows), keys: keysForRows(s, queryPos(s, rows[0]), queryPos(s, rows[rows.length - 1])) });
+    const i1 = Math.min(s.Sq, i0 + ORT_BLOCK_Q);
+    const rows = new Int32Array(i1 - i0);
+    for (let i = i0; i < i1; i++) {
+      rows[i - i0] = i;
+      if (isGlobalQuery(s, isG, queryPos(s, i))) globalRows.push(i);
+    }
+    band.push({ rows, keys: keysForRows(s, queryPos(s, i0), queryPos(s, i1 - 1)) });
   }
   for (let t = 0; t < globalRows.length; t += ORT_BLOCK_Q) {
     const rows = Int32Array.from(globalRows.slice(t, t + ORT_BLOCK_Q));
-    out.push({ rows, keys: keysForGlobalRow(s, queryPos(s, rows[rows.length - 1])) });
+    global.push({ rows, keys: keysForGlobalRow(s, queryPos(s, rows[rows.length - 1])) });
   }
-  return out;
+  return { band, global };
 }
 
 /** Runs of consecutive blocks whose padded score tensor stays under MAX_SCORES. */
@@ -173,23 +182,36 @@ export async function attendForwardOrt(s: AttnSpec, q: Float32Array, k: Float32A
   const G = groupSize(s);
   const U = s.B * s.Hkv;
   const isG = globalFlags(s);
-  const out = new Float32Array(q.length);
-  const lse = wantLse ? new Float32Array(s.B * s.Hq * s.Sq) : null;
   const kT = new o.Tensor('float32', k, [U, 1, s.Skv, s.D]);
   const vT = new o.Tensor('float32', v, [U, 1, s.Skv, s.D]);
   const scale = new o.Tensor('float32', Float32Array.of(s.scale), [1]);
-  for (const run of runs(s, blocks(s))) {
+  const { band, global } = blocks(s);
+  const bandRuns = runs(s, band);
+  // One band run over whole blocks: q already is (U, G, NB, BQ, D) and o comes back in
+  // q's layout, so nothing is copied in or out.
+  const direct = bandRuns.length === 1 && s.Sq % ORT_BLOCK_Q === 0;
+  let out: Float32Array | null = direct ? null : new Float32Array(q.length);
+  let lse: Float32Array | null = wantLse && !direct ? new Float32Array(s.B * s.Hq * s.Sq) : null;
+  for (const run of [...bandRuns, ...runs(s, global)]) {
     const nb = run.length;
     const bk = run.reduce((m, b) => Math.max(m, b.keys.length), 0);
-    const qp = new Float32Array(U * G * nb * ORT_BLOCK_Q * s.D);
-    pack(s, run, q, qp, s.D, false);
+    let qp = q;
+    if (out !== null) {
+      qp = new Float32Array(U * G * nb * ORT_BLOCK_Q * s.D);
+      pack(s, run, q, qp, s.D, false);
+    }
     const { idx, bias } = indexAndBias(s, isG, run, bk);
     const res = await sess.run({
       q: new o.Tensor('float32', qp, [U, G, nb, ORT_BLOCK_Q, s.D]), k: kT, v: vT, scale,
       idx: new o.Tensor('int64', idx, [nb, bk]), bias: new o.Tensor('float32', bias, [nb, ORT_BLOCK_Q, bk]),
     });
+    if (out === null) {
+      out = res.o.data as Float32Array;
+      lse = wantLse ? (res.lse.data as Float32Array) : null;
+      continue;
+    }
     pack(s, run, out, res.o.data as Float32Array, s.D, true);
     if (lse) pack(s, run, lse, res.lse.data as Float32Array, 1, true);
   }
-  return { o: out, lse };
+  return { o: out as Float32Array, lse };
 }
