@@ -4,7 +4,7 @@
  * block carries its own key list (band + globals, gathered by index inside the graph)
  * and an additive 0/-Inf mask bias, so the work is Σ blocks BQ×BK, never Sq×Skv:
  *
- *   q (U,G,NB,BQ,D)·scale @ Gather(k, idx (NB,BK))ᵀ + bias (NB,BQ,BK) → Softmax → @ Gather(v, idx)
+ *   scale · q (U,G,NB,BQ,D) @ Gather(k, idx (NB,BK))ᵀ + bias (NB,BQ,BK) → Softmax → @ Gather(v, idx)
  *
  * with U = B·Hkv. One session (symbolic dims) per variant, created once; blocks are run in
  * chunks that bound the score tensor's memory. Needs every query row to see a key (Sq ≤ Skv).
@@ -41,15 +41,16 @@ export function ortSupports(s: AttnSpec): boolean {
   return ort() !== null && s.Sq <= s.Skv;
 }
 
-/** The band-attention graph; `lse` adds a ReduceLogSumExp output. */
-export function bandAttentionModel(lse: boolean): Uint8Array {
+/**
+ * The band-attention graph for one score scale; `lse` adds a ReduceLogSumExp output.
+ * ONNX Runtime's FusedMatMul takes kᵀ and the scale inside the GEMM (no extra passes).
+ */
+export function bandAttentionModel(lse: boolean, scale: number): Uint8Array {
   const sym = (...d: string[]) => d;
   const nodes: NodeSpec[] = [
-    { op: 'Mul', inputs: ['q', 'scale'], outputs: ['qs'] },
     { op: 'Gather', inputs: ['k', 'idx'], outputs: ['kb'], attrs: { axis: 2 } },
     { op: 'Gather', inputs: ['v', 'idx'], outputs: ['vb'], attrs: { axis: 2 } },
-    { op: 'Transpose', inputs: ['kb'], outputs: ['kt'], attrs: { perm: [0, 1, 2, 4, 3] } },
-    { op: 'MatMul', inputs: ['qs', 'kt'], outputs: ['s'] },
+    { op: 'FusedMatMul', domain: 'com.microsoft', inputs: ['q', 'kb'], outputs: ['s'], attrs: { transB: 1, alpha: { f: scale } } },
     { op: 'Add', inputs: ['s', 'bias'], outputs: ['sb'] },
     { op: 'Softmax', inputs: ['sb'], outputs: ['p'], attrs: { axis: -1 } },
     { op: 'MatMul', inputs: ['p', 'vb'], outputs: ['o'] },
@@ -65,19 +66,26 @@ export function bandAttentionModel(lse: boolean): Uint8Array {
     { name: 'v', elem: Elem.Float, dims: sym('U', 'one', 'S', 'D') },
     { name: 'idx', elem: Elem.Int64, dims: sym('NB', 'BK') },
     { name: 'bias', elem: Elem.Float, dims: sym('NB', 'BQ', 'BK') },
-    { name: 'scale', elem: Elem.Float, dims: [1] },
   ], outputs);
 }
 
+/** Sessions kept (one per lse flag and scale; the oldest goes first). */
+const MAX_SESSIONS = 8;
+
 /** The cached session of a variant. */
-function session(lse: boolean): Promise<Session> {
-  const key = lse ? 'lse' : 'o';
+function session(lse: boolean, scale: number): Promise<Session> {
+  const key = `${lse}:${scale}`;
   let s = sessions.get(key);
   if (!s) {
     const o = ort();
     if (!o) throw new Error('onnxruntime-node is not available');
-    s = o.InferenceSession.create(bandAttentionModel(lse), { graphOptimizationLevel: 'all', executionMode: 'sequential' });
+    s = o.InferenceSession.create(bandAttentionModel(lse, scale), { graphOptimizationLevel: 'all', executionMode: 'sequential' });
     sessions.set(key, s);
+    if (sessions.size > MAX_SESSIONS) {
+      const [oldest, old] = sessions.entries().next().value as [string, Promise<Session>];
+      sessions.delete(oldest);
+      old.then((x) => x.release(), () => undefined);
+    }
   }
   return s;
 }
@@ -178,13 +186,12 @@ function indexAndBias(s: AttnSpec, isG: Uint8Array, run: Block[], bk: number): {
 export async function attendForwardOrt(s: AttnSpec, q: Float32Array, k: Float32Array, v: Float32Array, wantLse: boolean): Promise<{ o: Float32Array; lse: Float32Array | null }> {
   const o = ort();
   if (!o || !ortSupports(s)) throw new Error('attendForwardOrt: unsupported here');
-  const sess = await session(wantLse);
+  const sess = await session(wantLse, s.scale);
   const G = groupSize(s);
   const U = s.B * s.Hkv;
   const isG = globalFlags(s);
   const kT = new o.Tensor('float32', k, [U, 1, s.Skv, s.D]);
   const vT = new o.Tensor('float32', v, [U, 1, s.Skv, s.D]);
-  const scale = new o.Tensor('float32', Float32Array.of(s.scale), [1]);
   const { band, global } = blocks(s);
   const bandRuns = runs(s, band);
   // One band run over whole blocks: q already is (U, G, NB, BQ, D) and o comes back in
@@ -202,7 +209,7 @@ export async function attendForwardOrt(s: AttnSpec, q: Float32Array, k: Float32A
     }
     const { idx, bias } = indexAndBias(s, isG, run, bk);
     const res = await sess.run({
-      q: new o.Tensor('float32', qp, [U, G, nb, ORT_BLOCK_Q, s.D]), k: kT, v: vT, scale,
+      q: new o.Tensor('float32', qp, [U, G, nb, ORT_BLOCK_Q, s.D]), k: kT, v: vT,
       idx: new o.Tensor('int64', idx, [nb, bk]), bias: new o.Tensor('float32', bias, [nb, ORT_BLOCK_Q, bk]),
     });
     if (out === null) {

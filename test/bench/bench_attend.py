@@ -103,7 +103,7 @@ def decode(client, s: int, rounds: int) -> dict:
 
 
 def run(quick: bool = False, rounds: int = 5) -> dict:
-    sizes = [1024] if quick else [8192, 32768]
+    sizes = [2048] if quick else [8192, 32768]
     out: dict = {"shape": {"B": 1, "Hq": HQ, "Hkv": HKV, "D": D, "window": WINDOW, "globals": list(GLOBALS)},
                  "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "prefill": [], "decode": []}
     addr = ipc_address("attend")
