@@ -6,16 +6,18 @@
  *
  *   scale · q (U,G,NB,BQ,D) @ Gather(k, idx (NB,BK))ᵀ + bias (NB,BQ,BK) → Softmax → @ Gather(v, idx)
  *
- * with U = B·Hkv. One session (symbolic dims) per variant, created once; blocks are run in
- * chunks that bound the score tensor's memory. Needs every query row to see a key (Sq ≤ Skv).
+ * with U = B·Hkv. One session (symbolic dims) per variant, created once; runs take a few
+ * whole units (q sliced in place) or, when Sq is not a multiple of BQ or one unit is too
+ * big, chunks of blocks (q rows packed), so the score tensor's memory stays bounded.
+ * Needs every query row to see a key (Sq ≤ Skv).
  */
 import { AttnSpec, globalFlags, groupSize, isGlobalQuery, keysForGlobalRow, keysForRows, queryPos, visible } from './attention_spec';
 import { Elem, encodeModel, NodeSpec } from './onnx_proto';
 
 /** Query rows per block. */
 export const ORT_BLOCK_Q = 64;
-/** Largest score tensor of one run, in floats (64 MiB; smaller runs stay nearer the caches). */
-const MAX_SCORES = 16 << 20;
+/** Run sizing: the largest score tensor of one run, in floats (64 MiB; tests lower it to reach the chunked paths). */
+export const ortLimits = { maxScores: 16 << 20 };
 
 type Ort = typeof import('onnxruntime-node');
 type Session = import('onnxruntime-node').InferenceSession;
@@ -122,7 +124,7 @@ function blocks(s: AttnSpec): { band: Block[]; global: Block[] } {
   return { band, global };
 }
 
-/** Runs of consecutive blocks whose padded score tensor stays under MAX_SCORES. */
+/** Runs of consecutive blocks (all units) whose padded score tensor stays under ortLimits.maxScores. */
 function runs(s: AttnSpec, bl: Block[]): Block[][] {
   const perRow = s.B * s.Hq;
   const out: Block[][] = [];
@@ -130,7 +132,7 @@ function runs(s: AttnSpec, bl: Block[]): Block[][] {
   let bk = 0;
   for (const b of bl) {
     const nbk = Math.max(bk, b.keys.length);
-    if (cur.length && (perRow * (cur.length + 1) * ORT_BLOCK_Q * nbk > MAX_SCORES || nbk > 2 * Math.max(bk, 1))) {
+    if (cur.length && (perRow * (cur.length + 1) * ORT_BLOCK_Q * nbk > ortLimits.maxScores || nbk > 2 * Math.max(bk, 1))) {
       out.push(cur);
       cur = [];
     }
@@ -190,35 +192,42 @@ export async function attendForwardOrt(s: AttnSpec, q: Float32Array, k: Float32A
   const G = groupSize(s);
   const U = s.B * s.Hkv;
   const isG = globalFlags(s);
-  const kT = new o.Tensor('float32', k, [U, 1, s.Skv, s.D]);
-  const vT = new o.Tensor('float32', v, [U, 1, s.Skv, s.D]);
-  const { band, global } = blocks(s);
-  const bandRuns = runs(s, band);
-  // One band run over whole blocks: q already is (U, G, NB, BQ, D) and o comes back in
-  // q's layout, so nothing is copied in or out.
-  const direct = bandRuns.length === 1 && s.Sq % ORT_BLOCK_Q === 0;
-  let out: Float32Array | null = direct ? null : new Float32Array(q.length);
-  let lse: Float32Array | null = wantLse && !direct ? new Float32Array(s.B * s.Hq * s.Sq) : null;
-  for (const run of [...bandRuns, ...runs(s, global)]) {
-    const nb = run.length;
-    const bk = run.reduce((m, b) => Math.max(m, b.keys.length), 0);
-    let qp = q;
-    if (out !== null) {
-      qp = new Float32Array(U * G * nb * ORT_BLOCK_Q * s.D);
-      pack(s, run, q, qp, s.D, false);
-    }
-    const { idx, bias } = indexAndBias(s, isG, run, bk);
+  const out = new Float32Array(q.length);
+  const lse = wantLse ? new Float32Array(s.B * s.Hq * s.Sq) : null;
+  const run = async (qs: Float32Array, u: number, nu: number, bl: Block[], bk: number, ib: { idx: BigInt64Array; bias: Float32Array }) => {
+    const kv = (x: Float32Array) => new o.Tensor('float32', x.subarray(u * s.Skv * s.D, (u + nu) * s.Skv * s.D), [nu, 1, s.Skv, s.D]);
     const res = await sess.run({
-      q: new o.Tensor('float32', qp, [U, G, nb, ORT_BLOCK_Q, s.D]), k: kT, v: vT,
-      idx: new o.Tensor('int64', idx, [nb, bk]), bias: new o.Tensor('float32', bias, [nb, ORT_BLOCK_Q, bk]),
+      q: new o.Tensor('float32', qs, [nu, G, bl.length, ORT_BLOCK_Q, s.D]), k: kv(k), v: kv(v),
+      idx: new o.Tensor('int64', ib.idx, [bl.length, bk]), bias: new o.Tensor('float32', ib.bias, [bl.length, ORT_BLOCK_Q, bk]),
     });
-    if (out === null) {
-      out = res.o.data as Float32Array;
-      lse = wantLse ? (res.lse.data as Float32Array) : null;
-      continue;
+    return { o: res.o.data as Float32Array, lse: wantLse ? (res.lse.data as Float32Array) : null };
+  };
+  const { band, global } = blocks(s);
+  const bandKeys = band.reduce((m, b) => Math.max(m, b.keys.length), 0);
+  const unitsPerRun = Math.floor(ortLimits.maxScores / (G * band.length * ORT_BLOCK_Q * bandKeys));
+  if (s.Sq % ORT_BLOCK_Q === 0 && unitsPerRun >= 1) {
+    // Whole units per run: q is already (U, G, NB, BQ, D), so a run takes a slice of it
+    // and its o is a slice of the output — no packing.
+    const ib = indexAndBias(s, isG, band, bandKeys);
+    for (let u = 0; u < U; u += unitsPerRun) {
+      const nu = Math.min(unitsPerRun, U - u);
+      const r = await run(q.subarray(u * G * s.Sq * s.D, (u + nu) * G * s.Sq * s.D), u, nu, band, bandKeys, ib);
+      out.set(r.o, u * G * s.Sq * s.D);
+      if (lse && r.lse) lse.set(r.lse, u * G * s.Sq);
     }
-    pack(s, run, out, res.o.data as Float32Array, s.D, true);
-    if (lse) pack(s, run, lse, res.lse.data as Float32Array, 1, true);
+  } else {
+    for (const bl of runs(s, band)) await runPacked(bl);
   }
-  return { o: out as Float32Array, lse };
+  for (const bl of runs(s, global)) await runPacked(bl);
+  return { o: out, lse };
+
+  /** Blocks of every unit, q rows copied into (U, G, nb, BQ, D) and results copied back. */
+  async function runPacked(bl: Block[]): Promise<void> {
+    const bk = bl.reduce((m, b) => Math.max(m, b.keys.length), 0);
+    const qp = new Float32Array(U * G * bl.length * ORT_BLOCK_Q * s.D);
+    pack(s, bl, q, qp, s.D, false);
+    const r = await run(qp, 0, U, bl, bk, indexAndBias(s, isG, bl, bk));
+    pack(s, bl, out, r.o, s.D, true);
+    if (lse && r.lse) pack(s, bl, lse, r.lse, 1, true);
+  }
 }
