@@ -113,7 +113,7 @@ def run(quick: bool = False, rounds: int = 5) -> dict:
                 # SDPA with a mask computes all S×S scores: at 32k one round takes minutes.
                 out["prefill"].append(prefill(client, s, rounds if s <= 8192 else 2, rounds if s <= 8192 else 1, flex=True))
             for s in ([2048] if quick else [8192, 32768]):
-                out["decode"].append(decode(client, s, 5 if quick else 20))
+                out["decode"].append(decode(client, s, 20))
     return out
 
 
