@@ -2,9 +2,10 @@
  * The compute path for CATTEND requests big enough to be worth leaving the main thread.
  * Inputs are gathered under the store's read gate (k/v may come from the KV cache), then
  * the gate is released and the work runs off the event loop, so other clients keep being
- * served: the forward pass on ONNX Runtime (its own intra-op threads use every core; the
- * call is async), the backward pass (and forwards ORT cannot take) on Piscina workers that
- * split the (batch, kv head) units over SharedArrayBuffer copies of the inputs.
+ * served: the forward pass on ONNX Runtime in a worker thread of its own (inputs moved there) (its intra-op
+ * threads use every core; its node binding runs synchronously, so never on the event
+ * loop), the backward pass (and forwards ORT cannot take) on Piscina workers that split
+ * the (batch, kv head) units over SharedArrayBuffer copies of the inputs.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,8 +15,8 @@ import type { Engine } from '../engine/engine';
 import type { OpInput, OpOutput } from '../engine/types';
 import { AttendJob, backwardOutput, forwardOutput, prepareAttend } from '../engine/ops/cattend';
 import { attnUnits } from '../engine/kernels/attention';
-import { attendForwardOrt, ortSupports } from '../engine/kernels/attention_ort';
-import type { AttendTask } from './compute_worker';
+import { ortSupports } from '../engine/kernels/attention_ort';
+import type { AttendTask, OrtResult, OrtTask } from './compute_worker';
 
 /** Options of {@link ComputePool}. */
 export interface ComputePoolOptions {
@@ -72,6 +73,8 @@ export class ComputePool {
   readonly minFlops: number;
   private readonly useOrt: boolean;
   private readonly piscina: Piscina<AttendTask, number>;
+  /** One thread: ORT passes queue there (each already uses every core) and its sessions stay cached. */
+  private readonly ortThread: Piscina<OrtTask, OrtResult>;
   private destroyed?: Promise<void>;
 
   /** Throws TypeError on bad options and E_INTERNAL when the worker is not built. */
@@ -86,6 +89,7 @@ export class ComputePool {
     const filename = computeWorkerFile();
     if (!existsSync(filename)) throw new VtpuError('E_INTERNAL', `compute worker ${filename} is missing; run \`npm run build\` first`);
     this.piscina = new Piscina({ filename, minThreads: 0, maxThreads: this.threads, idleTimeout: 30_000 });
+    this.ortThread = new Piscina({ filename, minThreads: 0, maxThreads: 1, idleTimeout: 600_000 });
   }
 
   /** True for a CATTEND request estimated at or over minFlops. */
@@ -98,7 +102,9 @@ export class ComputePool {
     if (op !== 'CATTEND') throw new VtpuError('E_INTERNAL', `the compute pool serves CATTEND, not ${op}`);
     const job = await readGate(() => prepareAttend(this.engine, input));
     if (!job.grad && !job.keyRow && this.useOrt && ortSupports(job.spec)) {
-      const r = await attendForwardOrt(job.spec, job.q, job.k, job.v, job.returnLse);
+      // Own, transferred copies: the ORT binding rejects SharedArrayBuffer-backed inputs.
+      const [q, k, v] = [job.q.slice(), job.k.slice(), job.v.slice()];
+      const r = await this.ortThread.run({ ort: true, spec: job.spec, q, k, v, wantLse: job.returnLse }, { transferList: [q.buffer, k.buffer, v.buffer] });
       return forwardOutput(job, r.o, r.lse, 'ort');
     }
     return this.runWorkers(job);
@@ -125,6 +131,6 @@ export class ComputePool {
 
   /** Stops the workers; idempotent. */
   destroy(): Promise<void> {
-    return (this.destroyed ??= this.piscina.destroy());
+    return (this.destroyed ??= Promise.all([this.piscina.destroy(), this.ortThread.destroy()]).then(() => undefined));
   }
 }
