@@ -184,6 +184,21 @@ function indexAndBias(s: AttnSpec, isG: Uint8Array, run: Block[], bk: number): {
   return { idx, bias };
 }
 
+/** The last few band index/bias pairs by mask shape: every layer of a model asks for the same one. */
+const bandCache = new Map<string, { idx: BigInt64Array; bias: Float32Array }>();
+
+/** {@link indexAndBias} of all band blocks, cached by everything it depends on. */
+function bandIndexAndBias(s: AttnSpec, isG: Uint8Array, band: Block[], bk: number): { idx: BigInt64Array; bias: Float32Array } {
+  const key = JSON.stringify([s.Sq, s.Skv, s.window, s.causal, s.globals]);
+  let r = bandCache.get(key);
+  if (!r) {
+    r = indexAndBias(s, isG, band, bk);
+    bandCache.set(key, r);
+    if (bandCache.size > 4) bandCache.delete(bandCache.keys().next().value as string);
+  }
+  return r;
+}
+
 /** The forward pass on ONNX Runtime: o (like q) and, when asked, lse (B, Hq, Sq). */
 export async function attendForwardOrt(s: AttnSpec, q: Float32Array, k: Float32Array, v: Float32Array, wantLse: boolean): Promise<{ o: Float32Array; lse: Float32Array | null }> {
   const o = ort();
@@ -192,8 +207,8 @@ export async function attendForwardOrt(s: AttnSpec, q: Float32Array, k: Float32A
   const G = groupSize(s);
   const U = s.B * s.Hkv;
   const isG = globalFlags(s);
-  const out = new Float32Array(q.length);
-  const lse = wantLse ? new Float32Array(s.B * s.Hq * s.Sq) : null;
+  let out: Float32Array = new Float32Array(0);
+  let lse: Float32Array | null = null;
   const run = async (qs: Float32Array, u: number, nu: number, bl: Block[], bk: number, ib: { idx: BigInt64Array; bias: Float32Array }) => {
     const kv = (x: Float32Array) => new o.Tensor('float32', x.subarray(u * s.Skv * s.D, (u + nu) * s.Skv * s.D), [nu, 1, s.Skv, s.D]);
     const res = await sess.run({
@@ -208,18 +223,30 @@ export async function attendForwardOrt(s: AttnSpec, q: Float32Array, k: Float32A
   if (s.Sq % ORT_BLOCK_Q === 0 && unitsPerRun >= 1) {
     // Whole units per run: q is already (U, G, NB, BQ, D), so a run takes a slice of it
     // and its o is a slice of the output — no packing.
-    const ib = indexAndBias(s, isG, band, bandKeys);
+    const ib = bandIndexAndBias(s, isG, band, bandKeys);
     for (let u = 0; u < U; u += unitsPerRun) {
       const nu = Math.min(unitsPerRun, U - u);
       const r = await run(q.subarray(u * G * s.Sq * s.D, (u + nu) * G * s.Sq * s.D), u, nu, band, bandKeys, ib);
+      if (nu === U) {
+        ({ o: out, lse } = r); // one run: its outputs are the result
+        break;
+      }
+      if (u === 0) allocate();
       out.set(r.o, u * G * s.Sq * s.D);
-      if (lse && r.lse) lse.set(r.lse, u * G * s.Sq);
+      const l = lse as Float32Array | null; // set by allocate()
+      if (l && r.lse) l.set(r.lse, u * G * s.Sq);
     }
   } else {
+    allocate();
     for (const bl of runs(s, band)) await runPacked(bl);
   }
   for (const bl of runs(s, global)) await runPacked(bl);
   return { o: out, lse };
+
+  function allocate(): void {
+    out = new Float32Array(q.length);
+    lse = wantLse ? new Float32Array(s.B * s.Hq * s.Sq) : null;
+  }
 
   /** Blocks of every unit, q rows copied into (U, G, nb, BQ, D) and results copied back. */
   async function runPacked(bl: Block[]): Promise<void> {

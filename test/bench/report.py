@@ -105,7 +105,8 @@ def _attend(r: dict) -> list[str]:
         "End to end through the client: torch tensors in, torch tensor out. Peers in the same run: "
         "`F.scaled_dot_product_attention` with the equivalent boolean mask (`enable_gqa=True`) and "
         f"`torch.compile(flex_attention)` with the same mask as a block mask (torch {r['torch']}, "
-        f"{r['torch_threads']} threads). Median of the rounds after one warm-up call; the max abs difference "
+        f"{r['torch_threads']} threads). Median of the rounds after warm-up calls (two up to S=8192, one above, for "
+        "every contender); the max abs difference "
         "to each peer's output is printed beside it.",
         "", HEAD,
     ]
