@@ -79,6 +79,12 @@ describe('CATTEND compute pool', () => {
     const s2 = spec({ B: 1, Hq: 4, Hkv: 2, Sq: 128, Skv: 128, D: 8, window: 9, globals: [0, 2, 40] });
     const t2 = qkv(s2, 5);
     const body2 = { q: { shape: [1, 4, 128, 8], data: t2.q }, k: { shape: [1, 2, 128, 8], data: t2.k }, v: { shape: [1, 2, 128, 8], data: t2.v } };
+    const s3 = spec({ B: 1, Hq: 2, Hkv: 1, Sq: 100, Skv: 130, D: 8, window: 5, globals: [1, 60, 129], causal: false });
+    const t3 = qkv(s3, 9);
+    const body3 = { q: { shape: [1, 2, 100, 8], data: t3.q }, k: { shape: [1, 1, 130, 8], data: t3.k }, v: { shape: [1, 1, 130, 8], data: t3.v } };
+    const s4 = spec({ B: 1, Hq: 2, Hkv: 1, Sq: 128, Skv: 128, D: 8, scale: 0.5 });
+    const t4 = qkv(s4, 13);
+    const body4 = { q: { shape: [1, 2, 128, 8], data: t4.q }, k: { shape: [1, 1, 128, 8], data: t4.k }, v: { shape: [1, 1, 128, 8], data: t4.v } };
     // Causal rows before the first key cannot go through ORT: the worker path takes them.
     const long = { q: { shape: [1, 1, 5, 16], data: t.q.slice(0, 80) }, k: { shape: [1, 1, 3, 16], data: t.k.slice(0, 48) }, v: { shape: [1, 1, 3, 16], data: t.v.slice(0, 48) } };
     const cases = [
@@ -86,6 +92,8 @@ describe('CATTEND compute pool', () => {
       { spec: s, t, params, body, maxScores: 1 }, // one block per run
       { spec: s2, t: t2, params, body: body2, maxScores: 1 << 24 }, // all units in one run, q in place
       { spec: s2, t: t2, params, body: body2, maxScores: 2 * 2 * 64 * 75 }, // one unit per run (G · NB · BQ · 75 band keys)
+      { spec: s3, t: t3, params: { window: 5, global: [1, 60, 129], causal: false, return_lse: true }, body: body3, maxScores: 1 << 24 },
+      { spec: s4, t: t4, params: { scale: 0.5, return_lse: true }, body: body4, maxScores: 1 << 24 }, // no window: every key
     ];
     const r = spawnSync(process.execPath, ['-e', script], {
       cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 26,
@@ -99,7 +107,7 @@ describe('CATTEND compute pool', () => {
       expect(maxDiff(got[i].o, ref.o)).toBeLessThan(1e-5);
       expect(maxDiff(got[i].lse, ref.lse)).toBeLessThan(1e-4);
     });
-    expect(got[4].kernel).toBe('pool');
+    expect(got[cases.length].kernel).toBe('pool');
   });
 
   test('the hand-encoded ONNX model loads', async () => {
