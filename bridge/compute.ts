@@ -15,7 +15,7 @@ import type { Engine } from '../engine/engine';
 import type { OpInput, OpOutput } from '../engine/types';
 import { AttendJob, backwardOutput, forwardOutput, prepareAttend } from '../engine/ops/cattend';
 import { attnUnits } from '../engine/kernels/attention';
-import { ortSupports } from '../engine/kernels/attention_ort';
+import { ortShapeOk } from '../engine/kernels/attention_ort';
 import type { AttendTask, OrtResult, OrtTask } from './compute_worker';
 
 /** Options of {@link ComputePool}. */
@@ -41,6 +41,16 @@ function shared(a: Float32Array): Float32Array {
   const s = new Float32Array(new SharedArrayBuffer(a.byteLength));
   s.set(a);
   return s;
+}
+
+/** True when `require` can find the module (without loading it). */
+function resolvable(name: string): boolean {
+  try {
+    require.resolve(name);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Shape of a named tensor row of a request, or undefined. */
@@ -71,7 +81,8 @@ export function attendFlops(input: OpInput): number {
 export class ComputePool {
   readonly threads: number;
   readonly minFlops: number;
-  private readonly useOrt: boolean;
+  /** False once ORT is off by option, not installed, or failed to run (then the JS workers serve). */
+  private useOrt: boolean;
   private readonly piscina: Piscina<AttendTask, number>;
   /** One thread: ORT passes queue there (each already uses every core) and its sessions stay cached. */
   private readonly ortThread: Piscina<OrtTask, OrtResult>;
@@ -85,7 +96,8 @@ export class ComputePool {
     };
     this.threads = int('threads', opts.threads, 1);
     this.minFlops = int('minFlops', opts.minFlops, 1);
-    this.useOrt = opts.ort ?? true;
+    // Resolve only: the binary loads in the ORT worker, never on the event loop's thread.
+    this.useOrt = (opts.ort ?? true) && resolvable('onnxruntime-node');
     const filename = computeWorkerFile();
     if (!existsSync(filename)) throw new VtpuError('E_INTERNAL', `compute worker ${filename} is missing; run \`npm run build\` first`);
     this.piscina = new Piscina({ filename, minThreads: 0, maxThreads: this.threads, idleTimeout: 30_000 });
@@ -101,11 +113,17 @@ export class ComputePool {
   async run(op: string, input: OpInput, readGate: ReadGate): Promise<OpOutput> {
     if (op !== 'CATTEND') throw new VtpuError('E_INTERNAL', `the compute pool serves CATTEND, not ${op}`);
     const job = await readGate(() => prepareAttend(this.engine, input));
-    if (!job.grad && !job.keyRow && this.useOrt && ortSupports(job.spec)) {
+    if (!job.grad && !job.keyRow && this.useOrt && ortShapeOk(job.spec)) {
       // Own, transferred copies: the ORT binding rejects SharedArrayBuffer-backed inputs.
       const [q, k, v] = [job.q.slice(), job.k.slice(), job.v.slice()];
-      const r = await this.ortThread.run({ ort: true, spec: job.spec, q, k, v, wantLse: job.returnLse }, { transferList: [q.buffer, k.buffer, v.buffer] });
-      return forwardOutput(job, r.o, r.lse, 'ort');
+      try {
+        const r = await this.ortThread.run({ ort: true, spec: job.spec, q, k, v, wantLse: job.returnLse }, { transferList: [q.buffer, k.buffer, v.buffer] });
+        return forwardOutput(job, r.o, r.lse, 'ort');
+      } catch (e) {
+        // A broken ORT install must not fail requests: say so once and use the JS kernels.
+        this.useOrt = false;
+        process.emitWarning(`vtpu: ONNX Runtime failed (${(e as Error).message}); CATTEND uses the JS kernels from now on`);
+      }
     }
     return this.runWorkers(job);
   }

@@ -38,9 +38,14 @@ export function ort(): Ort | null {
   return ortModule;
 }
 
-/** True when this spec can run here (ORT loaded, every query row has a visible key). */
+/** True when the band graph can take this spec: every query row has a visible key. */
+export function ortShapeOk(s: AttnSpec): boolean {
+  return s.Sq <= s.Skv;
+}
+
+/** True when this spec can run here (ORT loads, {@link ortShapeOk}). */
 export function ortSupports(s: AttnSpec): boolean {
-  return ort() !== null && s.Sq <= s.Skv;
+  return ort() !== null && ortShapeOk(s);
 }
 
 /**
