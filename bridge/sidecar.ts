@@ -9,6 +9,7 @@ import { Engine } from '../engine/engine';
 import { initChecksum } from '../engine/phext';
 import { DEFAULTS } from './protocol';
 import { ReadPool } from './pool';
+import { ComputePool } from './compute';
 import { SidecarServer } from './server';
 import { writeMetricsFile } from './metricsfile';
 import type { HttpOptions, HttpServer } from './http/server';
@@ -25,6 +26,8 @@ export interface SidecarOptions {
   threads?: number;
   /** Batched CGETs with at least this many rows go to the pool; 0 disables the pool (default 65536). */
   poolThreshold?: number;
+  /** CATTEND requests of at least this many estimated flops run off the main thread; 0 disables (default 2e7). */
+  computeThreshold?: number;
   /** Serve this engine instead of a new, empty one (its limits are the defaults then). */
   engine?: Engine;
   /** Record metrics (default true); false only to measure what recording costs. */
@@ -66,11 +69,13 @@ export async function startSidecar(opts: SidecarOptions = {}): Promise<Sidecar> 
   const engine = opts.engine ?? new Engine({ maxBatch: o.maxBatch, maxRequestBytes: o.maxRequestBytes });
   engine.metrics.enabled = opts.metrics ?? true;
   const pool = o.poolThreshold > 0 ? new ReadPool(engine, { threads: o.threads, threshold: o.poolThreshold }) : undefined;
+  const compute = o.computeThreshold > 0 ? new ComputePool(engine, { threads: o.threads, minFlops: o.computeThreshold }) : undefined;
   let server: SidecarServer;
   try {
-    server = await SidecarServer.bind(engine, { address: o.address, maxRequestBytes: o.maxRequestBytes, maxBatch: o.maxBatch, pool });
+    server = await SidecarServer.bind(engine, { address: o.address, maxRequestBytes: o.maxRequestBytes, maxBatch: o.maxBatch, pool, compute });
   } catch (e) {
     await pool?.destroy();
+    await compute?.destroy();
     throw e;
   }
   let http: HttpServer | undefined;
@@ -98,6 +103,7 @@ export async function startSidecar(opts: SidecarOptions = {}): Promise<Sidecar> 
       engine.metrics.stop();
       await server.close();
       await pool?.destroy();
+      await compute?.destroy();
       if (server.address.startsWith('ipc://')) rmSync(server.address.slice('ipc://'.length), { force: true });
     })()),
   };
@@ -144,7 +150,7 @@ export async function serveForever(opts: ServeOptions = {}): Promise<Sidecar> {
 
 function checkOptions(opts: SidecarOptions) {
   if (typeof opts !== 'object' || opts === null) throw new TypeError('options must be an object');
-  const known = ['address', 'maxRequestBytes', 'maxBatch', 'threads', 'poolThreshold', 'engine', 'metrics', 'metricsFile', 'http'];
+  const known = ['address', 'maxRequestBytes', 'maxBatch', 'threads', 'poolThreshold', 'engine', 'metrics', 'metricsFile', 'http', 'computeThreshold'];
   for (const k of Object.keys(opts)) if (!known.includes(k)) throw new TypeError(`unknown option '${k}'`);
   const address = opts.address ?? defaultAddress();
   if (typeof address !== 'string' || !/^(ipc:\/\/.+|tcp:\/\/(\[[0-9a-fA-F:.]+\]|[^:/[\]]+):(\d+|\*))$/.test(address)) {
@@ -168,5 +174,6 @@ function checkOptions(opts: SidecarOptions) {
     maxBatch: int('maxBatch', opts.maxBatch, 1, opts.engine?.maxBatch ?? DEFAULTS.maxBatch),
     threads: int('threads', opts.threads, 1, Math.min(4, availableParallelism())),
     poolThreshold: int('poolThreshold', opts.poolThreshold, 0, 65_536),
+    computeThreshold: int('computeThreshold', opts.computeThreshold, 0, 20_000_000),
   };
 }

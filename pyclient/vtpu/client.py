@@ -12,6 +12,7 @@ from .arrow import Values
 from .coords import DIMS, coords_array, format_coord, pattern_string
 from .errors import ParamError, ProtocolError
 from .launcher import Sidecar
+from .ops_attend import AttendMixin
 from .ops_moe import MoeMixin
 from .observe import ObserveMixin
 from .ops_kg import KgMixin
@@ -62,7 +63,7 @@ def _body(frames: list[Any], op: str) -> Any:
     return frames[0]
 
 
-class Client(MoeMixin, KgMixin, ObserveMixin):
+class Client(AttendMixin, MoeMixin, KgMixin, ObserveMixin):
     """A connection to a vTPU sidecar; safe to share between threads.
 
     Parameters

@@ -17,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_attend  # noqa: E402
 import bench_batch  # noqa: E402
 import bench_moe  # noqa: E402
 import bench_http  # noqa: E402
@@ -55,6 +56,7 @@ def core(quick: bool) -> dict:
 #: Suite name -> runner(quick) -> JSON-able result; report.py renders each by the same name.
 SUITES = {
     "core": core,
+    "attend": lambda quick: bench_attend.run(quick=quick, rounds=3 if quick else 5),
     "moe": lambda quick: bench_moe.run(quick=quick),
     "kg": lambda quick: bench_kg.run(quick=quick),
     "http": lambda quick: bench_http.run(rounds=2 if quick else 5, seconds=1.0 if quick else 5.0, n=2000 if quick else 20000),

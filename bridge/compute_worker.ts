@@ -1,0 +1,63 @@
+/**
+ * Piscina worker for CATTEND: runs units [u0, u1) of the plain-JS forward or backward
+ * kernel over SharedArrayBuffer-backed inputs and writes into shared outputs (units own
+ * disjoint rows, so workers never write the same element) — or a whole forward pass on
+ * ONNX Runtime, whose node binding runs synchronously and so must not run on the
+ * sidecar's event loop.
+ */
+import { move, transferableSymbol, valueSymbol } from 'piscina';
+import { attendForward } from '../engine/kernels/attention';
+import { attendForwardOrt } from '../engine/kernels/attention_ort';
+import { attendBackward } from '../engine/kernels/attention_backward';
+import type { AttnSpec } from '../engine/kernels/attention_spec';
+
+/** One slice of a CATTEND job. Every array is a view of a SharedArrayBuffer. */
+export interface AttendTask {
+  spec: AttnSpec;
+  u0: number;
+  u1: number;
+  q: Float32Array;
+  k: Float32Array;
+  v: Float32Array;
+  /** Position → k/v row for compacted KV-cache reads, else null. */
+  keyRow: Int32Array | null;
+  /** Forward outputs. */
+  o?: Float32Array;
+  lse?: Float32Array | null;
+  /** Backward inputs and outputs. */
+  grad?: { o: Float32Array; dO: Float32Array; lse: Float32Array; dq: Float32Array; dk: Float32Array; dv: Float32Array };
+}
+
+/** A whole forward pass for ONNX Runtime (inputs in plain, transferred ArrayBuffers). */
+export interface OrtTask {
+  ort: true;
+  spec: AttnSpec;
+  q: Float32Array;
+  k: Float32Array;
+  v: Float32Array;
+  wantLse: boolean;
+}
+
+/** What an ORT task returns (buffers moved, not copied). */
+export interface OrtResult {
+  o: Float32Array;
+  lse: Float32Array | null;
+}
+
+/** Piscina entry point: units done (JS kernels) or the outputs (ORT). */
+export default function attend(t: AttendTask | OrtTask): number | Promise<OrtResult> {
+  if ('ort' in t) return runOrt(t);
+  if (t.grad) {
+    const g = t.grad;
+    attendBackward(t.spec, { q: t.q, k: t.k, v: t.v, o: g.o, dO: g.dO, lse: g.lse }, { dq: g.dq, dk: g.dk, dv: g.dv }, t.u0, t.u1);
+  } else {
+    attendForward(t.spec, t.q, t.k, t.v, { o: t.o as Float32Array, lse: t.lse ?? null }, t.u0, t.u1, t.keyRow);
+  }
+  return t.u1 - t.u0;
+}
+
+async function runOrt(t: OrtTask): Promise<OrtResult> {
+  const r = await attendForwardOrt(t.spec, t.q, t.k, t.v, t.wantLse);
+  const buffers = [r.o.buffer, r.lse?.buffer].filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
+  return move({ [transferableSymbol]: buffers, [valueSymbol]: r }) as unknown as OrtResult;
+}
