@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .client import Client, connect
-from .ops_kg import KG_CALLS
 
 __all__ = ["AsyncClient", "connect_async"]
 
-_CALLS = (
-    "ping", "cget", "cget_batch", "cput", "cput_batch", "cdel", "cdel_batch", "crange", "cdelta",
-    "chier", "croute", "route_table", "set_route_table", "run_program", "load_phext", "save_phext", "request",
-)
+# Every public Client method (instructions, compute ops, metrics …) becomes a coroutine;
+# close is replaced by aclose.
+_CALLS = tuple(n for n, f in inspect.getmembers(Client, inspect.isfunction) if not n.startswith("_") and n != "close")
 
 
 class AsyncClient:
@@ -72,9 +71,6 @@ def _coroutine(name: str) -> Any:
 
 
 for _name in _CALLS:
-    setattr(AsyncClient, _name, _coroutine(_name))
-
-for _name in KG_CALLS:
     setattr(AsyncClient, _name, _coroutine(_name))
 
 

@@ -16,11 +16,7 @@ from . import arrow
 from .errors import ProtocolError
 from .kg import KgSchema, edge_coords, hops_param, relations_param, start_coords
 
-__all__ = ["KgMixin", "KgTree", "KgResults", "KG_CALLS"]
-
-#: The public KgMixin calls (also coroutines on :class:`vtpu.AsyncClient`).
-KG_CALLS = ("kg_put", "kg_delete", "ckg_path", "ckg_bfs")
-
+__all__ = ["KgMixin", "KgTree", "KgResults"]
 
 class KgTree(NamedTuple):
     """One BFS from a start, rows in discovery order (the start first).

@@ -28,3 +28,23 @@ def test_concurrent_coroutines(sidecar, ns):
 def test_bad_pool_size_is_a_type_error(sidecar):
     with vtpu.connect(sidecar.address) as c, pytest.raises(TypeError):
         vtpu.AsyncClient(c, max_workers=0)
+
+
+def test_every_public_client_call_is_a_coroutine():
+    import inspect
+
+    for name, fn in inspect.getmembers(vtpu.Client, inspect.isfunction):
+        if not name.startswith("_") and name != "close":
+            assert inspect.iscoroutinefunction(getattr(vtpu.AsyncClient, name)), name
+
+
+def test_compute_calls_as_coroutines(sidecar):
+    async def main():
+        async with await vtpu.connect_async(sidecar.address, timeout=30) as vt:
+            logits = np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32)
+            r = await vt.cmoe(logits, 2)
+            assert r.expert_ids.shape == (8, 2)
+            snap = await vt.metrics()
+            assert snap is not None
+
+    asyncio.run(main())
