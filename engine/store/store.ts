@@ -75,6 +75,7 @@ export class Store {
   private shapesUsed = 0;
   private garbage = 0;
   private readonly index = new RangeIndex();
+  private gen = 0;
 
   /** Creates an empty store with the given limits. */
   constructor(opts: StoreOptions = {}) {
@@ -86,6 +87,15 @@ export class Store {
   /** Live entries. */
   get size(): number {
     return this.live;
+  }
+
+  /**
+   * Bumped whenever entry ids are renumbered or dropped (compaction, clear). Derived
+   * indexes keyed by entry id (e.g. the nearest-neighbour tree) rebuild when it changes;
+   * between bumps ids are append-only and a deleted entry's kind byte is 0.
+   */
+  get generation(): number {
+    return this.gen;
   }
 
   /** Throws E_LIMIT when a batch of `n` rows is over maxBatch. */
@@ -210,6 +220,7 @@ export class Store {
     this.v = emptyView();
     this.live = this.tombstones = this.heapUsed = this.shapesUsed = this.garbage = 0;
     this.index.reset();
+    this.gen++;
   }
 
   /** Rewrites entries and heap without dead space; the range index is renumbered, not rebuilt. */
@@ -221,6 +232,7 @@ export class Store {
     this.garbage = 0;
     this.tombstones = 0;
     this.index.remap(oldToNew, view.count);
+    this.gen++;
   }
 
   private checkValue(len: number, row: number): void {

@@ -1,0 +1,107 @@
+/**
+ * The per-store k-d tree CNEAREST searches, built lazily and kept in step with writes the
+ * way the range index is: entry ids are append-only between compactions, so entries
+ * appended since the build (ids ≥ `built`) form a small delta that every query scans, and a
+ * deleted entry is skipped by its kind byte (0). The tree is rebuilt when the delta or the
+ * dead share grows past a threshold, or when the store renumbers ids (its generation).
+ */
+import { DIMS } from '../types';
+import type { Store } from '../store/store';
+import { Box, KdTree, SearchStack, buildKdTree, inBox, rowDist, searchKd } from './kdtree';
+import { TopK } from './topk';
+
+/** Delta size that triggers a rebuild: at least this many appended entries … */
+const MIN_DELTA = 1024;
+
+/** A tree plus the live delta, valid until the store's next write. */
+export interface Prepared {
+  tree: KdTree;
+  keys: Uint32Array;
+  kind: Uint8Array;
+  /** Live entry ids appended since the build. */
+  delta: Int32Array;
+  /** Inclusive bounding box of every point (tree and delta). */
+  lo: Float64Array;
+  hi: Float64Array;
+}
+
+interface Cached {
+  tree: KdTree;
+  gen: number;
+  built: number;
+}
+
+const CACHE = new WeakMap<Store, Cached>();
+/** Tree builds so far (tests check that small writes are served from the delta). */
+let builds = 0;
+
+/** How many trees have been built in this process. */
+export function treeBuilds(): number {
+  return builds;
+}
+
+/** Live entry ids in [from, to). */
+function liveIds(kind: Uint8Array, from: number, to: number): Int32Array {
+  let n = 0;
+  for (let id = from; id < to; id++) if (kind[id] !== 0) n++;
+  const out = new Int32Array(n);
+  for (let id = from, j = 0; id < to; id++) if (kind[id] !== 0) out[j++] = id;
+  return out;
+}
+
+/** The store's tree, built or rebuilt when missing or stale, with the current delta. */
+export function prepare(store: Store): Prepared {
+  const v = store.view();
+  let c = CACHE.get(store);
+  let delta = c === undefined ? null : liveIds(v.kind, c.built, v.count);
+  if (c !== undefined && delta !== null) {
+    const dead = c.tree.n - (store.size - delta.length);
+    const stale = c.gen !== store.generation || v.count - c.built > Math.max(MIN_DELTA, c.tree.n >> 8) || dead > Math.max(MIN_DELTA, c.tree.n >> 3);
+    if (stale) c = undefined;
+  }
+  if (c === undefined || delta === null) {
+    c = { tree: buildKdTree(v.keys, liveIds(v.kind, 0, v.count)), gen: store.generation, built: v.count };
+    builds++;
+    CACHE.set(store, c);
+    delta = new Int32Array(0);
+  }
+  const lo = new Float64Array(DIMS).fill(Infinity);
+  const hi = new Float64Array(DIMS).fill(-Infinity);
+  if (c.tree.n > 0) for (let d = 0; d < DIMS; d++) { lo[d] = c.tree.bb[d]; hi[d] = c.tree.bb[DIMS + d]; }
+  for (const id of delta) {
+    for (let d = 0; d < DIMS; d++) {
+      const x = v.keys[id * DIMS + d];
+      if (x < lo[d]) lo[d] = x;
+      if (x > hi[d]) hi[d] = x;
+    }
+  }
+  return { tree: c.tree, keys: v.keys, kind: v.kind, delta, lo, hi };
+}
+
+/** Offers the tree's and the delta's live points within `box` to `heap` (a = L1 or squared L2). */
+export function searchPrepared(
+  p: Prepared, q: ArrayLike<number>, qo: number, l2: boolean, box: Box | null, heap: TopK, st: SearchStack,
+): void {
+  searchKd(p.tree, q, qo, l2, box, p.kind, heap, st);
+  const { keys, delta } = p;
+  for (let i = 0; i < delta.length; i++) {
+    const id = delta[i];
+    if (box !== null && !inBox(keys, id, box)) continue;
+    const dist = rowDist(keys, id, q, qo, l2);
+    if (dist <= heap.limit) heap.offer(dist, 0, keys, id * DIMS);
+  }
+}
+
+/**
+ * True when every squared L2 distance from q to a stored point stays below 2^52, so float64
+ * sums are exact and the tree's ranking is exact.
+ */
+export function l2Exact(p: Prepared, q: ArrayLike<number>, qo: number): boolean {
+  let s = 0;
+  for (let d = 0; d < DIMS; d++) {
+    const x = q[qo + d];
+    const g = Math.max(Math.abs(x - p.lo[d]), Math.abs(x - p.hi[d]));
+    s += g * g;
+  }
+  return s < 2 ** 52;
+}

@@ -1,0 +1,247 @@
+/**
+ * Exact k-nearest stored coordinates to query coordinates.
+ *
+ * Metrics: `l1`; `l2` (ranked by the exact squared distance); `hier` (9 − length of the
+ * common leading prefix, ties by L1). Ties at equal distance go by coordinate order, so
+ * results are deterministic. A pattern restricts the candidates to its box.
+ *
+ * Paths, all exact: small candidate sets (a pattern selecting ≤ 4096 entries, small stores, or
+ * k near the candidate count) are scanned; otherwise the store's k-d tree is searched (L1 and
+ * L2 in float64, exact while squared sums stay below 2^52 — a query whose distances could pass
+ * that falls back to a scan in two-word integer arithmetic). `hier` searches the tree by L1
+ * within ever shorter prefix boxes of the query until one holds k candidates.
+ */
+import { DIMS } from '../types';
+import { VtpuError } from '../errors';
+import type { Store } from '../store/store';
+import { Pattern, patternFromPrefix } from '../pattern';
+import { Box, SearchStack, localityOrder } from './kdtree';
+import { Prepared, l2Exact, prepare, searchPrepared } from './coordindex';
+import { TopK } from './topk';
+
+/** Coordinate-space metrics. */
+export type CoordMetric = 'l1' | 'l2' | 'hier';
+
+/** Candidate sets up to this size are scanned rather than searched in the tree. */
+const SCAN_MAX = 4096;
+
+/**
+ * Answers, k per query, nearest first: `coords` (9 per row) and the exact distance of each
+ * as two words, `hi`·2^32 + `lo` (squared for l2, the hier distance for hier).
+ */
+export interface CoordAnswer {
+  coords: Uint32Array;
+  hi: Float64Array;
+  lo: Float64Array;
+}
+
+/** The pattern's box with inclusive bounds, or null for none. */
+function patternBox(p: Pattern | null): Box | null {
+  if (p === null) return null;
+  const box: Box = { lo: new Float64Array(DIMS), hi: new Float64Array(DIMS) };
+  for (let d = 0; d < DIMS; d++) { box.lo[d] = p.lo[d]; box.hi[d] = p.hi[d] - 1; }
+  return box;
+}
+
+/** Leading components of rows a (of x) and b (of y) that agree. */
+function commonPrefix(x: ArrayLike<number>, a: number, y: ArrayLike<number>, b: number): number {
+  let d = 0;
+  while (d < DIMS && x[a + d] === y[b + d]) d++;
+  return d;
+}
+
+/** Exact squared L2 as two words (hi·2^32 + lo) from 16-bit halves of each difference. */
+function l2Words(x: ArrayLike<number>, a: number, q: ArrayLike<number>, b: number, out: Float64Array): void {
+  let h2 = 0, m = 0, l2 = 0;
+  for (let d = 0; d < DIMS; d++) {
+    const g = Math.abs(x[a + d] - q[b + d]);
+    const h = Math.floor(g / 65536);
+    const l = g - h * 65536;
+    h2 += h * h;
+    m += 2 * h * l;
+    l2 += l * l;
+  }
+  const t = m * 65536 + l2; // < 2^53: exact
+  const carry = Math.floor(t / 4294967296);
+  out[0] = h2 + carry;
+  out[1] = t - carry * 4294967296;
+}
+
+/** Scans flat candidate rows, offering (a, b) by metric: l1 (L1, 0), l2 (two words), hier (hier, L1). */
+function scan(cands: Uint32Array, box: Box | null, q: ArrayLike<number>, qo: number, metric: CoordMetric, heap: TopK): void {
+  const w = new Float64Array(2);
+  const n = cands.length / DIMS;
+  for (let r = 0; r < n; r++) {
+    const o = r * DIMS;
+    if (box !== null) {
+      let inside = true;
+      for (let d = 0; d < DIMS && inside; d++) inside = cands[o + d] >= box.lo[d] && cands[o + d] <= box.hi[d];
+      if (!inside) continue;
+    }
+    if (metric === 'l2') {
+      l2Words(cands, o, q, qo, w);
+      heap.offer(w[0], w[1], cands, o);
+      continue;
+    }
+    let l1 = 0;
+    for (let d = 0; d < DIMS; d++) l1 += Math.abs(cands[o + d] - q[qo + d]);
+    if (metric === 'l1') heap.offer(l1, 0, cands, o);
+    else heap.offer(DIMS - commonPrefix(cands, o, q, qo), l1, cands, o);
+  }
+}
+
+/** Live keys of the store inside `box` as flat rows. */
+function liveKeys(store: Store, box: Box | null): Uint32Array {
+  const { keys, kind, count } = store.view();
+  const out: number[] = [];
+  for (let id = 0; id < count; id++) {
+    if (kind[id] === 0) continue;
+    let inside = true;
+    if (box !== null) for (let d = 0; d < DIMS && inside; d++) inside = keys[id * DIMS + d] >= box.lo[d] && keys[id * DIMS + d] <= box.hi[d];
+    if (inside) for (let d = 0; d < DIMS; d++) out.push(keys[id * DIMS + d]);
+  }
+  return Uint32Array.from(out);
+}
+
+/** The small candidate set to scan, or null when the tree should be searched; E_PARAM when k is too large. */
+function candidates(op: string, store: Store, k: number, pattern: Pattern | null): Uint32Array | null {
+  if (pattern === null) {
+    const n = store.size;
+    if (n < k) throw new VtpuError('E_PARAM', `${op}: k = ${k} but only ${n} coordinates are stored`);
+    return n <= SCAN_MAX || k * 4 > n ? liveKeys(store, null) : null;
+  }
+  const { batch, truncated } = store.range(pattern, Math.max(k, SCAN_MAX), false);
+  if (batch.n === 0) throw new VtpuError('E_PARAM', `${op}: the range holds no stored coordinates`);
+  if (!truncated && batch.n < k) throw new VtpuError('E_PARAM', `${op}: k = ${k} but only ${batch.n} coordinates are stored in the range`);
+  return truncated ? null : (batch.coords as Uint32Array);
+}
+
+/** Writes a drained heap's keys as exact two-word distances: `pair` keys already are; else D = a. */
+function emitDistances(ans: CoordAnswer, row: number, n: number, a: Float64Array, b: Float64Array, pair: boolean): void {
+  for (let i = 0; i < n; i++) {
+    if (pair) {
+      ans.hi[row + i] = a[i];
+      ans.lo[row + i] = b[i];
+    } else {
+      const h = Math.floor(a[i] / 4294967296);
+      ans.hi[row + i] = h;
+      ans.lo[row + i] = a[i] - h * 4294967296;
+    }
+  }
+}
+
+/** The box of points sharing q's first p components, within `outer`; null when empty. */
+function prefixBox(q: ArrayLike<number>, qo: number, p: number, outer: Box | null): Box | null {
+  const box: Box = { lo: new Float64Array(DIMS), hi: new Float64Array(DIMS).fill(0xffffffff) };
+  for (let d = 0; d < DIMS; d++) {
+    if (d < p) box.lo[d] = box.hi[d] = q[qo + d];
+    if (outer !== null) {
+      box.lo[d] = Math.max(box.lo[d], outer.lo[d]);
+      box.hi[d] = Math.min(box.hi[d], outer.hi[d]);
+      if (box.lo[d] > box.hi[d]) return null;
+    }
+  }
+  return box;
+}
+
+/** Reusable per-request buffers. */
+interface Work {
+  heap: TopK;
+  st: SearchStack;
+  c: Uint32Array;
+  a: Float64Array;
+  b: Float64Array;
+}
+
+/**
+ * hier via the tree: the points sharing ≥ p leading components with q form the prefix box
+ * B_p. Going from p = 9 down, the first B_p holding ≥ k candidates decides: every point of
+ * B_{p+1} (fewer than k, all found by the previous search) comes first, ordered by (hier, L1,
+ * coord), then the L1-nearest of B_p that share exactly p components. Without a pattern,
+ * prefix counts from the range index skip straight to p + 1.
+ */
+function hierTree(
+  prep: Prepared, q: Uint32Array, qo: number, k: number, outer: Box | null, counts: Store | null, w: Work, ans: CoordAnswer, row: number,
+): void {
+  let inner = new Uint32Array(0);
+  let start = DIMS;
+  if (counts !== null) {
+    // Without a pattern the range index counts each prefix box: the deepest one holding k
+    // decides; when small, its run (in coordinate order) is scanned whole, else start above it.
+    const qc = q.subarray(qo, qo + DIMS);
+    let p = DIMS;
+    let c = 0;
+    while (p > 0 && (c = counts.countPrefix(qc, p)) < k) p--;
+    if (p > 0 && c <= SCAN_MAX) {
+      w.heap.reset();
+      scan(counts.range(patternFromPrefix(qc, p), c, false).batch.coords as Uint32Array, null, q, qo, 'hier', w.heap);
+      w.heap.drain(w.c, w.a, w.b, 0);
+      ans.coords.set(w.c, row * DIMS);
+      emitDistances(ans, row, k, w.a, w.a, false);
+      return;
+    }
+    start = Math.min(DIMS, p + 1);
+  }
+  for (let p = start; p >= 0; p--) {
+    const box = prefixBox(q, qo, p, outer);
+    if (box === null) continue;
+    w.heap.reset();
+    searchPrepared(prep, q, qo, false, box, w.heap, w.st);
+    const n = w.heap.drain(w.c, w.a, w.b, 0);
+    if (n < k && p > 0) {
+      inner = w.c.slice(0, n * DIMS);
+      continue;
+    }
+    // Inner points (all of B_{p+1}) by (hier, L1, coord) through a heap of their own.
+    const m = inner.length / DIMS;
+    const h = new TopK(Math.max(1, m));
+    scan(inner, null, q, qo, 'hier', h);
+    const ia = new Float64Array(m), ib = new Float64Array(m);
+    h.drain(inner, ia, ib, 0);
+    ans.coords.set(inner, row * DIMS);
+    for (let i = 0; i < m; i++) { ans.hi[row + i] = 0; ans.lo[row + i] = ia[i]; }
+    let out = m;
+    for (let i = 0; i < n && out < k; i++) {
+      if (commonPrefix(w.c, i * DIMS, q, qo) !== p) continue;
+      ans.coords.set(w.c.subarray(i * DIMS, i * DIMS + DIMS), (row + out) * DIMS);
+      ans.hi[row + out] = 0;
+      ans.lo[row + out++] = DIMS - p;
+    }
+    return;
+  }
+}
+
+/** The k nearest stored coordinates to each of the `q.length / 9` queries (see the module doc). */
+export function nearestCoords(op: string, store: Store, q: Uint32Array, k: number, metric: CoordMetric, pattern: Pattern | null): CoordAnswer {
+  const nq = q.length / DIMS;
+  const box = patternBox(pattern);
+  const small = candidates(op, store, k, pattern);
+  const ans: CoordAnswer = { coords: new Uint32Array(nq * k * DIMS), hi: new Float64Array(nq * k), lo: new Float64Array(nq * k) };
+  const w: Work = { heap: new TopK(k), st: new SearchStack(), c: new Uint32Array(k * DIMS), a: new Float64Array(k), b: new Float64Array(k) };
+  const prep = small === null ? prepare(store) : null;
+  let all: Uint32Array | null = null; // exact-arithmetic fallback candidates, gathered once
+  const order = prep !== null && nq > 1 ? localityOrder(prep.tree, q, nq) : null;
+  for (let j = 0; j < nq; j++) {
+    const i = order === null ? j : order[j];
+    const row = i * k;
+    const qo = i * DIMS;
+    if (prep !== null && metric === 'hier') {
+      hierTree(prep, q, qo, k, box, pattern === null ? store : null, w, ans, row);
+      continue;
+    }
+    w.heap.reset();
+    let pair = metric === 'l2';
+    if (prep !== null && (metric === 'l1' || l2Exact(prep, q, qo))) {
+      searchPrepared(prep, q, qo, metric === 'l2', box, w.heap, w.st);
+      pair = false;
+    } else {
+      const cands = small ?? (all ??= liveKeys(store, box));
+      scan(cands, box, q, qo, metric, w.heap);
+    }
+    w.heap.drain(w.c, w.a, w.b, 0);
+    ans.coords.set(w.c, row * DIMS);
+    if (metric === 'hier') emitDistances(ans, row, k, w.a, w.a, false);
+    else emitDistances(ans, row, k, w.a, w.b, pair);
+  }
+  return ans;
+}
