@@ -137,21 +137,31 @@ export function buildKdTree(keys: Uint32Array, ids: Int32Array): KdTree {
 
 /**
  * Lower bound of the distance from q to the part of node's box inside `box`, or −1 when
- * they do not meet. L1 when `l2` is false, else squared L2.
+ * they do not meet. L1 when `l2` is false, else squared L2. Stops early (returning a value
+ * above `limit`) once the partial sum passes `limit`: the node is pruned either way.
  */
-function bound(t: KdTree, node: number, q: ArrayLike<number>, qo: number, l2: boolean, box: Box | null): number {
+function bound(t: KdTree, node: number, q: Float64Array, l2: boolean, box: Box | null, limit: number): number {
   const bb = t.bb;
   const o = node * 2 * DIMS;
   let s = 0;
+  if (box === null) {
+    for (let d = 0; d < DIMS; d++) {
+      const v = q[d];
+      const lo = bb[o + d];
+      const hi = bb[o + DIMS + d];
+      const g = v < lo ? lo - v : v > hi ? v - hi : 0;
+      s += l2 ? g * g : g;
+      if (s > limit) return s;
+    }
+    return s;
+  }
   for (let d = 0; d < DIMS; d++) {
     let lo = bb[o + d];
     let hi = bb[o + DIMS + d];
-    if (box !== null) {
-      if (box.lo[d] > lo) lo = box.lo[d];
-      if (box.hi[d] < hi) hi = box.hi[d];
-      if (lo > hi) return -1;
-    }
-    const v = q[qo + d];
+    if (box.lo[d] > lo) lo = box.lo[d];
+    if (box.hi[d] < hi) hi = box.hi[d];
+    if (lo > hi) return -1;
+    const v = q[d];
     const g = v < lo ? lo - v : v > hi ? v - hi : 0;
     s += l2 ? g * g : g;
   }
@@ -185,11 +195,13 @@ export function rowDist(p: ArrayLike<number>, r: number, q: ArrayLike<number>, q
 export function localityOrder(t: KdTree, q: Uint32Array, nq: number): Int32Array {
   const leaf = new Float64Array(nq);
   const order = new Int32Array(nq);
+  const qv = new Float64Array(DIMS);
   for (let i = 0; i < nq; i++) {
     let node = 0;
+    for (let d = 0; d < DIMS; d++) qv[d] = q[i * DIMS + d];
     while (t.n > 0 && t.left[node] >= 0) {
       const l = t.left[node];
-      node = bound(t, l, q, i * DIMS, true, null) <= bound(t, l + 1, q, i * DIMS, true, null) ? l : l + 1;
+      node = bound(t, l, qv, true, null, Infinity) <= bound(t, l + 1, qv, true, null, Infinity) ? l : l + 1;
     }
     leaf[i] = t.start[node];
     order[i] = i;
@@ -202,6 +214,8 @@ export function localityOrder(t: KdTree, q: Uint32Array, nq: number): Int32Array
 export class SearchStack {
   nodes = new Int32Array(256);
   bounds = new Float64Array(256);
+  /** The current query as float64 (one monomorphic array type in the hot loops). */
+  q = new Float64Array(DIMS);
 }
 
 /**
@@ -216,7 +230,9 @@ export function searchKd(
 ): void {
   if (t.n === 0) return;
   const { pts, ids, start, end, left, lexMin } = t;
-  const r0 = bound(t, 0, q, qo, l2, box);
+  const qv = st.q;
+  for (let d = 0; d < DIMS; d++) qv[d] = q[qo + d];
+  const r0 = bound(t, 0, qv, l2, box, Infinity);
   if (r0 < 0) return;
   let sp = 0;
   st.nodes[0] = 0;
@@ -230,14 +246,15 @@ export function searchKd(
     const l = left[node];
     if (l < 0) {
       for (let r = start[node], e = end[node]; r < e; r++) {
-        if (kind[ids[r]] === 0 || (box !== null && !inBox(pts, r, box))) continue;
-        const dist = rowDist(pts, r, q, qo, l2);
-        if (dist <= heap.limit) heap.offer(dist, 0, pts, r * DIMS);
+        if (box !== null && !inBox(pts, r, box)) continue;
+        const dist = rowDist(pts, r, qv, 0, l2);
+        // Liveness only for points that would enter: kind[] is a random access, pts are sequential.
+        if (dist <= heap.limit && kind[ids[r]] !== 0) heap.offer(dist, 0, pts, r * DIMS);
       }
       continue;
     }
-    const bl = bound(t, l, q, qo, l2, box);
-    const br = bound(t, l + 1, q, qo, l2, box);
+    const bl = bound(t, l, qv, l2, box, heap.limit);
+    const br = bound(t, l + 1, qv, l2, box, heap.limit);
     if (sp + 2 > st.nodes.length) {
       const nn = new Int32Array(st.nodes.length * 2); nn.set(st.nodes); st.nodes = nn;
       const nb = new Float64Array(st.bounds.length * 2); nb.set(st.bounds); st.bounds = nb;
