@@ -3,7 +3,8 @@
  * names its tensors in `params.tensors` (a list of names) and sends one Arrow "scrolls"
  * body (no coords) with one tensor row per name, in that order; a reply does the same
  * with `result.tensors`. Inputs may be float32/float16/bfloat16 (read as float32) or
- * int32/int64 (read as int32 where the op wants indices).
+ * int32/int64 (read as int32 where the op wants indices); replies are float32, int32 or
+ * int64 (coordinates and exact integer values, e.g. CNEAREST).
  */
 import { DType, Kind, OpInput, OpOutput, ScrollBatch } from './types';
 import { VtpuError } from './errors';
