@@ -18,6 +18,8 @@ export interface Prepared {
   tree: KdTree;
   keys: Uint32Array;
   kind: Uint8Array;
+  /** Entries ever appended (ids < count). */
+  count: number;
   /** Live entry ids appended since the build. */
   delta: Int32Array;
   /** Inclusive bounding box of every point (tree and delta). */
@@ -75,7 +77,7 @@ export function prepare(store: Store): Prepared {
       if (x > hi[d]) hi[d] = x;
     }
   }
-  return { tree: c.tree, keys: v.keys, kind: v.kind, delta, lo, hi };
+  return { tree: c.tree, keys: v.keys, kind: v.kind, count: v.count, delta, lo, hi };
 }
 
 /** Offers the tree's and the delta's live points within `box` to `heap` (a = L1 or squared L2). */

@@ -8,6 +8,7 @@
  */
 import { DIMS } from '../types';
 import { TopK } from './topk';
+import { sharedArray } from '../store/shared';
 
 /** Points per leaf. */
 const LEAF = 12;
@@ -76,26 +77,31 @@ function select(p: Uint32Array, ids: Int32Array, a: number, b: number, m: number
 /** Builds a tree over `ids`, whose points are keys[9·id .. 9·id+9). */
 export function buildKdTree(keys: Uint32Array, ids: Int32Array): KdTree {
   const n = ids.length;
-  const pts = new Uint32Array(n * DIMS);
-  const own = Int32Array.from(ids);
+  // Shared memory, so pool workers search the same tree without copies.
+  const pts = sharedArray(Uint32Array, n * DIMS);
+  const own = sharedArray(Int32Array, n);
+  own.set(ids);
   for (let i = 0; i < n; i++) pts.set(keys.subarray(ids[i] * DIMS, ids[i] * DIMS + DIMS), i * DIMS);
   const cap = Math.max(1, 4 * Math.ceil(n / LEAF));
   const t: KdTree = {
     n, pts, ids: own,
-    bb: new Uint32Array(cap * 2 * DIMS),
-    start: new Int32Array(cap), end: new Int32Array(cap), left: new Int32Array(cap), lexMin: new Int32Array(cap),
+    bb: sharedArray(Uint32Array, cap * 2 * DIMS),
+    start: sharedArray(Int32Array, cap), end: sharedArray(Int32Array, cap), left: sharedArray(Int32Array, cap),
+    lexMin: sharedArray(Int32Array, cap),
   };
   let nodes = 1;
   const grow = (): void => {
     if (nodes + 2 <= t.start.length) return;
     const c = t.start.length * 2;
-    const g = <A extends Uint32Array | Int32Array>(x: A, w: number): A => {
-      const y = new (x.constructor as { new (n: number): A })(c * w);
+    const g = (x: Int32Array): Int32Array => {
+      const y = sharedArray(Int32Array, c);
       y.set(x);
       return y;
     };
-    t.bb = g(t.bb, 2 * DIMS);
-    t.start = g(t.start, 1); t.end = g(t.end, 1); t.left = g(t.left, 1); t.lexMin = g(t.lexMin, 1);
+    const bb = sharedArray(Uint32Array, c * 2 * DIMS);
+    bb.set(t.bb);
+    t.bb = bb;
+    t.start = g(t.start); t.end = g(t.end); t.left = g(t.left); t.lexMin = g(t.lexMin);
   };
   const build = (node: number, a: number, b: number): void => {
     t.start[node] = a;

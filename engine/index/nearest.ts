@@ -90,9 +90,9 @@ function scan(cands: Uint32Array, box: Box | null, q: ArrayLike<number>, qo: num
   }
 }
 
-/** Live keys of the store inside `box` as flat rows. */
-function liveKeys(store: Store, box: Box | null): Uint32Array {
-  const { keys, kind, count } = store.view();
+/** Live keys inside `box` as flat rows (`src`: a store view or a Prepared). */
+function liveKeys(src: { keys: Uint32Array; kind: Uint8Array; count: number }, box: Box | null): Uint32Array {
+  const { keys, kind, count } = src;
   const out: number[] = [];
   for (let id = 0; id < count; id++) {
     if (kind[id] === 0) continue;
@@ -108,7 +108,7 @@ function candidates(op: string, store: Store, k: number, pattern: Pattern | null
   if (pattern === null) {
     const n = store.size;
     if (n < k) throw new VtpuError('E_PARAM', `${op}: k = ${k} but only ${n} coordinates are stored`);
-    return n <= SCAN_MAX || k * 4 > n ? liveKeys(store, null) : null;
+    return n <= SCAN_MAX || k * 4 > n ? liveKeys(store.view(), null) : null;
   }
   const { batch, truncated } = store.range(pattern, Math.max(k, SCAN_MAX), false);
   if (batch.n === 0) throw new VtpuError('E_PARAM', `${op}: the range holds no stored coordinates`);
@@ -211,22 +211,45 @@ function hierTree(
   }
 }
 
-/** The k nearest stored coordinates to each of the `q.length / 9` queries (see the module doc). */
-export function nearestCoords(op: string, store: Store, q: Uint32Array, k: number, metric: CoordMetric, pattern: Pattern | null): CoordAnswer {
-  const nq = q.length / DIMS;
-  const box = patternBox(pattern);
+/**
+ * Everything a batch search needs once the request is validated: structured-cloneable
+ * (the tree and store arrays are SharedArrayBuffer-backed), so pool workers can run
+ * {@link searchCoords} on slices of a batch.
+ */
+export interface CoordPlan {
+  k: number;
+  metric: CoordMetric;
+  box: Box | null;
+  /** The small candidate set to scan, or null: search `prep`. */
+  small: Uint32Array | null;
+  prep: Prepared | null;
+}
+
+/** Validates k against the candidates and picks the path (E_PARAM when k is too large or the range is empty). */
+export function planCoords(op: string, store: Store, k: number, metric: CoordMetric, pattern: Pattern | null): CoordPlan {
   const small = candidates(op, store, k, pattern);
-  const ans: CoordAnswer = { coords: new Uint32Array(nq * k * DIMS), hi: new Float64Array(nq * k), lo: new Float64Array(nq * k) };
+  return { k, metric, box: patternBox(pattern), small, prep: small === null ? prepare(store) : null };
+}
+
+/** Empty answers for nq queries. */
+export function newAnswer(nq: number, k: number): CoordAnswer {
+  return { coords: new Uint32Array(nq * k * DIMS), hi: new Float64Array(nq * k), lo: new Float64Array(nq * k) };
+}
+
+/**
+ * Answers every row of `q` into `ans` (same row order). `counts`, the store on the main
+ * thread, lets hier skip levels by prefix counts; workers pass null.
+ */
+export function searchCoords(plan: CoordPlan, q: Uint32Array, ans: CoordAnswer, counts: Store | null): void {
+  const { k, metric, box, small, prep } = plan;
+  const nq = q.length / DIMS;
   const w: Work = { heap: new TopK(k), st: new SearchStack(), c: new Uint32Array(k * DIMS), a: new Float64Array(k), b: new Float64Array(k) };
-  const prep = small === null ? prepare(store) : null;
   let all: Uint32Array | null = null; // exact-arithmetic fallback candidates, gathered once
-  const order = prep !== null && nq > 1 ? localityOrder(prep.tree, q, nq) : null;
-  for (let j = 0; j < nq; j++) {
-    const i = order === null ? j : order[j];
+  for (let i = 0; i < nq; i++) {
     const row = i * k;
     const qo = i * DIMS;
     if (prep !== null && metric === 'hier') {
-      hierTree(prep, q, qo, k, box, pattern === null ? store : null, w, ans, row);
+      hierTree(prep, q, qo, k, box, box === null ? counts : null, w, ans, row);
       continue;
     }
     w.heap.reset();
@@ -235,7 +258,7 @@ export function nearestCoords(op: string, store: Store, q: Uint32Array, k: numbe
       searchPrepared(prep, q, qo, metric === 'l2', box, w.heap, w.st);
       pair = false;
     } else {
-      const cands = small ?? (all ??= liveKeys(store, box));
+      const cands = small ?? (all ??= liveKeys(prep as Prepared, box));
       scan(cands, box, q, qo, metric, w.heap);
     }
     w.heap.drain(w.c, w.a, w.b, 0);
@@ -243,5 +266,44 @@ export function nearestCoords(op: string, store: Store, q: Uint32Array, k: numbe
     if (metric === 'hier') emitDistances(ans, row, k, w.a, w.a, false);
     else emitDistances(ans, row, k, w.a, w.b, pair);
   }
+}
+
+/** Rows of `q` in `order`, in a SharedArrayBuffer (so slices can be posted to workers). */
+export function permuteRows(q: Uint32Array, order: Int32Array): Uint32Array {
+  const out = new Uint32Array(new SharedArrayBuffer(Math.max(4, q.byteLength)), 0, q.length);
+  for (let j = 0; j < order.length; j++) out.set(q.subarray(order[j] * DIMS, order[j] * DIMS + DIMS), j * DIMS);
+  return out;
+}
+
+/** Answers computed for permuted queries (row j answers query order[j]), put back in request order. */
+export function unpermute(part: CoordAnswer, order: Int32Array, k: number): CoordAnswer {
+  const ans = newAnswer(order.length, k);
+  for (let j = 0; j < order.length; j++) {
+    const i = order[j];
+    ans.coords.set(part.coords.subarray(j * k * DIMS, (j + 1) * k * DIMS), i * k * DIMS);
+    ans.hi.set(part.hi.subarray(j * k, (j + 1) * k), i * k);
+    ans.lo.set(part.lo.subarray(j * k, (j + 1) * k), i * k);
+  }
   return ans;
+}
+
+/** Query order for a batch: spatially coherent when the tree is searched, else null (as given). */
+export function batchOrder(plan: CoordPlan, q: Uint32Array): Int32Array | null {
+  const nq = q.length / DIMS;
+  return plan.prep !== null && nq > 1 ? localityOrder(plan.prep.tree, q, nq) : null;
+}
+
+/** The k nearest stored coordinates to each of the `q.length / 9` queries (see the module doc). */
+export function nearestCoords(op: string, store: Store, q: Uint32Array, k: number, metric: CoordMetric, pattern: Pattern | null): CoordAnswer {
+  const plan = planCoords(op, store, k, metric, pattern);
+  const order = batchOrder(plan, q);
+  const nq = q.length / DIMS;
+  if (order === null) {
+    const ans = newAnswer(nq, k);
+    searchCoords(plan, q, ans, store);
+    return ans;
+  }
+  const part = newAnswer(nq, k);
+  searchCoords(plan, permuteRows(q, order), part, store);
+  return unpermute(part, order, k);
 }

@@ -11,14 +11,14 @@
  * int64 exact L1 / hier distance / squared L2, or float32 Euclidean L2 when a squared distance
  * passes int64 — `result.dist` says which) or `score` float32 (vector form).
  */
-import type { Instruction } from '../engine';
-import { DIMS } from '../types';
+import type { Engine, Instruction } from '../engine';
+import { DIMS, OpInput, OpOutput } from '../types';
 import { VtpuError } from '../errors';
 import { coordFromParam } from '../coords';
 import { parsePattern, Pattern } from '../pattern';
 import { expectShape, floatInput, namedTensors, tensorOutput } from '../tensors';
 import { boolParam, coordsBody, isBatch } from './params';
-import { CoordMetric, nearestCoords } from '../index/nearest';
+import { CoordAnswer, CoordMetric, nearestCoords } from '../index/nearest';
 import { VectorMetric, nearestVectors } from '../index/vectors';
 
 const OP = 'CNEAREST';
@@ -65,16 +65,58 @@ function distInt64(hi: Float64Array, lo: Float64Array): BigInt64Array | null {
   return new BigInt64Array(w.buffer);
 }
 
+/** A coordinate-form request's queries and params, validated (shared with the pool path). */
+export interface CoordQuery {
+  q: Uint32Array;
+  k: number;
+  metric: CoordMetric;
+  pattern: Pattern | null;
+}
+
+/** Reads a coordinate-form request: `batch` + coords body, or one `coord`. */
+export function coordQuery(engine: Engine, input: OpInput): CoordQuery {
+  const p = input.params;
+  let q: Uint32Array;
+  if (isBatch(OP, input)) {
+    if (p.coord !== undefined) throw new VtpuError('E_PARAM', `${OP}: batch form takes a coords body, not coord`);
+    q = coordsBody(OP, engine, input);
+  } else if (p.coord !== undefined) {
+    q = coordFromParam(p.coord);
+  } else {
+    throw new VtpuError('E_PARAM', `${OP}: needs coord, batch with a coords body, or tensors ["queries"]`);
+  }
+  const metric = metricParam(p, COORD_METRICS, 'l2') as CoordMetric;
+  const pattern = patternParam(p, false);
+  return { q, k: kParam(p, q.length / DIMS, engine.maxBatch), metric, pattern };
+}
+
+/** The coordinate-form reply: coords int64 and dist (int64 exact, or float32 Euclidean when squares pass int64). */
+export function coordReply(k: number, metric: CoordMetric, ans: CoordAnswer): OpOutput {
+  const nq = ans.hi.length / k;
+  const exact = distInt64(ans.hi, ans.lo);
+  let dist: BigInt64Array | Float32Array;
+  let kind: string = metric === 'l2' ? 'l2sq' : metric;
+  if (exact !== null) dist = exact;
+  else {
+    // Only squared L2 can pass int64 (components ≥ ~1e9 apart): send the Euclidean distance.
+    dist = new Float32Array(ans.hi.length);
+    for (let i = 0; i < dist.length; i++) dist[i] = Math.sqrt(ans.hi[i] * 4294967296 + ans.lo[i]);
+    kind = 'l2';
+  }
+  return tensorOutput({ n: nq, k, metric, dist: kind }, {
+    coords: { shape: [nq, k, DIMS], data: int64Of(ans.coords) },
+    dist: { shape: [nq, k], data: dist },
+  });
+}
+
 /** The CNEAREST instruction. */
 export const CNEAREST: Instruction = {
   name: OP,
   run(engine, input) {
     const p = input.params;
     const named = namedTensors(OP, input);
-    const batch = isBatch(OP, input);
-    const max = engine.maxBatch;
     if (named.size > 0) {
-      if (batch || p.coord !== undefined) throw new VtpuError('E_PARAM', `${OP}: send either query vectors (tensors) or coordinates, not both`);
+      if (isBatch(OP, input) || p.coord !== undefined) throw new VtpuError('E_PARAM', `${OP}: send either query vectors (tensors) or coordinates, not both`);
       const queries = floatInput(OP, named, 'queries');
       expectShape(OP, 'queries', queries, [null, null]);
       const [nq, dim] = queries.shape;
@@ -82,40 +124,14 @@ export const CNEAREST: Instruction = {
       const metric = metricParam(p, VECTOR_METRICS, 'cosine') as VectorMetric;
       const pattern = patternParam(p, true) as Pattern;
       const skip = boolParam(OP, p, 'skip_mismatched', false);
-      const k = kParam(p, nq, max);
+      const k = kParam(p, nq, engine.maxBatch);
       const ans = nearestVectors(OP, engine.store, queries.data, nq, dim, k, metric, pattern, skip);
       return tensorOutput({ n: nq, k, metric }, {
         coords: { shape: [nq, k, DIMS], data: int64Of(ans.coords) },
         score: { shape: [nq, k], data: ans.score },
       });
     }
-    let q: Uint32Array;
-    if (batch) {
-      if (p.coord !== undefined) throw new VtpuError('E_PARAM', `${OP}: batch form takes a coords body, not coord`);
-      q = coordsBody(OP, engine, input);
-    } else if (p.coord !== undefined) {
-      q = coordFromParam(p.coord);
-    } else {
-      throw new VtpuError('E_PARAM', `${OP}: needs coord, batch with a coords body, or tensors ["queries"]`);
-    }
-    const nq = q.length / DIMS;
-    const metric = metricParam(p, COORD_METRICS, 'l2') as CoordMetric;
-    const pattern = patternParam(p, false);
-    const k = kParam(p, nq, max);
-    const ans = nearestCoords(OP, engine.store, q, k, metric, pattern);
-    const exact = distInt64(ans.hi, ans.lo);
-    let dist: BigInt64Array | Float32Array;
-    let kind: string = metric === 'l2' ? 'l2sq' : metric;
-    if (exact !== null) dist = exact;
-    else {
-      // Only squared L2 can pass int64 (components ≥ ~1e9 apart): send the Euclidean distance.
-      dist = new Float32Array(ans.hi.length);
-      for (let i = 0; i < dist.length; i++) dist[i] = Math.sqrt(ans.hi[i] * 4294967296 + ans.lo[i]);
-      kind = 'l2';
-    }
-    return tensorOutput({ n: nq, k, metric, dist: kind }, {
-      coords: { shape: [nq, k, DIMS], data: int64Of(ans.coords) },
-      dist: { shape: [nq, k], data: dist },
-    });
+    const { q, k, metric, pattern } = coordQuery(engine, input);
+    return coordReply(k, metric, nearestCoords(OP, engine.store, q, k, metric, pattern));
   },
 };
