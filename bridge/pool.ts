@@ -102,11 +102,10 @@ export class ReadPool {
     return { result: { n, found: parts.reduce((s, p) => s + p.found, 0) }, scrolls: batch };
   }
 
-  /** A batched coordinate-form CNEAREST (l1/l2: hier leans on the main thread's range index) with enough queries. */
+  /** A batched coordinate-form CNEAREST with enough queries. */
   private wantsNearest(input: OpInput): boolean {
     const p = input.params;
     if (this.destroyed || !('execute' in this.engine) || p.batch !== true || !input.coords || p.tensors !== undefined) return false;
-    if (p.metric !== undefined && p.metric !== 'l1' && p.metric !== 'l2') return false;
     return input.coords.length / DIMS >= this.nearestThreshold;
   }
 

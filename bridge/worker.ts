@@ -41,6 +41,6 @@ export interface NearestTask {
 /** Piscina entry point `nearest`: the slice's answers, buffers moved back. */
 export function nearest(task: NearestTask): CoordAnswer {
   const ans = newAnswer(task.q.length / 9, task.plan.k);
-  searchCoords(task.plan, task.q, ans, null);
+  searchCoords(task.plan, task.q, ans);
   return move({ [transferableSymbol]: [ans.coords.buffer, ans.hi.buffer, ans.lo.buffer], [valueSymbol]: ans }) as unknown as CoordAnswer;
 }

@@ -9,6 +9,14 @@ import { DIMS } from '../types';
 import type { Store } from '../store/store';
 import { Box, KdTree, SearchStack, buildKdTree, inBox, rowDist, searchKd } from './kdtree';
 import { TopK } from './topk';
+import { sharedArray } from '../store/shared';
+import { ALL_WORDS, radixSortIds } from '../store/radix';
+
+/** The tree's points in coordinate order (hier: every prefix box is one contiguous run). */
+export interface SortedPoints {
+  pts: Uint32Array;
+  ids: Int32Array;
+}
 
 /** Delta size that triggers a rebuild: at least this many appended entries … */
 const MIN_DELTA = 1024;
@@ -25,12 +33,25 @@ export interface Prepared {
   /** Inclusive bounding box of every point (tree and delta). */
   lo: Float64Array;
   hi: Float64Array;
+  /** The tree's points sorted, when asked for (built once per tree). */
+  sorted: SortedPoints | null;
 }
 
 interface Cached {
   tree: KdTree;
   gen: number;
   built: number;
+  sorted: SortedPoints | null;
+}
+
+/** The tree's points (ids at build time) in coordinate order, in shared memory. */
+function sortPoints(keys: Uint32Array, tree: KdTree): SortedPoints {
+  const order = radixSortIds(Int32Array.from(tree.ids), keys, ALL_WORDS);
+  const pts = sharedArray(Uint32Array, order.length * DIMS);
+  const ids = sharedArray(Int32Array, order.length);
+  ids.set(order);
+  for (let i = 0; i < order.length; i++) pts.set(keys.subarray(order[i] * DIMS, order[i] * DIMS + DIMS), i * DIMS);
+  return { pts, ids };
 }
 
 const CACHE = new WeakMap<Store, Cached>();
@@ -51,8 +72,8 @@ function liveIds(kind: Uint8Array, from: number, to: number): Int32Array {
   return out;
 }
 
-/** The store's tree, built or rebuilt when missing or stale, with the current delta. */
-export function prepare(store: Store): Prepared {
+/** The store's tree, built or rebuilt when missing or stale, with the current delta (and sorted points when `sorted`). */
+export function prepare(store: Store, sorted = false): Prepared {
   const v = store.view();
   let c = CACHE.get(store);
   let delta = c === undefined ? null : liveIds(v.kind, c.built, v.count);
@@ -62,11 +83,12 @@ export function prepare(store: Store): Prepared {
     if (stale) c = undefined;
   }
   if (c === undefined || delta === null) {
-    c = { tree: buildKdTree(v.keys, liveIds(v.kind, 0, v.count)), gen: store.generation, built: v.count };
+    c = { tree: buildKdTree(v.keys, liveIds(v.kind, 0, v.count)), gen: store.generation, built: v.count, sorted: null };
     builds++;
     CACHE.set(store, c);
     delta = new Int32Array(0);
   }
+  if (sorted && c.sorted === null) c.sorted = sortPoints(v.keys, c.tree);
   const lo = new Float64Array(DIMS).fill(Infinity);
   const hi = new Float64Array(DIMS).fill(-Infinity);
   if (c.tree.n > 0) for (let d = 0; d < DIMS; d++) { lo[d] = c.tree.bb[d]; hi[d] = c.tree.bb[DIMS + d]; }
@@ -77,7 +99,7 @@ export function prepare(store: Store): Prepared {
       if (x > hi[d]) hi[d] = x;
     }
   }
-  return { tree: c.tree, keys: v.keys, kind: v.kind, count: v.count, delta, lo, hi };
+  return { tree: c.tree, keys: v.keys, kind: v.kind, count: v.count, delta, lo, hi, sorted: c.sorted };
 }
 
 /** Offers the tree's and the delta's live points within `box` to `heap` (a = L1 or squared L2). */

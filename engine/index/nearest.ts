@@ -8,15 +8,16 @@
  * Paths, all exact: small candidate sets (a pattern selecting ≤ 4096 entries, small stores, or
  * k near the candidate count) are scanned; otherwise the store's k-d tree is searched (L1 and
  * L2 in float64, exact while squared sums stay below 2^52 — a query whose distances could pass
- * that falls back to a scan in two-word integer arithmetic). `hier` searches the tree by L1
- * within ever shorter prefix boxes of the query until one holds k candidates.
+ * that falls back to a scan in two-word integer arithmetic). `hier` scans the deepest prefix
+ * run (in a coordinate-sorted copy of the tree's points) holding k candidates, or — when that
+ * run is large — searches the tree by L1 within ever shorter prefix boxes of the query.
  */
 import { DIMS } from '../types';
 import { VtpuError } from '../errors';
 import type { Store } from '../store/store';
-import { Pattern, patternFromPrefix } from '../pattern';
-import { Box, SearchStack, localityOrder } from './kdtree';
-import { Prepared, l2Exact, prepare, searchPrepared } from './coordindex';
+import { Pattern } from '../pattern';
+import { Box, SearchStack, inBox, localityOrder, rowDist } from './kdtree';
+import { Prepared, SortedPoints, l2Exact, prepare, searchPrepared } from './coordindex';
 import { TopK } from './topk';
 
 /** Coordinate-space metrics. */
@@ -157,31 +158,13 @@ interface Work {
  * hier via the tree: the points sharing ≥ p leading components with q form the prefix box
  * B_p. Going from p = 9 down, the first B_p holding ≥ k candidates decides: every point of
  * B_{p+1} (fewer than k, all found by the previous search) comes first, ordered by (hier, L1,
- * coord), then the L1-nearest of B_p that share exactly p components. Without a pattern,
- * prefix counts from the range index skip straight to p + 1.
+ * coord), then the L1-nearest of B_p that share exactly p components. `start` is the first
+ * level worth searching (from {@link hierSorted}).
  */
 function hierTree(
-  prep: Prepared, q: Uint32Array, qo: number, k: number, outer: Box | null, counts: Store | null, w: Work, ans: CoordAnswer, row: number,
+  prep: Prepared, q: Uint32Array, qo: number, k: number, outer: Box | null, start: number, w: Work, ans: CoordAnswer, row: number,
 ): void {
   let inner = new Uint32Array(0);
-  let start = DIMS;
-  if (counts !== null) {
-    // Without a pattern the range index counts each prefix box: the deepest one holding k
-    // decides; when small, its run (in coordinate order) is scanned whole, else start above it.
-    const qc = q.subarray(qo, qo + DIMS);
-    let p = DIMS;
-    let c = 0;
-    while (p > 0 && (c = counts.countPrefix(qc, p)) < k) p--;
-    if (p > 0 && c <= SCAN_MAX) {
-      w.heap.reset();
-      scan(counts.range(patternFromPrefix(qc, p), c, false).batch.coords as Uint32Array, null, q, qo, 'hier', w.heap);
-      w.heap.drain(w.c, w.a, w.b, 0);
-      ans.coords.set(w.c, row * DIMS);
-      emitDistances(ans, row, k, w.a, w.a, false);
-      return;
-    }
-    start = Math.min(DIMS, p + 1);
-  }
   for (let p = start; p >= 0; p--) {
     const box = prefixBox(q, qo, p, outer);
     if (box === null) continue;
@@ -211,6 +194,89 @@ function hierTree(
   }
 }
 
+/** True when sorted row r starts with q's first p components. */
+function prefixEq(pts: Uint32Array, r: number, q: ArrayLike<number>, qo: number, p: number): boolean {
+  for (let d = 0, o = r * DIMS; d < p; d++) if (pts[o + d] !== q[qo + d]) return false;
+  return true;
+}
+
+/** First sorted row ≥ q. */
+function lowerBound(pts: Uint32Array, n: number, q: ArrayLike<number>, qo: number): number {
+  let lo = 0, hi = n;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    let c = 0;
+    for (let d = 0, o = mid * DIMS; d < DIMS && c === 0; d++) c = pts[o + d] - q[qo + d];
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Extends the run start `a` left over rows sharing q's first p components (galloping, then bisection). */
+function gallopLeft(pts: Uint32Array, a: number, q: ArrayLike<number>, qo: number, p: number): number {
+  let step = 1;
+  while (a - step >= 0 && prefixEq(pts, a - step, q, qo, p)) { a -= step; step *= 2; }
+  let lo = Math.max(0, a - step + 1), hi = a;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (prefixEq(pts, mid, q, qo, p)) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+/** Extends the run end `b` right over rows sharing q's first p components. */
+function gallopRight(pts: Uint32Array, b: number, n: number, q: ArrayLike<number>, qo: number, p: number): number {
+  let step = 1;
+  while (b + step - 1 < n && prefixEq(pts, b + step - 1, q, qo, p)) { b += step; step *= 2; }
+  let lo = b, hi = Math.min(n, b + step - 1);
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (prefixEq(pts, mid, q, qo, p)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * hier over the sorted points: B_p (points sharing q's first p components) is one run around
+ * q's insertion point, widened by galloping as p falls. The first B_p holding k live
+ * candidates (run plus delta, within the box) decides and is scanned whole by (hier, L1,
+ * coord) — exact, since every point outside B_p is farther. Returns −1 when answered, else
+ * the level from which {@link hierTree} should go on (the run grew past SCAN_MAX).
+ */
+function hierSorted(prep: Prepared, q: Uint32Array, qo: number, k: number, box: Box | null, w: Work, ans: CoordAnswer, row: number): number {
+  const { pts, ids } = prep.sorted as SortedPoints;
+  const { kind, keys, delta } = prep;
+  const n = ids.length;
+  let a = lowerBound(pts, n, q, qo);
+  let b = a;
+  for (let p = DIMS; p >= 0; p--) {
+    a = gallopLeft(pts, a, q, qo, p);
+    b = gallopRight(pts, b, n, q, qo, p);
+    if (b - a + delta.length < k) continue;
+    if (b - a > SCAN_MAX) return Math.min(DIMS, p + 1);
+    w.heap.reset();
+    for (let r = a; r < b; r++) {
+      if (kind[ids[r]] === 0 || (box !== null && !inBox(pts, r, box))) continue;
+      w.heap.offer(DIMS - commonPrefix(pts, r * DIMS, q, qo), rowDist(pts, r, q, qo, false), pts, r * DIMS);
+    }
+    for (let i = 0; i < delta.length; i++) {
+      const o = delta[i] * DIMS;
+      const cp = commonPrefix(keys, o, q, qo);
+      if (cp < p || (box !== null && !inBox(keys, delta[i], box))) continue;
+      w.heap.offer(DIMS - cp, rowDist(keys, delta[i], q, qo, false), keys, o);
+    }
+    if (w.heap.size < k) continue;
+    w.heap.drain(w.c, w.a, w.b, 0);
+    ans.coords.set(w.c, row * DIMS);
+    emitDistances(ans, row, k, w.a, w.a, false);
+    return -1;
+  }
+  return 0;
+}
+
 /**
  * Everything a batch search needs once the request is validated: structured-cloneable
  * (the tree and store arrays are SharedArrayBuffer-backed), so pool workers can run
@@ -228,7 +294,7 @@ export interface CoordPlan {
 /** Validates k against the candidates and picks the path (E_PARAM when k is too large or the range is empty). */
 export function planCoords(op: string, store: Store, k: number, metric: CoordMetric, pattern: Pattern | null): CoordPlan {
   const small = candidates(op, store, k, pattern);
-  return { k, metric, box: patternBox(pattern), small, prep: small === null ? prepare(store) : null };
+  return { k, metric, box: patternBox(pattern), small, prep: small === null ? prepare(store, metric === 'hier') : null };
 }
 
 /** Empty answers for nq queries. */
@@ -236,11 +302,8 @@ export function newAnswer(nq: number, k: number): CoordAnswer {
   return { coords: new Uint32Array(nq * k * DIMS), hi: new Float64Array(nq * k), lo: new Float64Array(nq * k) };
 }
 
-/**
- * Answers every row of `q` into `ans` (same row order). `counts`, the store on the main
- * thread, lets hier skip levels by prefix counts; workers pass null.
- */
-export function searchCoords(plan: CoordPlan, q: Uint32Array, ans: CoordAnswer, counts: Store | null): void {
+/** Answers every row of `q` into `ans` (same row order); pure, so pool workers run it too. */
+export function searchCoords(plan: CoordPlan, q: Uint32Array, ans: CoordAnswer): void {
   const { k, metric, box, small, prep } = plan;
   const nq = q.length / DIMS;
   const w: Work = { heap: new TopK(k), st: new SearchStack(), c: new Uint32Array(k * DIMS), a: new Float64Array(k), b: new Float64Array(k) };
@@ -249,7 +312,8 @@ export function searchCoords(plan: CoordPlan, q: Uint32Array, ans: CoordAnswer, 
     const row = i * k;
     const qo = i * DIMS;
     if (prep !== null && metric === 'hier') {
-      hierTree(prep, q, qo, k, box, box === null ? counts : null, w, ans, row);
+      const from = prep.sorted === null ? DIMS : hierSorted(prep, q, qo, k, box, w, ans, row);
+      if (from >= 0) hierTree(prep, q, qo, k, box, from, w, ans, row);
       continue;
     }
     w.heap.reset();
@@ -300,10 +364,10 @@ export function nearestCoords(op: string, store: Store, q: Uint32Array, k: numbe
   const nq = q.length / DIMS;
   if (order === null) {
     const ans = newAnswer(nq, k);
-    searchCoords(plan, q, ans, store);
+    searchCoords(plan, q, ans);
     return ans;
   }
   const part = newAnswer(nq, k);
-  searchCoords(plan, permuteRows(q, order), part, store);
+  searchCoords(plan, permuteRows(q, order), part);
   return unpermute(part, order, k);
 }

@@ -1,4 +1,4 @@
-/** Batched CNEAREST through the read pool: same bytes as the engine, errors typed, hier stays home. */
+/** Batched CNEAREST through the read pool: same bytes as the engine, errors typed. */
 import { ReadPool } from '../../../bridge/pool';
 import { Engine } from '../../../engine/engine';
 import { VtpuError } from '../../../engine/errors';
@@ -23,19 +23,18 @@ function sameOutput(a: OpOutput, b: OpOutput): void {
   expect(Array.from(x.shapeValues)).toEqual(Array.from(y.shapeValues));
 }
 
-test('pool CNEAREST equals the engine, l1 and l2, with and without a pattern', async () => {
+test('pool CNEAREST equals the engine for every metric, with and without a pattern', async () => {
   const engine = new Engine();
   const stored = points(6_500, 1);
   engine.execute('CPUT', { params: { batch: true }, scrolls: bytesBatch(stored, stored.length / 9, 4) });
   const pool = new ReadPool(engine, { threads: 2, threshold: 1000, nearestThreshold: 64 });
   try {
     const coords = points(200, 2);
-    for (const params of [{ metric: 'l2' }, { metric: 'l1', pattern: '*.*.*/*.*.*/*.*.[0:7]' }, {}]) {
+    for (const params of [{ metric: 'l2' }, { metric: 'l1', pattern: '*.*.*/*.*.*/*.*.[0:7]' }, { metric: 'hier' }, {}]) {
       const input = { params: { batch: true, k: 10, ...params }, coords };
       expect(pool.wants('CNEAREST', input)).toBe(true);
       sameOutput(await pool.run('CNEAREST', input), engine.execute('CNEAREST', input));
     }
-    expect(pool.wants('CNEAREST', { params: { batch: true, k: 10, metric: 'hier' }, coords })).toBe(false);
     expect(pool.wants('CNEAREST', { params: { batch: true, k: 10 }, coords: coords.subarray(0, 63 * 9) })).toBe(false);
     // A narrow pattern has no tree path: answered on this thread, same bytes.
     const narrow = { params: { batch: true, k: 3, pattern: '1.*.*/[1:3].*.*/*.*.*' }, coords };

@@ -105,6 +105,16 @@ describe('CNEAREST coordinate form', () => {
     expectExact(e, qs.slice(0, 15), 5, metric, '1.*.*/[1:3].*.*/*.*.*');
   });
 
+  test('hier when the deciding prefix run is large: tree search over prefix boxes', () => {
+    const w = new Engine();
+    const g = rng(17);
+    put(w, rows(6000, g, [3000, 2, 3, 2, 3, 2, 3, 2, 50])); // first components mostly distinct
+    const stored = live(w);
+    const q = [...stored.slice(0, 6), ...rows(6, g, [3000, 2, 3, 2, 3, 2, 3, 2, 50])];
+    expectExact(w, q, 10, 'hier');
+    expectExact(w, q, 10, 'hier', '[0:2000].*.*/*.*.*/*.*.*');
+  });
+
   test('the query coordinate itself comes first at distance 0; single coord form', () => {
     const s = live(e)[123];
     const out = e.execute('CNEAREST', { params: { coord: formatCoord(s), k: 3, metric: 'l1' } });
