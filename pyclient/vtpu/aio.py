@@ -20,6 +20,7 @@ _CALLS = (
     "ping", "cget", "cget_batch", "cput", "cput_batch", "cdel", "cdel_batch", "crange", "cdelta",
     "chier", "croute", "route_table", "set_route_table", "run_program", "load_phext", "save_phext", "request",
 )
+_CALLS += ("cnearest", "cnearest_vectors")  # NearestMixin (vtpu/ops_nearest.py)
 
 
 class AsyncClient:

@@ -127,3 +127,17 @@ def test_typed_errors_then_serving(near):
         near.cnearest_vectors(np.ones(5), 1, "78.*.*/*.*.*/*.*.*", metric="hier", skip_mismatched=True)
     assert near.ping()["version"] == vtpu.protocol.VERSION
     assert near.cnearest(s, 1)[0][0].tolist() == s.tolist()
+
+
+def test_async_client_has_the_calls(near):
+    import asyncio
+
+    async def go():
+        vt = vtpu.AsyncClient(vtpu.connect(near.address, timeout=30))
+        try:
+            return await vt.cnearest(near.stored[0], 2)
+        finally:
+            await vt.aclose()
+
+    coords, dist = asyncio.run(go())
+    assert coords[0].tolist() == near.stored[0].tolist() and dist[0] == 0
