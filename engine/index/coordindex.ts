@@ -30,6 +30,8 @@ export interface Prepared {
   count: number;
   /** Live entry ids appended since the build. */
   delta: Int32Array;
+  /** True when some tree entry has been deleted since the build (searches then check kind). */
+  dead: boolean;
   /** Inclusive bounding box of every point (tree and delta). */
   lo: Float64Array;
   hi: Float64Array;
@@ -99,14 +101,15 @@ export function prepare(store: Store, sorted = false): Prepared {
       if (x > hi[d]) hi[d] = x;
     }
   }
-  return { tree: c.tree, keys: v.keys, kind: v.kind, count: v.count, delta, lo, hi, sorted: c.sorted };
+  const dead = c.tree.n !== store.size - delta.length;
+  return { tree: c.tree, keys: v.keys, kind: v.kind, count: v.count, delta, dead, lo, hi, sorted: c.sorted };
 }
 
 /** Offers the tree's and the delta's live points within `box` to `heap` (a = L1 or squared L2). */
 export function searchPrepared(
   p: Prepared, q: ArrayLike<number>, qo: number, l2: boolean, box: Box | null, heap: TopK, st: SearchStack,
 ): void {
-  searchKd(p.tree, q, qo, l2, box, p.kind, heap, st);
+  searchKd(p.tree, q, qo, l2, box, p.dead ? p.kind : null, heap, st);
   const { keys, delta } = p;
   for (let i = 0; i < delta.length; i++) {
     const id = delta[i];

@@ -139,7 +139,7 @@ export function hierSorted(prep: Prepared, q: Uint32Array, qo: number, k: number
     if (b - a > SCAN_MAX) return Math.min(DIMS, p + 1);
     w.heap.reset();
     for (let r = a; r < b; r++) {
-      if (kind[ids[r]] === 0 || (box !== null && !inBox(pts, r, box))) continue;
+      if ((prep.dead && kind[ids[r]] === 0) || (box !== null && !inBox(pts, r, box))) continue;
       w.heap.offer(DIMS - commonPrefix(pts, r * DIMS, q, qo), rowDist(pts, r, q, qo, false), pts, r * DIMS);
     }
     for (let i = 0; i < delta.length; i++) {

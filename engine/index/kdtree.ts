@@ -226,13 +226,14 @@ export class SearchStack {
 
 /**
  * Offers every live tree point within `box` that can rank among the k nearest to q into
- * `heap` (a = distance, b = 0). `alive(id)` filters out deleted entries. Nearer children are
+ * `heap` (a = distance, b = 0). `kind` (the store's, by id) filters out deleted entries;
+ * null when none of the tree's entries has been deleted. Nearer children are
  * visited first; a node is skipped when its bound and smallest coordinate cannot beat the
  * heap's worst entry.
  */
 export function searchKd(
   t: KdTree, q: ArrayLike<number>, qo: number, l2: boolean, box: Box | null,
-  kind: Uint8Array, heap: TopK, st: SearchStack,
+  kind: Uint8Array | null, heap: TopK, st: SearchStack,
 ): void {
   if (t.n === 0) return;
   const { pts, ids, start, end, left, lexMin } = t;
@@ -255,7 +256,7 @@ export function searchKd(
         if (box !== null && !inBox(pts, r, box)) continue;
         const dist = rowDist(pts, r, qv, 0, l2);
         // Liveness only for points that would enter: kind[] is a random access, pts are sequential.
-        if (dist <= heap.limit && kind[ids[r]] !== 0) heap.offer(dist, 0, pts, r * DIMS);
+        if (dist <= heap.limit && (kind === null || kind[ids[r]] !== 0)) heap.offer(dist, 0, pts, r * DIMS);
       }
       continue;
     }
