@@ -7,7 +7,7 @@
  */
 import { DIMS } from '../types';
 import type { Store } from '../store/store';
-import { Box, KdTree, SearchStack, buildKdTree, inBox, rowDist, searchKd } from './kdtree';
+import { Box, KdTree, N_HI, SearchStack, buildKdTree, inBox, rowDist, searchKd } from './kdtree';
 import { TopK } from './topk';
 import { sharedArray } from '../store/shared';
 import { ALL_WORDS, radixSortIds } from '../store/radix';
@@ -93,7 +93,7 @@ export function prepare(store: Store, sorted = false): Prepared {
   if (sorted && c.sorted === null) c.sorted = sortPoints(v.keys, c.tree);
   const lo = new Float64Array(DIMS).fill(Infinity);
   const hi = new Float64Array(DIMS).fill(-Infinity);
-  if (c.tree.n > 0) for (let d = 0; d < DIMS; d++) { lo[d] = c.tree.bb[d]; hi[d] = c.tree.bb[DIMS + d]; }
+  if (c.tree.n > 0) for (let d = 0; d < DIMS; d++) { lo[d] = c.tree.node[d]; hi[d] = c.tree.node[N_HI + d]; }
   for (const id of delta) {
     for (let d = 0; d < DIMS; d++) {
       const x = v.keys[id * DIMS + d];

@@ -19,7 +19,20 @@ export interface Box {
   hi: Float64Array;
 }
 
-/** The built tree. Node `i`'s children are `left[i]` and `left[i] + 1`; a leaf has left −1. */
+/**
+ * Words per node record in {@link KdTree.node}: the bounding box (9 lows, 9 highs), the
+ * first child (children are `left` and `left + 1`; 0 marks a leaf, as the root is nobody's
+ * child), the row range [start, end) and the tree row of the node's smallest point in
+ * coordinate order. One record per node, siblings adjacent: a visit touches one place.
+ */
+export const NODE = 22;
+export const N_HI = 9;
+export const N_LEFT = 18;
+export const N_START = 19;
+export const N_END = 20;
+export const N_LEXMIN = 21;
+
+/** The built tree. */
 export interface KdTree {
   /** Points in the tree. */
   n: number;
@@ -27,14 +40,8 @@ export interface KdTree {
   pts: Uint32Array;
   /** Caller's id per tree row (e.g. the store entry id). */
   ids: Int32Array;
-  /** Node bounding boxes, 18 words per node: 9 lows then 9 highs (siblings adjacent in memory). */
-  bb: Uint32Array;
-  /** Node row ranges [start, end). */
-  start: Int32Array;
-  end: Int32Array;
-  left: Int32Array;
-  /** Tree row of the node's smallest point in coordinate order. */
-  lexMin: Int32Array;
+  /** Node records, {@link NODE} words each. */
+  node: Uint32Array;
 }
 
 /** Row i of `p` compared lexicographically with row j. */
@@ -82,62 +89,48 @@ export function buildKdTree(keys: Uint32Array, ids: Int32Array): KdTree {
   const own = sharedArray(Int32Array, n);
   own.set(ids);
   for (let i = 0; i < n; i++) pts.set(keys.subarray(ids[i] * DIMS, ids[i] * DIMS + DIMS), i * DIMS);
-  const cap = Math.max(1, 4 * Math.ceil(n / LEAF));
-  const t: KdTree = {
-    n, pts, ids: own,
-    bb: sharedArray(Uint32Array, cap * 2 * DIMS),
-    start: sharedArray(Int32Array, cap), end: sharedArray(Int32Array, cap), left: sharedArray(Int32Array, cap),
-    lexMin: sharedArray(Int32Array, cap),
-  };
+  let cap = Math.max(1, 4 * Math.ceil(n / LEAF));
+  const t: KdTree = { n, pts, ids: own, node: sharedArray(Uint32Array, cap * NODE) };
   let nodes = 1;
-  const grow = (): void => {
-    if (nodes + 2 <= t.start.length) return;
-    const c = t.start.length * 2;
-    const g = (x: Int32Array): Int32Array => {
-      const y = sharedArray(Int32Array, c);
-      y.set(x);
-      return y;
-    };
-    const bb = sharedArray(Uint32Array, c * 2 * DIMS);
-    bb.set(t.bb);
-    t.bb = bb;
-    t.start = g(t.start); t.end = g(t.end); t.left = g(t.left); t.lexMin = g(t.lexMin);
-  };
   const build = (node: number, a: number, b: number): void => {
-    t.start[node] = a;
-    t.end[node] = b;
-    const bb = t.bb, o = node * 2 * DIMS, h = o + DIMS;
-    for (let d = 0; d < DIMS; d++) { bb[o + d] = 0xffffffff; bb[h + d] = 0; }
+    const rec = t.node, o = node * NODE, h = o + N_HI;
+    rec[o + N_START] = a;
+    rec[o + N_END] = b;
+    for (let d = 0; d < DIMS; d++) { rec[o + d] = 0xffffffff; rec[h + d] = 0; }
     for (let i = a; i < b; i++) {
       for (let d = 0, r = i * DIMS; d < DIMS; d++) {
         const v = pts[r + d];
-        if (v < bb[o + d]) bb[o + d] = v;
-        if (v > bb[h + d]) bb[h + d] = v;
+        if (v < rec[o + d]) rec[o + d] = v;
+        if (v > rec[h + d]) rec[h + d] = v;
       }
     }
     let split = -1;
     let spread = 0;
-    for (let d = 0; d < DIMS; d++) if (bb[h + d] - bb[o + d] > spread) { spread = bb[h + d] - bb[o + d]; split = d; }
+    for (let d = 0; d < DIMS; d++) if (rec[h + d] - rec[o + d] > spread) { spread = rec[h + d] - rec[o + d]; split = d; }
     if (b - a <= LEAF || split < 0) {
-      t.left[node] = -1;
+      rec[o + N_LEFT] = 0;
       let m = a;
       for (let i = a + 1; i < b; i++) if (cmpRows(pts, i, m) < 0) m = i;
-      t.lexMin[node] = m;
+      rec[o + N_LEXMIN] = m;
       return;
     }
     const mid = (a + b) >> 1;
     select(pts, own, a, b, mid, split);
-    grow();
+    if (nodes + 2 > cap) {
+      cap *= 2;
+      const grown = sharedArray(Uint32Array, cap * NODE);
+      grown.set(t.node);
+      t.node = grown;
+    }
     const l = nodes;
     nodes += 2;
-    t.left[node] = l;
+    t.node[o + N_LEFT] = l;
     build(l, a, mid);
     build(l + 1, mid, b);
-    const x = t.lexMin[l], y = t.lexMin[l + 1];
-    t.lexMin[node] = cmpRows(pts, x, y) <= 0 ? x : y;
+    const x = t.node[l * NODE + N_LEXMIN], y = t.node[(l + 1) * NODE + N_LEXMIN];
+    t.node[o + N_LEXMIN] = cmpRows(pts, x, y) <= 0 ? x : y;
   };
   if (n > 0) build(0, 0, n);
-  else t.left[0] = -1;
   return t;
 }
 
@@ -147,14 +140,14 @@ export function buildKdTree(keys: Uint32Array, ids: Int32Array): KdTree {
  * above `limit`) once the partial sum passes `limit`: the node is pruned either way.
  */
 function bound(t: KdTree, node: number, q: Float64Array, l2: boolean, box: Box | null, limit: number): number {
-  const bb = t.bb;
-  const o = node * 2 * DIMS;
+  const bb = t.node;
+  const o = node * NODE;
   let s = 0;
   if (box === null) {
     for (let d = 0; d < DIMS; d++) {
       const v = q[d];
       const lo = bb[o + d];
-      const hi = bb[o + DIMS + d];
+      const hi = bb[o + N_HI + d];
       const g = v < lo ? lo - v : v > hi ? v - hi : 0;
       s += l2 ? g * g : g;
       if (s > limit) return s;
@@ -163,7 +156,7 @@ function bound(t: KdTree, node: number, q: Float64Array, l2: boolean, box: Box |
   }
   for (let d = 0; d < DIMS; d++) {
     let lo = bb[o + d];
-    let hi = bb[o + DIMS + d];
+    let hi = bb[o + N_HI + d];
     if (box.lo[d] > lo) lo = box.lo[d];
     if (box.hi[d] < hi) hi = box.hi[d];
     if (lo > hi) return -1;
@@ -205,11 +198,11 @@ export function localityOrder(t: KdTree, q: Uint32Array, nq: number): Int32Array
   for (let i = 0; i < nq; i++) {
     let node = 0;
     for (let d = 0; d < DIMS; d++) qv[d] = q[i * DIMS + d];
-    while (t.n > 0 && t.left[node] >= 0) {
-      const l = t.left[node];
+    while (t.n > 0 && t.node[node * NODE + N_LEFT] !== 0) {
+      const l = t.node[node * NODE + N_LEFT];
       node = bound(t, l, qv, true, null, Infinity) <= bound(t, l + 1, qv, true, null, Infinity) ? l : l + 1;
     }
-    leaf[i] = t.start[node];
+    leaf[i] = t.node[node * NODE + N_START];
     order[i] = i;
   }
   order.sort((x, y) => leaf[x] - leaf[y] || x - y);
@@ -222,6 +215,12 @@ export class SearchStack {
   bounds = new Float64Array(256);
   /** The current query as float64 (one monomorphic array type in the hot loops). */
   q = new Float64Array(DIMS);
+
+  /** Doubles the stack. */
+  grow(): void {
+    const nn = new Int32Array(this.nodes.length * 2); nn.set(this.nodes); this.nodes = nn;
+    const nb = new Float64Array(this.bounds.length * 2); nb.set(this.bounds); this.bounds = nb;
+  }
 }
 
 /**
@@ -236,23 +235,27 @@ export function searchKd(
   kind: Uint8Array | null, heap: TopK, st: SearchStack,
 ): void {
   if (t.n === 0) return;
-  const { pts, ids, start, end, left, lexMin } = t;
+  const { pts, ids, node: rec } = t;
   const qv = st.q;
   for (let d = 0; d < DIMS; d++) qv[d] = q[qo + d];
   const r0 = bound(t, 0, qv, l2, box, Infinity);
   if (r0 < 0) return;
+  if (box === null) {
+    searchFree(t, qv, l2, kind, heap, st, r0);
+    return;
+  }
   let sp = 0;
   st.nodes[0] = 0;
   st.bounds[0] = r0;
   sp = 1;
   while (sp > 0) {
     sp--;
-    const node = st.nodes[sp];
+    const o = st.nodes[sp] * NODE;
     const lb = st.bounds[sp];
-    if (lb > heap.limit || (lb === heap.limit && !heap.beats(lb, 0, pts, lexMin[node] * DIMS))) continue;
-    const l = left[node];
-    if (l < 0) {
-      for (let r = start[node], e = end[node]; r < e; r++) {
+    if (lb > heap.limit || (lb === heap.limit && !heap.beats(lb, 0, pts, rec[o + N_LEXMIN] * DIMS))) continue;
+    const l = rec[o + N_LEFT];
+    if (l === 0) {
+      for (let r = rec[o + N_START], e = rec[o + N_END]; r < e; r++) {
         if (box !== null && !inBox(pts, r, box)) continue;
         const dist = rowDist(pts, r, qv, 0, l2);
         // Liveness only for points that would enter: kind[] is a random access, pts are sequential.
@@ -262,15 +265,87 @@ export function searchKd(
     }
     const bl = bound(t, l, qv, l2, box, heap.limit);
     const br = bound(t, l + 1, qv, l2, box, heap.limit);
-    if (sp + 2 > st.nodes.length) {
-      const nn = new Int32Array(st.nodes.length * 2); nn.set(st.nodes); st.nodes = nn;
-      const nb = new Float64Array(st.bounds.length * 2); nb.set(st.bounds); st.bounds = nb;
-    }
+    if (sp + 2 > st.nodes.length) st.grow();
     // Push the farther child first so the nearer one is searched first.
     const nearL = bl >= 0 && (br < 0 || bl <= br);
     const first = nearL ? l + 1 : l, fb = nearL ? br : bl;
     const second = nearL ? l : l + 1, sb = nearL ? bl : br;
     if (fb >= 0) { st.nodes[sp] = first; st.bounds[sp++] = fb; }
     if (sb >= 0) { st.nodes[sp] = second; st.bounds[sp++] = sb; }
+  }
+}
+
+/**
+ * {@link searchKd} without a box, unrolled over the 9 components with the query in locals:
+ * the common case, and several times faster than the generic loops.
+ */
+function searchFree(t: KdTree, qv: Float64Array, l2: boolean, kind: Uint8Array | null, heap: TopK, st: SearchStack, r0: number): void {
+  const { pts, ids, node: rec } = t;
+  const q0 = qv[0];
+  const q1 = qv[1];
+  const q2 = qv[2];
+  const q3 = qv[3];
+  const q4 = qv[4];
+  const q5 = qv[5];
+  const q6 = qv[6];
+  const q7 = qv[7];
+  const q8 = qv[8];
+  let g = 0, lo = 0, hi = 0, c = 0;
+  let sp = 1;
+  st.nodes[0] = 0;
+  st.bounds[0] = r0;
+  while (sp > 0) {
+    sp--;
+    const o = st.nodes[sp] * NODE;
+    const lb = st.bounds[sp];
+    if (lb > heap.limit || (lb === heap.limit && !heap.beats(lb, 0, pts, rec[o + N_LEXMIN] * DIMS))) continue;
+    const l = rec[o + N_LEFT];
+    if (l === 0) {
+      for (let r = rec[o + N_START], e = rec[o + N_END]; r < e; r++) {
+        const b = r * DIMS;
+        let s = 0;
+        g = pts[b + 0] - q0; s = l2 ? g * g : g < 0 ? -g : g;
+        g = pts[b + 1] - q1; s += l2 ? g * g : g < 0 ? -g : g;
+        g = pts[b + 2] - q2; s += l2 ? g * g : g < 0 ? -g : g;
+        g = pts[b + 3] - q3; s += l2 ? g * g : g < 0 ? -g : g;
+        g = pts[b + 4] - q4; s += l2 ? g * g : g < 0 ? -g : g;
+        g = pts[b + 5] - q5; s += l2 ? g * g : g < 0 ? -g : g;
+        g = pts[b + 6] - q6; s += l2 ? g * g : g < 0 ? -g : g;
+        g = pts[b + 7] - q7; s += l2 ? g * g : g < 0 ? -g : g;
+        g = pts[b + 8] - q8; s += l2 ? g * g : g < 0 ? -g : g;
+        if (s <= heap.limit && (kind === null || kind[ids[r]] !== 0)) heap.offer(s, 0, pts, b);
+      }
+      continue;
+    }
+    c = l * NODE;
+    let bl = 0;
+    lo = rec[c + 0]; hi = rec[c + 9]; g = q0 < lo ? lo - q0 : q0 > hi ? q0 - hi : 0; bl += l2 ? g * g : g;
+    lo = rec[c + 1]; hi = rec[c + 10]; g = q1 < lo ? lo - q1 : q1 > hi ? q1 - hi : 0; bl += l2 ? g * g : g;
+    lo = rec[c + 2]; hi = rec[c + 11]; g = q2 < lo ? lo - q2 : q2 > hi ? q2 - hi : 0; bl += l2 ? g * g : g;
+    lo = rec[c + 3]; hi = rec[c + 12]; g = q3 < lo ? lo - q3 : q3 > hi ? q3 - hi : 0; bl += l2 ? g * g : g;
+    lo = rec[c + 4]; hi = rec[c + 13]; g = q4 < lo ? lo - q4 : q4 > hi ? q4 - hi : 0; bl += l2 ? g * g : g;
+    lo = rec[c + 5]; hi = rec[c + 14]; g = q5 < lo ? lo - q5 : q5 > hi ? q5 - hi : 0; bl += l2 ? g * g : g;
+    lo = rec[c + 6]; hi = rec[c + 15]; g = q6 < lo ? lo - q6 : q6 > hi ? q6 - hi : 0; bl += l2 ? g * g : g;
+    lo = rec[c + 7]; hi = rec[c + 16]; g = q7 < lo ? lo - q7 : q7 > hi ? q7 - hi : 0; bl += l2 ? g * g : g;
+    lo = rec[c + 8]; hi = rec[c + 17]; g = q8 < lo ? lo - q8 : q8 > hi ? q8 - hi : 0; bl += l2 ? g * g : g;
+    c += NODE;
+    let br = 0;
+    lo = rec[c + 0]; hi = rec[c + 9]; g = q0 < lo ? lo - q0 : q0 > hi ? q0 - hi : 0; br += l2 ? g * g : g;
+    lo = rec[c + 1]; hi = rec[c + 10]; g = q1 < lo ? lo - q1 : q1 > hi ? q1 - hi : 0; br += l2 ? g * g : g;
+    lo = rec[c + 2]; hi = rec[c + 11]; g = q2 < lo ? lo - q2 : q2 > hi ? q2 - hi : 0; br += l2 ? g * g : g;
+    lo = rec[c + 3]; hi = rec[c + 12]; g = q3 < lo ? lo - q3 : q3 > hi ? q3 - hi : 0; br += l2 ? g * g : g;
+    lo = rec[c + 4]; hi = rec[c + 13]; g = q4 < lo ? lo - q4 : q4 > hi ? q4 - hi : 0; br += l2 ? g * g : g;
+    lo = rec[c + 5]; hi = rec[c + 14]; g = q5 < lo ? lo - q5 : q5 > hi ? q5 - hi : 0; br += l2 ? g * g : g;
+    lo = rec[c + 6]; hi = rec[c + 15]; g = q6 < lo ? lo - q6 : q6 > hi ? q6 - hi : 0; br += l2 ? g * g : g;
+    lo = rec[c + 7]; hi = rec[c + 16]; g = q7 < lo ? lo - q7 : q7 > hi ? q7 - hi : 0; br += l2 ? g * g : g;
+    lo = rec[c + 8]; hi = rec[c + 17]; g = q8 < lo ? lo - q8 : q8 > hi ? q8 - hi : 0; br += l2 ? g * g : g;
+    if (sp + 2 > st.nodes.length) st.grow();
+    if (bl <= br) {
+      st.nodes[sp] = l + 1; st.bounds[sp++] = br;
+      st.nodes[sp] = l; st.bounds[sp++] = bl;
+    } else {
+      st.nodes[sp] = l; st.bounds[sp++] = bl;
+      st.nodes[sp] = l + 1; st.bounds[sp++] = br;
+    }
   }
 }
