@@ -88,14 +88,28 @@ export function buildKdTree(keys: Uint32Array, ids: Int32Array): KdTree {
   const pts = sharedArray(Uint32Array, n * DIMS);
   const own = sharedArray(Int32Array, n);
   own.set(ids);
-  for (let i = 0; i < n; i++) pts.set(keys.subarray(ids[i] * DIMS, ids[i] * DIMS + DIMS), i * DIMS);
-  let cap = Math.max(1, 4 * Math.ceil(n / LEAF));
-  const t: KdTree = { n, pts, ids: own, node: sharedArray(Uint32Array, cap * NODE) };
+  for (let i = 0; i < n; i++) for (let d = 0, o = ids[i] * DIMS; d < DIMS; d++) pts[i * DIMS + d] = keys[o + d];
+  const t: KdTree = { n, pts, ids: own, node: sharedArray(Uint32Array, Math.max(1, 4 * Math.ceil(n / LEAF)) * NODE) };
+  if (n > 0) buildNodes(t);
+  return t;
+}
+
+/**
+ * Fills t.node top-down with an explicit stack (one long-running loop the JIT optimises
+ * once; a recursive closure kept deoptimising), then sets each internal node's smallest
+ * point from its children's, bottom-up: children always have higher record numbers.
+ */
+function buildNodes(t: KdTree): void {
+  const { pts, ids, n } = t;
+  let rec = t.node;
   let nodes = 1;
-  const build = (node: number, a: number, b: number): void => {
-    const rec = t.node, o = node * NODE, h = o + N_HI;
-    rec[o + N_START] = a;
-    rec[o + N_END] = b;
+  const stack = [0];
+  rec[N_START] = 0;
+  rec[N_END] = n;
+  while (stack.length > 0) {
+    const node = stack.pop() as number;
+    const o = node * NODE, h = o + N_HI;
+    const a = rec[o + N_START], b = rec[o + N_END];
     for (let d = 0; d < DIMS; d++) { rec[o + d] = 0xffffffff; rec[h + d] = 0; }
     for (let i = a; i < b; i++) {
       for (let d = 0, r = i * DIMS; d < DIMS; d++) {
@@ -112,26 +126,31 @@ export function buildKdTree(keys: Uint32Array, ids: Int32Array): KdTree {
       let m = a;
       for (let i = a + 1; i < b; i++) if (cmpRows(pts, i, m) < 0) m = i;
       rec[o + N_LEXMIN] = m;
-      return;
+      continue;
     }
     const mid = (a + b) >> 1;
-    select(pts, own, a, b, mid, split);
-    if (nodes + 2 > cap) {
-      cap *= 2;
-      const grown = sharedArray(Uint32Array, cap * NODE);
-      grown.set(t.node);
-      t.node = grown;
+    select(pts, ids, a, b, mid, split);
+    if ((nodes + 2) * NODE > rec.length) {
+      const grown = sharedArray(Uint32Array, rec.length * 2);
+      grown.set(rec);
+      rec = t.node = grown;
     }
     const l = nodes;
     nodes += 2;
-    t.node[o + N_LEFT] = l;
-    build(l, a, mid);
-    build(l + 1, mid, b);
-    const x = t.node[l * NODE + N_LEXMIN], y = t.node[(l + 1) * NODE + N_LEXMIN];
-    t.node[o + N_LEXMIN] = cmpRows(pts, x, y) <= 0 ? x : y;
-  };
-  if (n > 0) build(0, 0, n);
-  return t;
+    rec[o + N_LEFT] = l;
+    rec[l * NODE + N_START] = a;
+    rec[l * NODE + N_END] = mid;
+    rec[(l + 1) * NODE + N_START] = mid;
+    rec[(l + 1) * NODE + N_END] = b;
+    stack.push(l + 1, l);
+  }
+  for (let node = nodes - 1; node >= 0; node--) {
+    const o = node * NODE;
+    const l = rec[o + N_LEFT];
+    if (l === 0) continue;
+    const x = rec[l * NODE + N_LEXMIN], y = rec[(l + 1) * NODE + N_LEXMIN];
+    rec[o + N_LEXMIN] = cmpRows(pts, x, y) <= 0 ? x : y;
+  }
 }
 
 /**
