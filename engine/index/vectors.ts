@@ -36,7 +36,8 @@ const ROW_BLOCK = 256;
 
 /** The range's float tensors of `dim` elements; others are an error unless `skip`. */
 function gather(op: string, store: Store, pattern: Pattern, dim: number, skip: boolean): Matrix {
-  const { batch } = store.range(pattern, store.maxBatch, true);
+  const { batch, truncated } = store.range(pattern, store.maxBatch, true);
+  if (truncated) throw new VtpuError('E_LIMIT', `${op}: the range holds more than ${store.maxBatch} values (the batch limit)`);
   if (batch.n === 0) throw new VtpuError('E_PARAM', `${op}: the range holds no stored values`);
   const bc = batch.coords as Uint32Array;
   const keep: number[] = [];
