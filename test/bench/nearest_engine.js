@@ -1,9 +1,12 @@
-// Engine-side CNEAREST, one thread: loads the points, then times batched coordinate queries
-// through Engine.execute (the op the sidecar runs, reply tensors built, no sockets).
+// Engine-side CNEAREST: loads the points, then times batched coordinate queries through
+// Engine.execute on one thread (the op the sidecar runs, reply tensors built, no sockets), and
+// l2 again through the sidecar's read pool (the batch split across worker threads).
 // Usage: node test/bench/nearest_engine.js POINTS.u32 QUERIES.u32 K ROUNDS   (prints one JSON object)
 const fs = require('fs');
 const path = require('path');
+const os = require('os');
 const { Engine } = require(path.resolve(__dirname, '../../dist/engine'));
+const { ReadPool } = require(path.resolve(__dirname, '../../dist/bridge/pool'));
 
 const DIMS = 9;
 
@@ -46,9 +49,31 @@ for (const metric of ['l2', 'l1', 'hier']) {
   for (let r = 0; r < rounds; r++) times.push(seconds(() => run(metric, queries)));
   out.metrics[metric] = { queries_per_s: nq / median(times), rounds: times };
 }
+async function pooled() {
+  // The sidecar's default pool size.
+  const threads = Math.min(4, os.availableParallelism());
+  const pool = new ReadPool(e, { threads, threshold: 65536 });
+  const input = { params: { batch: true, k, metric: 'l2' }, coords: queries };
+  try {
+    await pool.run('CNEAREST', input); // warm-up (workers start, JIT)
+    const times = [];
+    for (let r = 0; r < rounds; r++) {
+      const t0 = process.hrtime.bigint();
+      await pool.run('CNEAREST', input);
+      times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+    }
+    return { threads, queries_per_s: nq / median(times), rounds: times };
+  } finally {
+    await pool.destroy();
+  }
+}
+
 // The l2 answers, for the exactness check against faiss in the same run.
 const ans = run('l2', queries);
 const distRow = ans.scrolls.valueOffsets;
 const dist = new BigInt64Array(ans.scrolls.values.slice(distRow[1], distRow[2]).buffer);
 out.l2_squared = Array.from(dist, Number);
-process.stdout.write(JSON.stringify(out));
+pooled().then((p) => {
+  out.pool = p;
+  process.stdout.write(JSON.stringify(out));
+});
