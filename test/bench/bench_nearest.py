@@ -30,10 +30,17 @@ LAYOUTS = np.array([
 ])
 
 
-def make_points(n: int, seed: int) -> np.ndarray:
+def make_points(n: int, seed: int, distinct: bool = False) -> np.ndarray:
+    """n rows, each drawn from one of the layouts; `distinct` draws until n different ones (a
+    store holds one entry per coordinate) and returns them shuffled."""
     rng = np.random.default_rng(seed)
-    spans = LAYOUTS[rng.integers(0, len(LAYOUTS), n)]
-    return (1 + (rng.random((n, 9)) * spans).astype(np.uint32)).astype(np.uint32)
+    out = np.empty((0, 9), np.uint32)
+    while len(out) < n:
+        m = n - len(out) if not distinct else max(1024, (n - len(out)) * 5 // 4)
+        spans = LAYOUTS[rng.integers(0, len(LAYOUTS), m)]
+        rows = (1 + (rng.random((m, 9)) * spans).astype(np.uint32)).astype(np.uint32)
+        out = np.unique(np.vstack([out, rows]), axis=0) if distinct else rows
+    return out[rng.permutation(len(out))[:n]] if distinct else out
 
 
 def engine_side(points: np.ndarray, queries: np.ndarray, rounds: int) -> dict:
@@ -88,7 +95,7 @@ def faiss_runs(points: np.ndarray, queries: np.ndarray, rounds: int) -> dict:
 
 def run(quick: bool = False) -> dict:
     n, rounds = (50_000, 3) if quick else (N, 5)
-    points = np.unique(make_points(n, 11), axis=0)  # the store keeps one entry per coordinate
+    points = make_points(n, 11, distinct=True)
     queries = make_points(QUERIES, 12)
     eng = engine_side(points, queries, rounds)
     e2e = end_to_end(points, queries, rounds)
