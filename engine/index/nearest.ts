@@ -16,7 +16,7 @@ import { DIMS } from '../types';
 import { VtpuError } from '../errors';
 import type { Store } from '../store/store';
 import { Pattern } from '../pattern';
-import { Box, SearchStack, localityOrder } from './kdtree';
+import { Box, SearchStack, inBox, localityOrder } from './kdtree';
 import { Prepared, l2Exact, prepare, searchPrepared } from './coordindex';
 import { TopK } from './topk';
 import { CoordAnswer, CoordMetric, SCAN_MAX, Work, emitDistances, newAnswer, scan } from './scan';
@@ -33,17 +33,15 @@ function patternBox(p: Pattern | null): Box | null {
   return box;
 }
 
-/** Live keys inside `box` as flat rows (`src`: a store view or a Prepared). */
+/** Live keys inside `box` as flat rows (`src`: a store view or a Prepared); two passes, no boxed arrays. */
 function liveKeys(src: { keys: Uint32Array; kind: Uint8Array; count: number }, box: Box | null): Uint32Array {
   const { keys, kind, count } = src;
-  const out: number[] = [];
-  for (let id = 0; id < count; id++) {
-    if (kind[id] === 0) continue;
-    let inside = true;
-    if (box !== null) for (let d = 0; d < DIMS && inside; d++) inside = keys[id * DIMS + d] >= box.lo[d] && keys[id * DIMS + d] <= box.hi[d];
-    if (inside) for (let d = 0; d < DIMS; d++) out.push(keys[id * DIMS + d]);
-  }
-  return Uint32Array.from(out);
+  const keep = (id: number): boolean => kind[id] !== 0 && (box === null || inBox(keys, id, box));
+  let n = 0;
+  for (let id = 0; id < count; id++) if (keep(id)) n++;
+  const out = new Uint32Array(n * DIMS);
+  for (let id = 0, j = 0; id < count; id++) if (keep(id)) out.set(keys.subarray(id * DIMS, id * DIMS + DIMS), DIMS * j++);
+  return out;
 }
 
 /** The small candidate set to scan, or null when the tree should be searched; E_PARAM when k is too large. */
