@@ -117,7 +117,7 @@ export class ReadPool {
   private async runNearest(input: OpInput): Promise<OpOutput> {
     const engine = this.engine as unknown as Engine;
     const { q, k, metric, pattern } = coordQuery(engine, input);
-    const plan = planCoords('CNEAREST', engine.store, k, metric, pattern);
+    const plan = planCoords('CNEAREST', engine.store, q, k, metric, pattern);
     const order = batchOrder(plan, q);
     if (order === null) return engine.execute('CNEAREST', input);
     const qs = permuteRows(q, order);

@@ -2,8 +2,11 @@
  * The per-store k-d tree CNEAREST searches, built lazily and kept in step with writes the
  * way the range index is: entry ids are append-only between compactions, so entries
  * appended since the build (ids ≥ `built`) form a small delta that every query scans, and a
- * deleted entry is skipped by its kind byte (0). The tree is rebuilt when the delta or the
- * dead share grows past a threshold, or when the store renumbers ids (its generation).
+ * deleted entry is skipped by its kind byte (0). Rebuilding is rent-or-buy: once the delta
+ * passes MIN_DELTA, the tree is rebuilt when the delta scans done since the build add up to
+ * about the cost of a build (so a few queries after many writes do not pay a rebuild, and
+ * many queries do not keep paying scans); and always when the delta passes n/16, the dead
+ * share n/8, or the store renumbers ids (its generation).
  */
 import { DIMS } from '../types';
 import type { Store } from '../store/store';
@@ -18,8 +21,10 @@ export interface SortedPoints {
   ids: Int32Array;
 }
 
-/** Delta size that triggers a rebuild: at least this many appended entries … */
+/** A delta this small is always just scanned. */
 const MIN_DELTA = 1024;
+/** Delta scan work (entries × queries) per tree point that buys a rebuild (a build is ~n log n row moves). */
+const SCAN_PER_POINT = 64;
 
 /** A tree plus the live delta, valid until the store's next write. */
 export interface Prepared {
@@ -44,6 +49,8 @@ interface Cached {
   gen: number;
   built: number;
   sorted: SortedPoints | null;
+  /** Delta entries scanned (summed over queries) since the build. */
+  scanned: number;
 }
 
 /** The tree's points (ids at build time) in coordinate order, in shared memory. */
@@ -74,18 +81,24 @@ function liveIds(kind: Uint8Array, from: number, to: number): Int32Array {
   return out;
 }
 
-/** The store's tree, built or rebuilt when missing or stale, with the current delta (and sorted points when `sorted`). */
-export function prepare(store: Store, sorted = false): Prepared {
+/**
+ * The store's tree, built or rebuilt when missing or stale, with the current delta (and
+ * sorted points when `sorted`). `queries` is how many the caller will run (scan accounting).
+ */
+export function prepare(store: Store, sorted = false, queries = 1): Prepared {
   const v = store.view();
   let c = CACHE.get(store);
   let delta = c === undefined ? null : liveIds(v.kind, c.built, v.count);
   if (c !== undefined && delta !== null) {
     const dead = c.tree.n - (store.size - delta.length);
-    const stale = c.gen !== store.generation || v.count - c.built > Math.max(MIN_DELTA, c.tree.n >> 8) || dead > Math.max(MIN_DELTA, c.tree.n >> 3);
+    const appended = v.count - c.built;
+    const worn = appended > MIN_DELTA && c.scanned + delta.length * queries > SCAN_PER_POINT * c.tree.n;
+    const stale = c.gen !== store.generation || worn || appended > Math.max(MIN_DELTA, c.tree.n >> 4) || dead > Math.max(MIN_DELTA, c.tree.n >> 3);
     if (stale) c = undefined;
+    else c.scanned += delta.length * queries;
   }
   if (c === undefined || delta === null) {
-    c = { tree: buildKdTree(v.keys, liveIds(v.kind, 0, v.count)), gen: store.generation, built: v.count, sorted: null };
+    c = { tree: buildKdTree(v.keys, liveIds(v.kind, 0, v.count)), gen: store.generation, built: v.count, sorted: null, scanned: 0 };
     builds++;
     CACHE.set(store, c);
     delta = new Int32Array(0);

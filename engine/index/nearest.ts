@@ -72,9 +72,9 @@ export interface CoordPlan {
 }
 
 /** Validates k against the candidates and picks the path (E_PARAM when k is too large or the range is empty). */
-export function planCoords(op: string, store: Store, k: number, metric: CoordMetric, pattern: Pattern | null): CoordPlan {
+export function planCoords(op: string, store: Store, q: Uint32Array, k: number, metric: CoordMetric, pattern: Pattern | null): CoordPlan {
   const small = candidates(op, store, k, pattern);
-  return { k, metric, box: patternBox(pattern), small, prep: small === null ? prepare(store, metric === 'hier') : null };
+  return { k, metric, box: patternBox(pattern), small, prep: small === null ? prepare(store, metric === 'hier', q.length / DIMS) : null };
 }
 
 /** Answers every row of `q` into `ans` (same row order); pure, so pool workers run it too. */
@@ -134,7 +134,7 @@ export function batchOrder(plan: CoordPlan, q: Uint32Array): Int32Array | null {
 
 /** The k nearest stored coordinates to each of the `q.length / 9` queries (see the module doc). */
 export function nearestCoords(op: string, store: Store, q: Uint32Array, k: number, metric: CoordMetric, pattern: Pattern | null): CoordAnswer {
-  const plan = planCoords(op, store, k, metric, pattern);
+  const plan = planCoords(op, store, q, k, metric, pattern);
   const order = batchOrder(plan, q);
   const nq = q.length / DIMS;
   if (order === null) {

@@ -147,6 +147,20 @@ describe('CNEAREST coordinate form', () => {
     expect(treeBuilds()).toBe(built + 1);
   });
 
+  test('rent-or-buy: a mid-sized delta is scanned until the scans add up to a build', () => {
+    const w = new Engine();
+    const g = rng(23);
+    put(w, rows(30_000, g, [5, 4, 6, 5, 7, 6, 8, 7, 9]));
+    query(w, rows(1, g), 5, 'l2');
+    const built = treeBuilds();
+    put(w, rows(1_300, g, [5, 4, 6, 5, 7, 6, 8, 7, 12])); // past MIN_DELTA, below n/16
+    expectExact(w, rows(4, g), 5, 'l2');
+    expect(treeBuilds()).toBe(built);
+    query(w, rows(1_700, g), 5, 'l1'); // 1,700 queries × the delta pass 64 scans per tree point
+    expect(treeBuilds()).toBe(built + 1);
+    expectExact(w, rows(4, g), 5, 'l1');
+  });
+
   test('compaction renumbers ids: the tree is rebuilt, results stay exact', () => {
     const w = new Engine();
     (w as unknown as { store: unknown }).store = new Store({ compactMinBytes: 1 });
