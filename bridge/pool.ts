@@ -1,7 +1,8 @@
 /**
  * The S-pipe for reads: large batched CGETs are split into chunks that Piscina workers
  * look up in a shared view of the store, and the main thread stitches the chunks back
- * into one batch. The caller (the server's gate) guarantees no write runs meanwhile,
+ * into one batch. Large batched CNEARESTs (l1/l2 over the k-d tree) are split the same way:
+ * the main thread validates and plans, workers search slices of the spatially ordered queries. The caller (the server's gate) guarantees no write runs meanwhile,
  * because a write may reallocate or overwrite what the view points at.
  */
 import { existsSync } from 'node:fs';
@@ -12,7 +13,10 @@ import type { Metrics } from '../engine/metrics/index';
 import type { StoreView } from '../engine/store/reader';
 import { DIMS, type OpInput, type OpOutput } from '../engine/types';
 import { concatScrolls } from './arrow';
-import type { ReadResult, ReadTask } from './worker';
+import type { NearestTask, ReadResult, ReadTask } from './worker';
+import type { Engine } from '../engine/engine';
+import { coordQuery, coordReply } from '../engine/ops/cnearest';
+import { batchOrder, newAnswer, permuteRows, planCoords, unpermute, type CoordAnswer } from '../engine/index/nearest';
 
 /** What the pool needs from the engine: a shareable view of its store (and where to record busy time). */
 export interface ViewSource {
@@ -28,6 +32,8 @@ export interface ReadPoolOptions {
   threshold: number;
   /** Fewest rows per chunk, so small batches are not over-split (default 16384). */
   minChunk?: number;
+  /** Batched CNEAREST queries at which the pool takes over (default 2048; each query is ~10-50 µs of work). */
+  nearestThreshold?: number;
 }
 
 /**
@@ -45,7 +51,8 @@ export class ReadPool {
   /** Worker threads. */
   readonly threads: number;
   private readonly minChunk: number;
-  private readonly piscina: Piscina<ReadTask, ReadResult>;
+  private readonly nearestThreshold: number;
+  private readonly piscina: Piscina<ReadTask | NearestTask, ReadResult | CoordAnswer>;
   private destroyed?: Promise<void>;
 
   /** Throws TypeError on bad options and Error (code E_INTERNAL) when the worker is not built. */
@@ -57,6 +64,7 @@ export class ReadPool {
     this.threads = int('threads', opts.threads, 1);
     this.threshold = int('threshold', opts.threshold, 1);
     this.minChunk = int('minChunk', opts.minChunk ?? 16_384, 1);
+    this.nearestThreshold = int('nearestThreshold', opts.nearestThreshold ?? 2048, 1);
     const filename = workerFile();
     if (!existsSync(filename)) throw new VtpuError('E_INTERNAL', `pool worker ${filename} is missing; run \`npm run build\` first`);
     this.piscina = new Piscina({ filename, minThreads: this.threads, maxThreads: this.threads, idleTimeout: 60_000 });
@@ -65,6 +73,7 @@ export class ReadPool {
 
   /** True when this request should run in the pool: a plain batched CGET at or over the threshold. */
   wants(op: string, input: OpInput): boolean {
+    if (op === 'CNEAREST') return this.wantsNearest(input);
     if (op !== 'CGET' || input.params.batch !== true || !input.coords || this.destroyed) return false;
     // Only the params the pool path implements, so its result equals the engine's.
     if (Object.keys(input.params).some((k) => k !== 'batch')) return false;
@@ -76,6 +85,7 @@ export class ReadPool {
    * gate. Resolves with the same output the engine's CGET would give.
    */
   async run(op: string, input: OpInput): Promise<OpOutput> {
+    if (op === 'CNEAREST') return this.runNearest(input);
     if (op !== 'CGET' || !input.coords) throw new VtpuError('E_INTERNAL', `the pool serves batched CGET, not ${op}`);
     const n = input.coords.length / DIMS;
     // One shared copy of the request, so each task posts a view instead of cloning the
@@ -87,13 +97,51 @@ export class ReadPool {
     const per = Math.ceil(n / chunks);
     const tasks: Promise<ReadResult>[] = [];
     for (let at = 0; at < n || tasks.length === 0; at += per) {
-      tasks.push(this.piscina.run({ view, coords: coords.subarray(at * DIMS, Math.min(n, at + per) * DIMS) }));
+      tasks.push(this.piscina.run({ view, coords: coords.subarray(at * DIMS, Math.min(n, at + per) * DIMS) }) as Promise<ReadResult>);
     }
     const parts = await Promise.all(tasks);
     for (const p of parts) this.engine.metrics?.recordWorker(p.thread, p.busyMs);
     const batch = parts.length === 1 ? parts[0].batch : concatScrolls(parts.map((p) => p.batch), false);
     delete batch.coords;
     return { result: { n, found: parts.reduce((s, p) => s + p.found, 0) }, scrolls: batch };
+  }
+
+  /** A batched coordinate-form CNEAREST with enough queries. */
+  private wantsNearest(input: OpInput): boolean {
+    const p = input.params;
+    if (this.destroyed || !('execute' in this.engine) || p.batch !== true || !input.coords || p.tensors !== undefined) return false;
+    return input.coords.length / DIMS >= this.nearestThreshold;
+  }
+
+  /**
+   * Validates and plans on this thread (typed errors surface here, as from the engine), then
+   * searches slices of the spatially ordered queries in the workers. Small candidate sets
+   * (no tree) run on this thread. Must be called holding the store's read gate.
+   */
+  private async runNearest(input: OpInput): Promise<OpOutput> {
+    const engine = this.engine as unknown as Engine;
+    const { q, k, metric, pattern } = coordQuery(engine, input);
+    const plan = planCoords('CNEAREST', engine.store, q, k, metric, pattern);
+    const order = batchOrder(plan, q);
+    if (order === null) return engine.execute('CNEAREST', input);
+    const qs = permuteRows(q, order);
+    const n = order.length;
+    const per = Math.ceil(n / (this.threads * 4));
+    const tasks: Promise<CoordAnswer>[] = [];
+    for (let at = 0; at < n; at += per) {
+      const task: NearestTask = { plan, q: qs.subarray(at * DIMS, Math.min(n, at + per) * DIMS) };
+      tasks.push(this.piscina.run(task, { name: 'nearest' }) as Promise<unknown> as Promise<CoordAnswer>);
+    }
+    const parts = await Promise.all(tasks);
+    const all = newAnswer(n, k);
+    let row = 0;
+    for (const part of parts) {
+      all.coords.set(part.coords, row * k * DIMS);
+      all.hi.set(part.hi, row * k);
+      all.lo.set(part.lo, row * k);
+      row += part.hi.length / k;
+    }
+    return coordReply(k, metric, unpermute(all, order, k));
   }
 
   /** Stops the workers; idempotent. */

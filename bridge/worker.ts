@@ -1,13 +1,15 @@
 /**
  * Piscina worker for batched reads: looks up one chunk of coordinates in a posted store
  * view (SharedArrayBuffer-backed, so nothing is copied in) and moves the result buffers
- * back (transferred, so nothing is copied out). Loads only the store reader, no Node
- * sockets or engine state.
+ * back (transferred, so nothing is copied out). Loads only the store reader and the
+ * nearest-neighbour search, no Node sockets or engine state. `nearest` answers a slice of a
+ * batched CNEAREST from a posted plan (its k-d tree is shared memory too).
  */
 import { threadId } from 'node:worker_threads';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { getBatchFromView, type StoreView } from '../engine/store/reader';
 import type { ScrollBatch } from '../engine/types';
+import { newAnswer, searchCoords, type CoordAnswer, type CoordPlan } from '../engine/index/nearest';
 
 /** One chunk of a batched CGET. `coords` is a view into a SharedArrayBuffer. */
 export interface ReadTask {
@@ -33,4 +35,17 @@ export default function read(task: ReadTask): ReadResult {
     .map((a) => a.buffer))].filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
   const result: ReadResult = { batch, found, thread: threadId, busyMs: performance.now() - t0 };
   return move({ [transferableSymbol]: buffers, [valueSymbol]: result }) as unknown as ReadResult;
+}
+
+/** One slice of a batched CNEAREST: the main thread's plan and a view of the (permuted) queries. */
+export interface NearestTask {
+  plan: CoordPlan;
+  q: Uint32Array;
+}
+
+/** Piscina entry point `nearest`: the slice's answers, buffers moved back. */
+export function nearest(task: NearestTask): CoordAnswer {
+  const ans = newAnswer(task.q.length / 9, task.plan.k);
+  searchCoords(task.plan, task.q, ans);
+  return move({ [transferableSymbol]: [ans.coords.buffer, ans.hi.buffer, ans.lo.buffer], [valueSymbol]: ans }) as unknown as CoordAnswer;
 }

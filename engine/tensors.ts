@@ -3,7 +3,8 @@
  * names its tensors in `params.tensors` (a list of names) and sends one Arrow "scrolls"
  * body (no coords) with one tensor row per name, in that order; a reply does the same
  * with `result.tensors`. Inputs may be float32/float16/bfloat16 (read as float32) or
- * int32/int64 (read as int32 where the op wants indices).
+ * int32/int64 (read as int32 where the op wants indices); replies are float32, int32 or
+ * int64 (coordinates and exact integer values, e.g. CNEAREST).
  */
 import { DType, Kind, OpInput, OpOutput, ScrollBatch } from './types';
 import { VtpuError } from './errors';
@@ -131,8 +132,22 @@ export function intInput(op: string, named: Map<string, RawTensor>, name: string
   return toInt32(op, name, t);
 }
 
-/** A scrolls batch of tensor rows (float32 or int32), no coords. */
-export function tensorBatch(tensors: Tensor[]): ScrollBatch {
+/** A reply tensor: float32, int32, or int64 (e.g. coordinates, exact integer distances). */
+export interface OutTensor {
+  shape: number[];
+  data: Float32Array | Int32Array | BigInt64Array;
+}
+
+/** Wire dtype of an output tensor's array. */
+function outDType(t: OutTensor): DType {
+  if (t.data instanceof Float32Array) return DType.Float32;
+  if (t.data instanceof Int32Array) return DType.Int32;
+  if (t.data instanceof BigInt64Array) return DType.Int64;
+  throw new VtpuError('E_INTERNAL', 'reply tensors must be Float32Array, Int32Array or BigInt64Array');
+}
+
+/** A scrolls batch of tensor rows (float32, int32 or int64), no coords. */
+export function tensorBatch(tensors: OutTensor[]): ScrollBatch {
   const n = tensors.length;
   const kind = new Uint8Array(n).fill(Kind.Tensor);
   const dtype = new Uint8Array(n);
@@ -141,7 +156,7 @@ export function tensorBatch(tensors: Tensor[]): ScrollBatch {
   let dims = 0;
   let bytes = 0;
   tensors.forEach((t, i) => {
-    dtype[i] = t.data instanceof Float32Array ? DType.Float32 : DType.Int32;
+    dtype[i] = outDType(t);
     dims += t.shape.length;
     bytes += t.data.byteLength;
     shapeOffsets[i + 1] = dims;
@@ -157,7 +172,7 @@ export function tensorBatch(tensors: Tensor[]): ScrollBatch {
 }
 
 /** An op reply carrying named tensors: `result.tensors` lists the names, the body holds the rows. */
-export function tensorOutput(result: Record<string, unknown>, named: Record<string, Tensor>): OpOutput {
+export function tensorOutput(result: Record<string, unknown>, named: Record<string, OutTensor>): OpOutput {
   const names = Object.keys(named);
   return { result: { ...result, tensors: names }, scrolls: tensorBatch(names.map((k) => named[k])) };
 }

@@ -11,9 +11,10 @@ import { CROUTE } from './croute';
 import { PHEXT_IMPORT } from './phext_import';
 import { PHEXT_EXPORT } from './phext_export';
 import { CMOE } from './cmoe';
+import { CNEAREST } from './cnearest';
 import { PROGRAM } from '../program';
 import { CKG } from './ckg';
 import { CATTEND } from './cattend';
 
 /** Built-in instructions, in the order PING lists them. */
-export const INSTRUCTIONS: readonly Instruction[] = Object.freeze([PING, CGET, CPUT, CDEL, CRANGE, CDELTA, CHIER, CROUTE, PROGRAM, PHEXT_IMPORT, PHEXT_EXPORT, CATTEND, CMOE, CKG]);
+export const INSTRUCTIONS: readonly Instruction[] = Object.freeze([PING, CGET, CPUT, CDEL, CRANGE, CDELTA, CHIER, CROUTE, PROGRAM, PHEXT_IMPORT, PHEXT_EXPORT, CATTEND, CMOE, CNEAREST, CKG]);

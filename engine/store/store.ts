@@ -101,7 +101,9 @@ export class Store {
 
   /**
    * Bumped whenever entry ids are renumbered or dropped (compact, clear). Between two bumps
-   * ids only grow: entries appended after a point have ids ≥ the view's count at that point.
+   * ids only grow: entries appended after a point have ids ≥ the view's count at that point,
+   * and a deleted entry's kind byte is 0. Derived indexes keyed by entry id (the CKG
+   * adjacency, the nearest-neighbour tree) rebuild when it changes.
    */
   get generation(): number {
     return this.renumbers;

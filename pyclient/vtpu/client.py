@@ -16,6 +16,7 @@ from .ops_attend import AttendMixin
 from .ops_moe import MoeMixin
 from .observe import ObserveMixin
 from .ops_kg import KgMixin
+from .ops_nearest import NearestMixin
 from .program import Program, ProgramResult
 from .protocol import DEFAULTS, DTYPE_NAMES, KIND_NAMES
 from .tensors import decode_tensors, encode_tensors
@@ -63,7 +64,7 @@ def _body(frames: list[Any], op: str) -> Any:
     return frames[0]
 
 
-class Client(AttendMixin, MoeMixin, KgMixin, ObserveMixin):
+class Client(AttendMixin, MoeMixin, NearestMixin, KgMixin, ObserveMixin):
     """A connection to a vTPU sidecar; safe to share between threads.
 
     Parameters

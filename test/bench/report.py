@@ -249,6 +249,37 @@ def _attend(r: dict) -> list[str]:
     return lines + (["**Misses (CATTEND):**", ""] + misses + [""] if misses else [])
 
 
+def _nearest(r: dict) -> list[str]:
+    e, x, f = r["engine"], r["e2e"], r["faiss"]
+    l2 = e["metrics"]["l2"]["queries_per_s"]
+    peer1 = f.get("one_thread", {}).get("queries_per_s")
+    peerall = f.get("all_threads", {}).get("queries_per_s")
+    vs = lambda ours, peer: f"{ours / peer:.1f}× faiss" if peer else "n/a"  # noqa: E731
+    lines = [
+        f"## CNEAREST, coordinate space: exact k = {r['k']} nearest of {r['queries']:,} batched queries over {r['n']:,} stored coordinates",
+        "Points follow a few coordinate layouts (small ranges in the upper components, wider below). "
+        "Peer: faiss-cpu `IndexFlatL2` (exact brute force, float32) on the same points and queries, one thread and "
+        f"all {f.get('threads_all', '?')} threads. Engine-side: one thread, `Engine.execute` in-process (reply tensors "
+        "built), and the same batches split across the read pool's worker threads. End to end: `Client.cnearest` over ipc, numpy in and out, the sidecar splitting the batch across its "
+        f"read pool. Median of {r['rounds']} rounds after a warm-up round.",
+        "", HEAD,
+        _row("l2 queries/s, engine-side (1 thread)", _fmt(l2, "/s"), _fmt(peer1, "/s") if peer1 else f.get("error", "n/a"),
+             vs(l2, peer1), "≥ 40 k/s at 1 M", l2 >= 40_000 and r["n"] >= 1_000_000),
+        _row(f"l2 queries/s, engine-side, read pool ({e['pool']['threads']} threads)", _fmt(e["pool"]["queries_per_s"], "/s"),
+             _fmt(peerall, "/s") if peerall else "n/a", vs(e["pool"]["queries_per_s"], peerall), "reported", True),
+        _row("l2 queries/s, end to end from Python", _fmt(x["queries_per_s"], "/s"), _fmt(peerall, "/s") if peerall else "n/a",
+             vs(x["queries_per_s"], peerall), "reported", True),
+        _row("l1 queries/s, engine-side", _fmt(e["metrics"]["l1"]["queries_per_s"], "/s"), "—", "—", "reported", True),
+        _row("hier queries/s, engine-side", _fmt(e["metrics"]["hier"]["queries_per_s"], "/s"), "—", "—", "reported", True),
+        "",
+        f"The k-d tree is built lazily by the first query after a load: {_fmt(e['first_query_s'] * 1000, ' ms')} for "
+        f"{r['n']:,} coordinates (engine-side). Exactness: the k distances per query equal faiss's on "
+        f"{r.get('agree_with_faiss', float('nan')) * 100:.1f}% of the queries (tie order may differ; ours is coordinate order).",
+        "",
+    ]
+    return lines
+
+
 def _misses(results: dict) -> list[str]:
     """Why each missed target was missed: what the profiles taken while building this showed."""
     r, cr = results["roundtrip"], results["engine"]["crange"]  # the core suite
@@ -279,7 +310,7 @@ def _core(r: dict) -> list[str]:
 
 
 #: Suite name -> renderer(result) -> markdown lines (run.py's SUITES names the same suites).
-RENDERERS = {"core": _core, "attend": _attend, "moe": _moe, "kg": _kg, "http": _http}
+RENDERERS = {"core": _core, "attend": _attend, "moe": _moe, "nearest": _nearest, "kg": _kg, "http": _http}
 
 
 def render(saved: dict, order: list[str]) -> str:
