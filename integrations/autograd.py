@@ -23,8 +23,10 @@ def _like(a: np.ndarray, ref: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a)).to(device=ref.device, dtype=ref.dtype)
 
 
-def _opts(window: int | None, global_tokens: Iterable[int], causal: bool, scale: float | None) -> dict[str, Any]:
-    return {"window": window, "global_tokens": tuple(int(g) for g in global_tokens), "causal": causal, "scale": scale}
+def _opts(skv: int, window: int | None, global_tokens: Iterable[int], causal: bool, scale: float | None) -> dict[str, Any]:
+    # positions past the keys do not exist yet (a global token beyond a short prompt); negatives reach the engine, which refuses them
+    g = tuple(sorted({int(t) for t in global_tokens if int(t) < skv}))
+    return {"window": window, "global_tokens": g, "causal": causal, "scale": scale}
 
 
 class CAttendFunction(torch.autograd.Function):
@@ -81,7 +83,7 @@ def cattend(
         requires grad) the log-sum-exp is not fetched and no graph is recorded.
     """
     c = resolve_client(client)
-    opts = _opts(window, global_tokens, causal, scale)
+    opts = _opts(k.shape[2], window, global_tokens, causal, scale)
     if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
         return CAttendFunction.apply(q, k, v, c, opts)
     return _like(c.cattend(q, k, v, **opts), q)

@@ -9,13 +9,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+ARGS = {"train_moe.py": ["--steps", "10", "--every", "5"]}  # a short run; test_train_example checks learning
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_example_runs(script: Path) -> None:
     if not (ROOT / "dist" / "bridge" / "cli.js").exists():
         pytest.skip("sidecar not built (run `make`)")
-    proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, str(script), *ARGS.get(script.name, [])], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert proc.stdout.strip(), "an example should show what it did"
 
