@@ -10,7 +10,8 @@ import { CHIER } from './chier';
 import { CROUTE } from './croute';
 import { PHEXT_IMPORT } from './phext_import';
 import { PHEXT_EXPORT } from './phext_export';
+import { CMOE } from './cmoe';
 import { PROGRAM } from '../program';
 
 /** Built-in instructions, in the order PING lists them. */
-export const INSTRUCTIONS: readonly Instruction[] = Object.freeze([PING, CGET, CPUT, CDEL, CRANGE, CDELTA, CHIER, CROUTE, PROGRAM, PHEXT_IMPORT, PHEXT_EXPORT]);
+export const INSTRUCTIONS: readonly Instruction[] = Object.freeze([PING, CGET, CPUT, CDEL, CRANGE, CDELTA, CHIER, CROUTE, PROGRAM, PHEXT_IMPORT, PHEXT_EXPORT, CMOE]);

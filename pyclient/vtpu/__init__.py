@@ -17,6 +17,7 @@ from .coords import coords_array, format_coord, parse_coord, pattern_string
 from .errors import *  # noqa: F403 - the hierarchy is the public API
 from .launcher import Sidecar
 from .layout import Layout
+from .ops_moe import MoeRouting
 from .program import Program, ProgramResult, Ref
 
 __version__ = "0.1.0"
@@ -33,6 +34,7 @@ __all__ = [
     "ProgramResult",
     "Ref",
     "RangeResult",
+    "MoeRouting",
     "Values",
     "parse_coord",
     "format_coord",
