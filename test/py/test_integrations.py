@@ -142,7 +142,7 @@ def test_moe_module_matches_torch_and_trains(vc: vtpu.Client, renormalize: bool)
     assert y.shape == x.shape
     _, w = moe.selected_weights(moe.router(x.reshape(-1, 16)), torch.as_tensor(r.expert_ids).long())
     assert np.allclose(w.detach().numpy(), r.weights, atol=1e-6)  # torch's weights are CMOE's
-    assert abs(float(aux) - float(r.aux["aux_loss"])) <= 1e-5
+    assert abs(aux.item() - float(r.aux["aux_loss"])) <= 1e-5
     (y.square().sum() + aux).backward()
     got = {n: p.grad.clone() for n, p in moe.named_parameters() if p.grad is not None}
     gx = x.grad.clone()
