@@ -10,6 +10,7 @@ import { VtpuError } from '../engine/errors';
 import type { OpInput, OpOutput } from '../engine/types';
 import { RequestError, errorReply, okReply, parseRequest, peekId, rowsIn, toOpInput } from './frames';
 import type { ReadPool } from './pool';
+import type { ComputePool } from './compute';
 
 /** What the server needs from the engine: synchronous op execution. */
 export interface Executor {
@@ -28,6 +29,8 @@ export interface ServerOptions {
   maxInFlight?: number;
   /** Worker pool for large batched reads; absent = everything runs on the main thread. */
   pool?: ReadPool;
+  /** Off-main-thread CATTEND (ONNX Runtime / worker threads); absent = the engine's JS kernels inline. */
+  compute?: ComputePool;
 }
 
 /**
@@ -105,7 +108,7 @@ export class SidecarServer {
   private constructor(
     private readonly sock: zmq.Router,
     private readonly engine: Executor,
-    private readonly opts: Required<Omit<ServerOptions, 'pool'>> & { pool?: ReadPool },
+    private readonly opts: Required<Omit<ServerOptions, 'pool' | 'compute'>> & { pool?: ReadPool; compute?: ComputePool },
   ) {
     this.address = sock.lastEndpoint ?? opts.address;
     this.loopDone = this.loop();
@@ -166,7 +169,8 @@ export class SidecarServer {
         }
         const { id, op, input } = req;
         const pool = this.opts.pool;
-        if (this.tasks.size === 0 && this.gate.idle && !(pool && pool.wants(op, input))) {
+        const compute = this.opts.compute;
+        if (this.tasks.size === 0 && this.gate.idle && !(pool && pool.wants(op, input)) && !(compute && compute.wants(op, input))) {
           // Fast path: nothing else in flight, so nothing can interleave with a
           // synchronous engine call; answer without a task, gate or promise hop.
           let reply: Uint8Array[];
@@ -226,6 +230,9 @@ export class SidecarServer {
   private run(op: string, input: OpInput): Promise<OpOutput> {
     const pool = this.opts.pool;
     if (pool && pool.wants(op, input)) return this.gate.run(false, () => pool.run(op, input));
+    const compute = this.opts.compute;
+    // Only the input gathering holds the gate; the compute itself runs outside it.
+    if (compute && compute.wants(op, input)) return compute.run(op, input, (fn) => this.gate.run(false, fn));
     return this.gate.run(isWrite(op, input.params), () => this.engine.execute(op, input));
   }
 

@@ -9,6 +9,7 @@ import { Engine } from '../engine/engine';
 import { initChecksum } from '../engine/phext';
 import { DEFAULTS } from './protocol';
 import { ReadPool } from './pool';
+import { ComputePool } from './compute';
 import { SidecarServer } from './server';
 
 /** Options of {@link startSidecar}; every one has a default. */
@@ -23,6 +24,8 @@ export interface SidecarOptions {
   threads?: number;
   /** Batched CGETs with at least this many rows go to the pool; 0 disables the pool (default 65536). */
   poolThreshold?: number;
+  /** CATTEND requests of at least this many estimated flops run off the main thread; 0 disables (default 2e7). */
+  computeThreshold?: number;
   /** Serve this engine instead of a new, empty one (its limits are the defaults then). */
   engine?: Engine;
 }
@@ -55,11 +58,13 @@ export async function startSidecar(opts: SidecarOptions = {}): Promise<Sidecar> 
   // PING reports the engine's limits, so a new engine gets the server's.
   const engine = opts.engine ?? new Engine({ maxBatch: o.maxBatch, maxRequestBytes: o.maxRequestBytes });
   const pool = o.poolThreshold > 0 ? new ReadPool(engine, { threads: o.threads, threshold: o.poolThreshold }) : undefined;
+  const compute = o.computeThreshold > 0 ? new ComputePool(engine, { threads: o.threads, minFlops: o.computeThreshold }) : undefined;
   let server: SidecarServer;
   try {
-    server = await SidecarServer.bind(engine, { address: o.address, maxRequestBytes: o.maxRequestBytes, maxBatch: o.maxBatch, pool });
+    server = await SidecarServer.bind(engine, { address: o.address, maxRequestBytes: o.maxRequestBytes, maxBatch: o.maxBatch, pool, compute });
   } catch (e) {
     await pool?.destroy();
+    await compute?.destroy();
     throw e;
   }
   let closed: Promise<void> | undefined;
@@ -70,6 +75,7 @@ export async function startSidecar(opts: SidecarOptions = {}): Promise<Sidecar> 
     close: () => (closed ??= (async () => {
       await server.close();
       await pool?.destroy();
+      await compute?.destroy();
       if (server.address.startsWith('ipc://')) rmSync(server.address.slice('ipc://'.length), { force: true });
     })()),
   };
@@ -114,7 +120,7 @@ export async function serveForever(opts: ServeOptions = {}): Promise<Sidecar> {
 
 function checkOptions(opts: SidecarOptions) {
   if (typeof opts !== 'object' || opts === null) throw new TypeError('options must be an object');
-  const known = ['address', 'maxRequestBytes', 'maxBatch', 'threads', 'poolThreshold', 'engine'];
+  const known = ['address', 'maxRequestBytes', 'maxBatch', 'threads', 'poolThreshold', 'computeThreshold', 'engine'];
   for (const k of Object.keys(opts)) if (!known.includes(k)) throw new TypeError(`unknown option '${k}'`);
   const address = opts.address ?? defaultAddress();
   if (typeof address !== 'string' || !/^(ipc:\/\/.+|tcp:\/\/(\[[0-9a-fA-F:.]+\]|[^:/[\]]+):(\d+|\*))$/.test(address)) {
@@ -134,5 +140,6 @@ function checkOptions(opts: SidecarOptions) {
     maxBatch: int('maxBatch', opts.maxBatch, 1, opts.engine?.maxBatch ?? DEFAULTS.maxBatch),
     threads: int('threads', opts.threads, 1, Math.min(4, availableParallelism())),
     poolThreshold: int('poolThreshold', opts.poolThreshold, 0, 65_536),
+    computeThreshold: int('computeThreshold', opts.computeThreshold, 0, 20_000_000),
   };
 }

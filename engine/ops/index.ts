@@ -12,6 +12,7 @@ import { PHEXT_IMPORT } from './phext_import';
 import { PHEXT_EXPORT } from './phext_export';
 import { CMOE } from './cmoe';
 import { PROGRAM } from '../program';
+import { CATTEND } from './cattend';
 
 /** Built-in instructions, in the order PING lists them. */
-export const INSTRUCTIONS: readonly Instruction[] = Object.freeze([PING, CGET, CPUT, CDEL, CRANGE, CDELTA, CHIER, CROUTE, PROGRAM, PHEXT_IMPORT, PHEXT_EXPORT, CMOE]);
+export const INSTRUCTIONS: readonly Instruction[] = Object.freeze([PING, CGET, CPUT, CDEL, CRANGE, CDELTA, CHIER, CROUTE, PROGRAM, PHEXT_IMPORT, PHEXT_EXPORT, CATTEND, CMOE]);

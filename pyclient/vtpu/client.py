@@ -12,6 +12,7 @@ from .arrow import Values
 from .coords import DIMS, coords_array, format_coord, pattern_string
 from .errors import ParamError, ProtocolError
 from .launcher import Sidecar
+from .ops_attend import AttendMixin
 from .ops_moe import MoeMixin
 from .program import Program, ProgramResult
 from .protocol import DEFAULTS, DTYPE_NAMES, KIND_NAMES
@@ -60,7 +61,7 @@ def _body(frames: list[Any], op: str) -> Any:
     return frames[0]
 
 
-class Client(MoeMixin):
+class Client(AttendMixin, MoeMixin):
     """A connection to a vTPU sidecar; safe to share between threads.
 
     Parameters

@@ -1,0 +1,130 @@
+/**
+ * The compute path for CATTEND requests big enough to be worth leaving the main thread.
+ * Inputs are gathered under the store's read gate (k/v may come from the KV cache), then
+ * the gate is released and the work runs off the event loop, so other clients keep being
+ * served: the forward pass on ONNX Runtime (its own intra-op threads use every core; the
+ * call is async), the backward pass (and forwards ORT cannot take) on Piscina workers that
+ * split the (batch, kv head) units over SharedArrayBuffer copies of the inputs.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Piscina } from 'piscina';
+import { VtpuError } from '../engine/errors';
+import type { Engine } from '../engine/engine';
+import type { OpInput, OpOutput } from '../engine/types';
+import { AttendJob, backwardOutput, forwardOutput, prepareAttend } from '../engine/ops/cattend';
+import { attnUnits } from '../engine/kernels/attention';
+import { attendForwardOrt, ortSupports } from '../engine/kernels/attention_ort';
+import type { AttendTask } from './compute_worker';
+
+/** Options of {@link ComputePool}. */
+export interface ComputePoolOptions {
+  /** Worker threads for the JS kernels (≥ 1). */
+  threads: number;
+  /** Requests with at least this many estimated flops leave the main thread (≥ 1). */
+  minFlops: number;
+  /** Use ONNX Runtime for forward passes when it loads (default true). */
+  ort?: boolean;
+}
+
+/** Runs `fn` holding the store's read gate. */
+export type ReadGate = <T>(fn: () => T) => Promise<T>;
+
+/** The compiled worker (see workerFile in pool.ts for why dist/ under ts-jest). */
+function computeWorkerFile(): string {
+  return __filename.endsWith('.ts') ? join(__dirname, '..', 'dist', 'bridge', 'compute_worker.js') : join(__dirname, 'compute_worker.js');
+}
+
+/** A shared copy of `a` (workers read it without a clone). */
+function shared(a: Float32Array): Float32Array {
+  const s = new Float32Array(new SharedArrayBuffer(a.byteLength));
+  s.set(a);
+  return s;
+}
+
+/** Shape of a named tensor row of a request, or undefined. */
+function rowShape(input: OpInput, name: string): number[] | undefined {
+  const names = input.params.tensors;
+  const b = input.scrolls;
+  if (!Array.isArray(names) || !b) return undefined;
+  const i = names.indexOf(name);
+  if (i < 0 || i >= b.n) return undefined;
+  return Array.from(b.shapeValues.subarray(b.shapeOffsets[i], b.shapeOffsets[i + 1]));
+}
+
+/** Rough flop count of a CATTEND request from its header and shapes (0 when unreadable). */
+export function attendFlops(input: OpInput): number {
+  const q = rowShape(input, 'q');
+  if (!q || q.length < 3) return 0;
+  const kv = input.params.kv as { length?: unknown } | undefined;
+  const k = rowShape(input, 'k');
+  const skv = typeof kv?.length === 'number' ? kv.length : k ? k[k.length - 2] : 0;
+  const w = input.params.window;
+  const g = Array.isArray(input.params.global) ? input.params.global.length : 0;
+  const keys = typeof w === 'number' ? Math.min(skv, w + g) : skv;
+  const rows = q.slice(0, -1).reduce((a, d) => a * d, 1);
+  return 4 * rows * keys * q[q.length - 1] * (input.params.backward === true ? 2.5 : 1);
+}
+
+/** Off-main-thread CATTEND. */
+export class ComputePool {
+  readonly threads: number;
+  readonly minFlops: number;
+  private readonly useOrt: boolean;
+  private readonly piscina: Piscina<AttendTask, number>;
+  private destroyed?: Promise<void>;
+
+  /** Throws TypeError on bad options and E_INTERNAL when the worker is not built. */
+  constructor(private readonly engine: Engine, opts: ComputePoolOptions) {
+    const int = (name: string, v: unknown, min: number) => {
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw new TypeError(`compute option '${name}' must be an integer >= ${min}, got ${String(v)}`);
+      return v;
+    };
+    this.threads = int('threads', opts.threads, 1);
+    this.minFlops = int('minFlops', opts.minFlops, 1);
+    this.useOrt = opts.ort ?? true;
+    const filename = computeWorkerFile();
+    if (!existsSync(filename)) throw new VtpuError('E_INTERNAL', `compute worker ${filename} is missing; run \`npm run build\` first`);
+    this.piscina = new Piscina({ filename, minThreads: 0, maxThreads: this.threads, idleTimeout: 30_000 });
+  }
+
+  /** True for a CATTEND request estimated at or over minFlops. */
+  wants(op: string, input: OpInput): boolean {
+    return op === 'CATTEND' && !this.destroyed && attendFlops(input) >= this.minFlops;
+  }
+
+  /** Gathers inputs under the read gate, then computes off the event loop. */
+  async run(op: string, input: OpInput, readGate: ReadGate): Promise<OpOutput> {
+    if (op !== 'CATTEND') throw new VtpuError('E_INTERNAL', `the compute pool serves CATTEND, not ${op}`);
+    const job = await readGate(() => prepareAttend(this.engine, input));
+    if (!job.grad && this.useOrt && ortSupports(job.spec)) {
+      const r = await attendForwardOrt(job.spec, job.q, job.k, job.v, job.returnLse);
+      return forwardOutput(job, r.o, r.lse, 'ort');
+    }
+    return this.runWorkers(job);
+  }
+
+  /** The job split by (batch, kv head) units over the worker threads. */
+  async runWorkers(job: AttendJob): Promise<OpOutput> {
+    const s = job.spec;
+    const base = { spec: s, q: shared(job.q), k: shared(job.k), v: shared(job.v) };
+    const units = attnUnits(s);
+    const parts = Math.min(units, this.threads * 2);
+    const fresh = (n: number) => new Float32Array(new SharedArrayBuffer(n * 4));
+    const o = fresh(job.q.length);
+    const lse = job.returnLse ? fresh(s.B * s.Hq * s.Sq) : null;
+    const grad = job.grad && { o: shared(job.grad.o), dO: shared(job.grad.dO), lse: shared(job.grad.lse), dq: fresh(job.q.length), dk: fresh(job.k.length), dv: fresh(job.v.length) };
+    const tasks: Promise<number>[] = [];
+    for (let i = 0; i < parts; i++) {
+      const u0 = Math.floor((i * units) / parts), u1 = Math.floor(((i + 1) * units) / parts);
+      if (u1 > u0) tasks.push(this.piscina.run(grad ? { ...base, u0, u1, grad } : { ...base, u0, u1, o, lse }));
+    }
+    await Promise.all(tasks);
+    return grad ? backwardOutput(job, grad.dq, grad.dk, grad.dv, 'pool') : forwardOutput(job, o, lse, 'pool');
+  }
+
+  /** Stops the workers; idempotent. */
+  destroy(): Promise<void> {
+    return (this.destroyed ??= this.piscina.destroy());
+  }
+}
