@@ -23,7 +23,7 @@ def test_copy_task_loss_falls(sidecar: vtpu.Sidecar) -> None:
     with vtpu.connect(sidecar.address, timeout=30) as c:
         vi.set_default_client(c)
         try:
-            losses = mod.train(30, every=10)
+            losses = mod.train(30, n=6, batch_size=16, every=10)
         finally:
             vi.set_default_client(None)
     assert all(math.isfinite(x) for x in losses)
