@@ -172,3 +172,13 @@ def test_sparse_attention_module(vc: vtpu.Client) -> None:
     assert err(y, ref) <= 1e-4
     y.sum().backward()
     assert all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in m.parameters())
+
+
+def test_global_tokens_past_the_keys_are_dropped_and_lazy_exports(vc: vtpu.Client) -> None:
+    q, k, v = torch.randn(1, 2, 4, 8), torch.randn(1, 2, 6, 8), torch.randn(1, 2, 6, 8)
+    a = vi.cattend(q, k, v, window=2, global_tokens=(0, 100))  # 100 does not exist yet: a short prompt
+    b = dense_attention(q, k, v, sparse_mask(4, 6, window=2, global_tokens=(0,)))
+    assert err(a, b) <= 1e-4
+    assert vi.SparseAttention is SparseAttention and vi.VtpuMoE is VtpuMoE
+    with pytest.raises(AttributeError):
+        vi.no_such_thing
