@@ -116,8 +116,9 @@ def test_moe_combine_function_gradients(vc: vtpu.Client, capacity_factor) -> Non
     assert rel(w32.grad[kept], w.grad[kept]) <= 1e-5 and float(w32.grad[~kept].abs().sum()) == 0.0
 
 
-def reference_moe(moe: VtpuMoE, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The same MoE layer entirely in torch: softmax, top-k, experts, weighted sum, aux loss."""
+def reference_moe(moe: VtpuMoE, x: torch.Tensor, kept: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same MoE layer entirely in torch: softmax, top-k, experts, weighted sum of the
+    ``kept`` assignments (capacity is CMOE's to decide), aux loss."""
     logits = moe.router(x)
     probs = torch.softmax(logits, -1)
     w, ids = probs.topk(moe.top_k, -1)
@@ -125,21 +126,22 @@ def reference_moe(moe: VtpuMoE, x: torch.Tensor) -> tuple[torch.Tensor, torch.Te
         w = w / w.sum(-1, keepdim=True)
     y = torch.zeros_like(x)
     for e, expert in enumerate(moe.experts):
-        t, s = (ids == e).nonzero(as_tuple=True)
+        t, s = ((ids == e) & torch.as_tensor(kept)).nonzero(as_tuple=True)
         if len(t):
             y = y.index_add(0, t, expert(x[t]) * w[t, s][:, None])
     f = torch.nn.functional.one_hot(ids, moe.num_experts).float().mean(0)
     return y, moe.num_experts * (f * probs.mean(0)).sum()
 
 
-@pytest.mark.parametrize("renormalize", [False, True])
-def test_moe_module_matches_torch_and_trains(vc: vtpu.Client, renormalize: bool) -> None:
+@pytest.mark.parametrize("renormalize,capacity_factor", [(False, None), (True, None), (True, 0.6)])
+def test_moe_module_matches_torch_and_trains(vc: vtpu.Client, renormalize: bool, capacity_factor) -> None:
     torch.manual_seed(5)
-    moe = VtpuMoE(16, 24, 4, 2, renormalize=renormalize)
+    moe = VtpuMoE(16, 24, 4, 2, renormalize=renormalize, capacity_factor=capacity_factor)
     x = torch.randn(2, 5, 16, requires_grad=True)
     y, aux = moe(x)
     r = moe.last_routing
     assert y.shape == x.shape
+    assert bool(r.kept.all()) == (capacity_factor is None)  # 0.6 drops some assignments
     _, w = moe.selected_weights(moe.router(x.reshape(-1, 16)), torch.as_tensor(r.expert_ids).long())
     assert np.allclose(w.detach().numpy(), r.weights, atol=1e-6)  # torch's weights are CMOE's
     assert abs(aux.item() - float(r.aux["aux_loss"])) <= 1e-5
@@ -151,7 +153,7 @@ def test_moe_module_matches_torch_and_trains(vc: vtpu.Client, renormalize: bool)
     assert all(f"experts.{e}.down.weight" in got for e in used)
     moe.zero_grad()
     x.grad = None
-    ry, raux = reference_moe(moe, x.reshape(-1, 16))
+    ry, raux = reference_moe(moe, x.reshape(-1, 16), r.kept)
     assert err(y.reshape(-1, 16), ry) <= 1e-5
     (ry.square().sum() + raux).backward()
     for n, p in moe.named_parameters():
