@@ -15,7 +15,7 @@ from the differentiable mean router probabilities and CMOE's ``tokens_per_expert
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from . import resolve_client
 from .autograd import cattend, moe_combine
 
-__all__ = ["SparseAttention", "ExpertFFN", "VtpuMoE"]
+__all__ = ["SparseAttention", "ExpertFFN", "VtpuMoE", "moe_dispatch", "selected_weights"]
 
 
 class SparseAttention(nn.Module):
@@ -103,6 +103,44 @@ class ExpertFFN(nn.Module):
         return self.down(F.silu(self.gate(x)) * self.up(x))
 
 
+def selected_weights(logits: torch.Tensor, expert_ids: torch.Tensor, renormalize: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(probs (T, E), weights (T, k))`` recomputed in torch from the logits and CMOE's
+    choice, so that autograd reaches the router (float32, as CMOE computes them)."""
+    probs = torch.softmax(logits.float(), dim=-1)
+    w = probs.gather(1, expert_ids)
+    if renormalize:
+        w = w / w.sum(-1, keepdim=True)
+    return probs, w
+
+
+def moe_dispatch(
+    x: torch.Tensor,
+    logits: torch.Tensor,
+    expert: Callable[[int, torch.Tensor], torch.Tensor],
+    top_k: int,
+    *,
+    renormalize: bool = False,
+    capacity_factor: float | None = None,
+    client: Any = None,
+) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    """Route ``x`` (T, H) with CMOE, run ``expert(e, rows)`` on each expert's slice of the
+    plan and combine in vTPU.
+
+    Returns ``(y (T, H), probs (T, E), routing)``; ``y`` is differentiable in ``x``, the
+    experts' parameters and ``logits`` (through the recomputed weights).
+    """
+    r = resolve_client(client).cmoe(logits.detach(), top_k, renormalize=renormalize, capacity_factor=capacity_factor)
+    ids = torch.as_tensor(r.expert_ids, device=x.device).long()
+    probs, w = selected_weights(logits, ids, renormalize)
+    order = torch.as_tensor(r.order, device=x.device).long()
+    xs = x[order // top_k]  # each kept assignment's token, grouped by expert
+    offsets = [int(o) for o in r.offsets]
+    outs = [expert(e, xs[offsets[e] : offsets[e + 1]]) for e in range(len(offsets) - 1) if offsets[e + 1] > offsets[e]]
+    expert_out = torch.cat(outs) if outs else xs.new_zeros(0, x.shape[-1])
+    y = moe_combine(expert_out, w.to(expert_out.dtype), r, client=client)
+    return y.to(x.dtype), probs, r
+
+
 class VtpuMoE(nn.Module):
     """Top-k mixture of experts: ``(..., hidden) -> ((..., hidden), aux_loss)``.
 
@@ -152,30 +190,14 @@ class VtpuMoE(nn.Module):
             raise ValueError(f"{len(self.experts)} experts given for num_experts={num_experts}")
         self.last_routing: Any = None
 
-    def selected_weights(self, logits: torch.Tensor, expert_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(probs (T, E), weights (T, k))`` recomputed in torch so the router gets gradients."""
-        probs = torch.softmax(logits.float(), dim=-1)
-        w = probs.gather(1, expert_ids)
-        if self.renormalize:
-            w = w / w.sum(-1, keepdim=True)
-        return probs, w
-
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         shape = x.shape
         xf = x.reshape(-1, shape[-1])
-        logits = self.router(xf)
-        r = resolve_client(self.client).cmoe(
-            logits.detach(), self.top_k, renormalize=self.renormalize, capacity_factor=self.capacity_factor
+        y, probs, r = moe_dispatch(
+            xf, self.router(xf), lambda e, xs: self.experts[e](xs), self.top_k,
+            renormalize=self.renormalize, capacity_factor=self.capacity_factor, client=self.client,
         )
         self.last_routing = r
-        ids = torch.as_tensor(r.expert_ids, device=x.device).long()
-        probs, w = self.selected_weights(logits, ids)
-        order = torch.as_tensor(r.order, device=x.device).long()
-        xs = xf[order // self.top_k]  # each kept assignment's token, grouped by expert
-        offsets = [int(o) for o in r.offsets]
-        outs = [self.experts[e](xs[offsets[e] : offsets[e + 1]]) for e in range(self.num_experts) if offsets[e + 1] > offsets[e]]
-        expert_out = torch.cat(outs) if outs else xs.new_zeros(0, shape[-1])
-        y = moe_combine(expert_out, w.to(expert_out.dtype), r, client=self.client)
         tpe = torch.as_tensor(r.aux["tokens_per_expert"], device=x.device, dtype=probs.dtype)
         aux = self.num_experts * (tpe * probs.mean(0)).sum()
         return y.reshape(shape), aux

@@ -13,7 +13,7 @@ import vtpu  # noqa: E402
 import vtpu.integrations as vi  # noqa: E402
 from vtpu.integrations.autograd import cattend, moe_combine  # noqa: E402
 from vtpu.integrations.masks import dense_attention, sparse_mask  # noqa: E402
-from vtpu.integrations.modules import SparseAttention, VtpuMoE  # noqa: E402
+from vtpu.integrations.modules import SparseAttention, VtpuMoE, selected_weights  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +142,7 @@ def test_moe_module_matches_torch_and_trains(vc: vtpu.Client, renormalize: bool,
     r = moe.last_routing
     assert y.shape == x.shape
     assert bool(r.kept.all()) == (capacity_factor is None)  # 0.6 drops some assignments
-    _, w = moe.selected_weights(moe.router(x.reshape(-1, 16)), torch.as_tensor(r.expert_ids).long())
+    _, w = selected_weights(moe.router(x.reshape(-1, 16)), torch.as_tensor(r.expert_ids).long(), renormalize)
     assert np.allclose(w.detach().numpy(), r.weights, atol=1e-6)  # torch's weights are CMOE's
     assert abs(aux.item() - float(r.aux["aux_loss"])) <= 1e-5
     (y.square().sum() + aux).backward()
