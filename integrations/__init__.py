@@ -12,6 +12,7 @@ Submodules (each imports torch; this one does not until you touch them):
 - :mod:`vtpu.integrations.modules`: ``SparseAttention``, ``VtpuMoE``, ``ExpertFFN``
 - :mod:`vtpu.integrations.masks`: the visibility rule of CATTEND as a dense boolean mask (reference)
 - :mod:`vtpu.integrations.transformers`: ``attn_implementation="vtpu_sparse"`` (registered on import)
+- :mod:`vtpu.integrations.qwen3_moe`: ``use_vtpu_routing(model)`` routes a Qwen3-MoE model's experts via CMOE
 
 The default client is created lazily by :func:`default_client` (``vtpu.connect()``: the
 sidecar at ``$VTPU_ADDRESS``, else a private one it starts) and closed at interpreter

@@ -125,3 +125,38 @@ def test_gradients_through_the_model_match_eager(vc: vtpu.Client) -> None:
     for (name, a), (_, b) in zip(eager.named_parameters(), ours.named_parameters()):
         scale = max(float(a.grad.abs().max()), 1e-12)
         assert float((a.grad - b.grad).abs().max()) / scale <= 1e-3, name
+
+
+def tiny_qwen3_moe(impl: str, norm: bool) -> Any:
+    from transformers import Qwen3MoeConfig, Qwen3MoeForCausalLM
+
+    cfg = Qwen3MoeConfig(
+        num_hidden_layers=2, hidden_size=64, intermediate_size=128, moe_intermediate_size=32, num_experts=4,
+        num_experts_per_tok=2, norm_topk_prob=norm, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+        vocab_size=1000, output_router_logits=True, router_aux_loss_coef=0.01,
+    )
+    torch.manual_seed(0)
+    return Qwen3MoeForCausalLM._from_config(cfg, attn_implementation=impl)
+
+
+@pytest.mark.parametrize("norm", [False, True])
+def test_qwen3_moe_attention_and_routing_through_vtpu(vc: vtpu.Client, norm: bool) -> None:
+    from vtpu.integrations.qwen3_moe import use_vtpu_routing
+
+    eager, ours = tiny_qwen3_moe("eager", norm), tiny_qwen3_moe(vt.NAME, norm)
+    ours.load_state_dict(eager.state_dict())
+    assert use_vtpu_routing(ours) == 2
+    assert use_vtpu_routing(torch.nn.Linear(2, 2)) == 0
+    outs = []
+    for m in (eager, ours):
+        m.train()
+        out = m(IDS, labels=IDS)
+        out.loss.backward()  # includes the router aux loss (output_router_logits)
+        outs.append(out)
+    assert float(ours.model.layers[0].mlp.gate.weight.detach().std()) > 0  # random router: no tied probabilities
+    assert float((outs[0].logits - outs[1].logits).detach().abs().max()) <= 1e-4
+    assert abs(float(outs[0].aux_loss) - float(outs[1].aux_loss)) <= 1e-5
+    for (name, a), (_, b) in zip(eager.named_parameters(), ours.named_parameters()):
+        scale = max(float(a.grad.abs().max()), 1e-12)
+        assert float((a.grad - b.grad).abs().max()) / scale <= 1e-3, name
+    assert float(ours.model.layers[0].mlp.gate.weight.grad.abs().sum()) > 0  # the router trains
