@@ -30,18 +30,23 @@ from transformers import AttentionInterface
 from transformers.masking_utils import AttentionMaskInterface, causal_mask_function, sdpa_mask
 
 from . import resolve_client
-from .autograd import cattend
+from .autograd import _like, _opts, cattend
 from .masks import sparse_mask
 
-__all__ = ["NAME", "configure", "settings", "vtpu_sparse_attention", "vtpu_sparse_mask", "register"]
+__all__ = ["NAME", "configure", "settings", "kv_layer", "vtpu_sparse_attention", "vtpu_sparse_mask", "register"]
 
 NAME = "vtpu_sparse"
 
-_GLOBAL: dict[str, Any] = {"window": None, "global_tokens": (), "client": None}
+_GLOBAL: dict[str, Any] = {"window": None, "global_tokens": (), "client": None, "kv_layer": None}
 
 
 def configure(
-    model: Any = None, *, window: int | None = None, global_tokens: Iterable[int] = (), client: Any = None
+    model: Any = None,
+    *,
+    window: int | None = None,
+    global_tokens: Iterable[int] = (),
+    kv_layer: int | None = None,
+    client: Any = None,
 ) -> None:
     """Set the sparsity of ``vtpu_sparse`` attention.
 
@@ -56,23 +61,30 @@ def configure(
         own); ``None`` is dense causal attention.
     global_tokens : iterable of int
         Absolute positions that see and are seen by every position (within causality).
+    kv_layer : int, optional
+        Keep keys and values in the sidecar's KV cache too, layer ``i`` of the model at
+        cache layer ``kv_layer + i``: outside autograd, each call then sends only the new
+        positions' keys and values (``kv_put``) and CATTEND reads the rest from the store.
+        The cache is keyed by layer, head, position and batch row only, so give models
+        or concurrent generations sharing a sidecar disjoint layer ranges. ``None``
+        (default): keys and values travel with every call.
     client : vtpu.Client, optional
         Process-wide only: the client to use instead of the integrations' default.
     """
     if window is not None and int(window) < 1:
         raise ValueError(f"window must be >= 1 or None, got {window}")
+    if kv_layer is not None and int(kv_layer) < 0:
+        raise ValueError(f"kv_layer must be >= 0 or None, got {kv_layer}")
     g = [int(t) for t in global_tokens]
     if model is None:
-        _GLOBAL.update(window=window, global_tokens=tuple(g), client=client)
+        _GLOBAL.update(window=window, global_tokens=tuple(g), client=client, kv_layer=kv_layer)
         return
     if client is not None:
         raise ValueError("a client is process-wide: call configure(client=...) without a model")
     cfg = getattr(model, "config", model)
-    cfg.vtpu_window, cfg.vtpu_global_tokens = window, g
-    for sub in ("text_config",):  # multimodal wrappers keep the decoder's settings there
-        if hasattr(cfg, sub):
-            setattr(getattr(cfg, sub), "vtpu_window", window)
-            setattr(getattr(cfg, sub), "vtpu_global_tokens", g)
+    for c in (cfg, getattr(cfg, "text_config", None)):  # multimodal wrappers keep the decoder's settings there
+        if c is not None:
+            c.vtpu_window, c.vtpu_global_tokens, c.vtpu_kv_layer = window, g, kv_layer
 
 
 def settings(config: Any = None) -> tuple[int | None, tuple[int, ...]]:
@@ -80,6 +92,13 @@ def settings(config: Any = None) -> tuple[int | None, tuple[int, ...]]:
     if config is not None and hasattr(config, "vtpu_window"):
         return config.vtpu_window, tuple(getattr(config, "vtpu_global_tokens", ()) or ())
     return _GLOBAL["window"], _GLOBAL["global_tokens"]
+
+
+def kv_layer(config: Any = None) -> int | None:
+    """First KV-cache layer of a model (its own setting, else process-wide), or ``None``."""
+    if config is not None and hasattr(config, "vtpu_window"):
+        return getattr(config, "vtpu_kv_layer", None)
+    return _GLOBAL["kv_layer"]
 
 
 def vtpu_sparse_mask(
@@ -184,10 +203,18 @@ def vtpu_sparse_attention(
     n = usable_keys(attention_mask, sq, skv, causal)
     if n < skv:
         key, value = key[:, :, :n], value[:, :, :n]
-    window, global_tokens = settings(getattr(module, "config", None))
-    o = cattend(
-        query, key, value, window=window, global_tokens=global_tokens, causal=causal, scale=scaling, client=resolve_client(_GLOBAL["client"])
-    )
+    cfg = getattr(module, "config", None)
+    window, global_tokens = settings(cfg)
+    client = resolve_client(_GLOBAL["client"])
+    base = kv_layer(cfg)
+    grads = torch.is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad)
+    if base is not None and not grads:
+        layer, start = base + int(module.layer_idx), n - sq  # the queries are the newest positions
+        client.kv_put(layer, key[:, :, start:], value[:, :, start:], start=start)
+        opts = _opts(n, window, global_tokens, causal, scaling)
+        o = _like(client.cattend(query, layer=layer, kv_length=n, **opts), query)
+    else:
+        o = cattend(query, key, value, window=window, global_tokens=global_tokens, causal=causal, scale=scaling, client=client)
     return o.transpose(1, 2).contiguous(), None
 
 

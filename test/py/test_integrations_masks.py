@@ -82,8 +82,13 @@ def test_configure_per_model_and_process_wide() -> None:
         vt.configure(cfg, window=4, global_tokens=[0, 1])
         assert vt.settings(cfg) == (4, (0, 1))
         assert cfg.to_dict()["vtpu_window"] == 4  # saved with the model
+        assert vt.kv_layer(cfg) is None and vt.kv_layer(None) is None
+        vt.configure(cfg, kv_layer=100)
+        assert vt.kv_layer(cfg) == 100 and vt.settings(cfg) == (None, ())
         with pytest.raises(ValueError):
             vt.configure(window=0)
+        with pytest.raises(ValueError):
+            vt.configure(cfg, kv_layer=-1)
     finally:
         vt.configure()
     assert vt.settings(None) == (None, ())

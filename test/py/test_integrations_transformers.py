@@ -97,6 +97,29 @@ def test_generate_with_kv_cache(vc: vtpu.Client, window) -> None:
     assert torch.equal(static, want[:1])
 
 
+@pytest.mark.parametrize("window", [None, 5])
+def test_generate_with_the_kv_cache_in_vtpu(vc: vtpu.Client, window, monkeypatch: pytest.MonkeyPatch) -> None:
+    ref, ours = models(REF if window else "eager", vt.NAME)
+    for m in (ref, ours):
+        vt.configure(m, window=window, global_tokens=[0] if window else [])
+    base = 4000 + (window or 0)  # cache layers no other test uses
+    vt.configure(ours, window=window, global_tokens=[0] if window else [], kv_layer=base)
+    calls: list[Any] = []
+    real = vc.cattend
+    monkeypatch.setattr(vc, "cattend", lambda q, *a, **kw: calls.append((tuple(q.shape), kw.get("kv_length"))) or real(q, *a, **kw))
+    kw = dict(max_new_tokens=6, do_sample=False, pad_token_id=0)
+    with torch.no_grad():
+        want, got = ref.generate(IDS[:, :8], **kw), ours.generate(IDS[:, :8], **kw)
+    assert torch.equal(got, want)
+    assert calls[0] == ((2, 4, 8, 16), 8) and calls[-1] == ((2, 4, 1, 16), 13)  # decode reads 13 cached positions
+    rows = vc.crange(f"{base}.*.*/*.*.*/*.*.*", values=False).coords
+    assert len(rows) == 2 * 2 * 2 * 13  # keys and values x batch x kv heads x positions 0..12
+    ours.train()
+    loss = ours(IDS, labels=IDS).loss  # with autograd the keys travel with the call: gradients work
+    loss.backward()
+    assert ours.model.layers[0].self_attn.q_proj.weight.grad is not None
+
+
 def test_padding_is_refused_not_ignored(vc: vtpu.Client) -> None:
     (ours,) = models(vt.NAME)
     mask = torch.ones_like(IDS)
