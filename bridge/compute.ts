@@ -2,9 +2,10 @@
  * The compute path for CATTEND requests big enough to be worth leaving the main thread.
  * Inputs are gathered under the store's read gate (k/v may come from the KV cache), then
  * the gate is released and the work runs off the event loop, so other clients keep being
- * served: the forward pass on ONNX Runtime (its own intra-op threads use every core; the
- * call is async), the backward pass (and forwards ORT cannot take) on Piscina workers that
- * split the (batch, kv head) units over SharedArrayBuffer copies of the inputs.
+ * served: the forward pass on ONNX Runtime in a worker thread of its own (inputs moved there) (its intra-op
+ * threads use every core; its node binding runs synchronously, so never on the event
+ * loop), the backward pass (and forwards ORT cannot take) on Piscina workers that split
+ * the (batch, kv head) units over SharedArrayBuffer copies of the inputs.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,8 +15,8 @@ import type { Engine } from '../engine/engine';
 import type { OpInput, OpOutput } from '../engine/types';
 import { AttendJob, backwardOutput, forwardOutput, prepareAttend } from '../engine/ops/cattend';
 import { attnUnits } from '../engine/kernels/attention';
-import { attendForwardOrt, ortSupports } from '../engine/kernels/attention_ort';
-import type { AttendTask } from './compute_worker';
+import { ortShapeOk } from '../engine/kernels/attention_ort';
+import type { AttendTask, OrtResult, OrtTask } from './compute_worker';
 
 /** Options of {@link ComputePool}. */
 export interface ComputePoolOptions {
@@ -40,6 +41,16 @@ function shared(a: Float32Array): Float32Array {
   const s = new Float32Array(new SharedArrayBuffer(a.byteLength));
   s.set(a);
   return s;
+}
+
+/** True when `require` can find the module (without loading it). */
+function resolvable(name: string): boolean {
+  try {
+    require.resolve(name);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Shape of a named tensor row of a request, or undefined. */
@@ -70,8 +81,11 @@ export function attendFlops(input: OpInput): number {
 export class ComputePool {
   readonly threads: number;
   readonly minFlops: number;
-  private readonly useOrt: boolean;
+  /** False once ORT is off by option, not installed, or failed to run (then the JS workers serve). */
+  private useOrt: boolean;
   private readonly piscina: Piscina<AttendTask, number>;
+  /** One thread: ORT passes queue there (each already uses every core) and its sessions stay cached. */
+  private readonly ortThread: Piscina<OrtTask, OrtResult>;
   private destroyed?: Promise<void>;
 
   /** Throws TypeError on bad options and E_INTERNAL when the worker is not built. */
@@ -82,10 +96,12 @@ export class ComputePool {
     };
     this.threads = int('threads', opts.threads, 1);
     this.minFlops = int('minFlops', opts.minFlops, 1);
-    this.useOrt = opts.ort ?? true;
+    // Resolve only: the binary loads in the ORT worker, never on the event loop's thread.
+    this.useOrt = (opts.ort ?? true) && resolvable('onnxruntime-node');
     const filename = computeWorkerFile();
     if (!existsSync(filename)) throw new VtpuError('E_INTERNAL', `compute worker ${filename} is missing; run \`npm run build\` first`);
     this.piscina = new Piscina({ filename, minThreads: 0, maxThreads: this.threads, idleTimeout: 30_000 });
+    this.ortThread = new Piscina({ filename, minThreads: 0, maxThreads: 1, idleTimeout: 600_000 });
   }
 
   /** True for a CATTEND request estimated at or over minFlops. */
@@ -97,9 +113,17 @@ export class ComputePool {
   async run(op: string, input: OpInput, readGate: ReadGate): Promise<OpOutput> {
     if (op !== 'CATTEND') throw new VtpuError('E_INTERNAL', `the compute pool serves CATTEND, not ${op}`);
     const job = await readGate(() => prepareAttend(this.engine, input));
-    if (!job.grad && this.useOrt && ortSupports(job.spec)) {
-      const r = await attendForwardOrt(job.spec, job.q, job.k, job.v, job.returnLse);
-      return forwardOutput(job, r.o, r.lse, 'ort');
+    if (!job.grad && !job.keyRow && this.useOrt && ortShapeOk(job.spec)) {
+      // Own, transferred copies: the ORT binding rejects SharedArrayBuffer-backed inputs.
+      const [q, k, v] = [job.q.slice(), job.k.slice(), job.v.slice()];
+      try {
+        const r = await this.ortThread.run({ ort: true, spec: job.spec, q, k, v, wantLse: job.returnLse }, { transferList: [q.buffer, k.buffer, v.buffer] });
+        return forwardOutput(job, r.o, r.lse, 'ort');
+      } catch (e) {
+        // A broken ORT install must not fail requests: say so once and use the JS kernels.
+        this.useOrt = false;
+        process.emitWarning(`vtpu: ONNX Runtime failed (${(e as Error).message}); CATTEND uses the JS kernels from now on`);
+      }
     }
     return this.runWorkers(job);
   }
@@ -107,7 +131,7 @@ export class ComputePool {
   /** The job split by (batch, kv head) units over the worker threads. */
   async runWorkers(job: AttendJob): Promise<OpOutput> {
     const s = job.spec;
-    const base = { spec: s, q: shared(job.q), k: shared(job.k), v: shared(job.v) };
+    const base = { spec: s, q: shared(job.q), k: shared(job.k), v: shared(job.v), keyRow: job.keyRow };
     const units = attnUnits(s);
     const parts = Math.min(units, this.threads * 2);
     const fresh = (n: number) => new Float32Array(new SharedArrayBuffer(n * 4));
@@ -125,6 +149,6 @@ export class ComputePool {
 
   /** Stops the workers; idempotent. */
   destroy(): Promise<void> {
-    return (this.destroyed ??= this.piscina.destroy());
+    return (this.destroyed ??= Promise.all([this.piscina.destroy(), this.ortThread.destroy()]).then(() => undefined));
   }
 }

@@ -1,9 +1,13 @@
 /**
  * Piscina worker for CATTEND: runs units [u0, u1) of the plain-JS forward or backward
  * kernel over SharedArrayBuffer-backed inputs and writes into shared outputs (units own
- * disjoint rows, so workers never write the same element).
+ * disjoint rows, so workers never write the same element) — or a whole forward pass on
+ * ONNX Runtime, whose node binding runs synchronously and so must not run on the
+ * sidecar's event loop.
  */
+import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { attendForward } from '../engine/kernels/attention';
+import { attendForwardOrt } from '../engine/kernels/attention_ort';
 import { attendBackward } from '../engine/kernels/attention_backward';
 import type { AttnSpec } from '../engine/kernels/attention_spec';
 
@@ -15,6 +19,8 @@ export interface AttendTask {
   q: Float32Array;
   k: Float32Array;
   v: Float32Array;
+  /** Position → k/v row for compacted KV-cache reads, else null. */
+  keyRow: Int32Array | null;
   /** Forward outputs. */
   o?: Float32Array;
   lse?: Float32Array | null;
@@ -22,13 +28,36 @@ export interface AttendTask {
   grad?: { o: Float32Array; dO: Float32Array; lse: Float32Array; dq: Float32Array; dk: Float32Array; dv: Float32Array };
 }
 
-/** Piscina entry point; returns the number of units done. */
-export default function attend(t: AttendTask): number {
+/** A whole forward pass for ONNX Runtime (inputs in plain, transferred ArrayBuffers). */
+export interface OrtTask {
+  ort: true;
+  spec: AttnSpec;
+  q: Float32Array;
+  k: Float32Array;
+  v: Float32Array;
+  wantLse: boolean;
+}
+
+/** What an ORT task returns (buffers moved, not copied). */
+export interface OrtResult {
+  o: Float32Array;
+  lse: Float32Array | null;
+}
+
+/** Piscina entry point: units done (JS kernels) or the outputs (ORT). */
+export default function attend(t: AttendTask | OrtTask): number | Promise<OrtResult> {
+  if ('ort' in t) return runOrt(t);
   if (t.grad) {
     const g = t.grad;
     attendBackward(t.spec, { q: t.q, k: t.k, v: t.v, o: g.o, dO: g.dO, lse: g.lse }, { dq: g.dq, dk: g.dk, dv: g.dv }, t.u0, t.u1);
   } else {
-    attendForward(t.spec, t.q, t.k, t.v, { o: t.o as Float32Array, lse: t.lse ?? null }, t.u0, t.u1);
+    attendForward(t.spec, t.q, t.k, t.v, { o: t.o as Float32Array, lse: t.lse ?? null }, t.u0, t.u1, t.keyRow);
   }
   return t.u1 - t.u0;
+}
+
+async function runOrt(t: OrtTask): Promise<OrtResult> {
+  const r = await attendForwardOrt(t.spec, t.q, t.k, t.v, t.wantLse);
+  const buffers = [r.o.buffer, r.lse?.buffer].filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
+  return move({ [transferableSymbol]: buffers, [valueSymbol]: r }) as unknown as OrtResult;
 }

@@ -45,9 +45,13 @@ export function rowGroups(s: AttnSpec): { rows: Int32Array; keys: Int32Array }[]
 /**
  * Computes units [u0, u1) of the forward pass into `out` (which may be shared between
  * workers: units write disjoint rows). Rows with no visible key get o = 0, lse = -Inf.
+ * `keyRow` (position → row) reads k/v compacted to the positions some query can see
+ * (R rows per unit, R = k.length / (units·D)); null: k/v hold all Skv positions.
  */
-export function attendForward(s: AttnSpec, q: Float32Array, k: Float32Array, v: Float32Array, out: AttnOut, u0 = 0, u1 = attnUnits(s)): void {
-  const { D, Sq, Skv } = s;
+export function attendForward(s: AttnSpec, q: Float32Array, k: Float32Array, v: Float32Array, out: AttnOut, u0 = 0, u1 = attnUnits(s),
+  keyRow: Int32Array | null = null): void {
+  const { D, Sq } = s;
+  const rowsPerUnit = keyRow ? k.length / (attnUnits(s) * D) : s.Skv;
   const G = groupSize(s);
   const isG = globalFlags(s);
   const groups = rowGroups(s);
@@ -58,9 +62,10 @@ export function attendForward(s: AttnSpec, q: Float32Array, k: Float32Array, v: 
   const l = new Float64Array(maxM);
   const sc = new Float32Array(maxM * BLOCK_K);
   const pos = new Int32Array(maxM);
+  const koff = new Int32Array(BLOCK_K);
   for (let u = u0; u < u1; u++) {
     const b = Math.floor(u / s.Hkv);
-    const kvBase = u * Skv * D;
+    const kvBase = u * rowsPerUnit * D;
     for (const { rows, keys } of groups) {
       const M = rows.length * G;
       // Row r = g * rows.length + t: head (u % Hkv) * G + g, query rows[t].
@@ -77,8 +82,9 @@ export function attendForward(s: AttnSpec, q: Float32Array, k: Float32Array, v: 
       acc.fill(0, 0, M * D);
       for (let c0 = 0; c0 < keys.length; c0 += BLOCK_K) {
         const nc = Math.min(BLOCK_K, keys.length - c0);
-        scoreChunk(s, isG, qb, k, kvBase, keys, c0, nc, pos, M, sc);
-        accumulate(v, kvBase, keys, c0, nc, M, D, sc, m, l, acc);
+        for (let c = 0; c < nc; c++) koff[c] = kvBase + (keyRow ? keyRow[keys[c0 + c]] : keys[c0 + c]) * D;
+        scoreChunk(s, isG, qb, k, koff, keys, c0, nc, pos, M, sc);
+        accumulate(v, koff, nc, M, D, sc, m, l, acc);
       }
       for (let g = 0, r = 0; g < G; g++) {
         const h = (u % s.Hkv) * G + g;
@@ -93,8 +99,8 @@ export function attendForward(s: AttnSpec, q: Float32Array, k: Float32Array, v: 
   }
 }
 
-/** Scaled scores of M rows against keys[c0, c0+nc); invisible pairs get -Inf. */
-function scoreChunk(s: AttnSpec, isG: Uint8Array, qb: Float32Array, k: Float32Array, kvBase: number, keys: Int32Array,
+/** Scaled scores of M rows against keys[c0, c0+nc) (their rows start at koff); invisible pairs get -Inf. */
+function scoreChunk(s: AttnSpec, isG: Uint8Array, qb: Float32Array, k: Float32Array, koff: Int32Array, keys: Int32Array,
   c0: number, nc: number, pos: Int32Array, M: number, sc: Float32Array): void {
   const D = s.D;
   for (let r = 0; r < M; r++) {
@@ -103,8 +109,7 @@ function scoreChunk(s: AttnSpec, isG: Uint8Array, qb: Float32Array, k: Float32Ar
     let c = 0;
     // Four keys at a time: one pass over q for four dot products.
     for (; c + 4 <= nc; c += 4) {
-      const k0 = kvBase + keys[c0 + c] * D, k1 = kvBase + keys[c0 + c + 1] * D;
-      const k2 = kvBase + keys[c0 + c + 2] * D, k3 = kvBase + keys[c0 + c + 3] * D;
+      const k0 = koff[c], k1 = koff[c + 1], k2 = koff[c + 2], k3 = koff[c + 3];
       let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
       for (let d = 0; d < D; d++) {
         const x = qb[qo + d];
@@ -119,7 +124,7 @@ function scoreChunk(s: AttnSpec, isG: Uint8Array, qb: Float32Array, k: Float32Ar
       sc[r * BLOCK_K + c + 3] = a3;
     }
     for (; c < nc; c++) {
-      const ko = kvBase + keys[c0 + c] * D;
+      const ko = koff[c];
       let a = 0;
       for (let d = 0; d < D; d++) a += qb[qo + d] * k[ko + d];
       sc[r * BLOCK_K + c] = a;
@@ -129,7 +134,7 @@ function scoreChunk(s: AttnSpec, isG: Uint8Array, qb: Float32Array, k: Float32Ar
 }
 
 /** Online-softmax update of (m, l, acc) with one chunk of scores and its values. */
-function accumulate(v: Float32Array, kvBase: number, keys: Int32Array, c0: number, nc: number, M: number, D: number,
+function accumulate(v: Float32Array, koff: Int32Array, nc: number, M: number, D: number,
   sc: Float32Array, m: Float64Array, l: Float64Array, acc: Float32Array): void {
   for (let r = 0; r < M; r++) {
     const so = r * BLOCK_K;
@@ -145,7 +150,7 @@ function accumulate(v: Float32Array, kvBase: number, keys: Int32Array, c0: numbe
       const w = sc[so + c] === -Infinity ? 0 : Math.exp(sc[so + c] - mx);
       if (w === 0) continue;
       sum += w;
-      const vo = kvBase + keys[c0 + c] * D;
+      const vo = koff[c];
       for (let d = 0; d < D; d++) acc[ao + d] += w * v[vo + d];
     }
     l[r] = sum;

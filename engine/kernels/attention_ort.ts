@@ -4,18 +4,20 @@
  * block carries its own key list (band + globals, gathered by index inside the graph)
  * and an additive 0/-Inf mask bias, so the work is Σ blocks BQ×BK, never Sq×Skv:
  *
- *   q (U,G,NB,BQ,D)·scale @ Gather(k, idx (NB,BK))ᵀ + bias (NB,BQ,BK) → Softmax → @ Gather(v, idx)
+ *   scale · q (U,G,NB,BQ,D) @ Gather(k, idx (NB,BK))ᵀ + bias (NB,BQ,BK) → Softmax → @ Gather(v, idx)
  *
- * with U = B·Hkv. One session (symbolic dims) per variant, created once; blocks are run in
- * chunks that bound the score tensor's memory. Needs every query row to see a key (Sq ≤ Skv).
+ * with U = B·Hkv. One session (symbolic dims) per variant, created once; runs take a few
+ * whole units (q sliced in place) or, when Sq is not a multiple of BQ or one unit is too
+ * big, chunks of blocks (q rows packed), so the score tensor's memory stays bounded.
+ * Needs every query row to see a key (Sq ≤ Skv).
  */
 import { AttnSpec, globalFlags, groupSize, isGlobalQuery, keysForGlobalRow, keysForRows, queryPos, visible } from './attention_spec';
 import { Elem, encodeModel, NodeSpec } from './onnx_proto';
 
 /** Query rows per block. */
 export const ORT_BLOCK_Q = 64;
-/** Largest score tensor of one run, in floats (64 MiB; smaller runs stay nearer the caches). */
-const MAX_SCORES = 16 << 20;
+/** Run sizing: the largest score tensor of one run, in floats (64 MiB; tests lower it to reach the chunked paths). */
+export const ortLimits = { maxScores: 16 << 20 };
 
 type Ort = typeof import('onnxruntime-node');
 type Session = import('onnxruntime-node').InferenceSession;
@@ -36,20 +38,26 @@ export function ort(): Ort | null {
   return ortModule;
 }
 
-/** True when this spec can run here (ORT loaded, every query row has a visible key). */
-export function ortSupports(s: AttnSpec): boolean {
-  return ort() !== null && s.Sq <= s.Skv;
+/** True when the band graph can take this spec: every query row has a visible key. */
+export function ortShapeOk(s: AttnSpec): boolean {
+  return s.Sq <= s.Skv;
 }
 
-/** The band-attention graph; `lse` adds a ReduceLogSumExp output. */
-export function bandAttentionModel(lse: boolean): Uint8Array {
+/** True when this spec can run here (ORT loads, {@link ortShapeOk}). */
+export function ortSupports(s: AttnSpec): boolean {
+  return ort() !== null && ortShapeOk(s);
+}
+
+/**
+ * The band-attention graph for one score scale; `lse` adds a ReduceLogSumExp output.
+ * ONNX Runtime's FusedMatMul takes kᵀ and the scale inside the GEMM (no extra passes).
+ */
+export function bandAttentionModel(lse: boolean, scale: number): Uint8Array {
   const sym = (...d: string[]) => d;
   const nodes: NodeSpec[] = [
-    { op: 'Mul', inputs: ['q', 'scale'], outputs: ['qs'] },
     { op: 'Gather', inputs: ['k', 'idx'], outputs: ['kb'], attrs: { axis: 2 } },
     { op: 'Gather', inputs: ['v', 'idx'], outputs: ['vb'], attrs: { axis: 2 } },
-    { op: 'Transpose', inputs: ['kb'], outputs: ['kt'], attrs: { perm: [0, 1, 2, 4, 3] } },
-    { op: 'MatMul', inputs: ['qs', 'kt'], outputs: ['s'] },
+    { op: 'FusedMatMul', domain: 'com.microsoft', inputs: ['q', 'kb'], outputs: ['s'], attrs: { transB: 1, alpha: { f: scale } } },
     { op: 'Add', inputs: ['s', 'bias'], outputs: ['sb'] },
     { op: 'Softmax', inputs: ['sb'], outputs: ['p'], attrs: { axis: -1 } },
     { op: 'MatMul', inputs: ['p', 'vb'], outputs: ['o'] },
@@ -65,19 +73,26 @@ export function bandAttentionModel(lse: boolean): Uint8Array {
     { name: 'v', elem: Elem.Float, dims: sym('U', 'one', 'S', 'D') },
     { name: 'idx', elem: Elem.Int64, dims: sym('NB', 'BK') },
     { name: 'bias', elem: Elem.Float, dims: sym('NB', 'BQ', 'BK') },
-    { name: 'scale', elem: Elem.Float, dims: [1] },
   ], outputs);
 }
 
+/** Sessions kept (one per lse flag and scale; the oldest goes first). */
+const MAX_SESSIONS = 8;
+
 /** The cached session of a variant. */
-function session(lse: boolean): Promise<Session> {
-  const key = lse ? 'lse' : 'o';
+function session(lse: boolean, scale: number): Promise<Session> {
+  const key = `${lse}:${scale}`;
   let s = sessions.get(key);
   if (!s) {
     const o = ort();
     if (!o) throw new Error('onnxruntime-node is not available');
-    s = o.InferenceSession.create(bandAttentionModel(lse), { graphOptimizationLevel: 'all', executionMode: 'sequential' });
+    s = o.InferenceSession.create(bandAttentionModel(lse, scale), { graphOptimizationLevel: 'all', executionMode: 'sequential' });
     sessions.set(key, s);
+    if (sessions.size > MAX_SESSIONS) {
+      const [oldest, old] = sessions.entries().next().value as [string, Promise<Session>];
+      sessions.delete(oldest);
+      old.then((x) => x.release(), () => undefined);
+    }
   }
   return s;
 }
@@ -88,24 +103,33 @@ interface Block {
   keys: Int32Array;
 }
 
-/** Band blocks of ≤ BQ consecutive non-global rows, then the global query rows in blocks of their own. */
-function blocks(s: AttnSpec): Block[] {
+/**
+ * Band blocks: BQ consecutive rows each (global query rows included: their band result is
+ * overwritten later; they always see themselves, so no row is empty); then the global
+ * query rows in blocks of their own, each seeing every key up to its last row.
+ */
+function blocks(s: AttnSpec): { band: Block[]; global: Block[] } {
   const isG = globalFlags(s);
-  const out: Block[] = [];
+  const band: Block[] = [];
+  const global: Block[] = [];
   const globalRows: number[] = [];
   for (let i0 = 0; i0 < s.Sq; i0 += ORT_BLOCK_Q) {
-    const rows: number[] = [];
-    for (let i = i0; i < Math.min(s.Sq, i0 + ORT_BLOCK_Q); i++) (isGlobalQuery(s, isG, queryPos(s, i)) ? globalRows : rows).push(i);
-    if (rows.length) out.push({ rows: Int32Array.from(rows), keys: keysForRows(s, queryPos(s, rows[0]), queryPos(s, rows[rows.length - 1])) });
+    const i1 = Math.min(s.Sq, i0 + ORT_BLOCK_Q);
+    const rows = new Int32Array(i1 - i0);
+    for (let i = i0; i < i1; i++) {
+      rows[i - i0] = i;
+      if (isGlobalQuery(s, isG, queryPos(s, i))) globalRows.push(i);
+    }
+    band.push({ rows, keys: keysForRows(s, queryPos(s, i0), queryPos(s, i1 - 1)) });
   }
   for (let t = 0; t < globalRows.length; t += ORT_BLOCK_Q) {
     const rows = Int32Array.from(globalRows.slice(t, t + ORT_BLOCK_Q));
-    out.push({ rows, keys: keysForGlobalRow(s, queryPos(s, rows[rows.length - 1])) });
+    global.push({ rows, keys: keysForGlobalRow(s, queryPos(s, rows[rows.length - 1])) });
   }
-  return out;
+  return { band, global };
 }
 
-/** Runs of consecutive blocks whose padded score tensor stays under MAX_SCORES. */
+/** Runs of consecutive blocks (all units) whose padded score tensor stays under ortLimits.maxScores. */
 function runs(s: AttnSpec, bl: Block[]): Block[][] {
   const perRow = s.B * s.Hq;
   const out: Block[][] = [];
@@ -113,7 +137,7 @@ function runs(s: AttnSpec, bl: Block[]): Block[][] {
   let bk = 0;
   for (const b of bl) {
     const nbk = Math.max(bk, b.keys.length);
-    if (cur.length && (perRow * (cur.length + 1) * ORT_BLOCK_Q * nbk > MAX_SCORES || nbk > 2 * Math.max(bk, 1))) {
+    if (cur.length && (perRow * (cur.length + 1) * ORT_BLOCK_Q * nbk > ortLimits.maxScores || nbk > 2 * Math.max(bk, 1))) {
       out.push(cur);
       cur = [];
     }
@@ -165,31 +189,77 @@ function indexAndBias(s: AttnSpec, isG: Uint8Array, run: Block[], bk: number): {
   return { idx, bias };
 }
 
+/** The last few band index/bias pairs by mask shape: every layer of a model asks for the same one. */
+const bandCache = new Map<string, { idx: BigInt64Array; bias: Float32Array }>();
+
+/** {@link indexAndBias} of all band blocks, cached by everything it depends on. */
+function bandIndexAndBias(s: AttnSpec, isG: Uint8Array, band: Block[], bk: number): { idx: BigInt64Array; bias: Float32Array } {
+  const key = JSON.stringify([s.Sq, s.Skv, s.window, s.causal, s.globals]);
+  let r = bandCache.get(key);
+  if (!r) {
+    r = indexAndBias(s, isG, band, bk);
+    bandCache.set(key, r);
+    if (bandCache.size > 4) bandCache.delete(bandCache.keys().next().value as string);
+  }
+  return r;
+}
+
 /** The forward pass on ONNX Runtime: o (like q) and, when asked, lse (B, Hq, Sq). */
 export async function attendForwardOrt(s: AttnSpec, q: Float32Array, k: Float32Array, v: Float32Array, wantLse: boolean): Promise<{ o: Float32Array; lse: Float32Array | null }> {
   const o = ort();
   if (!o || !ortSupports(s)) throw new Error('attendForwardOrt: unsupported here');
-  const sess = await session(wantLse);
+  const sess = await session(wantLse, s.scale);
   const G = groupSize(s);
   const U = s.B * s.Hkv;
   const isG = globalFlags(s);
-  const out = new Float32Array(q.length);
-  const lse = wantLse ? new Float32Array(s.B * s.Hq * s.Sq) : null;
-  const kT = new o.Tensor('float32', k, [U, 1, s.Skv, s.D]);
-  const vT = new o.Tensor('float32', v, [U, 1, s.Skv, s.D]);
-  const scale = new o.Tensor('float32', Float32Array.of(s.scale), [1]);
-  for (const run of runs(s, blocks(s))) {
-    const nb = run.length;
-    const bk = run.reduce((m, b) => Math.max(m, b.keys.length), 0);
-    const qp = new Float32Array(U * G * nb * ORT_BLOCK_Q * s.D);
-    pack(s, run, q, qp, s.D, false);
-    const { idx, bias } = indexAndBias(s, isG, run, bk);
+  let out: Float32Array = new Float32Array(0);
+  let lse: Float32Array | null = null;
+  const run = async (qs: Float32Array, u: number, nu: number, bl: Block[], bk: number, ib: { idx: BigInt64Array; bias: Float32Array }) => {
+    const kv = (x: Float32Array) => new o.Tensor('float32', x.subarray(u * s.Skv * s.D, (u + nu) * s.Skv * s.D), [nu, 1, s.Skv, s.D]);
     const res = await sess.run({
-      q: new o.Tensor('float32', qp, [U, G, nb, ORT_BLOCK_Q, s.D]), k: kT, v: vT, scale,
-      idx: new o.Tensor('int64', idx, [nb, bk]), bias: new o.Tensor('float32', bias, [nb, ORT_BLOCK_Q, bk]),
+      q: new o.Tensor('float32', qs, [nu, G, bl.length, ORT_BLOCK_Q, s.D]), k: kv(k), v: kv(v),
+      idx: new o.Tensor('int64', ib.idx, [bl.length, bk]), bias: new o.Tensor('float32', ib.bias, [bl.length, ORT_BLOCK_Q, bk]),
     });
-    pack(s, run, out, res.o.data as Float32Array, s.D, true);
-    if (lse) pack(s, run, lse, res.lse.data as Float32Array, 1, true);
+    return { o: res.o.data as Float32Array, lse: wantLse ? (res.lse.data as Float32Array) : null };
+  };
+  const { band, global } = blocks(s);
+  const bandKeys = band.reduce((m, b) => Math.max(m, b.keys.length), 0);
+  const unitsPerRun = Math.floor(ortLimits.maxScores / (G * band.length * ORT_BLOCK_Q * bandKeys));
+  if (s.Sq % ORT_BLOCK_Q === 0 && unitsPerRun >= 1) {
+    // Whole units per run: q is already (U, G, NB, BQ, D), so a run takes a slice of it
+    // and its o is a slice of the output — no packing.
+    const ib = bandIndexAndBias(s, isG, band, bandKeys);
+    for (let u = 0; u < U; u += unitsPerRun) {
+      const nu = Math.min(unitsPerRun, U - u);
+      const r = await run(q.subarray(u * G * s.Sq * s.D, (u + nu) * G * s.Sq * s.D), u, nu, band, bandKeys, ib);
+      if (nu === U) {
+        ({ o: out, lse } = r); // one run: its outputs are the result
+        break;
+      }
+      if (u === 0) allocate();
+      out.set(r.o, u * G * s.Sq * s.D);
+      const l = lse as Float32Array | null; // set by allocate()
+      if (l && r.lse) l.set(r.lse, u * G * s.Sq);
+    }
+  } else {
+    allocate();
+    for (const bl of runs(s, band)) await runPacked(bl);
   }
+  for (const bl of runs(s, global)) await runPacked(bl);
   return { o: out, lse };
+
+  function allocate(): void {
+    out = new Float32Array(q.length);
+    lse = wantLse ? new Float32Array(s.B * s.Hq * s.Sq) : null;
+  }
+
+  /** Blocks of every unit, q rows copied into (U, G, nb, BQ, D) and results copied back. */
+  async function runPacked(bl: Block[]): Promise<void> {
+    const bk = bl.reduce((m, b) => Math.max(m, b.keys.length), 0);
+    const qp = new Float32Array(U * G * bl.length * ORT_BLOCK_Q * s.D);
+    pack(s, bl, q, qp, s.D, false);
+    const r = await run(qp, 0, U, bl, bk, indexAndBias(s, isG, bl, bk));
+    pack(s, bl, out, r.o, s.D, true);
+    if (lse && r.lse) pack(s, bl, lse, r.lse, 1, true);
+  }
 }

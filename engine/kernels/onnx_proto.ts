@@ -13,6 +13,8 @@ export type AttrValue = number | { f: number } | number[] | string;
 /** One node: op type, inputs, outputs, attributes (ints by default; `{f}` for a float). */
 export interface NodeSpec {
   op: string;
+  /** Operator domain ('' = ONNX; e.g. 'com.microsoft' for ONNX Runtime contrib ops). */
+  domain?: string;
   inputs: string[];
   outputs: string[];
   attrs?: Record<string, AttrValue>;
@@ -92,7 +94,8 @@ function valueInfo(v: ValueSpec): Pb {
 
 /**
  * Encodes a ModelProto (ir_version 1 = 8, opset_import 8, graph 7) with one graph
- * (node 1, name 2, input 11, output 12) in the default domain at `opset`.
+ * (node 1, name 2, input 11, output 12): the default domain at `opset`, plus version 1 of
+ * every other domain the nodes use.
  */
 export function encodeModel(name: string, nodes: NodeSpec[], inputs: ValueSpec[], outputs: ValueSpec[], opset = 17): Uint8Array {
   const g = new Pb();
@@ -102,11 +105,14 @@ export function encodeModel(name: string, nodes: NodeSpec[], inputs: ValueSpec[]
     for (const x of n.inputs) node.str(1, x);
     for (const x of n.outputs) node.str(2, x);
     node.str(3, `${n.op}_${i}`).str(4, n.op);
+    if (n.domain) node.str(7, n.domain);
     for (const [k, v] of Object.entries(n.attrs ?? {})) node.msg(5, attribute(k, v));
     g.msg(1, node);
   });
   g.str(2, name);
   for (const v of inputs) g.msg(11, valueInfo(v));
   for (const v of outputs) g.msg(12, valueInfo(v));
-  return new Pb().int(1, 8).str(2, 'vtpu').msg(7, g).msg(8, new Pb().str(1, '').int(2, opset)).done();
+  const model = new Pb().int(1, 8).str(2, 'vtpu').msg(7, g).msg(8, new Pb().str(1, '').int(2, opset));
+  for (const d of new Set(nodes.map((n) => n.domain ?? '').filter((d) => d !== ''))) model.msg(8, new Pb().str(1, d).int(2, 1));
+  return model.done();
 }

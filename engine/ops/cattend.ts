@@ -11,7 +11,7 @@ import { VtpuError } from '../errors';
 import { boolParam, intParam } from './params';
 import { expectShape, floatInput, namedTensors, tensorOutput } from '../tensors';
 import { AttnSpec } from '../kernels/attention_spec';
-import { attendForward } from '../kernels/attention';
+import { attendForward, attnUnits } from '../kernels/attention';
 import { attendBackward } from '../kernels/attention_backward';
 import { readKvCache } from './kv_cache';
 
@@ -26,6 +26,8 @@ export interface AttendJob {
   k: Float32Array;
   v: Float32Array;
   returnLse: boolean;
+  /** Position → row of k/v when they were compacted from the KV cache (see kv_cache.ts), else null. */
+  keyRow: Int32Array | null;
   /** Present for a backward request. */
   grad?: { o: Float32Array; dO: Float32Array; lse: Float32Array };
   /** The inputs were 3-D (no batch dim): replies drop it too. */
@@ -70,6 +72,7 @@ export function prepareAttend(engine: Engine, input: OpInput): AttendJob {
   let k: Float32Array;
   let v: Float32Array;
   let spec: AttnSpec;
+  let keyRow: Int32Array | null = null;
   if (p.kv !== undefined) {
     if (backward) throw new VtpuError('E_PARAM', `${OP}: backward takes k and v as tensors, not kv`);
     if (named.has('k') || named.has('v')) throw new VtpuError('E_PARAM', `${OP}: give either kv or tensors k and v, not both`);
@@ -79,7 +82,7 @@ export function prepareAttend(engine: Engine, input: OpInput): AttendJob {
     const Skv = intParam(OP, kv, 'length', 1, 1, MAX_ELEMENTS);
     const cache = readKvCache(engine.store, { layer: intParam(OP, kv, 'layer', 0, 0, 2 ** 32 - 1), length: Skv, heads: kv.heads, B, Hq, D },
       (kvHeads) => ({ B, Hq, Hkv: kvHeads, Sq, Skv, D, ...maskParams(p, Skv, D) }));
-    ({ k, v, spec } = cache);
+    ({ k, v, spec, keyRow } = cache);
   } else {
     const kt = floatInput(OP, named, 'k');
     const vt = floatInput(OP, named, 'v');
@@ -92,7 +95,7 @@ export function prepareAttend(engine: Engine, input: OpInput): AttendJob {
     v = vt.data;
     spec = { B, Hq, Hkv, Sq, Skv, D, ...maskParams(p, Skv, D) };
   }
-  const job: AttendJob = { spec, q: qt.data, k, v, returnLse, noBatch: qt.shape.length === 3 };
+  const job: AttendJob = { spec, q: qt.data, k, v, returnLse, keyRow, noBatch: qt.shape.length === 3 };
   if (backward) {
     const o = floatInput(OP, named, 'o');
     const dO = floatInput(OP, named, 'do');
@@ -138,7 +141,7 @@ export function runAttendJs(job: AttendJob): OpOutput {
     return backwardOutput(job, g.dq, g.dk, g.dv, 'js');
   }
   const out = { o: new Float32Array(job.q.length), lse: job.returnLse ? new Float32Array(s.B * s.Hq * s.Sq) : null };
-  attendForward(s, job.q, job.k, job.v, out);
+  attendForward(s, job.q, job.k, job.v, out, 0, attnUnits(s), job.keyRow);
   return forwardOutput(job, out.o, out.lse, 'js');
 }
 

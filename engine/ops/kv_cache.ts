@@ -7,7 +7,7 @@
  * One vector per scroll keeps a decode step's write to 2·B·Hkv rows of one CPUT batch, and
  * lets a read fetch only the positions the mask can see (band + globals), not the whole cache.
  */
-import { Kind } from '../types';
+import { DType, Kind } from '../types';
 import { VtpuError } from '../errors';
 import type { Store } from '../store/store';
 import { toFloat32 } from '../tensors';
@@ -42,12 +42,23 @@ function countHeads(store: Store, layer: number): number {
   return h;
 }
 
+/** k/v read from the cache; with `keyRow`, compacted to the positions some query can see. */
+export interface KvRead {
+  k: Float32Array;
+  v: Float32Array;
+  spec: AttnSpec;
+  /** Position → row in k/v (-1 = not read), or null when k/v hold every position. */
+  keyRow: Int32Array | null;
+}
+
 /**
- * Reads k and v (B, Hkv, length, D) from the store, filling only the positions the mask
- * lets some query see (the rest stay 0 and are never read by the kernels). E_PARAM when a
- * needed vector is missing, E_SHAPE when one is not (D,) or heads do not divide Hq.
+ * Reads k and v (B, Hkv, ·, D) from the store with one batched lookup of only the
+ * positions the mask lets some query see; when those are under half the cache (a decode
+ * step with a window) k/v hold just them (`keyRow` maps positions), else all `length`
+ * positions with the unread ones 0. E_PARAM when a needed vector is missing, E_SHAPE when
+ * one is not (D,) or heads do not divide Hq, E_DTYPE when it is not a float tensor.
  */
-export function readKvCache(store: Store, r: KvRequest, makeSpec: (Hkv: number) => AttnSpec): { k: Float32Array; v: Float32Array; spec: AttnSpec } {
+export function readKvCache(store: Store, r: KvRequest, makeSpec: (Hkv: number) => AttnSpec): KvRead {
   let Hkv: number;
   if (r.heads === undefined) {
     Hkv = countHeads(store, r.layer);
@@ -58,29 +69,44 @@ export function readKvCache(store: Store, r: KvRequest, makeSpec: (Hkv: number) 
   }
   if (r.Hq % Hkv !== 0) throw new VtpuError('E_SHAPE', `${OP}: q heads ${r.Hq} must be a multiple of the cache's kv heads ${Hkv}`);
   const spec = makeSpec(Hkv);
-  const n = r.B * Hkv * r.length * r.D;
-  if (n > 1 << 28) throw new VtpuError('E_LIMIT', `${OP}: KV cache read of ${n} elements is over the limit`);
   const need = new Uint8Array(r.length);
   for (const g of rowGroups(spec)) for (const j of g.keys) need[j] = 1;
+  const positions: number[] = [];
+  for (let j = 0; j < r.length; j++) if (need[j]) positions.push(j);
+  const compact = positions.length * 2 < r.length;
+  const rows = compact ? positions.length : r.length;
+  const n = r.B * Hkv * rows * r.D;
+  if (n > 1 << 28) throw new VtpuError('E_LIMIT', `${OP}: KV cache read of ${n} elements is over the limit`);
+  const keyRow = compact ? new Int32Array(r.length).fill(-1) : null;
+  if (keyRow) positions.forEach((j, i) => (keyRow[j] = i));
+  // One lookup batch: (b, h, position, kind) in row order.
+  const P = positions.length;
+  const coords = new Uint32Array(r.B * Hkv * P * 2 * 9);
+  let at = 0;
+  for (let b = 0; b < r.B; b++) for (let h = 0; h < Hkv; h++) for (const j of positions) for (let kind = KV_KEY; kind <= KV_VALUE; kind++) {
+    coords[at] = r.layer; coords[at + 1] = h; coords[at + 2] = j; coords[at + 3] = kind; coords[at + 4] = b;
+    at += 9;
+  }
+  const { batch } = store.getBatch(coords);
   const k = new Float32Array(n);
   const v = new Float32Array(n);
-  const c = kvCoord(r.layer, 0, 0, 0, 0);
-  for (let b = 0; b < r.B; b++) {
-    for (let h = 0; h < Hkv; h++) {
-      for (let j = 0; j < r.length; j++) {
-        if (!need[j]) continue;
-        const at = ((b * Hkv + h) * r.length + j) * r.D;
-        for (const [kind, dst] of [[KV_KEY, k], [KV_VALUE, v]] as const) {
-          c[1] = h; c[2] = j; c[3] = kind; c[4] = b;
-          const s = store.get(c);
-          const what = `${kind === KV_KEY ? 'key' : 'value'} of layer ${r.layer} head ${h} position ${j} batch ${b}`;
-          if (s === undefined) throw new VtpuError('E_PARAM', `${OP}: KV cache has no ${what}`);
-          if (s.kind !== Kind.Tensor) throw new VtpuError('E_DTYPE', `${OP}: KV cache ${what} is not a tensor`);
-          if (s.shape.length !== 1 || s.shape[0] !== r.D) throw new VtpuError('E_SHAPE', `${OP}: KV cache ${what} has shape [${s.shape.join(', ')}], expected [${r.D}]`);
-          dst.set(toFloat32(OP, what, { dtype: s.dtype, shape: s.shape, bytes: s.bytes }).data, at);
-        }
-      }
+  const f32 = batch.values.byteOffset % 4 === 0 ? new Float32Array(batch.values.buffer, batch.values.byteOffset, batch.values.byteLength >> 2) : null;
+  for (let i = 0; i < batch.n; i++) {
+    const c = i * 9;
+    const h = coords[c + 1], j = coords[c + 2], kind = coords[c + 3], b = coords[c + 4];
+    const what = () => `${kind === KV_KEY ? 'key' : 'value'} of layer ${r.layer} head ${h} position ${j} batch ${b}`;
+    if (batch.kind[i] === Kind.Missing) throw new VtpuError('E_PARAM', `${OP}: KV cache has no ${what()}`);
+    if (batch.kind[i] !== Kind.Tensor) throw new VtpuError('E_DTYPE', `${OP}: KV cache ${what()} is not a tensor`);
+    const so = batch.shapeOffsets[i];
+    if (batch.shapeOffsets[i + 1] - so !== 1 || batch.shapeValues[so] !== r.D) {
+      const shape = Array.from(batch.shapeValues.subarray(so, batch.shapeOffsets[i + 1]));
+      throw new VtpuError('E_SHAPE', `${OP}: KV cache ${what()} has shape [${shape.join(', ')}], expected [${r.D}]`);
     }
+    const dst = ((b * Hkv + h) * rows + (keyRow ? keyRow[j] : j)) * r.D;
+    const v0 = batch.valueOffsets[i];
+    const out = kind === KV_KEY ? k : v;
+    if (batch.dtype[i] === DType.Float32 && f32 && v0 % 4 === 0) out.set(f32.subarray(v0 >> 2, (v0 >> 2) + r.D), dst);
+    else out.set(toFloat32(OP, what(), { dtype: batch.dtype[i], shape: [r.D], bytes: batch.values.subarray(v0, batch.valueOffsets[i + 1]) }).data, dst);
   }
-  return { k, v, spec };
+  return { k, v, spec, keyRow };
 }

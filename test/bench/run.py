@@ -15,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_attend  # noqa: E402
 import bench_batch  # noqa: E402
 import bench_roundtrip  # noqa: E402
 import bench_sqlite  # noqa: E402
@@ -43,6 +44,7 @@ def main() -> None:
             "batch": bench_batch.run(rounds=min(rounds, 3), n=n),
             "engine": engine_bench(path, rounds),
             "sqlite": bench_sqlite.run(path, repeats=5 if args.quick else 30),
+            "attend": bench_attend.run(quick=args.quick, rounds=3 if args.quick else 5),
         }
     print(json.dumps(results, indent=1))
     if args.quick:

@@ -30,7 +30,8 @@ def _ref(q, k, v, window, globals_, causal, scale=None):
     [
         (1, 2, 2, 50, 50, 16, None, (), True),
         (2, 4, 2, 77, 77, 32, 8, (0, 3, 40), True),
-        (1, 8, 2, 300, 300, 64, 64, (0, 1, 2, 3), True),  # big enough for the ONNX Runtime path
+        (1, 8, 2, 300, 300, 64, 64, (0, 1, 2, 3), True),  # big enough for the ONNX Runtime path (packed blocks)
+        (1, 4, 2, 256, 256, 128, 64, (0, 1, 100), True),  # ONNX Runtime, q used in place (Sq a multiple of the block)
         (1, 4, 1, 19, 60, 8, 5, (7,), True),
         (1, 2, 1, 45, 45, 8, 6, (1, 44), False),
         (1, 3, 3, 30, 40, 8, None, (), False),
