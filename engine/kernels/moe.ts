@@ -129,10 +129,14 @@ export function route(logits: Float32Array, T: number, E: number, opts: RouteOpt
     // Partial selection on the float32 probs: a k-slot insertion buffer that most
     // entries leave after one compare.
     let n = 0;
+    let thr = -1; // the k-th best so far once the buffer is full; probs are ≥ 0
     for (let e = 0; e < E; e++) {
       const p = Math.fround(ex[e] * inv);
       probSum[e] += p;
-      if (n < k || p > bp[k - 1]) n = insert(bp, be, n, k, p, e);
+      if (p > thr) {
+        n = insert(bp, be, n, k, p, e);
+        if (n === k) thr = bp[k - 1];
+      }
     }
     let wsum = 0;
     for (let j = 0; j < k; j++) wsum += bp[j];

@@ -32,7 +32,7 @@ export function combine(expertOut: Float32Array, H: number, order: Int32Array, w
     const xo = p * H;
     for (let h = 0; h < H; h++) y[yo + h] += w * expertOut[xo + h];
   }
-  return Float32Array.from(y);
+  return new Float32Array(y); // accumulated in float64, rounded once
 }
 
 /** Gradients of {@link combine}: w.r.t. expertOut (N_kept·H) and weights (T·k, 0 where dropped). */

@@ -42,7 +42,8 @@ class MoeRouting(NamedTuple):
         Assignments per expert allowed, or None without a capacity factor.
     aux : dict
         ``aux_loss`` (transformers' ``load_balancing_loss_func``, not scaled by
-        ``router_aux_loss_coef``), ``switch_loss`` (E · Σ f1_e · P_e over top-1
+        ``router_aux_loss_coef``; for several layers pass their logits concatenated along
+        T, which is what that function pools), ``switch_loss`` (E · Σ f1_e · P_e over top-1
         assignments), ``z_loss`` (mean logsumexp(logits)²), ``tokens_per_expert`` (E,)
         (top-k assignments per token, before drops; sums to k) and
         ``router_prob_per_expert`` (E,) (mean probability).

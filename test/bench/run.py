@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_attend  # noqa: E402
 import bench_batch  # noqa: E402
+import bench_moe  # noqa: E402
 import bench_roundtrip  # noqa: E402
 import bench_sqlite  # noqa: E402
 import crange_data  # noqa: E402
@@ -45,6 +46,7 @@ def main() -> None:
             "engine": engine_bench(path, rounds),
             "sqlite": bench_sqlite.run(path, repeats=5 if args.quick else 30),
             "attend": bench_attend.run(quick=args.quick, rounds=3 if args.quick else 5),
+            "moe": bench_moe.run(quick=args.quick),
         }
     print(json.dumps(results, indent=1))
     if args.quick:

@@ -79,6 +79,10 @@ def test_tie_free_rows_equal_topk_and_qwen3_loss(client):
     want = qwen3.load_balancing_loss_func((logits,), num_experts=64, top_k=4)
     assert r.aux["aux_loss"] == pytest.approx(float(want), abs=1e-6)
     check(r, ref_route(logits, 4))
+    # several layers: transformers pools the counts over the tuple, i.e. over the concatenation
+    other = torch.randn(100, 64, generator=g)
+    pooled = qwen3.load_balancing_loss_func((logits, other), num_experts=64, top_k=4)
+    assert client.cmoe(torch.cat([logits, other]), 4).aux["aux_loss"] == pytest.approx(float(pooled), abs=1e-6)
 
 
 def test_qwen3_top8_of_128_block_end_to_end(client):
