@@ -89,7 +89,9 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--address", default=None, help="a running sidecar (default: start a private one)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (the matrices are tiny: leave the cores to the sidecar)")
     a = ap.parse_args()
+    torch.set_num_threads(a.threads)
     with vtpu.connect(a.address) as client:
         vi.set_default_client(client)
         losses = train(a.steps, lr=a.lr, every=a.every, seed=a.seed)

@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
-ARGS = {"train_moe.py": ["--steps", "10", "--every", "5"]}  # a short run; test_train_example checks learning
+ARGS = {"train_moe.py": ["--steps", "5", "--every", "1"]}  # a short run; test_train_example checks learning
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.name for p in EXAMPLES])
