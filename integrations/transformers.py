@@ -209,7 +209,10 @@ def vtpu_sparse_attention(
     base = kv_layer(cfg)
     grads = torch.is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad)
     if base is not None and not grads:
-        layer, start = base + int(module.layer_idx), n - sq  # the queries are the newest positions
+        idx = getattr(module, "layer_idx", None)
+        if idx is None:
+            raise ValueError("kv_layer needs attention modules that know their layer_idx")
+        layer, start = base + int(idx), n - sq  # the queries are the newest positions
         client.kv_put(layer, key[:, :, start:], value[:, :, start:], start=start)
         opts = _opts(n, window, global_tokens, causal, scaling)
         o = _like(client.cattend(query, layer=layer, kv_length=n, **opts), query)
