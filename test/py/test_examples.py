@@ -9,13 +9,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+ARGS = {"train_moe.py": ["--steps", "5", "--every", "1"]}  # a short run; test_train_example checks learning
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_example_runs(script: Path) -> None:
     if not (ROOT / "dist" / "bridge" / "cli.js").exists():
         pytest.skip("sidecar not built (run `make`)")
-    proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, str(script), *ARGS.get(script.name, [])], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert proc.stdout.strip(), "an example should show what it did"
 
@@ -31,3 +32,17 @@ def test_readme_example_runs() -> None:
     proc = subprocess.run([sys.executable, "-c", code.group(1)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "hello (10, 9) (4, 64)" in proc.stdout
+
+
+def test_readme_torch_example_runs() -> None:
+    """The README's PyTorch/transformers snippet runs as written (on the integrations' default client)."""
+    import re
+
+    if not (ROOT / "dist" / "bridge" / "cli.js").exists():
+        pytest.skip("sidecar not built (run `make`)")
+    pytest.importorskip("transformers")
+    code = re.search(r"## PyTorch and transformers\n.*?```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert code, "README.md lost its PyTorch example"
+    proc = subprocess.run([sys.executable, "-c", code.group(1)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "torch.Size([1, 8]) torch.Size([2, 16, 64])" in proc.stdout

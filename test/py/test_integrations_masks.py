@@ -1,0 +1,110 @@
+"""vtpu.integrations without the engine: the mask rule, transformers' mask plumbing, the default client."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+import vtpu  # noqa: E402
+import vtpu.integrations as vi  # noqa: E402
+from vtpu.integrations import transformers as vt  # noqa: E402
+from vtpu.integrations.masks import dense_attention, sparse_mask  # noqa: E402
+
+
+def rule(p: int, j: int, window, g, causal: bool) -> bool:
+    """CATTEND's visibility rule, written out per pair."""
+    near = window is None or (p - j < window if causal else abs(p - j) < window)
+    vis = near or j in g or p in g
+    return vis and j <= p if causal else vis
+
+
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("window", [None, 1, 3])
+@pytest.mark.parametrize("sq,skv", [(6, 6), (2, 7), (1, 5)])
+def test_sparse_mask_is_the_rule(sq: int, skv: int, window, causal: bool) -> None:
+    g = {0, 4}
+    m = sparse_mask(sq, skv, window=window, global_tokens=g, causal=causal)
+    want = [[rule(skv - sq + i, j, window, g, causal) for j in range(skv)] for i in range(sq)]
+    assert m.tolist() == want
+
+
+def test_dense_attention_blind_query_is_zero() -> None:
+    q, k, v = torch.randn(1, 2, 3, 4), torch.randn(1, 1, 3, 4), torch.randn(1, 1, 3, 4)
+    m = torch.ones(3, 3, dtype=torch.bool)
+    m[1] = False
+    o = dense_attention(q, k, v, m)
+    assert o.shape == (1, 2, 3, 4) and bool((o[:, :, 1] == 0).all()) and bool(o[:, :, 0].abs().sum() > 0)
+
+
+def test_mask_function_skips_plain_causal_only() -> None:
+    ones = torch.ones(2, 6, dtype=torch.bool)
+    assert vt.vtpu_sparse_mask(2, 6, 6, attention_mask=ones) is None
+    assert vt.vtpu_sparse_mask(2, 1, 6, q_offset=5, kv_offset=0) is None  # decode step
+    pad = ones.clone()
+    pad[0, :2] = False
+    m = vt.vtpu_sparse_mask(2, 6, 6, attention_mask=pad)
+    assert m is not None and m.shape == (2, 1, 6, 6)
+    # a static cache: 8 slots, 3 in use, queries not at the end of the keys
+    m = vt.vtpu_sparse_mask(1, 3, 8, q_offset=0, kv_offset=0)
+    assert m is not None and vt.usable_keys(m, 3, 8, True) == 3
+
+
+def test_usable_keys_accepts_causal_and_refuses_the_rest() -> None:
+    assert vt.usable_keys(None, 4, 9, True) == 9
+    causal = sparse_mask(3, 5)[None, None].expand(2, 1, 3, 5)
+    assert vt.usable_keys(causal, 3, 5, True) == 5
+    additive = torch.zeros(1, 1, 3, 5).masked_fill(~sparse_mask(3, 5), float("-inf"))
+    assert vt.usable_keys(additive, 3, 5, True) == 5
+    padded = causal.clone()
+    padded[1, :, :, 0] = False
+    with pytest.raises(ValueError, match="padded"):
+        vt.usable_keys(padded, 3, 5, True)
+    left_pad = causal[:1].clone()
+    left_pad[..., 0] = False
+    with pytest.raises(ValueError, match="padding, a sliding window"):
+        vt.usable_keys(left_pad, 3, 5, True)
+    with pytest.raises(ValueError, match="sliding window"):
+        vt.usable_keys(sparse_mask(3, 5, window=2)[None, None], 3, 5, True)
+    with pytest.raises(ValueError, match="bias"):
+        vt.usable_keys(torch.full((1, 1, 3, 5), 0.5), 3, 5, True)
+    assert vt.usable_keys(torch.ones(1, 1, 3, 5, dtype=torch.bool), 3, 5, False) == 5
+
+
+def test_configure_per_model_and_process_wide() -> None:
+    from transformers import Qwen3Config
+
+    cfg = Qwen3Config(num_hidden_layers=1, hidden_size=32, num_attention_heads=2, num_key_value_heads=1, head_dim=16)
+    try:
+        vt.configure(window=8, global_tokens=[0])
+        assert vt.settings(cfg) == (8, (0,))
+        vt.configure(cfg, window=4, global_tokens=[0, 1])
+        assert vt.settings(cfg) == (4, (0, 1))
+        assert cfg.to_dict()["vtpu_window"] == 4  # saved with the model
+        assert vt.kv_layer(cfg) is None and vt.kv_layer(None) is None
+        vt.configure(cfg, kv_layer=100)
+        assert vt.kv_layer(cfg) == 100 and vt.settings(cfg) == (None, ())
+        with pytest.raises(ValueError):
+            vt.configure(window=0)
+        with pytest.raises(ValueError):
+            vt.configure(cfg, kv_layer=-1)
+    finally:
+        vt.configure()
+    assert vt.settings(None) == (None, ())
+
+
+def test_default_client_lazy_settable_and_closed(sidecar: vtpu.Sidecar) -> None:
+    mine = vtpu.connect(sidecar.address, timeout=10)
+    try:
+        vi.set_default_client(mine)
+        assert vi.default_client() is mine and vi.resolve_client() is mine
+        vi.set_default_client(None)
+        assert not mine.closed  # a client you pass in stays yours
+        own = vi.default_client()  # lazily started (a private sidecar or $VTPU_ADDRESS)
+        assert own is not mine and own.ping()["version"]
+        vi.set_default_client(mine)
+        assert own.closed  # the one the integrations created is closed when replaced
+    finally:
+        vi.set_default_client(None)
+        mine.close()
