@@ -4,6 +4,7 @@
  * {@link Rows} so a batch of starts becomes one reply.
  */
 import { Graph, nextEpoch } from './graph';
+import { IntList } from '../intlist';
 import { edgesOf, idOf, isDead, Run, typeOf } from './overlay';
 
 /** Relations followed one way: sorted distinct ids, or '*' for any. */
@@ -19,29 +20,6 @@ export interface RelSet {
 interface Step extends Run {
   allow: Rels;
   sign: 1 | -1;
-}
-
-/** A growable Int32 column. */
-export class IntList {
-  a: Int32Array;
-  n = 0;
-  /** An empty list with room for `cap` values. */
-  constructor(cap = 64) {
-    this.a = new Int32Array(Math.max(16, cap));
-  }
-  /** Appends x (doubling the buffer when full). */
-  push(x: number): void {
-    if (this.n === this.a.length) {
-      const b = new Int32Array(this.a.length * 2);
-      b.set(this.a);
-      this.a = b;
-    }
-    this.a[this.n++] = x;
-  }
-  /** The values so far (a view, valid until the next push). */
-  view(): Int32Array {
-    return this.a.subarray(0, this.n);
-  }
 }
 
 /** Reply rows: node per row, and for BFS the depth, parent row (-1 for a start) and relation followed (0 for a start). */

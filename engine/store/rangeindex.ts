@@ -14,6 +14,7 @@ import { DIMS } from '../types';
 import { Pattern, matchesPattern, isWildcard } from '../pattern';
 import { StoreView } from './reader';
 import { ALL_WORDS, orderingWords, radixSortIds, sortIdsByKey } from './radix';
+import { IntList } from '../intlist';
 
 /** Ids in coordinate order, at most `limit`; `truncated` when more matched. */
 export interface RangeQuery {
@@ -123,26 +124,6 @@ function prefixRun(o: Int32Array, keys: Uint32Array, prefix: ArrayLike<number>, 
   for (let j = 0; j < len; j++) hiTarget[j] = prefix[j];
   hiTarget[len - 1] += 1;
   return [lbPrefix(o, 0, o.length, keys, prefix, len), lbPrefix(o, 0, o.length, keys, hiTarget, len)];
-}
-
-/** A growable Int32 list; avoids boxed arrays on the hot paths. */
-class IdList {
-  a: Int32Array;
-  n = 0;
-  constructor(cap: number) {
-    this.a = new Int32Array(Math.max(16, cap));
-  }
-  push(x: number): void {
-    if (this.n === this.a.length) {
-      const b = new Int32Array(this.a.length * 2);
-      b.set(this.a);
-      this.a = b;
-    }
-    this.a[this.n++] = x;
-  }
-  view(): Int32Array {
-    return this.a.subarray(0, this.n);
-  }
 }
 
 /** The 9 lazily built orderings plus their delta bookkeeping and hit counters. */
@@ -258,9 +239,9 @@ export class RangeIndex {
   /** Live delta entries of ordering d matching `p`, in coordinate order. */
   private delta(v: StoreView, d: number, p: Pattern): Int32Array {
     const { kind, keys } = v;
-    let out: IdList | null = null;
+    let out: IntList | null = null;
     for (let id = this.built[d]; id < v.count; id++) {
-      if (kind[id] !== 0 && matchesPattern(p, keys, id)) (out ??= new IdList(16)).push(id);
+      if (kind[id] !== 0 && matchesPattern(p, keys, id)) (out ??= new IntList(16)).push(id);
     }
     return out === null ? EMPTY_IDS : sortIdsByKey(out.view(), keys);
   }
@@ -302,7 +283,7 @@ export class RangeIndex {
   /** Filters a run sorted by one ranged component, then sorts the (small) result. */
   private collectUnordered(v: StoreView, p: Pattern, order: Int32Array, a: number, b: number, d: number, limit: number): RangeQuery {
     const { keys, kind } = v;
-    const out = new IdList(b - a);
+    const out = new IntList(b - a);
     for (let i = a; i < b; i++) {
       const id = order[i];
       if (kind[id] !== 0 && matchesPattern(p, keys, id)) out.push(id);

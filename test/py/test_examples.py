@@ -21,28 +21,25 @@ def test_example_runs(script: Path) -> None:
     assert proc.stdout.strip(), "an example should show what it did"
 
 
-def test_readme_example_runs() -> None:
-    """The README's Python example is run as written, so the docs match behaviour."""
+def _run_readme_snippet(heading_pattern: str) -> str:
+    """Runs the first python block after a README heading as written; returns its stdout."""
     import re
 
     if not (ROOT / "dist" / "bridge" / "cli.js").exists():
         pytest.skip("sidecar not built (run `make`)")
-    code = re.search(r"## Example\n\n```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
-    assert code, "README.md lost its example"
+    code = re.search(heading_pattern + r".*?```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert code, f"README.md lost the example under {heading_pattern!r}"
     proc = subprocess.run([sys.executable, "-c", code.group(1)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "hello (10, 9) (4, 64)" in proc.stdout
+    return proc.stdout
+
+
+def test_readme_example_runs() -> None:
+    """The README's Python example is run as written, so the docs match behaviour."""
+    assert "hello (10, 9) (4, 64)" in _run_readme_snippet(r"## Example\n")
 
 
 def test_readme_torch_example_runs() -> None:
     """The README's PyTorch/transformers snippet runs as written (on the integrations' default client)."""
-    import re
-
-    if not (ROOT / "dist" / "bridge" / "cli.js").exists():
-        pytest.skip("sidecar not built (run `make`)")
     pytest.importorskip("transformers")
-    code = re.search(r"## PyTorch and transformers\n.*?```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
-    assert code, "README.md lost its PyTorch example"
-    proc = subprocess.run([sys.executable, "-c", code.group(1)], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "torch.Size([1, 8]) torch.Size([2, 16, 64])" in proc.stdout
+    assert "torch.Size([1, 8]) torch.Size([2, 16, 64])" in _run_readme_snippet(r"## PyTorch and transformers\n")
