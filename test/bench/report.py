@@ -159,6 +159,7 @@ def _http(h: dict) -> list[str]:
                   f"request is one `Metrics.record` ({e['record_ns']:.0f} ns) and two clock reads, a fraction of a "
                   "microsecond against a round trip of tens of microseconds; a difference above that is the run-to-run "
                   "spread of the machine, which the alternating rounds do not fully cancel.", ""]
+    return lines
 
 
 def _kg(k: dict) -> list[str]:
@@ -200,6 +201,7 @@ def _kg(k: dict) -> list[str]:
     ]
     if v["tree_engine_us"] >= 1000:
         lines += ["**Miss:** the tree BFS took over 1 ms engine-side in this run; see `python test/bench/bench_kg.py`.", ""]
+    return lines
 
 
 def _attend(r: dict) -> list[str]:
