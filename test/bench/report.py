@@ -279,6 +279,14 @@ def _nearest(r: dict) -> list[str]:
         f"{r.get('agree_with_faiss', float('nan')) * 100:.1f}% of the queries (tie order may differ; ours is coordinate order).",
         "",
     ]
+    if not (l2 >= 40_000 and r["n"] >= 1_000_000):
+        rounds = e["metrics"]["l2"]["rounds"]
+        best = r["queries"] / min(rounds)
+        lines += [f"**Miss (CNEAREST l2):** {_fmt(l2, '/s')} per thread at the median, {_fmt(best, '/s')} in the best "
+                  f"round (round times {min(rounds) * 1000:.0f}–{max(rounds) * 1000:.0f} ms for the same batch, so the "
+                  "machine's load moved the figure by that much). The k-d tree search is plain JS over typed arrays, one "
+                  f"query at a time per thread; the read pool ({e['pool']['threads']} threads) reaches "
+                  f"{_fmt(e['pool']['queries_per_s'], '/s')}.", ""]
     return lines
 
 

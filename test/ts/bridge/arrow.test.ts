@@ -116,22 +116,18 @@ describe('arrow codecs', () => {
     expect(frameError(() => decodeScrolls(bytes))).toMatch(/outside/);
   });
 
-  test('1M rows of 16-byte values: encode + decode is fast', () => {
+  // Size, not speed, is under test here (timing lives in test/bench): 1M rows round-trip intact.
+  test('1M rows of 16-byte values round-trip', () => {
     const n = 1_000_000;
     const b = bytesBatch(coordsFor(n), n, 16);
-    let best = Infinity;
-    for (let r = 0; r < 3; r++) {
-      const t0 = performance.now();
-      const d = decodeScrolls(encodeScrolls(b));
-      best = Math.min(best, performance.now() - t0);
-      expect(d.n).toBe(n);
-    }
-    const t0 = performance.now();
+    const d = decodeScrolls(encodeScrolls(b));
+    expect(d.n).toBe(n);
+    expect(Buffer.compare(Buffer.from(d.values.buffer, d.values.byteOffset, d.values.byteLength), Buffer.from(b.values.buffer))).toBe(0);
+    expect(row(d, n - 1)).toEqual(row(b, n - 1));
     const c = decodeCoords(encodeCoords(b.coords!));
-    const tc = performance.now() - t0;
     expect(c.length).toBe(9 * n);
-    console.log(`arrow 1M scrolls (16 B values + coords) encode+decode best ${best.toFixed(1)} ms; 1M coords ${tc.toFixed(1)} ms`);
-    expect(best).toBeLessThan(400); // target < 200 ms; slack for loaded CI machines
+    expect(Buffer.compare(Buffer.from(c.buffer, c.byteOffset, c.byteLength),
+      Buffer.from(b.coords!.buffer, b.coords!.byteOffset, b.coords!.byteLength))).toBe(0);
   });
 });
 
