@@ -5,7 +5,7 @@
  * (pid of the sidecar using the directory). Every name is made here and confined to the
  * directory.
  */
-import { closeSync, fsyncSync, ftruncateSync, openSync, readFileSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, ftruncateSync, openSync, readFileSync, readdirSync, realpathSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 
 /** Sequence numbers are zero-padded so names sort in order. */
@@ -94,16 +94,26 @@ export function removeFile(dir: string, name: string): void {
   }
 }
 
+/** Directories this process holds (a LOCK naming our own pid may be a dead namesake's). */
+const held = new Set<string>();
+
 /**
  * Takes the directory's LOCK for this process. A lock whose process is gone (a crash) is
- * taken over; one held by a live process is an error, as two writers would corrupt the log.
+ * taken over; one held by a live process (or by this one) is an error, as two writers
+ * would corrupt the log.
  */
 export function lockDir(dir: string): () => void {
+  const key = realpathSync(dir);
   const path = inDir(dir, 'LOCK');
+  if (held.has(key)) throw new TypeError(`data directory ${dir} is already open in this process`);
   for (let attempt = 0; ; attempt++) {
     try {
       writeFileSync(path, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
-      return () => removeFile(dir, 'LOCK');
+      held.add(key);
+      return () => {
+        held.delete(key);
+        removeFile(dir, 'LOCK');
+      };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw e;
     }
