@@ -123,3 +123,10 @@ def test_sigkill_keeps_acknowledged_writes(tmp_path) -> None:
         finally:
             sc.stop(grace=2.0)
     assert any(v is not None for v in acked.values())
+
+
+def test_readme_durability_example_runs() -> None:
+    """The README's Durability snippet runs as written: a second sidecar recovers the write."""
+    from test_examples import _run_readme_snippet
+
+    assert _run_readme_snippet(r"## Durability\n").strip() == "kept"
