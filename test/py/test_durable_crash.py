@@ -130,3 +130,41 @@ def test_readme_durability_example_runs() -> None:
     from test_examples import _run_readme_snippet
 
     assert _run_readme_snippet(r"## Durability\n").strip() == "kept"
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"fsync": 0}, "fsync must be"),
+        ({"fsync": "sometimes"}, "fsync must be"),
+        ({"snapshot_every": 0}, "snapshot_every must be"),
+        ({"snapshot_every": "10m"}, "snapshot_every must be"),
+    ],
+)
+def test_durable_options_checked_before_starting(tmp_path, kwargs, message) -> None:
+    with pytest.raises(vtpu.ParamError, match=message):
+        vtpu.connect(data_dir=tmp_path, **kwargs)
+
+
+def test_data_dir_needs_a_started_sidecar(tmp_path) -> None:
+    with pytest.raises(vtpu.ParamError, match="data_dir applies"):
+        vtpu.connect("ipc:///nonexistent.sock", data_dir=tmp_path)
+
+
+def test_two_sidecars_cannot_share_a_data_dir(tmp_path) -> None:
+    with vtpu.Sidecar(["--data", str(tmp_path)]):
+        with pytest.raises(vtpu.SidecarError, match="in use by process"):
+            vtpu.Sidecar(["--data", str(tmp_path)]).start()
+
+
+def test_fsync_group_commit_survives_sigkill(tmp_path) -> None:
+    """With ``--fsync MS`` a write is in the file before its reply: a process kill loses nothing."""
+    args = ["--data", str(tmp_path), "--fsync", "1000", "--snapshot-every", "1000000"]
+    with vtpu.Sidecar(args) as sc, vtpu.Client(sc.address) as c:
+        for i in range(1, 201):
+            c.cput(key(1, i % 60 + 1), f"v{i}")
+        sc.proc.kill()
+        sc.proc.wait()
+    with vtpu.Sidecar(args) as sc, vtpu.Client(sc.address) as c:
+        assert c.cget(key(1, 200 % 60 + 1)) == "v200"
+        assert len(c.crange().coords) == 60
