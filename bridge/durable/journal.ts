@@ -144,7 +144,14 @@ export class Journal {
       if (scan.torn && k < replay.length - 1) {
         throw new VtpuError('E_INTERNAL', `log ${logName(seq)} is damaged (${scan.torn}) and later logs exist; refusing to skip writes`);
       }
-      for (const p of scan.payloads) applyRecord(this.store, p);
+      scan.payloads.forEach((p, r) => {
+        try {
+          applyRecord(this.store, p);
+        } catch (e) {
+          // E.g. a batch logged under a larger --max-batch than this start's.
+          throw new VtpuError('E_INTERNAL', `replaying ${logName(seq)} record ${r + 1}: ${(e as Error).message}`);
+        }
+      });
       logRecords += scan.payloads.length;
       if (scan.torn) {
         tornBytes = scan.size - scan.validBytes;

@@ -35,7 +35,9 @@ export function writeSnapshot(dir: string, seq: number, store: Store): number {
       pos += writeAll(fd, [frame(Uint8Array.of(type), body)], pos);
     };
     put(HEAD, Buffer.from(JSON.stringify({ format: 'vtpu-snapshot', version: 1, seq, entries: store.size })));
-    const ids = new Int32Array(CHUNK_ROWS);
+    // A chunk is one putBatch at recovery, so it must fit the store's batch limit.
+    const most = Math.min(CHUNK_ROWS, store.maxBatch);
+    const ids = new Int32Array(most);
     let m = 0;
     let bytes = 0;
     const flush = () => {
@@ -48,7 +50,7 @@ export function writeSnapshot(dir: string, seq: number, store: Store): number {
       if (v.kind[id] === 0) continue;
       ids[m++] = id;
       bytes += v.meta[id * META + M_LEN];
-      if (m === CHUNK_ROWS || bytes >= CHUNK_BYTES) flush();
+      if (m === most || bytes >= CHUNK_BYTES) flush();
     }
     if (m > 0) flush();
     put(END, Buffer.from(JSON.stringify({ entries: rows })));

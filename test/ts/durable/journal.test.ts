@@ -148,3 +148,16 @@ test('data file names cannot leave the directory', () => {
   for (const bad of ['..', '../x', '/etc/passwd', 'a/b', '']) expect(() => inDir(t.dir, bad)).toThrow(/leave the data directory/);
   expect(inDir(t.dir, logName(3))).toBe(join(t.dir, 'log-000000000003.vlog'));
 });
+
+test('snapshot chunks fit the store batch limit, so a small --max-batch still recovers', async () => {
+  const s = new Store({ maxBatch: 7 });
+  const j = await Journal.open(s, { dir: t.dir, snapshotEvery: { writes: 30 } });
+  for (let i = 1; i <= 30; i++) putText(s, 1, i, `v${i}`);
+  j.snapshot();
+  j.close();
+  const s2 = new Store({ maxBatch: 7 });
+  const j2 = await Journal.open(s2, { dir: t.dir });
+  expect(j2.recovery.snapshotRows).toBe(30);
+  expect(dump(s2)).toEqual(dump(s));
+  j2.close();
+});
