@@ -15,11 +15,9 @@ import multiprocessing as mp
 import os
 import random
 import struct
-import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import pytest
 import zmq
 
