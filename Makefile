@@ -7,7 +7,7 @@ PY := .venv/bin/python
 TORCH ?= torch==2.13.0+cpu
 TS_SOURCES := $(shell find engine bridge -name '*.ts' 2>/dev/null) pyclient/vtpu/protocol.json tsconfig.json
 
-.PHONY: all install build test test-ts test-py bench demo clean
+.PHONY: all install build test test-ts test-py bench soak demo clean
 
 all: build
 
@@ -44,6 +44,10 @@ test-py: install
 bench: install
 	bash test/bench/setup.sh
 	$(PY) test/bench/run.py
+
+# Long versions of the crash and load tests: 25 SIGKILLs, 16 clients x 10,000 ops.
+soak: install
+	VTPU_SOAK=1 $(PY) -m pytest -q test/py/test_durable_crash.py test/py/test_concurrency.py
 
 demo: install
 	$(PY) examples/quickstart.py

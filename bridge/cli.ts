@@ -16,6 +16,8 @@ export interface CliIO {
 // Type-only: the phext commands must not load the sidecar's native deps.
 import type { ServeOptions } from './sidecar';
 export type { ServeOptions };
+import { DURABLE_FLAGS, parseDurableFlag } from './durable/flags';
+import type { DurableOptions } from './durable/journal';
 
 /** A usage or input error: exit code 2 with a one-line message. */
 class UsageError extends Error {}
@@ -35,6 +37,13 @@ export const USAGE = `usage: vtpu <command> [args]
                                                    API /api/v2/... on PORT (0: any free port)
                                  --http-host H     bind H (default 127.0.0.1); beyond loopback needs
                                                    --http-key (or $VTPU_HTTP_KEY) or --http-insecure
+             [--data DIR [--fsync always|MS] [--snapshot-every N|Ns]]
+                                 --data DIR        keep the store in DIR (write log + snapshots;
+                                                   recovered at start); default memory only
+                                 --fsync always|MS fsync each write before its reply (default), or
+                                                   every MS ms (a power loss may lose MS ms of writes)
+                                 --snapshot-every  snapshot after N logged writes (default 100000)
+                                                   or every N seconds (Ns)
   vtpu --help                    show this text
 
 FILE may be - for standard input. Coordinates are phext ones: a.b.c/d.e.f/g.h.i, each 1..999.
@@ -143,6 +152,7 @@ async function serve(args: string[]): Promise<number> {
 /** Parses `--flag value` / `--flag=value`; numbers must be positive integers. */
 export function parseServeFlags(args: string[], env: NodeJS.ProcessEnv = process.env): ServeOptions {
   const opts: ServeOptions = {};
+  const durable: Partial<DurableOptions> = {};
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (arg === '--exit-with-stdin') {
@@ -160,6 +170,15 @@ export function parseServeFlags(args: string[], env: NodeJS.ProcessEnv = process
     const eq = arg.indexOf('=');
     const flag = eq >= 0 ? arg.slice(0, eq) : arg;
     const value = eq >= 0 ? arg.slice(eq + 1) : args[++i];
+    if (DURABLE_FLAGS.includes(flag)) {
+      if (value === undefined) throw new UsageError(`serve: ${flag} needs a value`);
+      try {
+        parseDurableFlag(durable, flag, value);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      continue;
+    }
     if (!['--address', '--max-request-bytes', '--max-batch', '--threads', '--metrics-file', '--http', '--http-host', '--http-key', '--http-max-body'].includes(flag)) {
       throw new UsageError(`serve: unknown option ${JSON.stringify(flag)}`);
     }
@@ -173,6 +192,10 @@ export function parseServeFlags(args: string[], env: NodeJS.ProcessEnv = process
     else if (flag === '--http-host') http().host = nonEmpty(flag, value);
     else if (flag === '--http-key') http().key = nonEmpty(flag, value);
     else http().maxBodyBytes = positiveInt(flag, value);
+  }
+  if (Object.keys(durable).length) {
+    if (durable.dir === undefined) throw new UsageError('serve: --fsync and --snapshot-every need --data DIR');
+    opts.durable = durable as DurableOptions;
   }
   if (opts.http) {
     if (opts.http.port === undefined) throw new UsageError('serve: --http-host, --http-key, --http-insecure and --http-max-body need --http PORT');

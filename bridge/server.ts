@@ -107,6 +107,11 @@ export function isWrite(op: string, params: Record<string, unknown>): boolean {
   return false;
 }
 
+/** Replies queued per client before ROUTER drops that client's replies (README "Concurrency"). */
+export const SEND_HWM = 1_000;
+/** Requests queued per client before ZeroMQ stops reading from that client's connection. */
+export const RECEIVE_HWM = 1_000;
+
 /** A bound ROUTER serving one engine. Create with {@link SidecarServer.bind}. */
 export class SidecarServer {
   /** The bound endpoint (ephemeral tcp ports resolved). */
@@ -137,8 +142,11 @@ export class SidecarServer {
   static async bind(engine: Executor, opts: ServerOptions): Promise<SidecarServer> {
     const sock = new zmq.Router({
       linger: 0,
-      sendHighWaterMark: 10_000,
-      receiveHighWaterMark: 10_000,
+      // Per client: a client that stops reading gets at most SEND_HWM replies queued, then
+      // ROUTER drops its replies (it times out) while everyone else is served as before.
+      sendHighWaterMark: SEND_HWM,
+      // Per client: a client flooding requests waits in its own queue, not in others'.
+      receiveHighWaterMark: RECEIVE_HWM,
       ipv6: /^tcp:\/\/\[/.test(opts.address),
       // Over-limit requests must reach us to be answered E_LIMIT, so no maxMessageSize.
     });

@@ -13,6 +13,7 @@ import { ComputePool } from './compute';
 import { SidecarServer } from './server';
 import { writeMetricsFile } from './metricsfile';
 import type { HttpOptions, HttpServer } from './http/server';
+import { Journal, type DurableOptions, type Recovery } from './durable/journal';
 
 /** Options of {@link startSidecar}; every one has a default. */
 export interface SidecarOptions {
@@ -36,6 +37,8 @@ export interface SidecarOptions {
   metricsFile?: string;
   /** Serve HTTP/WebSocket (metrics, dashboard, SQ API) too; default off. */
   http?: HttpOptions;
+  /** Keep the store in a data directory (write log + snapshots); default memory only. */
+  durable?: DurableOptions;
 }
 
 /** A running sidecar. */
@@ -48,6 +51,8 @@ export interface Sidecar {
   readonly inFlight: number;
   /** The HTTP front end, when one was asked for. */
   readonly http?: { readonly port: number; readonly url: string };
+  /** What recovery from the data directory found, when the sidecar has one. */
+  readonly recovery?: Recovery;
   /** Graceful stop: no new requests, in-flight ones answered, socket closed, pool destroyed, ipc file removed. */
   close(): Promise<void>;
 }
@@ -68,6 +73,8 @@ export async function startSidecar(opts: SidecarOptions = {}): Promise<Sidecar> 
   // PING reports the engine's limits, so a new engine gets the server's.
   const engine = opts.engine ?? new Engine({ maxBatch: o.maxBatch, maxRequestBytes: o.maxRequestBytes });
   engine.metrics.enabled = opts.metrics ?? true;
+  // Recover before serving: no request may see a half-loaded store.
+  const journal = opts.durable ? await Journal.open(engine.store, opts.durable) : undefined;
   const pool = o.poolThreshold > 0 ? new ReadPool(engine, { threads: o.threads, threshold: o.poolThreshold }) : undefined;
   const compute = o.computeThreshold > 0 ? new ComputePool(engine, { threads: o.threads, minFlops: o.computeThreshold }) : undefined;
   let server: SidecarServer;
@@ -76,6 +83,7 @@ export async function startSidecar(opts: SidecarOptions = {}): Promise<Sidecar> 
   } catch (e) {
     await pool?.destroy();
     await compute?.destroy();
+    journal?.close();
     throw e;
   }
   let http: HttpServer | undefined;
@@ -87,6 +95,7 @@ export async function startSidecar(opts: SidecarOptions = {}): Promise<Sidecar> 
     http?.close();
     await server.close();
     await pool?.destroy();
+    journal?.close();
     throw e;
   }
   // Rates and percentiles over the last second need the 100 ms sampler.
@@ -96,12 +105,14 @@ export async function startSidecar(opts: SidecarOptions = {}): Promise<Sidecar> 
     address: server.address,
     engine,
     http: http && { port: http.port, url: http.url },
+    recovery: journal?.recovery,
     get inFlight() { return server.inFlight; },
     close: () => (closed ??= (async () => {
       http?.close();
       stopFile?.();
       engine.metrics.stop();
       await server.close();
+      journal?.close();
       await pool?.destroy();
       await compute?.destroy();
       if (server.address.startsWith('ipc://')) rmSync(server.address.slice('ipc://'.length), { force: true });
@@ -143,6 +154,11 @@ export async function serveForever(opts: ServeOptions = {}): Promise<Sidecar> {
     process.stdin.resume();
   }
   // Before the ZeroMQ line: the launcher reads everything up to that one.
+  const r = sidecar.recovery;
+  if (r) {
+    process.stdout.write(`vtpu data recovered ${r.snapshotRows} snapshot rows and ${r.logRecords} log records` +
+      ` (${r.tornBytes} torn bytes dropped) in ${r.ms.toFixed(1)} ms\n`);
+  }
   if (sidecar.http) process.stdout.write(`vtpu http listening on ${sidecar.http.url}\n`);
   process.stdout.write(`vtpu sidecar listening on ${sidecar.address}\n`);
   return sidecar;
@@ -150,7 +166,7 @@ export async function serveForever(opts: ServeOptions = {}): Promise<Sidecar> {
 
 function checkOptions(opts: SidecarOptions) {
   if (typeof opts !== 'object' || opts === null) throw new TypeError('options must be an object');
-  const known = ['address', 'maxRequestBytes', 'maxBatch', 'threads', 'poolThreshold', 'engine', 'metrics', 'metricsFile', 'http', 'computeThreshold'];
+  const known = ['address', 'maxRequestBytes', 'maxBatch', 'threads', 'poolThreshold', 'engine', 'metrics', 'metricsFile', 'http', 'computeThreshold', 'durable'];
   for (const k of Object.keys(opts)) if (!known.includes(k)) throw new TypeError(`unknown option '${k}'`);
   const address = opts.address ?? defaultAddress();
   if (typeof address !== 'string' || !/^(ipc:\/\/.+|tcp:\/\/(\[[0-9a-fA-F:.]+\]|[^:/[\]]+):(\d+|\*))$/.test(address)) {

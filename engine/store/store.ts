@@ -27,6 +27,18 @@ export interface StoreOptions {
   compactMinBytes?: number;
 }
 
+/**
+ * A write about to be applied, reported to {@link Store.onWrite} observers after every check
+ * passed and before the store changes (a durable log appends it there). Arrays are the
+ * caller's: copy what must outlive the call.
+ */
+export type StoreWrite =
+  | { op: 'put'; coords: Uint32Array; row: number; scroll: Scroll }
+  | { op: 'putBatch'; batch: ScrollBatch }
+  | { op: 'delete'; coords: ArrayLike<number>; row: number }
+  | { op: 'deleteBatch'; coords: Uint32Array }
+  | { op: 'clear' };
+
 /** Counters reported by {@link Store.stats}. */
 export interface StoreStats {
   entries: number;
@@ -77,6 +89,7 @@ export class Store {
   private writes = 0;
   private renumbers = 0;
   private readonly deleteHooks: Array<(id: number) => void> = [];
+  private readonly writeHooks: Array<(w: StoreWrite) => void> = [];
   private readonly index = new RangeIndex();
 
   /** Creates an empty store with the given limits. */
@@ -117,6 +130,18 @@ export class Store {
     this.deleteHooks.push(fn);
   }
 
+  /**
+   * Calls `fn` with every write before it is applied (checks done); a throw from `fn`
+   * aborts the write with the store unchanged. Deletes of absent keys are not reported.
+   */
+  onWrite(fn: (w: StoreWrite) => void): void {
+    this.writeHooks.push(fn);
+  }
+
+  private emit(w: StoreWrite): void {
+    for (const f of this.writeHooks) f(w);
+  }
+
   /** Throws E_LIMIT when a batch of `n` rows is over maxBatch. */
   checkBatch(n: number): void {
     if (n > this.maxBatch) throw new VtpuError('E_LIMIT', `batch of ${n} rows over the limit of ${this.maxBatch}`);
@@ -137,6 +162,7 @@ export class Store {
     this.checkValue(s.bytes.length, -1);
     const shape = Uint32Array.from(s.shape);
     this.reserve(1, s.bytes.length, shape.length);
+    if (this.writeHooks.length) this.emit({ op: 'put', coords, row: i, scroll: s });
     this.writes++;
     const h = hashKey(coords, i * DIMS);
     this.writeRow(coords, i, this.probe(coords, i, h), h, s.kind, s.dtype, shape, 0, shape.length, s.bytes, 0, s.bytes.length);
@@ -150,6 +176,7 @@ export class Store {
     const vo = b.valueOffsets;
     for (let i = 0; i < b.n; i++) this.checkValue(vo[i + 1] - vo[i], i);
     this.reserve(b.n, vo[b.n], b.shapeOffsets[b.n]);
+    if (this.writeHooks.length) this.emit({ op: 'putBatch', batch: b });
     this.writes++;
     const coords = b.coords as Uint32Array;
     const { kind, dtype, shapeOffsets: so, shapeValues: sv, values } = b;
@@ -190,6 +217,7 @@ export class Store {
 
   /** Deletes row `i` of `coords`; true when it existed. */
   delete(coords: ArrayLike<number>, i = 0): boolean {
+    if (this.writeHooks.length && findEntry(this.v, coords, i) >= 0) this.emit({ op: 'delete', coords, row: i });
     const hit = this.removeRow(coords, i);
     if (hit) {
       this.writes++;
@@ -202,6 +230,7 @@ export class Store {
   deleteBatch(coords: Uint32Array): number {
     const n = validateCoordsArray(coords);
     this.checkBatch(n);
+    if (this.writeHooks.length && n > 0) this.emit({ op: 'deleteBatch', coords });
     let deleted = 0;
     for (let i = 0; i < n; i++) if (this.removeRow(coords, i)) deleted++;
     if (deleted > 0) {
@@ -244,6 +273,7 @@ export class Store {
 
   /** Removes everything (counters kept). */
   clear(): void {
+    if (this.writeHooks.length) this.emit({ op: 'clear' });
     this.v = emptyView();
     this.writes++;
     this.renumbers++;

@@ -11,7 +11,7 @@ from . import arrow
 from .arrow import Values
 from .coords import DIMS, coords_array, format_coord, pattern_string
 from .errors import ParamError, ProtocolError
-from .launcher import Sidecar
+from .launcher import Sidecar, durable_args
 from .ops_attend import AttendMixin
 from .ops_moe import MoeMixin
 from .observe import ObserveMixin
@@ -332,7 +332,8 @@ class Client(AttendMixin, MoeMixin, NearestMixin, KgMixin, ObserveMixin):
 
 
 def connect(
-    address: str | None = None, *, timeout: float | None = None, sidecar_args: Iterable[str] = (), http_port: int | None = None
+    address: str | None = None, *, timeout: float | None = None, sidecar_args: Iterable[str] = (), http_port: int | None = None,
+    data_dir: str | Path | None = None, fsync: str | int = "always", snapshot_every: int | str = 100_000,
 ) -> Client:
     """Connect to a sidecar, starting a private local one when ``address`` is None.
 
@@ -347,6 +348,14 @@ def connect(
     http_port : int, optional
         Serve the dashboard, ``/metrics`` and the SQ API on this loopback port (0: any free
         one); ``client.http_url`` tells where.
+    data_dir : path, optional
+        Keep the started sidecar's store in this directory: every acknowledged write is in
+        its log, and a restart with the same ``data_dir`` recovers the store (README
+        "Durability"). Default: memory only. Not with ``address``.
+    fsync : "always" or int
+        With ``data_dir``: fsync before each reply (default) or every N ms.
+    snapshot_every : int or str
+        With ``data_dir``: snapshot after N logged writes, or ``"Ns"`` every N seconds.
 
     Returns
     -------
@@ -355,4 +364,8 @@ def connect(
     """
     import os
 
-    return Client(address or os.environ.get("VTPU_ADDRESS") or None, timeout=timeout, sidecar_args=sidecar_args, http_port=http_port)
+    address = address or os.environ.get("VTPU_ADDRESS") or None
+    extra = durable_args(data_dir, fsync, snapshot_every)
+    if extra and address is not None:
+        raise ParamError("E_PARAM", "data_dir applies to a sidecar connect() starts; pass --data to `vtpu serve` instead")
+    return Client(address, timeout=timeout, sidecar_args=[*sidecar_args, *extra], http_port=http_port)

@@ -12,9 +12,9 @@ import weakref
 from pathlib import Path
 from typing import Sequence
 
-from .errors import SidecarError
+from .errors import ParamError, SidecarError
 
-__all__ = ["Sidecar", "find_node", "find_cli"]
+__all__ = ["Sidecar", "find_node", "find_cli", "durable_args"]
 
 _READY = "vtpu sidecar listening on "
 _HTTP = "vtpu http listening on "
@@ -40,6 +40,43 @@ def find_cli() -> Path:
             "E_CLOSED", f"the sidecar is not built ({_REPO / 'dist'} is missing): build it with `make` or `npm run build`"
         )
     return cli
+
+
+def durable_args(
+    data_dir: str | os.PathLike[str] | None, fsync: str | int = "always", snapshot_every: int | str = 100_000
+) -> list[str]:
+    """``vtpu serve`` arguments for a data directory (``[]`` when ``data_dir`` is None).
+
+    Parameters
+    ----------
+    data_dir : path, optional
+        Directory for the write log and snapshots (created if missing).
+    fsync : "always" or int
+        ``"always"``: every write is on disk before its reply; N: group commit every N ms
+        (a power loss, not a crash, may lose up to N ms of acknowledged writes).
+    snapshot_every : int or str
+        Snapshot after this many logged writes, or ``"<N>s"`` for every N seconds.
+
+    Raises
+    ------
+    ParamError
+        On a bad ``fsync`` or ``snapshot_every``.
+    """
+    if data_dir is None:
+        return []
+    path = os.fspath(data_dir)
+    if not path:
+        raise ParamError("E_PARAM", "data_dir must name a directory")
+    if fsync != "always" and not (type(fsync) is int and fsync >= 1):
+        raise ParamError("E_PARAM", f"fsync must be 'always' or a whole number of milliseconds >= 1, got {fsync!r}")
+    every = str(snapshot_every)
+    ok = (type(snapshot_every) is int and snapshot_every >= 1) or (
+        isinstance(snapshot_every, str) and every.endswith("s") and every[:-1].isdigit() and int(every[:-1]) >= 1
+    )
+    if not ok:
+        raise ParamError("E_PARAM", f"snapshot_every must be a write count >= 1 or 'Ns' (seconds), got {snapshot_every!r}")
+    # Absolute: the sidecar runs in the checkout, not in the caller's working directory.
+    return ["--data", os.path.abspath(path), "--fsync", str(fsync), "--snapshot-every", every]
 
 
 def _tail(path: Path, n: int = 4000) -> str:

@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_attend  # noqa: E402
 import bench_batch  # noqa: E402
+import bench_durable  # noqa: E402
 import bench_moe  # noqa: E402
 import bench_http  # noqa: E402
 import bench_kg  # noqa: E402
@@ -62,6 +63,7 @@ SUITES = {
     "nearest": lambda quick: bench_nearest.run(quick=quick),
     "kg": lambda quick: bench_kg.run(quick=quick),
     "http": lambda quick: bench_http.run(rounds=2 if quick else 5, seconds=1.0 if quick else 5.0, n=2000 if quick else 20000),
+    "durable": lambda quick: bench_durable.run(quick=quick),
 }
 
 
