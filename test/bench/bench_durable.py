@@ -176,12 +176,10 @@ def render(r: dict) -> list[str]:
         "fsync per commit) on loopback through its HTTP/JSON gateway (`/v3/kv/put`, one keep-alive connection).",
         "", HEAD,
     ]
-    for name, label, target in (("memory", "memory only", "reported"), ("always", "fsync always", "≤ etcd"),
-                                ("group", f"fsync every {r['group_ms']} ms", "≤ etcd")):
+    # The issue sets no target here: figures are reported beside etcd's.
+    for name, label in (("memory", "memory only"), ("always", "fsync always"), ("group", f"fsync every {r['group_ms']} ms")):
         for k in ("p50_us", "p99_us"):
-            ours = r[name][k]
-            met = True if target == "reported" else ("p50_us" in e and ours <= e[k])
-            lines.append(_row(f"CPUT {k[:3]}, {label}", _fmt(ours, " µs"), peer(k), ratio(ours, k), target, met))
+            lines.append(_row(f"CPUT {k[:3]}, {label}", _fmt(r[name][k], " µs"), peer(k), ratio(r[name][k], k), "reported", True))
     lines += [
         _row(f"recovery of {rec['scrolls']:,} scrolls (engine-side)", _fmt(rec["recover_ms"], " ms"), "—", "—", "reported", True),
         _row("restart to listening (node start included)", _fmt(rec["start_to_listening_s"] * 1000, " ms"),
