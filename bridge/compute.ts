@@ -86,6 +86,8 @@ export class ComputePool {
   private readonly piscina: Piscina<AttendTask, number>;
   /** One thread: ORT passes queue there (each already uses every core) and its sessions stay cached. */
   private readonly ortThread: Piscina<OrtTask, OrtResult>;
+  /** The input buffer of the last ORT pass, kept for the next one (one request's q, k, v). */
+  private spare: ArrayBuffer | null = null;
   private destroyed?: Promise<void>;
 
   /** Throws TypeError on bad options and E_INTERNAL when the worker is not built. */
@@ -114,10 +116,13 @@ export class ComputePool {
     if (op !== 'CATTEND') throw new VtpuError('E_INTERNAL', `the compute pool serves CATTEND, not ${op}`);
     const job = await readGate(() => prepareAttend(this.engine, input));
     if (!job.grad && !job.keyRow && this.useOrt && ortShapeOk(job.spec)) {
-      // Own, transferred copies: the ORT binding rejects SharedArrayBuffer-backed inputs.
-      const [q, k, v] = [job.q.slice(), job.k.slice(), job.v.slice()];
+      // Own, transferred copies (the ORT binding rejects SharedArrayBuffer-backed inputs),
+      // in one buffer the worker hands back for the next request: a fresh one would cost
+      // page faults and zeroing on every call.
+      const { buffer, q, k, v } = this.ortInputs(job);
       try {
-        const r = await this.ortThread.run({ ort: true, spec: job.spec, q, k, v, wantLse: job.returnLse }, { transferList: [q.buffer, k.buffer, v.buffer] });
+        const r = await this.ortThread.run({ ort: true, spec: job.spec, q, k, v, wantLse: job.returnLse }, { transferList: [buffer] });
+        this.spare = r.inputs;
         return forwardOutput(job, r.o, r.lse, 'ort');
       } catch (e) {
         // A broken ORT install must not fail requests: say so once and use the JS kernels.
@@ -126,6 +131,21 @@ export class ComputePool {
       }
     }
     return this.runWorkers(job);
+  }
+
+  /** q, k, v copied into one plain buffer: the spare one when it is big enough, else a new one. */
+  private ortInputs(job: AttendJob): { buffer: ArrayBuffer; q: Float32Array; k: Float32Array; v: Float32Array } {
+    const n = job.q.length + job.k.length + job.v.length;
+    const buffer = this.spare && this.spare.byteLength >= n * 4 ? this.spare : new ArrayBuffer(n * 4);
+    this.spare = null;
+    let at = 0;
+    const put = (x: Float32Array) => {
+      const view = new Float32Array(buffer, at * 4, x.length);
+      view.set(x);
+      at += x.length;
+      return view;
+    };
+    return { buffer, q: put(job.q), k: put(job.k), v: put(job.v) };
   }
 
   /** The job split by (batch, kv head) units over the worker threads. */
@@ -149,6 +169,7 @@ export class ComputePool {
 
   /** Stops the workers; idempotent. */
   destroy(): Promise<void> {
+    this.spare = null;
     return (this.destroyed ??= Promise.all([this.piscina.destroy(), this.ortThread.destroy()]).then(() => undefined));
   }
 }

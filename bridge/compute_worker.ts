@@ -28,7 +28,7 @@ export interface AttendTask {
   grad?: { o: Float32Array; dO: Float32Array; lse: Float32Array; dq: Float32Array; dk: Float32Array; dv: Float32Array };
 }
 
-/** A whole forward pass for ONNX Runtime (inputs in plain, transferred ArrayBuffers). */
+/** A whole forward pass for ONNX Runtime (inputs are views of one plain, transferred ArrayBuffer). */
 export interface OrtTask {
   ort: true;
   spec: AttnSpec;
@@ -38,10 +38,11 @@ export interface OrtTask {
   wantLse: boolean;
 }
 
-/** What an ORT task returns (buffers moved, not copied). */
+/** What an ORT task returns (buffers moved, not copied): the outputs and the inputs' buffer, for reuse. */
 export interface OrtResult {
   o: Float32Array;
   lse: Float32Array | null;
+  inputs: ArrayBuffer;
 }
 
 /** Piscina entry point: units done (JS kernels) or the outputs (ORT). */
@@ -58,6 +59,7 @@ export default function attend(t: AttendTask | OrtTask): number | Promise<OrtRes
 
 async function runOrt(t: OrtTask): Promise<OrtResult> {
   const r = await attendForwardOrt(t.spec, t.q, t.k, t.v, t.wantLse);
-  const buffers = [r.o.buffer, r.lse?.buffer].filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
-  return move({ [transferableSymbol]: buffers, [valueSymbol]: r }) as unknown as OrtResult;
+  const inputs = t.q.buffer as ArrayBuffer;
+  const buffers = [r.o.buffer, r.lse?.buffer, inputs].filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
+  return move({ [transferableSymbol]: [...new Set(buffers)], [valueSymbol]: { ...r, inputs } }) as unknown as OrtResult;
 }

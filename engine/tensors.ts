@@ -163,10 +163,12 @@ export function tensorBatch(tensors: OutTensor[]): ScrollBatch {
     valueOffsets[i + 1] = bytes;
   });
   const shapeValues = new Uint32Array(dims);
-  const values = new Uint8Array(bytes);
+  const bytesOf = (t: OutTensor) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  // One tensor: its bytes are the values as they are (a big reply is not copied twice).
+  const values = n === 1 ? bytesOf(tensors[0]) : new Uint8Array(bytes);
   tensors.forEach((t, i) => {
     shapeValues.set(t.shape, shapeOffsets[i]);
-    values.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), valueOffsets[i]);
+    if (n !== 1) values.set(bytesOf(t), valueOffsets[i]);
   });
   return { n, kind, dtype, shapeOffsets, shapeValues, valueOffsets, values };
 }

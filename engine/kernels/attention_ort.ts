@@ -16,8 +16,11 @@ import { Elem, encodeModel, NodeSpec } from './onnx_proto';
 
 /** Query rows per block. */
 export const ORT_BLOCK_Q = 64;
-/** Run sizing: the largest score tensor of one run, in floats (64 MiB; tests lower it to reach the chunked paths). */
-export const ortLimits = { maxScores: 16 << 20 };
+/**
+ * Run sizing: the largest score tensor of one run, in floats (32 MiB: small runs keep the
+ * gathered keys and scores cache-resident between nodes; tests lower it to reach the chunked paths).
+ */
+export const ortLimits = { maxScores: 8 << 20 };
 
 type Ort = typeof import('onnxruntime-node');
 type Session = import('onnxruntime-node').InferenceSession;
@@ -214,12 +217,20 @@ export async function attendForwardOrt(s: AttnSpec, q: Float32Array, k: Float32A
   const isG = globalFlags(s);
   let out: Float32Array = new Float32Array(0);
   let lse: Float32Array | null = null;
-  const run = async (qs: Float32Array, u: number, nu: number, bl: Block[], bk: number, ib: { idx: BigInt64Array; bias: Float32Array }) => {
+  /** One session run; `into` (optional) receives o and lse in place (ORT writes them there, no copy). */
+  const run = async (qs: Float32Array, u: number, nu: number, bl: Block[], bk: number, ib: { idx: BigInt64Array; bias: Float32Array }, into?: { o: Float32Array; lse: Float32Array | null }) => {
     const kv = (x: Float32Array) => new o.Tensor('float32', x.subarray(u * s.Skv * s.D, (u + nu) * s.Skv * s.D), [nu, 1, s.Skv, s.D]);
-    const res = await sess.run({
+    const feeds = {
       q: new o.Tensor('float32', qs, [nu, G, bl.length, ORT_BLOCK_Q, s.D]), k: kv(k), v: kv(v),
       idx: new o.Tensor('int64', ib.idx, [bl.length, bk]), bias: new o.Tensor('float32', ib.bias, [bl.length, ORT_BLOCK_Q, bk]),
-    });
+    };
+    if (into) {
+      const fetches: Record<string, import('onnxruntime-node').Tensor> = { o: new o.Tensor('float32', into.o, [nu, G, bl.length, ORT_BLOCK_Q, s.D]) };
+      if (into.lse) fetches.lse = new o.Tensor('float32', into.lse, [nu, G, bl.length, ORT_BLOCK_Q]);
+      await sess.run(feeds, fetches);
+      return into;
+    }
+    const res = await sess.run(feeds);
     return { o: res.o.data as Float32Array, lse: wantLse ? (res.lse.data as Float32Array) : null };
   };
   const { band, global } = blocks(s);
@@ -227,19 +238,17 @@ export async function attendForwardOrt(s: AttnSpec, q: Float32Array, k: Float32A
   const unitsPerRun = Math.floor(ortLimits.maxScores / (G * band.length * ORT_BLOCK_Q * bandKeys));
   if (s.Sq % ORT_BLOCK_Q === 0 && unitsPerRun >= 1) {
     // Whole units per run: q is already (U, G, NB, BQ, D), so a run takes a slice of it
-    // and its o is a slice of the output — no packing.
+    // and writes its o straight into a slice of the output — no packing, no copies.
+    // Runs of equal size: one shape, so ORT's arena reuses its buffers from run to run.
     const ib = bandIndexAndBias(s, isG, band, bandKeys);
-    for (let u = 0; u < U; u += unitsPerRun) {
-      const nu = Math.min(unitsPerRun, U - u);
-      const r = await run(q.subarray(u * G * s.Sq * s.D, (u + nu) * G * s.Sq * s.D), u, nu, band, bandKeys, ib);
-      if (nu === U) {
-        ({ o: out, lse } = r); // one run: its outputs are the result
-        break;
-      }
-      if (u === 0) allocate();
-      out.set(r.o, u * G * s.Sq * s.D);
+    const per = Math.ceil(U / Math.ceil(U / unitsPerRun));
+    allocate();
+    for (let u = 0; u < U; u += per) {
+      const nu = Math.min(per, U - u);
+      const rows = (x: number) => x * G * s.Sq;
       const l = lse as Float32Array | null; // set by allocate()
-      if (l && r.lse) l.set(r.lse, u * G * s.Sq);
+      await run(q.subarray(rows(u) * s.D, rows(u + nu) * s.D), u, nu, band, bandKeys, ib,
+        { o: out.subarray(rows(u) * s.D, rows(u + nu) * s.D), lse: l && l.subarray(rows(u), rows(u + nu)) });
     }
   } else {
     allocate();
