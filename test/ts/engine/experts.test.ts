@@ -1,6 +1,6 @@
 import { expertGroupModel, quantizeRows } from '../../../engine/kernels/experts_graph';
 import { encodeModel, Elem } from '../../../engine/kernels/onnx_proto';
-import { expertsTask } from '../../../engine/ops/cexperts';
+import { autoGroup, expertsTask } from '../../../engine/ops/cexperts';
 import { Engine } from '../../../engine/engine';
 import { OutTensor, tensorBatch } from '../../../engine/tensors';
 import { code } from './helpers';
@@ -50,7 +50,7 @@ describe('CEXPERTS requests', () => {
 
   test('validated into tasks', () => {
     const t = expertsTask(input({ mode: 'load', layer: 2, experts: E, hidden: H, intermediate: I }, { gate_up: { shape: [E, 2 * I, H], data: GU }, down: { shape: [E, H, I], data: DOWN } }));
-    expect(t).toMatchObject({ mode: 'load', layer: 2, first: 0, n: E, replace: false, spec: { group: 16, format: 'fp32' } });
+    expect(t).toMatchObject({ mode: 'load', layer: 2, first: 0, n: E, replace: false, spec: { group: E, format: 'fp32' } });
     const r = expertsTask(input({ mode: 'run', layer: 2, top_k: 2 }, { x: { shape: [3, H], data: rand(3 * H, 1) }, logits: { shape: [3, E], data: rand(3 * E, 2) } }));
     expect(r).toMatchObject({ mode: 'run', T: 3, routing: { topK: 2, renormalize: false } });
     expect(code(() => expertsTask({ params: { mode: 'nope' } }))).toBe('E_PARAM');
@@ -58,6 +58,13 @@ describe('CEXPERTS requests', () => {
     expect(code(() => expertsTask(input({ mode: 'run', layer: 0 }, { x: { shape: [3, H], data: rand(3 * H, 1) }, logits: { shape: [3, E], data: rand(3 * E, 2) } })))).toBe('E_PARAM'); // no top_k
     expect(code(() => expertsTask(input({ mode: 'load', layer: 0, experts: E, hidden: H, intermediate: I }, { gate_up: { shape: [E, 2 * I, H], data: GU }, down: { shape: [E, I, H], data: DOWN } })))).toBe('E_SHAPE');
     expect(code(() => expertsTask(input({ mode: 'run', layer: 0 }, { x: { shape: [3, H], data: rand(3 * H, 1) }, expert_ids: { shape: [3, 2], data: new Int32Array(6) }, weights: { shape: [3, 1], data: new Float32Array(3) } })))).toBe('E_SHAPE');
+  });
+
+  test('default groups: one session per layer unless its weights pass 1 GiB', () => {
+    expect(autoGroup(8, 64, 32, 'fp32')).toBe(8);
+    expect(autoGroup(128, 2048, 768, 'int8')).toBe(128); // Qwen3-30B-A3B layer: ~0.6 GB int8
+    expect(autoGroup(128, 2048, 768, 'fp32')).toBe(43); // ~2.4 GB fp32: three sessions
+    expect(autoGroup(3, 1 << 16, 1 << 14, 'fp32')).toBe(1);
   });
 
   test('an engine without the expert host answers E_INTERNAL', () => {
