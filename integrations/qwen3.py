@@ -47,6 +47,7 @@ def hook(
     *,
     layer_base: int = 0,
     group: int | None = None,
+    release: bool = False,
 ) -> torch.nn.Module:
     """Upload a Qwen3-MoE model's experts to the sidecar and route them there.
 
@@ -67,6 +68,9 @@ def hook(
         Sidecar layer id of decoder layer 0 (give models sharing a sidecar disjoint ranges).
     group : int, optional
         Experts per ONNX Runtime session in the sidecar.
+    release : bool
+        Free the model's torch copies of the offloaded expert weights after the upload (the
+        Python process then holds no expert weights; :func:`unhook` is no longer possible).
 
     Returns
     -------
@@ -91,13 +95,18 @@ def hook(
     if not hasattr(model, "_vtpu_prev_experts"):
         model._vtpu_prev_experts = model.config._experts_implementation
     for i in chosen:
-        bind(mods[i], layer_base + i, client=client, format=expert_format, group=group)
+        bind(mods[i], layer_base + i, client=client, format=expert_format, group=group, release=release)
     model.set_experts_implementation(NAME)
     return model
 
 
 def unhook(model: torch.nn.Module, *, drop: bool = True) -> torch.nn.Module:
-    """Undo :func:`hook`: the previous experts implementation, layers released in the sidecar."""
+    """Undo :func:`hook`: the previous experts implementation, layers released in the sidecar.
+
+    Raises ``ValueError`` (changing nothing) when ``hook(..., release=True)`` freed the weights.
+    """
+    if any(b.released for b in _bindings(model).values()):
+        raise ValueError("hook(release=True) freed this model's expert weights: they live only in the sidecar now")
     for m in expert_modules(model).values():
         unbind(m, drop=drop)
     prev = model.__dict__.pop("_vtpu_prev_experts", None)

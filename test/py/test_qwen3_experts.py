@@ -81,6 +81,20 @@ def test_some_layers_only(model, client):
         vq.hook(tiny_model(), client, layers=[9])
 
 
+def test_release_frees_torch_weights(client):
+    m = tiny_model()
+    ids = prompts(1, 8)
+    ref = m.generate(ids, max_new_tokens=8, do_sample=False)
+    vq.hook(m, client, "int8", layer_base=150, release=True)
+    assert all(e.gate_up_proj.numel() == 0 and e.down_proj.numel() == 0 for e in vq.expert_modules(m).values())
+    out = m.generate(ids, max_new_tokens=8, do_sample=False)
+    assert out.shape == ref.shape
+    with pytest.raises(ValueError, match="freed"):
+        vq.unhook(m)
+    assert client.experts_info(150)[0]["format"] == "int8"
+    assert client.experts_drop(150) == 1
+
+
 def test_int8_accuracy_cost(client):
     m = tiny_model()
     r = vq.format_accuracy(m, prompts(8, 32, seed=3), "int8", client=client, layer_base=130)
