@@ -99,7 +99,7 @@ def bind(
     client : vtpu.Client, optional
         Default: :func:`vtpu.integrations.default_client` (resolved now for the upload and
         at each call after).
-    format : {"fp32", "int8"}
+    format : {"fp32", "int8", "q8", "q4"}
     group : int, optional
         Experts per ONNX Runtime session.
     release : bool

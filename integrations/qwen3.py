@@ -26,7 +26,7 @@ from .experts import NAME, ExpertsBinding, bind, binding, unbind
 __all__ = ["hook", "unhook", "expert_modules", "routing_stats", "reset_stats", "load_matrix", "format_accuracy", "EXPERT_FORMATS"]
 
 #: Weight formats ``hook`` accepts.
-EXPERT_FORMATS = ("fp32", "int8")
+EXPERT_FORMATS = ("fp32", "int8", "q8", "q4")
 
 
 def expert_modules(model: torch.nn.Module) -> dict[int, torch.nn.Module]:
@@ -58,9 +58,10 @@ def hook(
         ``gate_up_proj`` / ``down_proj`` layout with SwiGLU works too).
     client : vtpu.Client, optional
         Default: :func:`vtpu.integrations.default_client`.
-    expert_format : {"fp32", "int8"}
+    expert_format : {"fp32", "int8", "q8", "q4"}
         ``int8``: per-channel int8 weights with per-call activation quantisation (about 4×
-        less expert memory, faster; see the README for the accuracy cost).
+        less expert memory, faster); ``q8`` / ``q4``: block-wise 8- / 4-bit weights
+        (MatMulNBits). See the README for each one's accuracy cost.
     layers : iterable of int, optional
         Decoder layers to offload (default all MoE layers); the others keep
         transformers' eager experts.

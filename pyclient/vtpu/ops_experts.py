@@ -18,7 +18,7 @@ from .errors import ParamError
 __all__ = ["ExpertsMixin", "ExpertsOutput", "EXPERT_FORMATS"]
 
 #: Weight formats the sidecar builds experts in.
-EXPERT_FORMATS = ("fp32", "int8")
+EXPERT_FORMATS = ("fp32", "int8", "q8", "q4")
 #: Largest upload request, in bytes (well under the default max_request_bytes).
 CHUNK_BYTES = 256 << 20
 #: Default seconds to wait for each upload reply (at least the client's timeout).
@@ -77,8 +77,10 @@ class ExpertsMixin:
             Fused gate and up projections, gate rows first (transformers 5.x layout).
         down : array_like, shape (E, H, I)
             Down projections.
-        format : {"fp32", "int8"}
-            ``int8``: per-output-channel int8 weights, activations quantised per call.
+        format : {"fp32", "int8", "q8", "q4"}
+            ``int8``: per-output-channel int8 weights, activations quantised per call (per
+            tensor); ``q8`` / ``q4``: 8- / 4-bit weights in blocks of 32 with activations
+            quantised per block (ONNX Runtime's MatMulNBits).
         group : int, optional
             Experts per ONNX Runtime session (sidecar default: as many as fit in 1 GiB of
             weights; each session has its own thread pool, and a forward costs one call
