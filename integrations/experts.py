@@ -86,7 +86,8 @@ def _check_layout(module: torch.nn.Module) -> None:
 
 
 def bind(
-    module: torch.nn.Module, layer: int, *, client: Any = None, format: str = "fp32", group: int | None = None, release: bool = False  # noqa: A002
+    module: torch.nn.Module, layer: int, *, client: Any = None, format: str = "fp32", group: int | None = None, release: bool = False,  # noqa: A002
+    threads: int | None = None,
 ) -> ExpertsBinding:
     """Upload ``module``'s experts to the sidecar as ``layer`` and route its forward there.
 
@@ -102,6 +103,8 @@ def bind(
     format : {"fp32", "int8", "q8", "q4"}
     group : int, optional
         Experts per ONNX Runtime session.
+    threads : int, optional
+        ONNX Runtime intra-op threads of its sessions (sidecar default: one per core).
     release : bool
         Free the module's torch copies of the expert weights once uploaded (they become
         empty tensors): the Python process stops holding them, and the module can no longer
@@ -114,7 +117,7 @@ def bind(
     _check_layout(module)
     c = resolve_client(client)
     with torch.no_grad():
-        c.experts_load(layer, module.gate_up_proj, module.down_proj, format=format, group=group)
+        c.experts_load(layer, module.gate_up_proj, module.down_proj, format=format, group=group, threads=threads)
     b = ExpertsBinding(layer=int(layer), client=client, format=format, num_experts=int(module.gate_up_proj.shape[0]))
     module.vtpu_experts = b
     if release:

@@ -47,6 +47,7 @@ def hook(
     *,
     layer_base: int = 0,
     group: int | None = None,
+    threads: int | None = None,
     release: bool = False,
 ) -> torch.nn.Module:
     """Upload a Qwen3-MoE model's experts to the sidecar and route them there.
@@ -69,6 +70,9 @@ def hook(
         Sidecar layer id of decoder layer 0 (give models sharing a sidecar disjoint ranges).
     group : int, optional
         Experts per ONNX Runtime session in the sidecar.
+    threads : int, optional
+        ONNX Runtime intra-op threads per session in the sidecar (default one per core);
+        e.g. ``torch.get_num_threads()`` for a like-for-like comparison.
     release : bool
         Free the model's torch copies of the offloaded expert weights after the upload (the
         Python process then holds no expert weights; :func:`unhook` is no longer possible).
@@ -96,7 +100,7 @@ def hook(
     if not hasattr(model, "_vtpu_prev_experts"):
         model._vtpu_prev_experts = model.config._experts_implementation
     for i in chosen:
-        bind(mods[i], layer_base + i, client=client, format=expert_format, group=group, release=release)
+        bind(mods[i], layer_base + i, client=client, format=expert_format, group=group, threads=threads, release=release)
     model.set_experts_implementation(NAME)
     return model
 

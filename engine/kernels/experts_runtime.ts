@@ -22,6 +22,8 @@ export interface LayerSpec {
   format: ExpertFormat;
   /** Experts per session (≥ 1). */
   group: number;
+  /** Intra-op threads of this layer's sessions (0 = ONNX Runtime's default, one per core); absent: the runtime's option. */
+  threads?: number;
 }
 
 /** What a client sees of a layer. */
@@ -75,6 +77,9 @@ function missingList(received: Uint8Array): string {
 export function checkSpec(s: LayerSpec): LayerSpec {
   for (const k of ['experts', 'hidden', 'intermediate', 'group'] as const) {
     if (!Number.isSafeInteger(s[k]) || s[k] < 1) throw new VtpuError('E_PARAM', `${OP}: ${k} must be an integer >= 1, got ${JSON.stringify(s[k])}`);
+  }
+  if (s.threads !== undefined && (!Number.isSafeInteger(s.threads) || s.threads < 0)) {
+    throw new VtpuError('E_PARAM', `${OP}: threads must be an integer >= 0, got ${JSON.stringify(s.threads)}`);
   }
   if (!(EXPERT_FORMATS as readonly string[]).includes(s.format)) {
     throw new VtpuError('E_PARAM', `${OP}: format must be one of ${EXPERT_FORMATS.join(', ')}, got ${JSON.stringify(s.format)}`);
@@ -156,7 +161,7 @@ export class ExpertRuntime {
     const s = o.InferenceSession.create(model, {
       graphOptimizationLevel: 'all',
       executionMode: 'sequential',
-      intraOpNumThreads: this.opts.threads ?? 0,
+      intraOpNumThreads: l.spec.threads ?? this.opts.threads ?? 0,
       // Idle pool threads must not spin: the client computes between expert calls.
       extra: { session: { intra_op: { allow_spinning: '0' } } },
     });

@@ -5,7 +5,8 @@
  * - `load`: params `layer`, `experts` E, `hidden` H, `intermediate` I, `format`
  *   (fp32 | int8 | q8 | q4), `first` (default 0), `group` (experts per session; default: as many
  *   as fit in {@link GROUP_BYTES}, so most layers are one session),
- *   `replace` (bool); tensors `gate_up` (n, 2I, H) and `down` (n, H, I) for experts
+ *   `replace` (bool), `threads` (ONNX Runtime intra-op threads of the layer's sessions;
+ *   default one per core); tensors `gate_up` (n, 2I, H) and `down` (n, H, I) for experts
  *   first..first+n-1 (transformers' fused Qwen3-MoE layout).
  * - `run`: params `layer`, `top_k`, `renormalize`; tensor `x` (T, H) and either `logits`
  *   (T, E) (routed here: softmax, top-k, optional renormalisation, as CMOE) or
@@ -71,6 +72,7 @@ function loadTask(input: OpInput): ExpertsTask {
   const format = (p.format ?? 'fp32') as ExpertFormat;
   const auto = autoGroup(experts, hidden, intermediate, (EXPERT_FORMATS as readonly string[]).includes(format) ? format : 'fp32');
   const spec: LayerSpec = { experts, hidden, intermediate, format, group: intParam(OP, p, 'group', auto, 1, 1 << 16) };
+  if (p.threads !== undefined) spec.threads = intParam(OP, p, 'threads', 0, 0, 1024);
   const named = namedTensors(OP, input);
   const gu = floatInput(OP, named, 'gate_up');
   const down = floatInput(OP, named, 'down');

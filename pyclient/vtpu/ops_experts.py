@@ -64,6 +64,7 @@ class ExpertsMixin:
         *,
         format: str = "fp32",  # noqa: A002 - the wire name
         group: int | None = None,
+        threads: int | None = None,
         chunk_bytes: int = CHUNK_BYTES,
         timeout: float | None = None,
     ) -> dict[str, Any]:
@@ -85,6 +86,9 @@ class ExpertsMixin:
             Experts per ONNX Runtime session (sidecar default: as many as fit in 1 GiB of
             weights; each session has its own thread pool, and a forward costs one call
             per session with active experts).
+        threads : int, optional
+            ONNX Runtime intra-op threads of this layer's sessions (sidecar default: one per
+            core). Each session has its own pool: match a baseline's thread count with it.
         chunk_bytes : int
             Upload at most about this many bytes per request.
         timeout : float, optional
@@ -113,6 +117,8 @@ class ExpertsMixin:
         params: dict[str, Any] = {"mode": "load", "layer": int(layer), "experts": E, "hidden": H, "intermediate": I2 // 2, "format": format}
         if group is not None:
             params["group"] = int(group)
+        if threads is not None:
+            params["threads"] = int(threads)
         per = max(1, int(chunk_bytes) // max(1, (gu[0].nbytes + dn[0].nbytes)))
         # A chunk that completes a group waits for its sessions to be built (seconds for big layers).
         wait = timeout if timeout is not None else max(self.timeout, LOAD_TIMEOUT)  # type: ignore[attr-defined]

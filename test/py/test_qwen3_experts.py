@@ -73,7 +73,7 @@ def test_some_layers_only(model, client):
     ids = prompts(1, 10)
     with torch.no_grad():
         ref = model(ids).logits
-        vq.hook(model, client, layers=[1, 3], layer_base=120)
+        vq.hook(model, client, layers=[1, 3], layer_base=120, threads=1)
         out = model(ids).logits
     assert sorted(vq.routing_stats(model)) == [1, 3]
     assert (out - ref).abs().max().item() < 1e-4
@@ -133,6 +133,8 @@ def test_missing_and_mismatched_uploads_are_typed(client):
         client.experts_run(143, x, expert_ids=ids + 7, weights=w)
     with pytest.raises(vtpu.ParamError):
         client.experts_load(144, gu, dn, format="int3")
+    with pytest.raises(vtpu.ParamError, match="threads"):
+        client.experts_load(144, gu, dn, threads=-1)
     assert client.experts_drop(141) == 1 and client.experts_drop(143) == 1
     client.ping()  # still serving
 
