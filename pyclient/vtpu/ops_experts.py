@@ -110,22 +110,24 @@ class ExpertsMixin:
         """
         if format not in EXPERT_FORMATS:
             raise ParamError("E_PARAM", f"format must be one of {EXPERT_FORMATS}, got {format!r}")
-        gu, dn = _np(gate_up), _np(down)
+        # Converted chunk by chunk below: a bf16 model never holds a whole fp32 copy here.
+        gu = gate_up if hasattr(gate_up, "detach") else np.asarray(gate_up)
+        dn = down if hasattr(down, "detach") else np.asarray(down)
         if gu.ndim != 3 or dn.ndim != 3 or gu.shape[1] % 2:
-            raise ParamError("E_PARAM", f"gate_up must be (E, 2I, H) and down (E, H, I), got {gu.shape} and {dn.shape}")
-        E, I2, H = gu.shape
+            raise ParamError("E_PARAM", f"gate_up must be (E, 2I, H) and down (E, H, I), got {tuple(gu.shape)} and {tuple(dn.shape)}")
+        E, I2, H = (int(d) for d in gu.shape)
         params: dict[str, Any] = {"mode": "load", "layer": int(layer), "experts": E, "hidden": H, "intermediate": I2 // 2, "format": format}
         if group is not None:
             params["group"] = int(group)
         if threads is not None:
             params["threads"] = int(threads)
-        per = max(1, int(chunk_bytes) // max(1, (gu[0].nbytes + dn[0].nbytes)))
+        per = max(1, int(chunk_bytes) // max(1, 4 * (I2 * H + int(np.prod(dn.shape[1:])))))
         # A chunk that completes a group waits for its sessions to be built (seconds for big layers).
         wait = timeout if timeout is not None else max(self.timeout, LOAD_TIMEOUT)  # type: ignore[attr-defined]
         res: dict[str, Any] = {}
         for first in range(0, E, per):
             p = {**params, "first": first, "replace": first == 0}
-            res, _ = self.compute("CEXPERTS", p, {"gate_up": gu[first : first + per], "down": dn[first : first + per]}, timeout=wait)  # type: ignore[attr-defined]
+            res, _ = self.compute("CEXPERTS", p, {"gate_up": _np(gu[first : first + per]), "down": _np(dn[first : first + per])}, timeout=wait)  # type: ignore[attr-defined]
         res.pop("mode", None)
         res.pop("tensors", None)
         return res.get("info", res)

@@ -130,7 +130,8 @@ def test_missing_and_mismatched_uploads_are_typed(client):
                        {"gate_up": gu[2:], "down": dn[2:]})
     with pytest.raises(vtpu.ShapeError):
         client.experts_load(142, gu, dn[:, :, :4])  # I differs between gate_up and down
-    client.experts_load(143, gu, dn)
+    info = client.experts_load(143, torch.from_numpy(gu).bfloat16(), dn, chunk_bytes=1)  # one expert per request
+    assert info["complete"] and info["received"] == 4 and info["experts"] == 4
     with pytest.raises(vtpu.ShapeError):
         client.experts_run(143, x[:, :4], expert_ids=ids, weights=w)
     with pytest.raises(vtpu.ParamError, match="outside"):
