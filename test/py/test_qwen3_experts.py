@@ -161,3 +161,22 @@ def test_sidecar_killed_mid_generation_raises():
         with pytest.raises(vtpu.SidecarError, match="exited"):
             m.generate(prompts(1, 6), max_new_tokens=16, do_sample=False)
         assert time.monotonic() - t < 10
+
+
+def test_external_sidecar_killed_mid_generation_raises(fresh_sidecar):
+    m = tiny_model()
+    with vtpu.connect(fresh_sidecar.address, timeout=2) as c:  # not ours: noticed by the timeout
+        vq.hook(m, c)
+        calls = [0]
+
+        def kill_on_third(*_):
+            calls[0] += 1
+            if calls[0] == 3:
+                fresh_sidecar.proc.kill()
+                fresh_sidecar.proc.wait()
+
+        m.model.layers[1].register_forward_pre_hook(kill_on_third)
+        t = time.monotonic()
+        with pytest.raises(vtpu.SidecarError):
+            m.generate(prompts(1, 6), max_new_tokens=16, do_sample=False)
+        assert time.monotonic() - t < 10
