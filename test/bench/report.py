@@ -305,12 +305,18 @@ def _misses(results: dict) -> list[str]:
     return ["## Misses (core)", ""] + out + [""] if out else []
 
 
+def _qwen3(r: dict) -> list[str]:
+    from bench_qwen3 import render as qwen3_render  # beside its runner; it imports this module's helpers
+
+    return qwen3_render(r)
+
+
 def _core(r: dict) -> list[str]:
     return _roundtrip(r["roundtrip"]) + _batch(r["batch"]) + _engine(r["engine"], r["sqlite"]) + _misses(r)
 
 
 #: Suite name -> renderer(result) -> markdown lines (run.py's SUITES names the same suites).
-RENDERERS = {"core": _core, "attend": _attend, "moe": _moe, "nearest": _nearest, "kg": _kg, "http": _http}
+RENDERERS = {"core": _core, "attend": _attend, "moe": _moe, "nearest": _nearest, "kg": _kg, "http": _http, "qwen3": _qwen3}
 
 
 def render(saved: dict, order: list[str]) -> str:
