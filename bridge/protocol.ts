@@ -81,6 +81,7 @@ export function requestBody(op: string, params: Record<string, unknown>): BodyKi
     case 'CMOE':
     case 'CNEAREST':
     case 'CKG':
+    case 'CEXPERTS':
       // Compute ops: named tensors travel as one scrolls body; coordinate batches as coords.
       if (params.tensors !== undefined) return 'scrolls';
       return batch ? 'coords' : 'none';

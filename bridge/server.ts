@@ -12,6 +12,7 @@ import type { OpInput, OpOutput } from '../engine/types';
 import { RequestError, errorReply, okReply, parseRequest, peekId, rowsIn, toOpInput } from './frames';
 import type { ReadPool } from './pool';
 import type { ComputePool } from './compute';
+import type { ExpertHost } from './experts';
 
 /** What the server needs from the engine: synchronous op execution. */
 export interface Executor {
@@ -41,6 +42,8 @@ export interface ServerOptions {
   pool?: ReadPool;
   /** Off-main-thread CATTEND (ONNX Runtime / worker threads); absent = the engine's JS kernels inline. */
   compute?: ComputePool;
+  /** The expert runtime (CEXPERTS); absent = the engine answers that op with E_INTERNAL. */
+  experts?: ExpertHost;
 }
 
 /**
@@ -125,7 +128,7 @@ export class SidecarServer {
   private constructor(
     private readonly sock: zmq.Router,
     private readonly engine: Executor,
-    private readonly opts: Required<Omit<ServerOptions, 'pool' | 'compute'>> & { pool?: ReadPool; compute?: ComputePool },
+    private readonly opts: Required<Omit<ServerOptions, 'pool' | 'compute' | 'experts'>> & { pool?: ReadPool; compute?: ComputePool; experts?: ExpertHost },
   ) {
     this.address = sock.lastEndpoint ?? opts.address;
     this.metrics = engine.metrics ?? new Metrics();
@@ -210,7 +213,7 @@ export class SidecarServer {
         const { id, op, input, bytes } = req;
         const pool = this.opts.pool;
         const compute = this.opts.compute;
-        if (this.tasks.size === 0 && this.gate.idle && !(pool && pool.wants(op, input)) && !(compute && compute.wants(op, input))) {
+        if (this.tasks.size === 0 && this.gate.idle && !(pool && pool.wants(op, input)) && !(compute && compute.wants(op, input)) && !this.opts.experts?.wants(op)) {
           // Fast path: nothing else in flight, so nothing can interleave with a
           // synchronous engine call; answer without a task, gate or promise hop.
           let reply: Uint8Array[];
@@ -274,6 +277,8 @@ export class SidecarServer {
   }
 
   private run(op: string, input: OpInput): Promise<OpOutput> {
+    // Expert weights live in the runtime's thread, not the store: no gate.
+    if (this.opts.experts?.wants(op)) return this.opts.experts.run(input);
     const pool = this.opts.pool;
     if (pool && pool.wants(op, input)) return this.gate.run(false, () => pool.run(op, input));
     const compute = this.opts.compute;

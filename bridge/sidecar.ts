@@ -10,6 +10,7 @@ import { initChecksum } from '../engine/phext';
 import { DEFAULTS } from './protocol';
 import { ReadPool } from './pool';
 import { ComputePool } from './compute';
+import { ExpertHost } from './experts';
 import { SidecarServer } from './server';
 import { writeMetricsFile } from './metricsfile';
 import type { HttpOptions, HttpServer } from './http/server';
@@ -70,9 +71,10 @@ export async function startSidecar(opts: SidecarOptions = {}): Promise<Sidecar> 
   engine.metrics.enabled = opts.metrics ?? true;
   const pool = o.poolThreshold > 0 ? new ReadPool(engine, { threads: o.threads, threshold: o.poolThreshold }) : undefined;
   const compute = o.computeThreshold > 0 ? new ComputePool(engine, { threads: o.threads, minFlops: o.computeThreshold }) : undefined;
+  const experts = new ExpertHost(); // its thread starts on the first CEXPERTS request
   let server: SidecarServer;
   try {
-    server = await SidecarServer.bind(engine, { address: o.address, maxRequestBytes: o.maxRequestBytes, maxBatch: o.maxBatch, pool, compute });
+    server = await SidecarServer.bind(engine, { address: o.address, maxRequestBytes: o.maxRequestBytes, maxBatch: o.maxBatch, pool, compute, experts });
   } catch (e) {
     await pool?.destroy();
     await compute?.destroy();
@@ -104,6 +106,7 @@ export async function startSidecar(opts: SidecarOptions = {}): Promise<Sidecar> 
       await server.close();
       await pool?.destroy();
       await compute?.destroy();
+      await experts.destroy();
       if (server.address.startsWith('ipc://')) rmSync(server.address.slice('ipc://'.length), { force: true });
     })()),
   };

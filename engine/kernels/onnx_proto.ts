@@ -5,7 +5,7 @@
  */
 
 /** ONNX tensor element types used here. */
-export const enum Elem { Float = 1, Int64 = 7 }
+export const enum Elem { Float = 1, Uint8 = 2, Int8 = 3, Int64 = 7 }
 
 /** An attribute value: int, float, list of ints, or string. */
 export type AttrValue = number | { f: number } | number[] | string;
@@ -27,9 +27,37 @@ export interface ValueSpec {
   dims: (number | string)[];
 }
 
-/** Protobuf writer: fields appended in order, nested messages as byte arrays. */
+/** A graph initializer: a constant tensor baked into the model (raw little-endian bytes). */
+export interface InitSpec {
+  name: string;
+  elem: Elem;
+  dims: number[];
+  data: Uint8Array;
+}
+
+/**
+ * Protobuf writer: fields appended in order. Small fields go to a number buffer; large
+ * byte fields (weights) and nested messages are kept as chunks and copied once in done().
+ */
 class Pb {
-  private readonly parts: number[] = [];
+  private parts: number[] = [];
+  private readonly chunks: Uint8Array[] = [];
+  private size = 0;
+
+  /** Moves the small-field buffer into the chunk list. */
+  private flush(): void {
+    if (this.parts.length) {
+      this.chunks.push(Uint8Array.from(this.parts));
+      this.size += this.parts.length;
+      this.parts = [];
+    }
+  }
+
+  private chunk(b: Uint8Array): void {
+    this.flush();
+    this.chunks.push(b);
+    this.size += b.length;
+  }
 
   private varint(v: number | bigint): void {
     let x = BigInt.asUintN(64, BigInt(v));
@@ -55,7 +83,8 @@ class Pb {
   bytes(field: number, b: Uint8Array | number[]): this {
     this.varint((field << 3) | 2);
     this.varint(b.length);
-    for (const x of b) this.parts.push(x);
+    if (b.length > 256 && b instanceof Uint8Array) this.chunk(b);
+    else for (const x of b) this.parts.push(x);
     return this;
   }
 
@@ -64,11 +93,23 @@ class Pb {
   }
 
   msg(field: number, m: Pb): this {
-    return this.bytes(field, m.parts);
+    m.flush();
+    this.varint((field << 3) | 2);
+    this.varint(m.size);
+    for (const c of m.chunks) this.chunk(c);
+    return this;
   }
 
   done(): Uint8Array {
-    return Uint8Array.from(this.parts);
+    this.flush();
+    if (this.chunks.length === 1) return this.chunks[0];
+    const out = new Uint8Array(this.size);
+    let o = 0;
+    for (const c of this.chunks) {
+      out.set(c, o);
+      o += c.length;
+    }
+    return out;
   }
 }
 
@@ -92,12 +133,22 @@ function valueInfo(v: ValueSpec): Pb {
   return new Pb().str(1, v.name).msg(2, new Pb().msg(1, tensorType));
 }
 
+/** TensorProto{dims 1, data_type 2, name 8, raw_data 9}. */
+function tensorProto(t: InitSpec): Pb {
+  const p = new Pb();
+  for (const d of t.dims) p.int(1, d);
+  return p.int(2, t.elem).str(8, t.name).bytes(9, t.data);
+}
+
 /**
  * Encodes a ModelProto (ir_version 1 = 8, opset_import 8, graph 7) with one graph
- * (node 1, name 2, input 11, output 12): the default domain at `opset`, plus version 1 of
- * every other domain the nodes use.
+ * (node 1, name 2, initializer 5, input 11, output 12): the default domain at `opset`,
+ * plus version 1 of every other domain the nodes use. Initializer bytes are referenced,
+ * not copied, until the final buffer is assembled (the whole model must stay under 2 GiB).
  */
-export function encodeModel(name: string, nodes: NodeSpec[], inputs: ValueSpec[], outputs: ValueSpec[], opset = 17): Uint8Array {
+export function encodeModel(
+  name: string, nodes: NodeSpec[], inputs: ValueSpec[], outputs: ValueSpec[], opset = 17, initializers: InitSpec[] = [],
+): Uint8Array {
   const g = new Pb();
   nodes.forEach((n, i) => {
     // NodeProto: input 1, output 2, name 3, op_type 4, attribute 5.
@@ -110,6 +161,7 @@ export function encodeModel(name: string, nodes: NodeSpec[], inputs: ValueSpec[]
     g.msg(1, node);
   });
   g.str(2, name);
+  for (const t of initializers) g.msg(5, tensorProto(t));
   for (const v of inputs) g.msg(11, valueInfo(v));
   for (const v of outputs) g.msg(12, valueInfo(v));
   const model = new Pb().int(1, 8).str(2, 'vtpu').msg(7, g).msg(8, new Pb().str(1, '').int(2, opset));

@@ -14,6 +14,7 @@ from .errors import ParamError, ProtocolError
 from .launcher import Sidecar
 from .ops_attend import AttendMixin
 from .ops_moe import MoeMixin
+from .ops_experts import ExpertsMixin
 from .observe import ObserveMixin
 from .ops_kg import KgMixin
 from .ops_nearest import NearestMixin
@@ -64,7 +65,7 @@ def _body(frames: list[Any], op: str) -> Any:
     return frames[0]
 
 
-class Client(AttendMixin, MoeMixin, NearestMixin, KgMixin, ObserveMixin):
+class Client(AttendMixin, MoeMixin, ExpertsMixin, NearestMixin, KgMixin, ObserveMixin):
     """A connection to a vTPU sidecar; safe to share between threads.
 
     Parameters

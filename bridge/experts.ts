@@ -1,0 +1,84 @@
+/**
+ * The sidecar's expert host: CEXPERTS requests are validated on the event loop and run
+ * in one worker thread that owns the expert runtime (started on first use). If that
+ * thread dies (e.g. out of memory), pending requests fail with E_INTERNAL, its layers
+ * are gone and the next request starts a fresh one (runs then answer "no experts
+ * uploaded" until the client uploads again).
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { VtpuError, type ErrorCode } from '../engine/errors';
+import type { OpInput, OpOutput } from '../engine/types';
+import { expertsOutput, expertsTask, OP, taskBuffers, type ExpertsAnswer } from '../engine/ops/cexperts';
+
+/** Options of {@link ExpertHost}. */
+export interface ExpertHostOptions {
+  /** ONNX Runtime intra-op threads per session (0 = one per core). */
+  threads?: number;
+}
+
+type Pending = { resolve: (a: ExpertsAnswer) => void; reject: (e: Error) => void };
+
+/** The compiled worker (dist/ under ts-jest, as for the other pools). */
+function workerFile(): string {
+  return __filename.endsWith('.ts') ? join(__dirname, '..', 'dist', 'bridge', 'experts_worker.js') : join(__dirname, 'experts_worker.js');
+}
+
+/** Runs CEXPERTS off the event loop. */
+export class ExpertHost {
+  private worker: Worker | null = null;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private closed = false;
+
+  constructor(private readonly opts: ExpertHostOptions = {}) {}
+
+  /** True for the op this host serves. */
+  wants(op: string): boolean {
+    return op === OP && !this.closed;
+  }
+
+  private start(): Worker {
+    const file = workerFile();
+    if (!existsSync(file)) throw new VtpuError('E_INTERNAL', `expert worker ${file} is missing; run \`npm run build\` first`);
+    const w = new Worker(file, { workerData: { threads: this.opts.threads ?? 0 } });
+    w.on('message', (m: { id: number; answer?: ExpertsAnswer; error?: { code: ErrorCode; message: string } }) => {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if (m.error) p.reject(new VtpuError(m.error.code, m.error.message));
+      else p.resolve(m.answer as ExpertsAnswer);
+    });
+    const fail = (why: string) => {
+      if (this.worker !== w) return;
+      this.worker = null;
+      const err = new VtpuError('E_INTERNAL', `${OP}: the expert runtime stopped (${why}); its layers are gone, upload them again`);
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    };
+    w.on('error', (e) => fail(e.message));
+    w.on('exit', (code) => fail(`exit code ${code}`));
+    return w;
+  }
+
+  /** Validates the request here, runs it on the runtime's thread. */
+  async run(input: OpInput): Promise<OpOutput> {
+    if (this.closed) throw new VtpuError('E_INTERNAL', 'sidecar is closing');
+    const task = expertsTask(input);
+    this.worker ??= this.start();
+    const w = this.worker;
+    const id = this.nextId++;
+    const answer = new Promise<ExpertsAnswer>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    w.postMessage({ id, task }, taskBuffers(task));
+    return expertsOutput(await answer);
+  }
+
+  /** Stops the thread (pending requests fail); idempotent. */
+  async destroy(): Promise<void> {
+    this.closed = true;
+    const w = this.worker;
+    this.worker = null;
+    if (w) await w.terminate();
+  }
+}

@@ -1,0 +1,242 @@
+/**
+ * The expert runtime: per-layer MoE experts held as ONNX Runtime sessions, and the MoE
+ * forward over them (route → group tokens by expert → each active expert's SwiGLU FFN →
+ * weighted combine). Experts of a layer are uploaded in chunks (any order); each group of
+ * `group` consecutive experts becomes one session as soon as all its experts arrived, and
+ * their fp32 copies are dropped. Errors are VtpuErrors (typed on the wire).
+ */
+import { VtpuError } from '../errors';
+import { dispatchPlan, route } from './moe';
+import { combine } from './moe_combine';
+import { ort } from './attention_ort';
+import { EXPERT_FORMATS, ExpertFormat, expertBytes, expertGroupModel, ExpertWeights } from './experts_graph';
+
+const OP = 'CEXPERTS';
+type Session = import('onnxruntime-node').InferenceSession;
+
+/** Shape and format of a layer's experts. */
+export interface LayerSpec {
+  experts: number;
+  hidden: number;
+  intermediate: number;
+  format: ExpertFormat;
+  /** Experts per session (≥ 1). */
+  group: number;
+}
+
+/** What a client sees of a layer. */
+export interface LayerInfo extends LayerSpec {
+  layer: number;
+  received: number;
+  complete: boolean;
+  bytes: number;
+}
+
+/** Routing handed to {@link ExpertRuntime.run}: router logits, or a selection made elsewhere. */
+export type RoutingInput =
+  | { logits: Float32Array; topK: number; renormalize: boolean }
+  | { expertIds: Int32Array; weights: Float32Array; topK: number };
+
+interface Layer {
+  spec: LayerSpec;
+  received: Uint8Array;
+  pending: (ExpertWeights | null)[];
+  sessions: (Promise<Session> | null)[];
+}
+
+/** Options of the ORT sessions the runtime creates. */
+export interface ExpertRuntimeOptions {
+  /** Intra-op threads per session (0 = ONNX Runtime's default: one per core). */
+  threads?: number;
+}
+
+function sameSpec(a: LayerSpec, b: LayerSpec): boolean {
+  return a.experts === b.experts && a.hidden === b.hidden && a.intermediate === b.intermediate && a.format === b.format && a.group === b.group;
+}
+
+function describe(s: LayerSpec): string {
+  return `E=${s.experts}, H=${s.hidden}, I=${s.intermediate}, ${s.format}, group ${s.group}`;
+}
+
+/** Compact list of missing expert ids ("0-3, 7"). */
+function missingList(received: Uint8Array): string {
+  const parts: string[] = [];
+  for (let e = 0; e < received.length; e++) {
+    if (received[e]) continue;
+    let f = e;
+    while (f + 1 < received.length && !received[f + 1]) f++;
+    parts.push(f > e ? `${e}-${f}` : `${e}`);
+    e = f;
+  }
+  return parts.join(', ');
+}
+
+/** Checks a layer spec from the wire. */
+export function checkSpec(s: LayerSpec): LayerSpec {
+  for (const k of ['experts', 'hidden', 'intermediate', 'group'] as const) {
+    if (!Number.isSafeInteger(s[k]) || s[k] < 1) throw new VtpuError('E_PARAM', `${OP}: ${k} must be an integer >= 1, got ${JSON.stringify(s[k])}`);
+  }
+  if (!(EXPERT_FORMATS as readonly string[]).includes(s.format)) {
+    throw new VtpuError('E_PARAM', `${OP}: format must be one of ${EXPERT_FORMATS.join(', ')}, got ${JSON.stringify(s.format)}`);
+  }
+  return s;
+}
+
+/** Expert layers and their sessions. */
+export class ExpertRuntime {
+  private readonly layers = new Map<number, Layer>();
+
+  constructor(private readonly opts: ExpertRuntimeOptions = {}) {}
+
+  /**
+   * Stores experts `first..first+n-1` of a layer (gateUp n·2I·H, down n·H·I floats).
+   * A layer with another spec is E_SHAPE unless `replace` (which starts it afresh);
+   * an expert uploaded twice is E_PARAM. Resolves when the sessions of every group this
+   * chunk completed are built.
+   */
+  async load(layer: number, spec: LayerSpec, first: number, n: number, gateUp: Float32Array, down: Float32Array, replace: boolean): Promise<LayerInfo> {
+    checkSpec(spec);
+    const { experts: E, hidden: H, intermediate: I } = spec;
+    if (!Number.isSafeInteger(first) || first < 0 || n < 1 || first + n > E) {
+      throw new VtpuError('E_PARAM', `${OP}: experts ${first}..${first + n - 1} are outside 0..${E - 1}`);
+    }
+    if (gateUp.length !== n * 2 * I * H || down.length !== n * H * I) {
+      throw new VtpuError('E_SHAPE', `${OP}: expected gate_up (${n}, ${2 * I}, ${H}) and down (${n}, ${H}, ${I})`);
+    }
+    let l = this.layers.get(layer);
+    if (l && !sameSpec(l.spec, spec)) {
+      if (!replace) throw new VtpuError('E_SHAPE', `${OP}: layer ${layer} holds experts of ${describe(l.spec)}, this upload is ${describe(spec)} (pass replace to swap them)`);
+      this.drop(layer);
+      l = undefined;
+    } else if (l && replace && first === 0) {
+      this.drop(layer);
+      l = undefined;
+    }
+    if (!l) {
+      const groups = Math.ceil(E / spec.group);
+      l = { spec: { ...spec }, received: new Uint8Array(E), pending: new Array(E).fill(null), sessions: new Array(groups).fill(null) };
+      this.layers.set(layer, l);
+    }
+    for (let j = 0; j < n; j++) {
+      if (l.received[first + j]) throw new VtpuError('E_PARAM', `${OP}: expert ${first + j} of layer ${layer} is already uploaded (replace the layer to change it)`);
+    }
+    const built: Promise<Session>[] = [];
+    for (let j = 0; j < n; j++) {
+      const e = first + j;
+      l.received[e] = 1;
+      // Own copies: the request's buffers are not ours to keep.
+      l.pending[e] = { gateUp: gateUp.slice(j * 2 * I * H, (j + 1) * 2 * I * H), down: down.slice(j * H * I, (j + 1) * H * I) };
+    }
+    const g0 = Math.floor(first / spec.group), g1 = Math.floor((first + n - 1) / spec.group);
+    for (let g = g0; g <= g1; g++) {
+      const s = this.build(l, g);
+      if (s) built.push(s);
+    }
+    try {
+      await Promise.all(built);
+    } catch (e) {
+      this.layers.delete(layer);
+      throw new VtpuError('E_INTERNAL', `${OP}: ONNX Runtime could not build layer ${layer}'s experts: ${(e as Error).message}`);
+    }
+    return this.info(layer) as LayerInfo;
+  }
+
+  /** Starts group g's session when all its experts arrived (their fp32 copies are released). */
+  private build(l: Layer, g: number): Promise<Session> | null {
+    const { group, experts: E, hidden: H, intermediate: I, format } = l.spec;
+    const e0 = g * group, e1 = Math.min(E, e0 + group);
+    if (l.sessions[g]) return null;
+    for (let e = e0; e < e1; e++) if (!l.received[e]) return null;
+    const ws = l.pending.slice(e0, e1) as ExpertWeights[];
+    for (let e = e0; e < e1; e++) l.pending[e] = null;
+    const o = ort();
+    if (!o) throw new VtpuError('E_INTERNAL', `${OP}: onnxruntime-node is not available`);
+    const model = expertGroupModel(format, H, I, ws);
+    const s = o.InferenceSession.create(model, {
+      graphOptimizationLevel: 'all',
+      executionMode: 'sequential',
+      intraOpNumThreads: this.opts.threads ?? 0,
+      // Idle pool threads must not spin: the client computes between expert calls.
+      extra: { session: { intra_op: { allow_spinning: '0' } } },
+    });
+    l.sessions[g] = s;
+    return s;
+  }
+
+  /** Layers held (all when `layer` is omitted), or the one asked for (null if absent). */
+  info(layer: number): LayerInfo | null;
+  info(): LayerInfo[];
+  info(layer?: number): LayerInfo | LayerInfo[] | null {
+    const one = (id: number, l: Layer): LayerInfo => {
+      const received = l.received.reduce((a, b) => a + b, 0);
+      return { layer: id, ...l.spec, received, complete: received === l.spec.experts, bytes: received * expertBytes(l.spec.format, l.spec.hidden, l.spec.intermediate) };
+    };
+    if (layer === undefined) return [...this.layers].sort((a, b) => a[0] - b[0]).map(([id, l]) => one(id, l));
+    const l = this.layers.get(layer);
+    return l ? one(layer, l) : null;
+  }
+
+  /** Releases a layer (all when omitted); returns how many were held. */
+  drop(layer?: number): number {
+    const ids = layer === undefined ? [...this.layers.keys()] : this.layers.has(layer) ? [layer] : [];
+    for (const id of ids) {
+      const l = this.layers.get(id) as Layer;
+      this.layers.delete(id);
+      for (const s of l.sessions) s?.then((x) => x.release(), () => undefined);
+    }
+    return ids.length;
+  }
+
+  /** The complete layer, or a typed error naming what is missing. */
+  private ready(layer: number): Layer {
+    const l = this.layers.get(layer);
+    if (!l) throw new VtpuError('E_PARAM', `${OP}: no experts uploaded for layer ${layer} (held: ${[...this.layers.keys()].join(', ') || 'none'})`);
+    if (l.received.some((r) => !r)) throw new VtpuError('E_PARAM', `${OP}: layer ${layer} is missing experts ${missingList(l.received)}`);
+    return l;
+  }
+
+  /**
+   * MoE forward of `layer` on x (T·H): routes (or takes the given selection), runs every
+   * active expert once on its rows and combines with the routing weights (float64 sums).
+   * Returns y (T·H) and tokens per expert (E).
+   */
+  async run(layer: number, x: Float32Array, T: number, r: RoutingInput): Promise<{ y: Float32Array; counts: Int32Array }> {
+    const l = this.ready(layer);
+    const { experts: E, hidden: H, group } = l.spec;
+    if (x.length !== T * H) throw new VtpuError('E_SHAPE', `${OP}: x must be (T, ${H}) for layer ${layer}, got ${x.length / T} columns`);
+    const k = r.topK;
+    let expertIds: Int32Array, weights: Float32Array;
+    if ('logits' in r) {
+      if (r.logits.length !== T * E) throw new VtpuError('E_SHAPE', `${OP}: logits must be (${T}, ${E}) for layer ${layer}`);
+      ({ expertIds, weights } = route(r.logits, T, E, { topK: k, renormalize: r.renormalize, capacityFactor: null }));
+    } else {
+      ({ expertIds, weights } = r);
+      for (let i = 0; i < expertIds.length; i++) {
+        if (expertIds[i] < 0 || expertIds[i] >= E) throw new VtpuError('E_PARAM', `${OP}: expert id ${expertIds[i]} is outside 0..${E - 1} of layer ${layer}`);
+      }
+    }
+    const plan = dispatchPlan(expertIds, T, k, E, null);
+    const N = plan.order.length;
+    const xs = new Float32Array(N * H);
+    for (let p = 0; p < N; p++) {
+      const t = (plan.order[p] / k) | 0;
+      xs.set(x.subarray(t * H, (t + 1) * H), p * H);
+    }
+    const ys = new Float32Array(N * H);
+    const o = ort() as NonNullable<ReturnType<typeof ort>>;
+    for (let g = 0; g * group < E; g++) {
+      const e0 = g * group, e1 = Math.min(E, e0 + group);
+      const r0 = plan.offsets[e0], r1 = plan.offsets[e1];
+      if (r1 === r0) continue;
+      const split = new BigInt64Array(e1 - e0);
+      for (let e = e0; e < e1; e++) split[e - e0] = BigInt(plan.counts[e]);
+      const sess = await (l.sessions[g] as Promise<Session>);
+      const out = await sess.run({
+        x: new o.Tensor('float32', xs.subarray(r0 * H, r1 * H), [r1 - r0, H]),
+        split: new o.Tensor('int64', split, [e1 - e0]),
+      });
+      ys.set(out.y.data as Float32Array, r0 * H);
+    }
+    return { y: combine(ys, H, plan.order, weights, T, k), counts: plan.counts };
+  }
+}

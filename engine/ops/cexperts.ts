@@ -1,0 +1,131 @@
+/**
+ * CEXPERTS: MoE experts held in the sidecar and run on ONNX Runtime (the expert runtime,
+ * engine/kernels/experts_runtime.ts). Modes:
+ *
+ * - `load`: params `layer`, `experts` E, `hidden` H, `intermediate` I, `format`
+ *   (fp32 | int8), `first` (default 0), `group` (experts per session, default 16),
+ *   `replace` (bool); tensors `gate_up` (n, 2I, H) and `down` (n, H, I) for experts
+ *   first..first+n-1 (transformers' fused Qwen3-MoE layout).
+ * - `run`: params `layer`, `top_k`, `renormalize`; tensor `x` (T, H) and either `logits`
+ *   (T, E) (routed here: softmax, top-k, optional renormalisation, as CMOE) or
+ *   `expert_ids` (T, k) int with `weights` (T, k) float → `y` (T, H), `counts` (E).
+ * - `info`: params `layer` (optional) → result `layers`.
+ * - `drop`: params `layer` (optional: all) → result `dropped`.
+ *
+ * This file turns a request into an {@link ExpertsTask} (validated, with its own buffers
+ * so it can move to the runtime's thread) and a runtime answer into a reply; the sidecar's
+ * expert host (bridge/experts.ts) runs the task. An engine without that host answers
+ * E_INTERNAL.
+ */
+import type { Instruction } from '../engine';
+import type { OpInput, OpOutput } from '../types';
+import { VtpuError } from '../errors';
+import { boolParam, intParam } from './params';
+import { expectShape, floatInput, intInput, namedTensors, tensorOutput } from '../tensors';
+import type { LayerInfo, LayerSpec, RoutingInput } from '../kernels/experts_runtime';
+import type { ExpertFormat } from '../kernels/experts_graph';
+
+export const OP = 'CEXPERTS';
+/** Default experts per ONNX Runtime session. */
+export const DEFAULT_GROUP = 16;
+const MAX_LAYER = 2 ** 31 - 1;
+
+/** A validated CEXPERTS request. Arrays are private copies (transferable). */
+export type ExpertsTask =
+  | { mode: 'load'; layer: number; spec: LayerSpec; first: number; n: number; gateUp: Float32Array; down: Float32Array; replace: boolean }
+  | { mode: 'run'; layer: number; T: number; x: Float32Array; routing: RoutingInput }
+  | { mode: 'info'; layer?: number }
+  | { mode: 'drop'; layer?: number };
+
+/** What the runtime answers per mode. */
+export type ExpertsAnswer =
+  | { mode: 'load'; info: LayerInfo }
+  | { mode: 'run'; y: Float32Array; counts: Int32Array; T: number; H: number; ms: number }
+  | { mode: 'info'; layers: LayerInfo[] }
+  | { mode: 'drop'; dropped: number };
+
+function layerParam(p: Record<string, unknown>, required: boolean): number | undefined {
+  if (p.layer === undefined && !required) return undefined;
+  if (p.layer === undefined) throw new VtpuError('E_PARAM', `${OP}: layer is required`);
+  return intParam(OP, p, 'layer', 0, 0, MAX_LAYER);
+}
+
+function loadTask(input: OpInput): ExpertsTask {
+  const p = input.params;
+  for (const k of ['experts', 'hidden', 'intermediate']) if (p[k] === undefined) throw new VtpuError('E_PARAM', `${OP}: load needs ${k}`);
+  const spec: LayerSpec = {
+    experts: intParam(OP, p, 'experts', 1, 1, 1 << 16),
+    hidden: intParam(OP, p, 'hidden', 1, 1, 1 << 20),
+    intermediate: intParam(OP, p, 'intermediate', 1, 1, 1 << 20),
+    format: (p.format ?? 'fp32') as ExpertFormat,
+    group: intParam(OP, p, 'group', DEFAULT_GROUP, 1, 1 << 16),
+  };
+  const named = namedTensors(OP, input);
+  const gu = floatInput(OP, named, 'gate_up');
+  const down = floatInput(OP, named, 'down');
+  const n = gu.shape[0];
+  expectShape(OP, 'gate_up', gu, [null, 2 * spec.intermediate, spec.hidden]);
+  expectShape(OP, 'down', down, [n, spec.hidden, spec.intermediate]);
+  const first = intParam(OP, p, 'first', 0, 0, spec.experts - 1);
+  return { mode: 'load', layer: layerParam(p, true) as number, spec, first, n, gateUp: gu.data.slice(), down: down.data.slice(), replace: boolParam(OP, p, 'replace', false) };
+}
+
+function runTask(input: OpInput): ExpertsTask {
+  const p = input.params;
+  const named = namedTensors(OP, input);
+  const x = floatInput(OP, named, 'x');
+  expectShape(OP, 'x', x, [null, null]);
+  const T = x.shape[0];
+  if (T < 1) throw new VtpuError('E_SHAPE', `${OP}: x needs at least one token`);
+  let routing: RoutingInput;
+  if (named.has('logits')) {
+    const logits = floatInput(OP, named, 'logits');
+    expectShape(OP, 'logits', logits, [T, null]);
+    if (p.top_k === undefined) throw new VtpuError('E_PARAM', `${OP}: top_k is required with logits`);
+    const topK = intParam(OP, p, 'top_k', 1, 1, logits.shape[1]);
+    for (const v of logits.data) if (v !== v || v === Infinity) throw new VtpuError('E_PARAM', `${OP}: logits hold ${v}`);
+    routing = { logits: logits.data.slice(), topK, renormalize: boolParam(OP, p, 'renormalize', false) };
+  } else {
+    const ids = intInput(OP, named, 'expert_ids');
+    const w = floatInput(OP, named, 'weights');
+    expectShape(OP, 'expert_ids', ids, [T, null]);
+    expectShape(OP, 'weights', w, [T, ids.shape[1]]);
+    routing = { expertIds: ids.data.slice(), weights: w.data.slice(), topK: ids.shape[1] };
+  }
+  return { mode: 'run', layer: layerParam(p, true) as number, T, x: x.data.slice(), routing };
+}
+
+/** The validated task of a request (E_PARAM / E_SHAPE / E_DTYPE on bad input). */
+export function expertsTask(input: OpInput): ExpertsTask {
+  const mode = input.params.mode;
+  if (mode === 'load') return loadTask(input);
+  if (mode === 'run') return runTask(input);
+  if (mode === 'info') return { mode, layer: layerParam(input.params, false) };
+  if (mode === 'drop') return { mode, layer: layerParam(input.params, false) };
+  throw new VtpuError('E_PARAM', `${OP}: mode must be load, run, info or drop, got ${JSON.stringify(mode)}`);
+}
+
+/** Transferable buffers of a task (moved to the runtime's thread, not copied). */
+export function taskBuffers(t: ExpertsTask): ArrayBuffer[] {
+  if (t.mode === 'load') return [t.gateUp.buffer as ArrayBuffer, t.down.buffer as ArrayBuffer];
+  if (t.mode !== 'run') return [];
+  const r = t.routing;
+  return [t.x.buffer, ...('logits' in r ? [r.logits.buffer] : [r.expertIds.buffer, r.weights.buffer])] as ArrayBuffer[];
+}
+
+/** The reply of a runtime answer. */
+export function expertsOutput(a: ExpertsAnswer): OpOutput {
+  if (a.mode === 'run') {
+    return tensorOutput({ mode: 'run', elapsed_ms: a.ms }, { y: { shape: [a.T, a.H], data: a.y }, counts: { shape: [a.counts.length], data: a.counts } });
+  }
+  const { mode, ...rest } = a;
+  return { result: { mode, ...rest } };
+}
+
+/** The op's entry in the engine's table: served by the sidecar's expert host, not here. */
+export const CEXPERTS: Instruction = {
+  name: OP,
+  run() {
+    throw new VtpuError('E_INTERNAL', `${OP} runs in the sidecar's expert runtime; this engine has none`);
+  },
+};

@@ -1,0 +1,140 @@
+"""Qwen3-MoE with its routed experts in the vTPU sidecar (ONNX Runtime), in one call.
+
+    import vtpu.integrations.qwen3 as vq
+    model = Qwen3MoeForCausalLM.from_pretrained(path)    # or built from a config
+    vq.hook(model, expert_format="int8")                 # upload experts, switch to "vtpu"
+    model.generate(ids, max_new_tokens=32)               # unchanged
+    vq.routing_stats(model)                              # tokens per expert, per layer
+    vq.unhook(model)                                     # back to transformers' experts
+
+The router, attention and everything else stay in PyTorch; each MoE layer sends its
+hidden states and transformers' routing to the sidecar, which groups tokens by expert,
+runs each active expert's SwiGLU FFN and returns the weighted sum. Importing this module
+registers ``experts_implementation="vtpu"`` (see :mod:`vtpu.integrations.experts`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+
+from . import resolve_client
+from .experts import NAME, ExpertsBinding, bind, binding, unbind
+
+__all__ = ["hook", "unhook", "expert_modules", "routing_stats", "reset_stats", "load_matrix", "EXPERT_FORMATS"]
+
+#: Weight formats ``hook`` accepts.
+EXPERT_FORMATS = ("fp32", "int8")
+
+
+def expert_modules(model: torch.nn.Module) -> dict[int, torch.nn.Module]:
+    """The fused experts module of every MoE decoder layer, by layer index."""
+    out: dict[int, torch.nn.Module] = {}
+    for name, m in model.named_modules():
+        if hasattr(m, "gate_up_proj") and hasattr(m, "down_proj") and name.endswith("mlp.experts"):
+            parts = name.split(".")
+            out[int(parts[parts.index("layers") + 1])] = m
+    return out
+
+
+def hook(
+    model: torch.nn.Module,
+    client: Any = None,
+    expert_format: str = "fp32",
+    layers: Iterable[int] | None = None,
+    *,
+    layer_base: int = 0,
+    group: int | None = None,
+) -> torch.nn.Module:
+    """Upload a Qwen3-MoE model's experts to the sidecar and route them there.
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel
+        A Qwen3-MoE model (any transformers 5.x model whose experts use the fused
+        ``gate_up_proj`` / ``down_proj`` layout with SwiGLU works too).
+    client : vtpu.Client, optional
+        Default: :func:`vtpu.integrations.default_client`.
+    expert_format : {"fp32", "int8"}
+        ``int8``: per-channel int8 weights with per-call activation quantisation (about 4×
+        less expert memory, faster; see the README for the accuracy cost).
+    layers : iterable of int, optional
+        Decoder layers to offload (default all MoE layers); the others keep
+        transformers' eager experts.
+    layer_base : int
+        Sidecar layer id of decoder layer 0 (give models sharing a sidecar disjoint ranges).
+    group : int, optional
+        Experts per ONNX Runtime session in the sidecar.
+
+    Returns
+    -------
+    torch.nn.Module
+        ``model``, now with ``experts_implementation="vtpu"``.
+
+    Raises
+    ------
+    ValueError
+        Unknown format, a layer without MoE experts, a model without any.
+    """
+    if expert_format not in EXPERT_FORMATS:
+        raise ValueError(f"expert_format must be one of {EXPERT_FORMATS}, got {expert_format!r}")
+    mods = expert_modules(model)
+    if not mods:
+        raise ValueError(f"{type(model).__name__} has no fused MoE experts to offload")
+    chosen = sorted(mods) if layers is None else sorted({int(i) for i in layers})
+    missing = [i for i in chosen if i not in mods]
+    if missing:
+        raise ValueError(f"layers {missing} have no MoE experts (MoE layers: {sorted(mods)})")
+    resolve_client(client)  # fail before changing anything when no sidecar is reachable
+    if not hasattr(model, "_vtpu_prev_experts"):
+        model._vtpu_prev_experts = model.config._experts_implementation
+    for i in chosen:
+        bind(mods[i], layer_base + i, client=client, format=expert_format, group=group)
+    model.set_experts_implementation(NAME)
+    return model
+
+
+def unhook(model: torch.nn.Module, *, drop: bool = True) -> torch.nn.Module:
+    """Undo :func:`hook`: the previous experts implementation, layers released in the sidecar."""
+    for m in expert_modules(model).values():
+        unbind(m, drop=drop)
+    prev = model.__dict__.pop("_vtpu_prev_experts", None)
+    if prev is not None and prev != NAME:
+        model.set_experts_implementation(prev)
+    return model
+
+
+def _bindings(model: torch.nn.Module) -> dict[int, ExpertsBinding]:
+    return {i: b for i, m in expert_modules(model).items() if (b := binding(m)) is not None}
+
+
+def routing_stats(model: torch.nn.Module) -> dict[int, dict[str, Any]]:
+    """Routing statistics of the offloaded layers, by decoder layer index.
+
+    Returns
+    -------
+    dict
+        Per layer: ``last`` (tokens per expert in the latest forward, int64 (E,) or None),
+        ``total`` (summed since hook or :func:`reset_stats`), ``calls``, ``sidecar_ms``
+        (time inside the sidecar's expert runtime), ``layer`` (its sidecar id), ``format``.
+    """
+    return {
+        i: {"layer": b.layer, "format": b.format, "last": None if b.last_counts is None else b.last_counts.copy(),
+            "total": b.total_counts.copy(), "calls": b.calls, "sidecar_ms": b.sidecar_ms}
+        for i, b in _bindings(model).items()
+    }
+
+
+def reset_stats(model: torch.nn.Module) -> None:
+    """Zero every offloaded layer's routing statistics."""
+    for b in _bindings(model).values():
+        b.reset()
+
+
+def load_matrix(model: torch.nn.Module, which: str = "total") -> np.ndarray:
+    """Tokens per expert as a (layers, E) matrix over the offloaded layers (``total`` or ``last``)."""
+    st = routing_stats(model)
+    rows = [st[i][which] if st[i][which] is not None else np.zeros_like(st[i]["total"]) for i in sorted(st)]
+    return np.stack(rows) if rows else np.zeros((0, 0), np.int64)

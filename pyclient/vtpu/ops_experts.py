@@ -1,0 +1,193 @@
+"""MoE experts held in the sidecar and run on ONNX Runtime (CEXPERTS): :class:`ExpertsMixin`.
+
+Upload a layer's experts once (:meth:`ExpertsMixin.experts_load`, transformers' fused
+Qwen3-MoE layout ``gate_up (E, 2I, H)``, ``down (E, H, I)``), then each forward sends only
+the hidden states and the routing (:meth:`ExpertsMixin.experts_run`): the sidecar groups
+the tokens by expert, runs each active expert's SwiGLU FFN ``down(silu(gate(x)) * up(x))``
+and returns the routing-weighted sum per token.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .errors import ParamError
+
+__all__ = ["ExpertsMixin", "ExpertsOutput", "EXPERT_FORMATS"]
+
+#: Weight formats the sidecar builds experts in.
+EXPERT_FORMATS = ("fp32", "int8")
+#: Largest upload request, in bytes (well under the default max_request_bytes).
+CHUNK_BYTES = 256 << 20
+
+
+class ExpertsOutput(NamedTuple):
+    """Result of :meth:`ExpertsMixin.experts_run`.
+
+    Attributes
+    ----------
+    y : ndarray of float32, shape (T, H)
+        Combined expert outputs.
+    counts : ndarray of int64, shape (E,)
+        Tokens routed to each expert (assignments, so it sums to T * k).
+    elapsed_ms : float
+        Time in the sidecar's expert runtime (excludes transfer).
+    """
+
+    y: np.ndarray
+    counts: np.ndarray
+    elapsed_ms: float
+
+
+def _np(x: Any) -> np.ndarray:
+    """A C-contiguous float32 numpy array from a numpy array or torch tensor (no grad)."""
+    if hasattr(x, "detach"):
+        x = x.detach().to("cpu")
+        if str(x.dtype) != "torch.float32":
+            x = x.float()
+        x = x.numpy()
+    return np.ascontiguousarray(x, np.float32)
+
+
+class ExpertsMixin:
+    """CEXPERTS methods of :class:`vtpu.Client` (they call ``self.compute``)."""
+
+    def experts_load(
+        self,
+        layer: int,
+        gate_up: Any,
+        down: Any,
+        *,
+        format: str = "fp32",  # noqa: A002 - the wire name
+        group: int | None = None,
+        chunk_bytes: int = CHUNK_BYTES,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Upload (or replace) every expert of one layer.
+
+        Parameters
+        ----------
+        layer : int
+            Layer id (≥ 0), the key for :meth:`experts_run`.
+        gate_up : array_like, shape (E, 2I, H)
+            Fused gate and up projections, gate rows first (transformers 5.x layout).
+        down : array_like, shape (E, H, I)
+            Down projections.
+        format : {"fp32", "int8"}
+            ``int8``: per-output-channel int8 weights, activations quantised per call.
+        group : int, optional
+            Experts per ONNX Runtime session (sidecar default 16).
+        chunk_bytes : int
+            Upload at most about this many bytes per request.
+        timeout : float, optional
+            Seconds to wait for each reply (building sessions of big layers takes a while).
+
+        Returns
+        -------
+        dict
+            The layer as the sidecar holds it: ``layer, experts, hidden, intermediate,
+            format, group, received, complete, bytes``.
+
+        Raises
+        ------
+        ParamError
+            Unknown format, a bad layer id.
+        ShapeError
+            ``gate_up`` and ``down`` do not agree.
+        """
+        if format not in EXPERT_FORMATS:
+            raise ParamError("E_PARAM", f"format must be one of {EXPERT_FORMATS}, got {format!r}")
+        gu, dn = _np(gate_up), _np(down)
+        if gu.ndim != 3 or dn.ndim != 3 or gu.shape[1] % 2:
+            raise ParamError("E_PARAM", f"gate_up must be (E, 2I, H) and down (E, H, I), got {gu.shape} and {dn.shape}")
+        E, I2, H = gu.shape
+        params: dict[str, Any] = {"mode": "load", "layer": int(layer), "experts": E, "hidden": H, "intermediate": I2 // 2, "format": format}
+        if group is not None:
+            params["group"] = int(group)
+        per = max(1, int(chunk_bytes) // max(1, (gu[0].nbytes + dn[0].nbytes)))
+        res: dict[str, Any] = {}
+        for first in range(0, E, per):
+            p = {**params, "first": first, "replace": first == 0}
+            res, _ = self.compute("CEXPERTS", p, {"gate_up": gu[first : first + per], "down": dn[first : first + per]}, timeout=timeout)  # type: ignore[attr-defined]
+        res.pop("mode", None)
+        res.pop("tensors", None)
+        return res.get("info", res)
+
+    def experts_run(
+        self,
+        layer: int,
+        x: Any,
+        *,
+        logits: Any = None,
+        top_k: int | None = None,
+        renormalize: bool = False,
+        expert_ids: Any = None,
+        weights: Any = None,
+        timeout: float | None = None,
+    ) -> ExpertsOutput:
+        """MoE forward of an uploaded layer.
+
+        Give either router ``logits`` with ``top_k`` (routed in the sidecar: softmax, top-k,
+        ``renormalize`` as Qwen3-MoE's ``norm_topk_prob``) or a ready selection
+        ``expert_ids`` and ``weights`` (e.g. transformers' own ``top_k_index`` and
+        ``top_k_weights``).
+
+        Parameters
+        ----------
+        layer : int
+            As uploaded.
+        x : array_like, shape (T, H)
+            Hidden states.
+        logits : array_like, shape (T, E), optional
+        top_k : int, optional
+        renormalize : bool
+        expert_ids : array_like of int, shape (T, k), optional
+        weights : array_like, shape (T, k), optional
+        timeout : float, optional
+
+        Returns
+        -------
+        ExpertsOutput
+
+        Raises
+        ------
+        ParamError
+            The layer was never uploaded or misses experts; neither or both routings given.
+        ShapeError
+            ``x`` or ``logits`` widths differ from the layer's.
+        """
+        tensors: dict[str, Any] = {"x": x}
+        params: dict[str, Any] = {"mode": "run", "layer": int(layer)}
+        if (logits is None) == (expert_ids is None):
+            raise ParamError("E_PARAM", "give logits (with top_k) or expert_ids with weights")
+        if logits is not None:
+            if top_k is None:
+                raise ParamError("E_PARAM", "top_k is required with logits")
+            tensors["logits"] = logits
+            params.update(top_k=int(top_k), renormalize=bool(renormalize))
+        else:
+            if weights is None:
+                raise ParamError("E_PARAM", "weights are required with expert_ids")
+            ids = expert_ids.detach().to("cpu").numpy() if hasattr(expert_ids, "detach") else np.asarray(expert_ids)
+            tensors["expert_ids"] = np.ascontiguousarray(ids, np.int32)
+            tensors["weights"] = weights
+        res, t = self.compute("CEXPERTS", params, tensors, timeout=timeout)  # type: ignore[attr-defined]
+        return ExpertsOutput(t["y"], t["counts"].astype(np.int64), float(res.get("elapsed_ms", 0.0)))
+
+    def experts_info(self, layer: int | None = None, *, timeout: float | None = None) -> list[dict[str, Any]]:
+        """Layers held by the sidecar's expert runtime (one dict per layer, see :meth:`experts_load`)."""
+        params: dict[str, Any] = {"mode": "info"}
+        if layer is not None:
+            params["layer"] = int(layer)
+        res, _ = self.compute("CEXPERTS", params, timeout=timeout)  # type: ignore[attr-defined]
+        return list(res.get("layers", []))
+
+    def experts_drop(self, layer: int | None = None, *, timeout: float | None = None) -> int:
+        """Release one layer's experts (all when ``layer`` is None); returns how many were held."""
+        params: dict[str, Any] = {"mode": "drop"}
+        if layer is not None:
+            params["layer"] = int(layer)
+        res, _ = self.compute("CEXPERTS", params, timeout=timeout)  # type: ignore[attr-defined]
+        return int(res.get("dropped", 0))
