@@ -72,9 +72,17 @@ def generate(model: Any, inputs: dict, args: argparse.Namespace) -> tuple[torch.
     return out[:, inputs["input_ids"].shape[1] :], n / dt
 
 
-def routing_summary(stats: Any) -> str:
-    """A few lines on expert use from the hook's routing statistics."""
-    return "\n".join(f"  {line}" for line in str(stats).splitlines()[:12])
+def routing_summary(stats: dict) -> str:
+    """One line per offloaded layer: calls, sidecar time, experts used, the busiest experts."""
+    lines = []
+    for i, st in sorted(stats.items()):
+        total = st["total"]
+        slots = int(total.sum())
+        top = sorted(range(len(total)), key=lambda e: -int(total[e]))[:3]
+        busiest = ", ".join(f"#{e} {int(total[e]) / max(slots, 1):.0%}" for e in top)
+        lines.append(f"  layer {i} ({st['format']}): {st['calls']} calls, {st['sidecar_ms']:.0f} ms in the sidecar, "
+                     f"{int((total > 0).sum())}/{len(total)} experts used by {slots} token-slots; busiest {busiest}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict:

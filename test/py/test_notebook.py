@@ -30,3 +30,4 @@ def test_qwen3_notebook_runs(tmp_path: Path) -> None:
     out = "\n".join(_text(c) for c in nb.cells if c.cell_type == "code")
     assert "dashboard: http://127.0.0.1:" in out
     assert "same tokens as transformers: True" in out, out[-3000:]
+    assert "experts used" in out and "busiest expert share per layer" in out  # the routing statistics cells
