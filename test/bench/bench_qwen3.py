@@ -31,13 +31,18 @@ import time
 
 from common import median, rss_bytes
 
-#: The benchmark shape is qwen3_models' "bench" (Qwen3-30B-A3B's layer) with this many layers.
-FULL = {"config": "bench", "layers": int(os.environ.get("VTPU_BENCH_QWEN3_LAYERS", "2")), "prompt": 512, "decode": 32, "rounds": 3}
+#: The benchmark shape is qwen3_models' "bench" (Qwen3-30B-A3B's layer) with this many layers: one
+#: is 2.4 GB of fp32 experts, and the fp32 child peaks near 7 GB in Python plus ~2.7x the expert
+#: bytes in the sidecar (measured at a reduced width), so two would not fit 24 GiB.
+FULL = {"config": "bench", "layers": int(os.environ.get("VTPU_BENCH_QWEN3_LAYERS", "1")), "prompt": 512, "decode": 32, "rounds": 3}
 QUICK = {"config": "bench", "layers": 1, "prompt": 32, "decode": 4, "rounds": 1,
          "overrides": {"hidden_size": 256, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64,
                        "moe_intermediate_size": 128, "num_experts": 16, "vocab_size": 4096,
                        "pad_token_id": 0, "bos_token_id": 0, "eos_token_id": 1}}
-VARIANTS = ("torch", "fp32", "int8")
+#: ``torch``: transformers' default experts (the peer); ``torch-eager``: its eager loop (context,
+#: full runs only); the rest: hybrid, experts in the sidecar in that weight format.
+VARIANTS = ("torch", "torch-eager", "fp32", "int8")
+QUICK_VARIANTS = ("torch", "fp32", "int8")
 _SIDECAR_OPS_SKIPPED = ("metrics", "ping")  # the measurement's own requests
 
 
@@ -92,6 +97,7 @@ def _sidecar_ms(client) -> float:
 def release_experts(model) -> int:
     """Drop Python's copy of the offloaded expert weights (the sidecar holds them; the vtpu
     forward never reads them). ``qwen3.hook`` keeps them so that ``unhook`` can restore."""
+    import pyarrow as pa
     import torch
     from vtpu.integrations import qwen3
 
@@ -101,6 +107,8 @@ def release_experts(model) -> int:
             p = getattr(m, name)
             freed += p.numel() * p.element_size()
             setattr(m, name, torch.nn.Parameter(p.new_empty(0), requires_grad=False))
+    gc.collect()
+    pa.default_memory_pool().release_unused()  # the upload's Arrow buffers: mimalloc keeps them otherwise
     return freed
 
 
@@ -144,9 +152,11 @@ def worker(variant: str, cfg: dict) -> dict:
     torch.set_num_threads(cfg["threads"])
     t0 = time.perf_counter()
     model = qm.build_model(qm.moe_config(cfg["config"], num_hidden_layers=cfg["layers"], **cfg.get("overrides", {})), seed=0)
+    if variant == "torch-eager":
+        model.set_experts_implementation("eager")
     res: dict = {"variant": variant, "build_s": time.perf_counter() - t0, "experts_implementation": model.config._experts_implementation}
     client = None
-    if variant != "torch":
+    if not variant.startswith("torch"):
         from vtpu.integrations import qwen3
 
         client = vtpu.connect(timeout=600)
@@ -157,6 +167,7 @@ def worker(variant: str, cfg: dict) -> dict:
         res["experts_implementation"] = model.config._experts_implementation
     gc.collect()
     res["rss_ready_bytes"] = rss_bytes(os.getpid())
+    res["build_peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # clear_refs resets it too
     res["hwm_reset"] = _reset_hwm()
     vocab = model.config.vocab_size
     prompt = torch.randint(0, vocab, (1, cfg["prompt"]), generator=torch.Generator().manual_seed(7))
@@ -169,7 +180,7 @@ def worker(variant: str, cfg: dict) -> dict:
         decode_ms_per_token=1000 * median([r["decode_s"] for r in rounds]) / steps,
         experts_ms_per_token=1000 * median([r["experts_s"] for r in rounds]) / steps,
         tokens=rounds[-1]["tokens"],
-        peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        peak_rss_bytes=max(res["build_peak_rss_bytes"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
         inference_peak_rss_bytes=_hwm_bytes() if res["hwm_reset"] else None,
     )
     if client is not None:
@@ -181,10 +192,11 @@ def worker(variant: str, cfg: dict) -> dict:
     return res
 
 
-def run(quick: bool = False, variants: tuple[str, ...] = VARIANTS) -> dict:
+def run(quick: bool = False, variants: tuple[str, ...] | None = None) -> dict:
     """Every variant in its own child process, in order; ratios against ``torch``."""
     import torch
 
+    variants = variants or (QUICK_VARIANTS if quick else VARIANTS)
     cfg = {**(QUICK if quick else FULL), "threads": torch.get_num_threads()}
     out: dict = {"config": cfg, "variants": {}}
     for v in variants:
@@ -208,14 +220,14 @@ def run(quick: bool = False, variants: tuple[str, ...] = VARIANTS) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="a small shape, few tokens (a smoke run)")
-    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--variants", default="", help=f"comma-separated, of {', '.join(VARIANTS)}")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--cfg", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, json.loads(args.cfg))))
         return
-    print(json.dumps(run(args.quick, tuple(v for v in args.variants.split(",") if v)), indent=1))
+    print(json.dumps(run(args.quick, tuple(v for v in args.variants.split(",") if v) or None), indent=1))
 
 
 if __name__ == "__main__":
@@ -238,7 +250,7 @@ def render(r: dict) -> list[str]:
 
     c, vs = r["config"], r["variants"]
     base = vs.get("torch", {})
-    shape = "Qwen3-30B-A3B's layer shape" if not c.get("overrides") else f"a reduced shape {c['overrides']}"
+    shape = "Qwen3-30B-A3B's layer shape" if not c.get("overrides") else "a reduced shape (quick run)"
     lines = [
         f"## Qwen3-MoE, experts in the sidecar (hybrid) vs transformers on CPU: {c['layers']} layer(s) of {shape}",
         f"Peer: the same seeded model with transformers' default experts implementation "
@@ -256,6 +268,10 @@ def render(r: dict) -> list[str]:
         if "error" in x:
             misses.append(f"- **{v}**: the run failed: {x['error']}")
             continue
+        if v == "torch-eager":
+            lines += [_row(f"{p} tokens/s, transformers eager experts (context)", _fmt(x[f"{p}_tps"], "/s"),
+                           _fmt(base[f"{p}_tps"], "/s"), f"{x[f'{p}_ratio']:.2f}×", "reported", True) for p in ("prefill", "decode")]
+            continue
         target = 1.0 if v == "fp32" else 2.0
         for phase in ("prefill", "decode"):
             ratio, met = x[f"{phase}_ratio"], x[f"{phase}_ratio"] >= target
@@ -263,6 +279,10 @@ def render(r: dict) -> list[str]:
                               f"{ratio:.2f}×", f"≥ {target:.0f}× ({'must' if v == 'fp32' else 'target'})", met))
             if not met:
                 misses.append(f"- **{phase}, {v}**: {ratio:.2f}× the baseline (target ≥ {target:.0f}×).")
+        if x.get("inference_peak_rss_bytes") and base.get("inference_peak_rss_bytes"):
+            mem = x["inference_peak_rss_bytes"] / base["inference_peak_rss_bytes"]
+            lines.append(_row(f"Python peak RSS in inference, {v} experts offloaded", _gib(x["inference_peak_rss_bytes"]),
+                              _gib(base["inference_peak_rss_bytes"]), f"{mem:.2f}×", "reported", True))
     lines += ["", "Per decode token (ms): the experts calls seen from Python (wall), the sidecar's request time "
               "(metrics), of which inside the expert runtime (the hook's `sidecar_ms`), and transport = wall − "
               "request time (encoding, ZeroMQ, decoding, waiting).", "",
