@@ -25,6 +25,11 @@ function workerFile(): string {
   return __filename.endsWith('.ts') ? join(__dirname, '..', 'dist', 'bridge', 'experts_worker.js') : join(__dirname, 'experts_worker.js');
 }
 
+/** The answer with its arrays as views of this realm's typed-array classes (the reply encoder checks them with instanceof). */
+function local(a: ExpertsAnswer): ExpertsAnswer {
+  return a.mode === 'run' ? { ...a, y: new Float32Array(a.y.buffer as ArrayBuffer), counts: new Int32Array(a.counts.buffer as ArrayBuffer) } : a;
+}
+
 /** Runs CEXPERTS off the event loop. */
 export class ExpertHost {
   private worker: Worker | null = null;
@@ -48,7 +53,7 @@ export class ExpertHost {
       if (!p) return;
       this.pending.delete(m.id);
       if (m.error) p.reject(new VtpuError(m.error.code, m.error.message));
-      else p.resolve(m.answer as ExpertsAnswer);
+      else p.resolve(local(m.answer as ExpertsAnswer));
     });
     const fail = (why: string) => {
       if (this.worker !== w) return;

@@ -23,7 +23,7 @@ import torch
 from . import resolve_client
 from .experts import NAME, ExpertsBinding, bind, binding, unbind
 
-__all__ = ["hook", "unhook", "expert_modules", "routing_stats", "reset_stats", "load_matrix", "EXPERT_FORMATS"]
+__all__ = ["hook", "unhook", "expert_modules", "routing_stats", "reset_stats", "load_matrix", "format_accuracy", "EXPERT_FORMATS"]
 
 #: Weight formats ``hook`` accepts.
 EXPERT_FORMATS = ("fp32", "int8")
@@ -138,3 +138,28 @@ def load_matrix(model: torch.nn.Module, which: str = "total") -> np.ndarray:
     st = routing_stats(model)
     rows = [st[i][which] if st[i][which] is not None else np.zeros_like(st[i]["total"]) for i in sorted(st)]
     return np.stack(rows) if rows else np.zeros((0, 0), np.int64)
+
+
+@torch.no_grad()
+def format_accuracy(model: torch.nn.Module, input_ids: torch.Tensor, expert_format: str = "int8", *, client: Any = None, layer_base: int = 0) -> dict[str, float]:
+    """Accuracy cost of an expert format on one batch: the model's logits with
+    transformers' own experts against the same model hooked with ``expert_format``.
+
+    ``model`` must not be hooked; it is unhooked again afterwards.
+
+    Returns
+    -------
+    dict
+        ``max_abs_dlogit`` (largest |Δlogit| over every position and token),
+        ``top1_agreement`` (fraction of positions whose argmax agrees), ``positions``.
+    """
+    if expert_modules(model) and _bindings(model):
+        raise ValueError("format_accuracy needs an unhooked model (call unhook first)")
+    ref = model(input_ids).logits.float()
+    hook(model, client, expert_format, layer_base=layer_base)
+    try:
+        out = model(input_ids).logits.float()
+    finally:
+        unhook(model)
+    agree = (out.argmax(-1) == ref.argmax(-1)).float()
+    return {"max_abs_dlogit": float((out - ref).abs().max()), "top1_agreement": float(agree.mean()), "positions": int(agree.numel())}

@@ -3,7 +3,8 @@
  * engine/kernels/experts_runtime.ts). Modes:
  *
  * - `load`: params `layer`, `experts` E, `hidden` H, `intermediate` I, `format`
- *   (fp32 | int8), `first` (default 0), `group` (experts per session, default 16),
+ *   (fp32 | int8), `first` (default 0), `group` (experts per session; default: as many
+ *   as fit in {@link GROUP_BYTES}, so most layers are one session),
  *   `replace` (bool); tensors `gate_up` (n, 2I, H) and `down` (n, H, I) for experts
  *   first..first+n-1 (transformers' fused Qwen3-MoE layout).
  * - `run`: params `layer`, `top_k`, `renormalize`; tensor `x` (T, H) and either `logits`
@@ -23,11 +24,16 @@ import { VtpuError } from '../errors';
 import { boolParam, intParam } from './params';
 import { expectShape, floatInput, intInput, namedTensors, tensorOutput } from '../tensors';
 import type { LayerInfo, LayerSpec, RoutingInput } from '../kernels/experts_runtime';
-import type { ExpertFormat } from '../kernels/experts_graph';
+import { expertBytes, type ExpertFormat } from '../kernels/experts_graph';
 
 export const OP = 'CEXPERTS';
-/** Default experts per ONNX Runtime session. */
-export const DEFAULT_GROUP = 16;
+/**
+ * Default weight bytes per ONNX Runtime session. Fewer, bigger sessions: each has its own
+ * intra-op thread pool, and a run costs one call per session with active experts (an
+ * expert with no tokens costs only a few empty kernels); the cap keeps a model's protobuf
+ * well under 2 GiB and the transient copies made while building it bounded.
+ */
+export const GROUP_BYTES = 1 << 30;
 const MAX_LAYER = 2 ** 31 - 1;
 
 /** A validated CEXPERTS request. Arrays are private copies (transferable). */
@@ -50,16 +56,21 @@ function layerParam(p: Record<string, unknown>, required: boolean): number | und
   return intParam(OP, p, 'layer', 0, 0, MAX_LAYER);
 }
 
+/** Experts per session by default: the fewest equal groups of at most GROUP_BYTES each. */
+export function autoGroup(experts: number, hidden: number, intermediate: number, format: ExpertFormat): number {
+  const fit = Math.max(1, Math.floor(GROUP_BYTES / expertBytes(format, hidden, intermediate)));
+  return Math.ceil(experts / Math.ceil(experts / fit));
+}
+
 function loadTask(input: OpInput): ExpertsTask {
   const p = input.params;
   for (const k of ['experts', 'hidden', 'intermediate']) if (p[k] === undefined) throw new VtpuError('E_PARAM', `${OP}: load needs ${k}`);
-  const spec: LayerSpec = {
-    experts: intParam(OP, p, 'experts', 1, 1, 1 << 16),
-    hidden: intParam(OP, p, 'hidden', 1, 1, 1 << 20),
-    intermediate: intParam(OP, p, 'intermediate', 1, 1, 1 << 20),
-    format: (p.format ?? 'fp32') as ExpertFormat,
-    group: intParam(OP, p, 'group', DEFAULT_GROUP, 1, 1 << 16),
-  };
+  const experts = intParam(OP, p, 'experts', 1, 1, 1 << 16);
+  const hidden = intParam(OP, p, 'hidden', 1, 1, 1 << 20);
+  const intermediate = intParam(OP, p, 'intermediate', 1, 1, 1 << 20);
+  const format = (p.format ?? 'fp32') as ExpertFormat;
+  const auto = autoGroup(experts, hidden, intermediate, format === 'int8' ? 'int8' : 'fp32');
+  const spec: LayerSpec = { experts, hidden, intermediate, format, group: intParam(OP, p, 'group', auto, 1, 1 << 16) };
   const named = namedTensors(OP, input);
   const gu = floatInput(OP, named, 'gate_up');
   const down = floatInput(OP, named, 'down');

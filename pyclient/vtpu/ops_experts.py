@@ -78,7 +78,9 @@ class ExpertsMixin:
         format : {"fp32", "int8"}
             ``int8``: per-output-channel int8 weights, activations quantised per call.
         group : int, optional
-            Experts per ONNX Runtime session (sidecar default 16).
+            Experts per ONNX Runtime session (sidecar default: as many as fit in 1 GiB of
+            weights; each session has its own thread pool, and a forward costs one call
+            per session with active experts).
         chunk_bytes : int
             Upload at most about this many bytes per request.
         timeout : float, optional

@@ -46,3 +46,9 @@ def test_readme_torch_example_runs() -> None:
     """The README's PyTorch/transformers snippet runs as written (on the integrations' default client)."""
     pytest.importorskip("transformers")
     assert "torch.Size([1, 8]) torch.Size([2, 16, 64])" in _run_readme_snippet(r"## PyTorch and transformers\n")
+
+
+def test_readme_qwen3_experts_example_runs() -> None:
+    """The README's Qwen3-MoE experts snippet runs as written."""
+    pytest.importorskip("transformers")
+    assert "True True (4, 8)" in _run_readme_snippet(r"## Qwen3-MoE experts in the sidecar\n")

@@ -1,0 +1,73 @@
+import { expertGroupModel, quantizeRows } from '../../../engine/kernels/experts_graph';
+import { encodeModel, Elem } from '../../../engine/kernels/onnx_proto';
+import { autoGroup, expertsTask } from '../../../engine/ops/cexperts';
+import { Engine } from '../../../engine/engine';
+import { OutTensor, tensorBatch } from '../../../engine/tensors';
+import { code } from './helpers';
+
+const E = 6, H = 8, I = 4;
+
+/** Deterministic pseudo-random floats in [-1, 1). */
+function rand(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 31 - 1;
+  });
+}
+
+const GU = rand(E * 2 * I * H, 1), DOWN = rand(E * H * I, 2);
+
+describe('expert graphs', () => {
+  test('quantizeRows: per-row scales, transposed, error within half a step', () => {
+    const w = Float32Array.from([1, -2, 0.5, 0, 0, 0]);
+    const { q, scale } = quantizeRows(w, 2, 3);
+    expect(Array.from(scale)).toEqual([Math.fround(2 / 127), 1]);
+    expect(Array.from(q)).toEqual([64, 0, -127, 0, 32, 0]); // (K, N) layout
+    const big = rand(32 * 16, 5);
+    const r = quantizeRows(big, 32, 16);
+    for (let n = 0; n < 32; n++) for (let k = 0; k < 16; k++) {
+      expect(Math.abs(r.q[k * 32 + n] * r.scale[n] - big[n * 16 + k])).toBeLessThanOrEqual(r.scale[n] / 2 + 1e-7);
+    }
+  });
+
+  test('the model encoder embeds large initializers intact', () => {
+    const data = rand(1000, 3);
+    const bytes = new Uint8Array(data.buffer);
+    const m = encodeModel('t', [{ op: 'Identity', inputs: ['w'], outputs: ['y'] }], [], [{ name: 'y', elem: Elem.Float, dims: [1000] }], 17, [{ name: 'w', elem: Elem.Float, dims: [1000], data: bytes }]);
+    // the raw bytes appear verbatim, once
+    const s = Buffer.from(m);
+    expect(s.indexOf(Buffer.from(bytes))).toBeGreaterThan(0);
+    expect(expertGroupModel('fp32', H, I, [{ gateUp: GU.subarray(0, 2 * I * H), down: DOWN.subarray(0, H * I) }]).length).toBeGreaterThan(3 * H * I * 4);
+  });
+});
+
+describe('CEXPERTS requests', () => {
+  const input = (params: Record<string, unknown>, named: Record<string, OutTensor>) => {
+    const names = Object.keys(named);
+    return { params: { ...params, tensors: names }, scrolls: tensorBatch(names.map((n) => named[n])) };
+  };
+
+  test('validated into tasks', () => {
+    const t = expertsTask(input({ mode: 'load', layer: 2, experts: E, hidden: H, intermediate: I }, { gate_up: { shape: [E, 2 * I, H], data: GU }, down: { shape: [E, H, I], data: DOWN } }));
+    expect(t).toMatchObject({ mode: 'load', layer: 2, first: 0, n: E, replace: false, spec: { group: E, format: 'fp32' } });
+    const r = expertsTask(input({ mode: 'run', layer: 2, top_k: 2 }, { x: { shape: [3, H], data: rand(3 * H, 1) }, logits: { shape: [3, E], data: rand(3 * E, 2) } }));
+    expect(r).toMatchObject({ mode: 'run', T: 3, routing: { topK: 2, renormalize: false } });
+    expect(code(() => expertsTask({ params: { mode: 'nope' } }))).toBe('E_PARAM');
+    expect(code(() => expertsTask({ params: { mode: 'run' } }))).toBe('E_PARAM');
+    expect(code(() => expertsTask(input({ mode: 'run', layer: 0 }, { x: { shape: [3, H], data: rand(3 * H, 1) }, logits: { shape: [3, E], data: rand(3 * E, 2) } })))).toBe('E_PARAM'); // no top_k
+    expect(code(() => expertsTask(input({ mode: 'load', layer: 0, experts: E, hidden: H, intermediate: I }, { gate_up: { shape: [E, 2 * I, H], data: GU }, down: { shape: [E, I, H], data: DOWN } })))).toBe('E_SHAPE');
+    expect(code(() => expertsTask(input({ mode: 'run', layer: 0 }, { x: { shape: [3, H], data: rand(3 * H, 1) }, expert_ids: { shape: [3, 2], data: new Int32Array(6) }, weights: { shape: [3, 1], data: new Float32Array(3) } })))).toBe('E_SHAPE');
+  });
+
+  test('default groups: one session per layer unless its weights pass 1 GiB', () => {
+    expect(autoGroup(8, 64, 32, 'fp32')).toBe(8);
+    expect(autoGroup(128, 2048, 768, 'int8')).toBe(128); // Qwen3-30B-A3B layer: ~0.6 GB int8
+    expect(autoGroup(128, 2048, 768, 'fp32')).toBe(43); // ~2.4 GB fp32: three sessions
+    expect(autoGroup(3, 1 << 16, 1 << 14, 'fp32')).toBe(1);
+  });
+
+  test('an engine without the expert host answers E_INTERNAL', () => {
+    expect(code(() => new Engine().execute('CEXPERTS', { params: { mode: 'info' } }))).toBe('E_INTERNAL');
+  });
+});
