@@ -47,7 +47,7 @@ MOE_CONFIGS: dict[str, dict[str, Any]] = {
     ),
     "demo": dict(
         hidden_size=768, num_hidden_layers=4, num_attention_heads=12, num_key_value_heads=4, head_dim=64,
-        intermediate_size=2048, moe_intermediate_size=384, num_experts=64, num_experts_per_tok=8,
+        intermediate_size=2048, moe_intermediate_size=384, num_experts=32, num_experts_per_tok=8,
         tie_word_embeddings=False,
     ),
     "bench": dict(
