@@ -114,8 +114,15 @@ def main(argv: list[str] | None = None) -> dict:
     if "baseline_tps" in result:
         same = torch.equal(result["baseline_ids"], result["hybrid_ids"])
         print(f"tokens/s: transformers {result['baseline_tps']:.2f}, hybrid {result['hybrid_tps']:.2f} "
-              f"({result['hybrid_tps'] / result['baseline_tps']:.2f}x); same tokens as transformers: {same}")
+              f"({result['hybrid_tps'] / result['baseline_tps']:.2f}x); same tokens as transformers: {same}{_why(args, same)}")
     return result
+
+
+def _why(args: argparse.Namespace, same: bool) -> str:
+    """Why the tokens may differ: the settings that change the numerics on purpose."""
+    causes = [c for c, on in ((f"{args.expert_format} experts", args.expert_format != "fp32"),
+                              (f"a {args.window}-token window", args.window is not None)) if on]
+    return f" ({' and '.join(causes)} change the numerics)" if causes and not same else ""
 
 
 def hybrid(model: Any, inputs: dict, args: argparse.Namespace, client: Any) -> dict:
