@@ -43,7 +43,7 @@ QUICK = {"config": "bench", "layers": 1, "prompt": 32, "decode": 4, "rounds": 1,
 #: full runs only); the rest: hybrid, experts in the sidecar in that weight format.
 VARIANTS = ("torch", "torch-eager", "fp32", "int8")
 QUICK_VARIANTS = ("torch", "fp32", "int8")
-_SIDECAR_OPS_SKIPPED = ("metrics", "ping")  # the measurement's own requests
+_SIDECAR_OPS_SKIPPED = ("METRICS", "PING")  # the measurement's own requests
 
 
 def _hwm_bytes() -> int | None:
