@@ -50,6 +50,8 @@ class ExpertsBinding:
         Forwards since binding (or :meth:`reset`).
     sidecar_ms : float
         Summed time inside the sidecar's expert runtime.
+    released : bool
+        The module's torch copies of the weights were freed (:func:`bind` with ``release``).
     """
 
     layer: int
@@ -60,6 +62,7 @@ class ExpertsBinding:
     total_counts: np.ndarray = field(default=None)  # type: ignore[assignment]
     calls: int = 0
     sidecar_ms: float = 0.0
+    released: bool = False
 
     def __post_init__(self) -> None:
         if self.total_counts is None:
@@ -82,7 +85,9 @@ def _check_layout(module: torch.nn.Module) -> None:
         raise ValueError(f"vtpu experts compute SwiGLU (silu); this model uses {act!r}")
 
 
-def bind(module: torch.nn.Module, layer: int, *, client: Any = None, format: str = "fp32", group: int | None = None) -> ExpertsBinding:  # noqa: A002
+def bind(
+    module: torch.nn.Module, layer: int, *, client: Any = None, format: str = "fp32", group: int | None = None, release: bool = False  # noqa: A002
+) -> ExpertsBinding:
     """Upload ``module``'s experts to the sidecar as ``layer`` and route its forward there.
 
     Parameters
@@ -94,9 +99,13 @@ def bind(module: torch.nn.Module, layer: int, *, client: Any = None, format: str
     client : vtpu.Client, optional
         Default: :func:`vtpu.integrations.default_client` (resolved now for the upload and
         at each call after).
-    format : {"fp32", "int8"}
+    format : {"fp32", "int8", "q8", "q4"}
     group : int, optional
         Experts per ONNX Runtime session.
+    release : bool
+        Free the module's torch copies of the expert weights once uploaded (they become
+        empty tensors): the Python process stops holding them, and the module can no longer
+        run without the sidecar.
 
     Returns
     -------
@@ -108,6 +117,10 @@ def bind(module: torch.nn.Module, layer: int, *, client: Any = None, format: str
         c.experts_load(layer, module.gate_up_proj, module.down_proj, format=format, group=group)
     b = ExpertsBinding(layer=int(layer), client=client, format=format, num_experts=int(module.gate_up_proj.shape[0]))
     module.vtpu_experts = b
+    if release:
+        for p in (module.gate_up_proj, module.down_proj):
+            p.data = torch.empty(0, dtype=p.dtype, device=p.device)
+        b.released = True
     return b
 
 

@@ -26,7 +26,7 @@ from .experts import NAME, ExpertsBinding, bind, binding, unbind
 __all__ = ["hook", "unhook", "expert_modules", "routing_stats", "reset_stats", "load_matrix", "format_accuracy", "EXPERT_FORMATS"]
 
 #: Weight formats ``hook`` accepts.
-EXPERT_FORMATS = ("fp32", "int8")
+EXPERT_FORMATS = ("fp32", "int8", "q8", "q4")
 
 
 def expert_modules(model: torch.nn.Module) -> dict[int, torch.nn.Module]:
@@ -47,6 +47,7 @@ def hook(
     *,
     layer_base: int = 0,
     group: int | None = None,
+    release: bool = False,
 ) -> torch.nn.Module:
     """Upload a Qwen3-MoE model's experts to the sidecar and route them there.
 
@@ -57,9 +58,10 @@ def hook(
         ``gate_up_proj`` / ``down_proj`` layout with SwiGLU works too).
     client : vtpu.Client, optional
         Default: :func:`vtpu.integrations.default_client`.
-    expert_format : {"fp32", "int8"}
+    expert_format : {"fp32", "int8", "q8", "q4"}
         ``int8``: per-channel int8 weights with per-call activation quantisation (about 4×
-        less expert memory, faster; see the README for the accuracy cost).
+        less expert memory, faster); ``q8`` / ``q4``: block-wise 8- / 4-bit weights
+        (MatMulNBits). See the README for each one's accuracy cost.
     layers : iterable of int, optional
         Decoder layers to offload (default all MoE layers); the others keep
         transformers' eager experts.
@@ -67,6 +69,9 @@ def hook(
         Sidecar layer id of decoder layer 0 (give models sharing a sidecar disjoint ranges).
     group : int, optional
         Experts per ONNX Runtime session in the sidecar.
+    release : bool
+        Free the model's torch copies of the offloaded expert weights after the upload (the
+        Python process then holds no expert weights; :func:`unhook` is no longer possible).
 
     Returns
     -------
@@ -91,13 +96,18 @@ def hook(
     if not hasattr(model, "_vtpu_prev_experts"):
         model._vtpu_prev_experts = model.config._experts_implementation
     for i in chosen:
-        bind(mods[i], layer_base + i, client=client, format=expert_format, group=group)
+        bind(mods[i], layer_base + i, client=client, format=expert_format, group=group, release=release)
     model.set_experts_implementation(NAME)
     return model
 
 
 def unhook(model: torch.nn.Module, *, drop: bool = True) -> torch.nn.Module:
-    """Undo :func:`hook`: the previous experts implementation, layers released in the sidecar."""
+    """Undo :func:`hook`: the previous experts implementation, layers released in the sidecar.
+
+    Raises ``ValueError`` (changing nothing) when ``hook(..., release=True)`` freed the weights.
+    """
+    if any(b.released for b in _bindings(model).values()):
+        raise ValueError("hook(release=True) freed this model's expert weights: they live only in the sidecar now")
     for m in expert_modules(model).values():
         unbind(m, drop=drop)
     prev = model.__dict__.pop("_vtpu_prev_experts", None)

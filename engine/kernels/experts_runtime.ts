@@ -89,7 +89,8 @@ export class ExpertRuntime {
   constructor(private readonly opts: ExpertRuntimeOptions = {}) {}
 
   /**
-   * Stores experts `first..first+n-1` of a layer (gateUp n·2I·H, down n·H·I floats).
+   * Stores experts `first..first+n-1` of a layer (gateUp n·2I·H, down n·H·I floats; the
+   * arrays are kept, not copied, until their group's session is built).
    * A layer with another spec is E_SHAPE unless `replace` (which starts it afresh);
    * an expert uploaded twice is E_PARAM. Resolves when the sessions of every group this
    * chunk completed are built.
@@ -124,8 +125,8 @@ export class ExpertRuntime {
     for (let j = 0; j < n; j++) {
       const e = first + j;
       l.received[e] = 1;
-      // Own copies: the request's buffers are not ours to keep.
-      l.pending[e] = { gateUp: gateUp.slice(j * 2 * I * H, (j + 1) * 2 * I * H), down: down.slice(j * H * I, (j + 1) * H * I) };
+      // Views: the chunk's buffers are handed over (moved here from the event loop).
+      l.pending[e] = { gateUp: gateUp.subarray(j * 2 * I * H, (j + 1) * 2 * I * H), down: down.subarray(j * H * I, (j + 1) * H * I) };
     }
     const g0 = Math.floor(first / spec.group), g1 = Math.floor((first + n - 1) / spec.group);
     for (let g = g0; g <= g1; g++) {

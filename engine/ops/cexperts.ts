@@ -3,7 +3,7 @@
  * engine/kernels/experts_runtime.ts). Modes:
  *
  * - `load`: params `layer`, `experts` E, `hidden` H, `intermediate` I, `format`
- *   (fp32 | int8), `first` (default 0), `group` (experts per session; default: as many
+ *   (fp32 | int8 | q8 | q4), `first` (default 0), `group` (experts per session; default: as many
  *   as fit in {@link GROUP_BYTES}, so most layers are one session),
  *   `replace` (bool); tensors `gate_up` (n, 2I, H) and `down` (n, H, I) for experts
  *   first..first+n-1 (transformers' fused Qwen3-MoE layout).
@@ -24,7 +24,7 @@ import { VtpuError } from '../errors';
 import { boolParam, intParam } from './params';
 import { expectShape, floatInput, intInput, namedTensors, tensorOutput } from '../tensors';
 import type { LayerInfo, LayerSpec, RoutingInput } from '../kernels/experts_runtime';
-import { expertBytes, type ExpertFormat } from '../kernels/experts_graph';
+import { EXPERT_FORMATS, expertBytes, type ExpertFormat } from '../kernels/experts_graph';
 
 export const OP = 'CEXPERTS';
 /**
@@ -69,7 +69,7 @@ function loadTask(input: OpInput): ExpertsTask {
   const hidden = intParam(OP, p, 'hidden', 1, 1, 1 << 20);
   const intermediate = intParam(OP, p, 'intermediate', 1, 1, 1 << 20);
   const format = (p.format ?? 'fp32') as ExpertFormat;
-  const auto = autoGroup(experts, hidden, intermediate, format === 'int8' ? 'int8' : 'fp32');
+  const auto = autoGroup(experts, hidden, intermediate, (EXPERT_FORMATS as readonly string[]).includes(format) ? format : 'fp32');
   const spec: LayerSpec = { experts, hidden, intermediate, format, group: intParam(OP, p, 'group', auto, 1, 1 << 16) };
   const named = namedTensors(OP, input);
   const gu = floatInput(OP, named, 'gate_up');

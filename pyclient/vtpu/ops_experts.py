@@ -18,9 +18,11 @@ from .errors import ParamError
 __all__ = ["ExpertsMixin", "ExpertsOutput", "EXPERT_FORMATS"]
 
 #: Weight formats the sidecar builds experts in.
-EXPERT_FORMATS = ("fp32", "int8")
+EXPERT_FORMATS = ("fp32", "int8", "q8", "q4")
 #: Largest upload request, in bytes (well under the default max_request_bytes).
 CHUNK_BYTES = 256 << 20
+#: Default seconds to wait for each upload reply (at least the client's timeout).
+LOAD_TIMEOUT = 600.0
 
 
 class ExpertsOutput(NamedTuple):
@@ -75,8 +77,10 @@ class ExpertsMixin:
             Fused gate and up projections, gate rows first (transformers 5.x layout).
         down : array_like, shape (E, H, I)
             Down projections.
-        format : {"fp32", "int8"}
-            ``int8``: per-output-channel int8 weights, activations quantised per call.
+        format : {"fp32", "int8", "q8", "q4"}
+            ``int8``: per-output-channel int8 weights, activations quantised per call (per
+            tensor); ``q8`` / ``q4``: 8- / 4-bit weights in blocks of 32 with activations
+            quantised per block (ONNX Runtime's MatMulNBits).
         group : int, optional
             Experts per ONNX Runtime session (sidecar default: as many as fit in 1 GiB of
             weights; each session has its own thread pool, and a forward costs one call
@@ -84,7 +88,8 @@ class ExpertsMixin:
         chunk_bytes : int
             Upload at most about this many bytes per request.
         timeout : float, optional
-            Seconds to wait for each reply (building sessions of big layers takes a while).
+            Seconds to wait for each reply; default the larger of the client's timeout and
+            :data:`LOAD_TIMEOUT` (building the sessions of big layers takes a while).
 
         Returns
         -------
@@ -109,10 +114,12 @@ class ExpertsMixin:
         if group is not None:
             params["group"] = int(group)
         per = max(1, int(chunk_bytes) // max(1, (gu[0].nbytes + dn[0].nbytes)))
+        # A chunk that completes a group waits for its sessions to be built (seconds for big layers).
+        wait = timeout if timeout is not None else max(self.timeout, LOAD_TIMEOUT)  # type: ignore[attr-defined]
         res: dict[str, Any] = {}
         for first in range(0, E, per):
             p = {**params, "first": first, "replace": first == 0}
-            res, _ = self.compute("CEXPERTS", p, {"gate_up": gu[first : first + per], "down": dn[first : first + per]}, timeout=timeout)  # type: ignore[attr-defined]
+            res, _ = self.compute("CEXPERTS", p, {"gate_up": gu[first : first + per], "down": dn[first : first + per]}, timeout=wait)  # type: ignore[attr-defined]
         res.pop("mode", None)
         res.pop("tensors", None)
         return res.get("info", res)

@@ -81,12 +81,27 @@ def test_some_layers_only(model, client):
         vq.hook(tiny_model(), client, layers=[9])
 
 
-def test_int8_accuracy_cost(client):
+def test_release_frees_torch_weights(client):
     m = tiny_model()
-    r = vq.format_accuracy(m, prompts(8, 32, seed=3), "int8", client=client, layer_base=130)
-    print(f"int8 experts: max |dlogit| {r['max_abs_dlogit']:.4f}, top-1 agreement {r['top1_agreement']:.4f} over {r['positions']} positions")
+    ids = prompts(1, 8)
+    ref = m.generate(ids, max_new_tokens=8, do_sample=False)
+    vq.hook(m, client, "int8", layer_base=150, release=True)
+    assert all(e.gate_up_proj.numel() == 0 and e.down_proj.numel() == 0 for e in vq.expert_modules(m).values())
+    out = m.generate(ids, max_new_tokens=8, do_sample=False)
+    assert out.shape == ref.shape
+    with pytest.raises(ValueError, match="freed"):
+        vq.unhook(m)
+    assert client.experts_info(150)[0]["format"] == "int8"
+    assert client.experts_drop(150) == 1
+
+
+@pytest.mark.parametrize("fmt, agreement", [("int8", 0.99), ("q8", 0.99), ("q4", 0.95)])
+def test_quantised_accuracy_cost(client, fmt, agreement):
+    m = tiny_model()
+    r = vq.format_accuracy(m, prompts(8, 32, seed=3), fmt, client=client, layer_base=130)
+    print(f"{fmt} experts: max |dlogit| {r['max_abs_dlogit']:.4f}, top-1 agreement {r['top1_agreement']:.4f} over {r['positions']} positions")
     assert r["positions"] == 256
-    assert r["top1_agreement"] >= 0.99
+    assert r["top1_agreement"] >= agreement
     assert 0 < r["max_abs_dlogit"] < 0.5  # quantised: not bit-exact, but close
 
 

@@ -1,4 +1,4 @@
-import { expertGroupModel, quantizeRows } from '../../../engine/kernels/experts_graph';
+import { expertGroupModel, quantizeBlocks, quantizeRows } from '../../../engine/kernels/experts_graph';
 import { encodeModel, Elem } from '../../../engine/kernels/onnx_proto';
 import { autoGroup, expertsTask } from '../../../engine/ops/cexperts';
 import { Engine } from '../../../engine/engine';
@@ -28,6 +28,25 @@ describe('expert graphs', () => {
     const r = quantizeRows(big, 32, 16);
     for (let n = 0; n < 32; n++) for (let k = 0; k < 16; k++) {
       expect(Math.abs(r.q[k * 32 + n] * r.scale[n] - big[n * 16 + k])).toBeLessThanOrEqual(r.scale[n] / 2 + 1e-7);
+    }
+  });
+
+  test('quantizeBlocks: 8- and 4-bit blocks of 32 along K, zero point 2^(bits-1), padded last block', () => {
+    const K = 40, N = 3;
+    const w = rand(N * K, 7);
+    for (const bits of [8, 4] as const) {
+      const { q, scale, blocks } = quantizeBlocks(w, N, K, bits);
+      expect(blocks).toBe(2);
+      const blob = (32 * bits) / 8;
+      expect(q.length).toBe(N * blocks * blob);
+      const zp = 1 << (bits - 1);
+      for (let n = 0; n < N; n++) for (let k = 0; k < 64; k++) {
+        const b = k >> 5, j = k & 31, o = (n * blocks + b) * blob;
+        const v = bits === 8 ? q[o + j] : (q[o + (j >> 1)] >> (j & 1 ? 4 : 0)) & 15;
+        const s = scale[n * blocks + b];
+        if (k < K) expect(Math.abs((v - zp) * s - w[n * K + k])).toBeLessThanOrEqual(s / 2 + 1e-7);
+        else expect(v).toBe(zp); // padding dequantises to 0
+      }
     }
   });
 
