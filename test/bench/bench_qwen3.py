@@ -1,0 +1,305 @@
+"""Qwen3-MoE with its experts in the vTPU sidecar (hybrid) beside transformers' default
+experts implementation on CPU: prefill and decode tokens/s, the round trips' share of a
+decode step, and the Python process's peak memory with the experts offloaded or not.
+
+Each variant (``torch``, ``fp32``, the quantised formats) runs in a child process of its
+own, one after the other, so peak memory is per variant and no variant's weights sit
+beside another's; all build the same seeded model (the per-layer shape of Qwen3-30B-A3B,
+see ``vtpu.integrations.qwen3_models``) with the same torch threads. One round: prefill a
+512-token prompt (``use_cache``, logits of the last position only), then decode greedily
+one token at a time with the KV cache. Median of the rounds after one unmeasured warm-up.
+
+Round trips: module hooks time each experts call from Python (wall); the sidecar's own
+time is the growth of its per-op request durations (``client.metrics()``) over the decode
+steps, of which the expert runtime's own is the hook's ``sidecar_ms``; transport = wall −
+sidecar time. Memory: after ``hook`` the hybrid variants drop Python's copy of the offloaded
+expert weights (:func:`release_experts`), so the peak from "model ready" on is what
+offloading saves; the whole-run peak includes building the full model.
+
+Usage: python test/bench/bench_qwen3.py [--quick] [--variants torch,fp32,q8]
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+from common import median, rss_bytes
+
+#: The benchmark shape is qwen3_models' "bench" (Qwen3-30B-A3B's layer) with this many layers: one
+#: is 2.4 GB of fp32 experts, and the fp32 child peaks near 7 GB in Python plus ~2.7x the expert
+#: bytes in the sidecar (measured at a reduced width), so two would not fit 24 GiB.
+FULL = {"config": "bench", "layers": int(os.environ.get("VTPU_BENCH_QWEN3_LAYERS", "1")), "prompt": 512, "decode": 32, "rounds": 3}
+QUICK = {"config": "bench", "layers": 1, "prompt": 32, "decode": 4, "rounds": 1,
+         "overrides": {"hidden_size": 256, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64,
+                       "moe_intermediate_size": 128, "num_experts": 16, "vocab_size": 4096,
+                       "pad_token_id": 0, "bos_token_id": 0, "eos_token_id": 1}}
+#: ``torch``: transformers' default experts (the peer); ``torch-eager``: its eager loop (context,
+#: full runs only); the rest: hybrid, experts in the sidecar in that weight format.
+VARIANTS = ("torch", "torch-eager", "fp32", "int8", "q8", "q4")
+QUICK_VARIANTS = ("torch", "fp32", "q8")
+_SIDECAR_OPS_SKIPPED = ("METRICS", "PING")  # the measurement's own requests
+
+
+def _hwm_bytes() -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _reset_hwm() -> bool:
+    """Start a new peak-RSS window (Linux: clear_refs 5); False where unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class ExpertTimer:
+    """Wall time of every experts module call (forward pre/post hooks), whatever implements it."""
+
+    def __init__(self, model) -> None:
+        from transformers.models.qwen3_moe.modeling_qwen3_moe import Qwen3MoeExperts
+
+        self.total, self.calls, self._t0 = 0.0, 0, 0.0
+        self.handles = []
+        for m in model.modules():
+            if isinstance(m, Qwen3MoeExperts):
+                self.handles.append(m.register_forward_pre_hook(self._pre))
+                self.handles.append(m.register_forward_hook(self._post))
+
+    def _pre(self, *_):
+        self._t0 = time.perf_counter()
+
+    def _post(self, *_):
+        self.total += time.perf_counter() - self._t0
+        self.calls += 1
+
+
+def _sidecar_ms(client) -> float:
+    """Total request time the sidecar has spent so far (all ops but the measurement's own)."""
+    ops = client.metrics().get("ops", {})
+    return sum(o["count"] * (o["mean_ms"] or 0.0) for op, o in ops.items() if op not in _SIDECAR_OPS_SKIPPED)
+
+
+def release_experts(model) -> int:
+    """Drop Python's copy of the offloaded expert weights (the sidecar holds them; the vtpu
+    forward never reads them). ``qwen3.hook`` keeps them so that ``unhook`` can restore."""
+    import pyarrow as pa
+    import torch
+    from vtpu.integrations import qwen3
+
+    freed = 0
+    for m in qwen3.expert_modules(model).values():
+        for name in ("gate_up_proj", "down_proj"):
+            p = getattr(m, name)
+            freed += p.numel() * p.element_size()
+            setattr(m, name, torch.nn.Parameter(p.new_empty(0), requires_grad=False))
+    gc.collect()
+    pa.default_memory_pool().release_unused()  # the upload's Arrow buffers: mimalloc keeps them otherwise
+    return freed
+
+
+def _compute_ms(model) -> float:
+    """Time inside the sidecar's expert runtime so far, summed over layers (the hook's statistics)."""
+    from vtpu.integrations import qwen3
+
+    return sum(st["sidecar_ms"] for st in qwen3.routing_stats(model).values())
+
+
+def _round(model, prompt, steps: int, timer: ExpertTimer, client) -> dict:
+    import torch
+
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        out = model(prompt, use_cache=True, logits_to_keep=1)
+        prefill = time.perf_counter() - t0
+        cache, tok = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+        tokens = [int(tok)]
+        timer.total, timer.calls = 0.0, 0
+        side0, comp0 = (_sidecar_ms(client), _compute_ms(model)) if client else (0.0, 0.0)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            out = model(tok, past_key_values=cache, use_cache=True)
+            cache, tok = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+            tokens.append(int(tok))
+        decode = time.perf_counter() - t0
+        side = (_sidecar_ms(client) - side0) / 1000 if client else None
+        comp = (_compute_ms(model) - comp0) / 1000 if client else None
+    return {"prefill_s": prefill, "decode_s": decode, "experts_s": timer.total, "sidecar_s": side, "compute_s": comp,
+            "tokens": tokens}
+
+
+def worker(variant: str, cfg: dict) -> dict:
+    """One variant, in this process: build, (hook), warm up, measure; returns JSON-able figures."""
+    import torch
+
+    import vtpu
+    from vtpu.integrations import qwen3_models as qm
+
+    torch.set_num_threads(cfg["threads"])
+    t0 = time.perf_counter()
+    model = qm.build_model(qm.moe_config(cfg["config"], num_hidden_layers=cfg["layers"], **cfg.get("overrides", {})), seed=0)
+    if variant == "torch-eager":
+        model.set_experts_implementation("eager")
+    res: dict = {"variant": variant, "build_s": time.perf_counter() - t0, "experts_implementation": model.config._experts_implementation}
+    client = None
+    if not variant.startswith("torch"):
+        from vtpu.integrations import qwen3
+
+        client = vtpu.connect(timeout=600)
+        t0 = time.perf_counter()
+        qwen3.hook(model, client=client, expert_format=variant)
+        res["hook_s"] = time.perf_counter() - t0
+        res["released_bytes"] = release_experts(model)
+        res["experts_implementation"] = model.config._experts_implementation
+    gc.collect()
+    res["rss_ready_bytes"] = rss_bytes(os.getpid())
+    res["build_peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # clear_refs resets it too
+    res["hwm_reset"] = _reset_hwm()
+    vocab = model.config.vocab_size
+    prompt = torch.randint(0, vocab, (1, cfg["prompt"]), generator=torch.Generator().manual_seed(7))
+    timer = ExpertTimer(model)
+    rounds = [_round(model, prompt, cfg["decode"], timer, client) for _ in range(cfg["rounds"] + 1)][1:]
+    steps = cfg["decode"]
+    res.update(
+        prefill_tps=cfg["prompt"] / median([r["prefill_s"] for r in rounds]),
+        decode_tps=steps / median([r["decode_s"] for r in rounds]),
+        decode_ms_per_token=1000 * median([r["decode_s"] for r in rounds]) / steps,
+        experts_ms_per_token=1000 * median([r["experts_s"] for r in rounds]) / steps,
+        tokens=rounds[-1]["tokens"],
+        peak_rss_bytes=max(res["build_peak_rss_bytes"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
+        inference_peak_rss_bytes=_hwm_bytes() if res["hwm_reset"] else None,
+    )
+    if client is not None:
+        side = median([r["sidecar_s"] for r in rounds]) * 1000 / steps
+        res.update(sidecar_ms_per_token=side, transport_ms_per_token=res["experts_ms_per_token"] - side,
+                   compute_ms_per_token=median([r["compute_s"] for r in rounds]) * 1000 / steps,
+                   sidecar_rss_bytes=client.metrics().get("memory", {}).get("rss_bytes"))
+        client.close()
+    return res
+
+
+def run(quick: bool = False, variants: tuple[str, ...] | None = None) -> dict:
+    """Every variant in its own child process, in order; ratios against ``torch``."""
+    import torch
+
+    variants = variants or (QUICK_VARIANTS if quick else VARIANTS)
+    cfg = {**(QUICK if quick else FULL), "threads": torch.get_num_threads()}
+    out: dict = {"config": cfg, "variants": {}}
+    for v in variants:
+        proc = subprocess.run([sys.executable, __file__, "--worker", v, "--cfg", json.dumps(cfg)],
+                              capture_output=True, text=True, timeout=3600)
+        if proc.returncode != 0:
+            out["variants"][v] = {"error": (proc.stderr.strip().splitlines() or ["exit %d" % proc.returncode])[-1][:300]}
+            continue
+        out["variants"][v] = json.loads(proc.stdout.strip().splitlines()[-1])
+    base = out["variants"].get("torch", {})
+    for v, r in out["variants"].items():
+        if v == "torch" or "error" in r or "error" in base or not base:
+            continue
+        r["prefill_ratio"] = r["prefill_tps"] / base["prefill_tps"]
+        r["decode_ratio"] = r["decode_tps"] / base["decode_tps"]
+        r["same_tokens_as_torch"] = r["tokens"] == base["tokens"]
+        r["token_agreement"] = sum(a == b for a, b in zip(r["tokens"], base["tokens"])) / len(base["tokens"])
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="a small shape, few tokens (a smoke run)")
+    ap.add_argument("--variants", default="", help=f"comma-separated, of {', '.join(VARIANTS)}")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--cfg", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, json.loads(args.cfg))))
+        return
+    print(json.dumps(run(args.quick, tuple(v for v in args.variants.split(",") if v) or None), indent=1))
+
+
+if __name__ == "__main__":
+    main()
+
+
+def _gib(b) -> str:
+    return "n/a" if b is None else f"{b / 2**30:.2f} GiB"
+
+
+def _same(v: str, x: dict) -> str:
+    if v == "torch":
+        return "–"
+    return "yes" if x.get("same_tokens_as_torch") else f"**no** ({x.get('token_agreement', 0):.0%} of positions)"
+
+
+def render(r: dict) -> list[str]:
+    """Markdown for BENCHMARKS.md: hybrid vs transformers per variant, round trips, memory, misses."""
+    from report import HEAD, _fmt, _row
+
+    c, vs = r["config"], r["variants"]
+    base = vs.get("torch", {})
+    shape = "Qwen3-30B-A3B's layer shape" if not c.get("overrides") else "a reduced shape (quick run)"
+    lines = [
+        f"## Qwen3-MoE, experts in the sidecar (hybrid) vs transformers on CPU: {c['layers']} layer(s) of {shape}",
+        f"Peer: the same seeded model with transformers' default experts implementation "
+        f"(`{base.get('experts_implementation', '?')}`), {c['threads']} torch threads for every variant. Prefill: a "
+        f"{c['prompt']}-token prompt; decode: {c['decode']} greedy tokens one at a time with the KV cache. Each variant "
+        f"in its own process; median of {c['rounds']} rounds after a warm-up (`test/bench/bench_qwen3.py`).",
+        "", HEAD,
+    ]
+    misses = []
+    if "error" in base or not base:
+        return lines + ["", f"The baseline failed: {base.get('error', 'not run')}.", ""]
+    for v, x in vs.items():
+        if v == "torch":
+            continue
+        if "error" in x:
+            misses.append(f"- **{v}**: the run failed: {x['error']}")
+            continue
+        if v == "torch-eager":
+            lines += [_row(f"{p} tokens/s, transformers eager experts (context)", _fmt(x[f"{p}_tps"], "/s"),
+                           _fmt(base[f"{p}_tps"], "/s"), f"{x[f'{p}_ratio']:.2f}×", "reported", True) for p in ("prefill", "decode")]
+            continue
+        target = 1.0 if v == "fp32" else 2.0
+        for phase in ("prefill", "decode"):
+            ratio, met = x[f"{phase}_ratio"], x[f"{phase}_ratio"] >= target
+            lines.append(_row(f"{phase} tokens/s, {v} experts", _fmt(x[f"{phase}_tps"], "/s"), _fmt(base[f"{phase}_tps"], "/s"),
+                              f"{ratio:.2f}×", f"≥ {target:.0f}× ({'must' if v == 'fp32' else 'target'})", met))
+            if not met:
+                misses.append(f"- **{phase}, {v}**: {ratio:.2f}× the baseline (target ≥ {target:.0f}×).")
+        if x.get("inference_peak_rss_bytes") and base.get("inference_peak_rss_bytes"):
+            mem = x["inference_peak_rss_bytes"] / base["inference_peak_rss_bytes"]
+            lines.append(_row(f"Python peak RSS in inference, {v} experts offloaded", _gib(x["inference_peak_rss_bytes"]),
+                              _gib(base["inference_peak_rss_bytes"]), f"{mem:.2f}×", "reported", True))
+    lines += ["", "Per decode token (ms): the experts calls seen from Python (wall), the sidecar's request time "
+              "(metrics), of which inside the expert runtime (the hook's `sidecar_ms`), and transport = wall − "
+              "request time (encoding, ZeroMQ, decoding, waiting).", "",
+              "| variant | decode step | experts (Python wall) | sidecar request | of which compute | transport | same greedy tokens as torch |",
+              "|---|---|---|---|---|---|---|"]
+    for v, x in vs.items():
+        if "error" in x:
+            continue
+        cells = [x.get(k) for k in ("sidecar_ms_per_token", "compute_ms_per_token", "transport_ms_per_token")]
+        lines.append(f"| {v} | {x['decode_ms_per_token']:.2f} | {x['experts_ms_per_token']:.2f} | "
+                     + " | ".join("–" if c is None else f"{c:.2f}" for c in cells) + f" | {_same(v, x)} |")
+    lines += ["", "Peak memory of the Python process (whole run, build included; and from the model ready to the end "
+              "of inference: the hybrid variants have dropped Python's copy of the offloaded experts), and the "
+              "sidecar's RSS:", "", "| variant | peak RSS | inference peak RSS | sidecar RSS |", "|---|---|---|---|"]
+    for v, x in vs.items():
+        if "error" not in x:
+            lines.append(f"| {v} | {_gib(x['peak_rss_bytes'])} | {_gib(x.get('inference_peak_rss_bytes'))} | "
+                         f"{_gib(x.get('sidecar_rss_bytes'))} |")
+    lines += [""] + (["Misses:", ""] + misses + [""] if misses else [])
+    return lines
