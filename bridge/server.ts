@@ -12,6 +12,8 @@ import type { OpInput, OpOutput } from '../engine/types';
 import { RequestError, errorReply, okReply, parseRequest, peekId, rowsIn, toOpInput } from './frames';
 import type { ReadPool } from './pool';
 import type { ComputePool } from './compute';
+import type { SyncService } from './sync/service';
+import { curveServerOptions } from './security';
 
 /** What the server needs from the engine: synchronous op execution. */
 export interface Executor {
@@ -41,6 +43,10 @@ export interface ServerOptions {
   pool?: ReadPool;
   /** Off-main-thread CATTEND (ONNX Runtime / worker threads); absent = the engine's JS kernels inline. */
   compute?: ComputePool;
+  /** Handles CSYNC run (drives a sync with a peer); absent = CSYNC run is E_PARAM. */
+  sync?: SyncService;
+  /** Serve with CURVE using this z85 secret key (bridge/security.ts). */
+  curveSecretKey?: string;
 }
 
 /**
@@ -100,6 +106,7 @@ const WRITES = new Set(['CPUT', 'CDEL', 'PHEXT_IMPORT']);
 export function isWrite(op: string, params: Record<string, unknown>): boolean {
   if (WRITES.has(op)) return true;
   if (op === 'CROUTE') return params.table !== undefined;
+  if (op === 'CSYNC') return params.step === 'apply' || params.step === 'delete';
   if (op === 'PROGRAM' && Array.isArray(params.steps)) {
     return params.steps.some((s) => typeof s === 'object' && s !== null &&
       isWrite(String((s as { op?: unknown }).op), ((s as { params?: unknown }).params ?? {}) as Record<string, unknown>));
@@ -125,7 +132,7 @@ export class SidecarServer {
   private constructor(
     private readonly sock: zmq.Router,
     private readonly engine: Executor,
-    private readonly opts: Required<Omit<ServerOptions, 'pool' | 'compute'>> & { pool?: ReadPool; compute?: ComputePool },
+    private readonly opts: Required<Omit<ServerOptions, 'pool' | 'compute' | 'sync' | 'curveSecretKey'>> & { pool?: ReadPool; compute?: ComputePool; sync?: SyncService },
   ) {
     this.address = sock.lastEndpoint ?? opts.address;
     this.metrics = engine.metrics ?? new Metrics();
@@ -140,6 +147,7 @@ export class SidecarServer {
       sendHighWaterMark: 10_000,
       receiveHighWaterMark: 10_000,
       ipv6: /^tcp:\/\/\[/.test(opts.address),
+      ...curveServerOptions(opts.curveSecretKey),
       // Over-limit requests must reach us to be answered E_LIMIT, so no maxMessageSize.
     });
     try {
@@ -148,7 +156,8 @@ export class SidecarServer {
       sock.close();
       throw e;
     }
-    return new SidecarServer(sock, engine, { maxInFlight: 64, ...opts });
+    const { curveSecretKey: _key, ...rest } = opts;
+    return new SidecarServer(sock, engine, { maxInFlight: 64, ...rest });
   }
 
   /** Requests being handled right now. */
@@ -210,7 +219,8 @@ export class SidecarServer {
         const { id, op, input, bytes } = req;
         const pool = this.opts.pool;
         const compute = this.opts.compute;
-        if (this.tasks.size === 0 && this.gate.idle && !(pool && pool.wants(op, input)) && !(compute && compute.wants(op, input))) {
+        if (this.tasks.size === 0 && this.gate.idle && !(pool && pool.wants(op, input)) && !(compute && compute.wants(op, input)) &&
+          !this.opts.sync?.wants(op, input)) {
           // Fast path: nothing else in flight, so nothing can interleave with a
           // synchronous engine call; answer without a task, gate or promise hop.
           let reply: Uint8Array[];
@@ -279,6 +289,8 @@ export class SidecarServer {
     const compute = this.opts.compute;
     // Only the input gathering holds the gate; the compute itself runs outside it.
     if (compute && compute.wants(op, input)) return compute.run(op, input, (fn) => this.gate.run(false, fn));
+    // A sync holds the gate only for each local step, never across a peer round trip.
+    if (this.opts.sync?.wants(op, input)) return this.opts.sync.run(input, (w, fn) => this.gate.run(w, fn));
     return this.gate.run(isWrite(op, input.params), () => this.engine.execute(op, input));
   }
 

@@ -13,9 +13,13 @@ import { ComputePool } from './compute';
 import { SidecarServer } from './server';
 import { writeMetricsFile } from './metricsfile';
 import type { HttpOptions, HttpServer } from './http/server';
+import { initSyncHash } from '../engine/sync/hash';
+import { SyncService } from './sync/service';
+import { applyOwnership, checkSyncOptions, type SyncOptions } from './sync/options';
+import { checkExposure, checkKey } from './security';
 
 /** Options of {@link startSidecar}; every one has a default. */
-export interface SidecarOptions {
+export interface SidecarOptions extends SyncOptions {
   /** `ipc://path` or `tcp://host:port` (port `*`/0 = ephemeral). Default `ipc://<tmp>/vtpu-<pid>.sock`. */
   address?: string;
   /** Largest request, all frames together, in bytes (protocol default). */
@@ -36,6 +40,10 @@ export interface SidecarOptions {
   metricsFile?: string;
   /** Serve HTTP/WebSocket (metrics, dashboard, SQ API) too; default off. */
   http?: HttpOptions;
+  /** CURVE secret key (z85): clients need the matching public key; required beyond loopback unless `insecure`. */
+  curveSecretKey?: string;
+  /** Allow binding tcp:// beyond loopback without CURVE (default false). */
+  insecure?: boolean;
 }
 
 /** A running sidecar. */
@@ -65,14 +73,18 @@ export async function startSidecar(opts: SidecarOptions = {}): Promise<Sidecar> 
   const o = checkOptions(opts);
   // PHEXT_EXPORT checksums synchronously, so the WASM hash must be compiled before serving.
   await initChecksum();
+  await initSyncHash();
   // PING reports the engine's limits, so a new engine gets the server's.
   const engine = opts.engine ?? new Engine({ maxBatch: o.maxBatch, maxRequestBytes: o.maxRequestBytes });
   engine.metrics.enabled = opts.metrics ?? true;
+  const syncTarget = checkSyncOptions(opts);
+  applyOwnership(engine, opts);
+  const sync = new SyncService(engine);
   const pool = o.poolThreshold > 0 ? new ReadPool(engine, { threads: o.threads, threshold: o.poolThreshold }) : undefined;
   const compute = o.computeThreshold > 0 ? new ComputePool(engine, { threads: o.threads, minFlops: o.computeThreshold }) : undefined;
   let server: SidecarServer;
   try {
-    server = await SidecarServer.bind(engine, { address: o.address, maxRequestBytes: o.maxRequestBytes, maxBatch: o.maxBatch, pool, compute });
+    server = await SidecarServer.bind(engine, { address: o.address, maxRequestBytes: o.maxRequestBytes, maxBatch: o.maxBatch, pool, compute, sync, curveSecretKey: o.curveSecretKey });
   } catch (e) {
     await pool?.destroy();
     await compute?.destroy();
@@ -91,6 +103,7 @@ export async function startSidecar(opts: SidecarOptions = {}): Promise<Sidecar> 
   }
   // Rates and percentiles over the last second need the 100 ms sampler.
   engine.metrics.start();
+  const stopSync = syncTarget && sync.every((w, fn) => server.call('CSYNC', w, 0, fn, () => 0), syncTarget, syncTarget.everyMs);
   let closed: Promise<void> | undefined;
   return {
     address: server.address,
@@ -100,6 +113,7 @@ export async function startSidecar(opts: SidecarOptions = {}): Promise<Sidecar> 
     close: () => (closed ??= (async () => {
       http?.close();
       stopFile?.();
+      stopSync?.();
       engine.metrics.stop();
       await server.close();
       await pool?.destroy();
@@ -150,7 +164,8 @@ export async function serveForever(opts: ServeOptions = {}): Promise<Sidecar> {
 
 function checkOptions(opts: SidecarOptions) {
   if (typeof opts !== 'object' || opts === null) throw new TypeError('options must be an object');
-  const known = ['address', 'maxRequestBytes', 'maxBatch', 'threads', 'poolThreshold', 'engine', 'metrics', 'metricsFile', 'http', 'computeThreshold'];
+  const known = ['address', 'maxRequestBytes', 'maxBatch', 'threads', 'poolThreshold', 'engine', 'metrics', 'metricsFile', 'http', 'computeThreshold',
+    'agent', 'owns', 'owners', 'sync', 'curveSecretKey', 'insecure'];
   for (const k of Object.keys(opts)) if (!known.includes(k)) throw new TypeError(`unknown option '${k}'`);
   const address = opts.address ?? defaultAddress();
   if (typeof address !== 'string' || !/^(ipc:\/\/.+|tcp:\/\/(\[[0-9a-fA-F:.]+\]|[^:/[\]]+):(\d+|\*))$/.test(address)) {
@@ -168,8 +183,12 @@ function checkOptions(opts: SidecarOptions) {
     throw new TypeError(`option 'metricsFile' must be a file path`);
   }
   if (opts.http !== undefined && (typeof opts.http !== 'object' || opts.http === null)) throw new TypeError(`option 'http' must be an object`);
+  if (opts.curveSecretKey !== undefined) checkKey(opts.curveSecretKey, `option 'curveSecretKey'`);
+  if (opts.insecure !== undefined && typeof opts.insecure !== 'boolean') throw new TypeError(`option 'insecure' must be a boolean`);
+  checkExposure(address, opts.curveSecretKey, opts.insecure === true);
   return {
     address,
+    curveSecretKey: opts.curveSecretKey,
     maxRequestBytes: int('maxRequestBytes', opts.maxRequestBytes, 1, opts.engine?.maxRequestBytes ?? DEFAULTS.maxRequestBytes),
     maxBatch: int('maxBatch', opts.maxBatch, 1, opts.engine?.maxBatch ?? DEFAULTS.maxBatch),
     threads: int('threads', opts.threads, 1, Math.min(4, availableParallelism())),

@@ -17,6 +17,7 @@ from .ops_moe import MoeMixin
 from .observe import ObserveMixin
 from .ops_kg import KgMixin
 from .ops_nearest import NearestMixin
+from .ops_sync import SyncMixin, check_server_key
 from .program import Program, ProgramResult
 from .protocol import DEFAULTS, DTYPE_NAMES, KIND_NAMES
 from .tensors import decode_tensors, encode_tensors
@@ -64,7 +65,7 @@ def _body(frames: list[Any], op: str) -> Any:
     return frames[0]
 
 
-class Client(AttendMixin, MoeMixin, NearestMixin, KgMixin, ObserveMixin):
+class Client(AttendMixin, MoeMixin, NearestMixin, KgMixin, ObserveMixin, SyncMixin):
     """A connection to a vTPU sidecar; safe to share between threads.
 
     Parameters
@@ -95,7 +96,13 @@ class Client(AttendMixin, MoeMixin, NearestMixin, KgMixin, ObserveMixin):
     """
 
     def __init__(
-        self, address: str | None = None, *, timeout: float | None = None, sidecar_args: Iterable[str] = (), http_port: int | None = None
+        self,
+        address: str | None = None,
+        *,
+        timeout: float | None = None,
+        sidecar_args: Iterable[str] = (),
+        http_port: int | None = None,
+        server_key: str | None = None,
     ) -> None:
         self.sidecar: Sidecar | None = None
         http = [] if http_port is None else ["--http", str(int(http_port))]
@@ -107,7 +114,8 @@ class Client(AttendMixin, MoeMixin, NearestMixin, KgMixin, ObserveMixin):
             self._http_url = f"http://127.0.0.1:{int(http_port)}"
 
         t = DEFAULTS["timeout_ms"] / 1000.0 if timeout is None else float(timeout)
-        self._t = Transport(str(address), t, watch=self.sidecar.check if self.sidecar else None)
+        key = check_server_key(server_key)
+        self._t = Transport(str(address), t, watch=self.sidecar.check if self.sidecar else None, server_key=key)
 
     @property
     def address(self) -> str:
@@ -332,7 +340,12 @@ class Client(AttendMixin, MoeMixin, NearestMixin, KgMixin, ObserveMixin):
 
 
 def connect(
-    address: str | None = None, *, timeout: float | None = None, sidecar_args: Iterable[str] = (), http_port: int | None = None
+    address: str | None = None,
+    *,
+    timeout: float | None = None,
+    sidecar_args: Iterable[str] = (),
+    http_port: int | None = None,
+    server_key: str | None = None,
 ) -> Client:
     """Connect to a sidecar, starting a private local one when ``address`` is None.
 
@@ -347,6 +360,9 @@ def connect(
     http_port : int, optional
         Serve the dashboard, ``/metrics`` and the SQ API on this loopback port (0: any free
         one); ``client.http_url`` tells where.
+    server_key : str, optional
+        The sidecar's CURVE public key (z85, from ``vtpu keygen``) when it serves with
+        ``--curve-secret-file``; without it such a sidecar never answers (``TimeoutError``).
 
     Returns
     -------
@@ -355,4 +371,10 @@ def connect(
     """
     import os
 
-    return Client(address or os.environ.get("VTPU_ADDRESS") or None, timeout=timeout, sidecar_args=sidecar_args, http_port=http_port)
+    return Client(
+        address or os.environ.get("VTPU_ADDRESS") or None,
+        timeout=timeout,
+        sidecar_args=sidecar_args,
+        http_port=http_port,
+        server_key=server_key,
+    )
