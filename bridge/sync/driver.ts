@@ -9,8 +9,11 @@ import { VtpuError } from '../../engine/errors';
 import type { Engine } from '../../engine/engine';
 import { DIMS, type OpBody, type ScrollBatch } from '../../engine/types';
 import { compareDigests } from '../../engine/sync/hash';
-import { ownersOf, type Owners } from '../../engine/sync/owners';
-import { DEPTH, FANOUT, LIST_WORDS, sameSummary } from '../../engine/sync/tree';
+import type { Owners } from '../../engine/sync/owners';
+import { syncState } from '../../engine/sync/state';
+import { keyCoords } from '../../engine/sync/clock';
+import { parseRows, type Listed } from '../../engine/sync/list';
+import { DEPTH, FANOUT, sameSummary } from '../../engine/sync/tree';
 import { decodeScrolls } from '../arrow';
 import type { Peer } from './peer';
 
@@ -54,8 +57,8 @@ interface Side {
   hash(pattern: string, level: number, nodes: number[]): Promise<Uint32Array>;
   list(pattern: string, level: number, nodes: number[]): Promise<Uint32Array>;
   fetch(coords: Uint32Array): Promise<ScrollBatch>;
-  apply(batch: ScrollBatch): Promise<void>;
-  remove(coords: Uint32Array): Promise<void>;
+  apply(batch: ScrollBatch, times: number[]): Promise<void>;
+  remove(coords: Uint32Array, times: number[]): Promise<void>;
 }
 
 function side(call: (params: Record<string, unknown>, body?: OpBody, op?: string) => Promise<{ result: Record<string, unknown>; raw?: Uint8Array; scrolls?: ScrollBatch }>): Side {
@@ -73,8 +76,8 @@ function side(call: (params: Record<string, unknown>, body?: OpBody, op?: string
       if (!out.scrolls || out.scrolls.n !== coords.length / DIMS) throw new VtpuError('E_PEER', 'sync peer sent a malformed fetch reply');
       return { ...out.scrolls, coords };
     },
-    apply: async (batch) => void (await call({ step: 'apply', batch: true }, { scrolls: batch })),
-    remove: async (coords) => void (await call({ step: 'delete', batch: true }, { coords })),
+    apply: async (batch, times) => void (await call({ step: 'apply', batch: true, times }, { scrolls: batch })),
+    remove: async (coords, times) => void (await call({ step: 'delete', batch: true, times }, { coords })),
   };
 }
 
@@ -101,17 +104,21 @@ function remoteSide(peer: Peer): Side {
 
 /**
  * Who keeps a differing coordinate: 'local' or 'remote'. The owning agent's side wins when it
- * is one of the two (its absence too: the other side deletes); otherwise presence beats
- * absence and, both present, the larger digest wins, so every pair of sidecars settles on
- * the same value without a leader.
+ * is one of the two (its absence too: the other side deletes). Otherwise the later write wins
+ * (a delete is a write; engine/sync/clock.ts); on equal times presence beats absence and,
+ * both present, the larger digest wins, so every pair settles the same way without a leader.
  */
 export function pickWinner(owner: string | undefined, localAgent: string | null, remoteAgent: string | null,
-  ld: Uint32Array | undefined, rd: Uint32Array | undefined): 'local' | 'remote' {
+  l: Listed | undefined, r: Listed | undefined): 'local' | 'remote' {
   if (owner !== undefined && owner === localAgent) return 'local';
   if (owner !== undefined && owner === remoteAgent) return 'remote';
-  if (!rd) return 'local';
-  if (!ld) return 'remote';
-  return compareDigests(ld, 0, rd, 0) > 0 ? 'local' : 'remote';
+  const lt = l?.time ?? 0;
+  const rt = r?.time ?? 0;
+  if (lt !== rt) return lt > rt ? 'local' : 'remote';
+  const lp = l !== undefined && !l.tomb;
+  const rp = r !== undefined && !r.tomb;
+  if (lp !== rp) return lp ? 'local' : 'remote';
+  return lp && rp && compareDigests((l as Listed).digest, 0, (r as Listed).digest, 0) < 0 ? 'remote' : 'local';
 }
 
 /** Syncs `pattern` between `engine` and `peer`; the stats say what moved. */
@@ -119,7 +126,7 @@ export async function syncWith(engine: Engine, gate: GateRun, peer: Peer, patter
   const t0 = performance.now();
   const local = localSide(engine, gate);
   const remote = remoteSide(peer);
-  const owners = ownersOf(engine);
+  const owners = syncState(engine).owners;
   const st: SyncStats = {
     converged: false, passes: 0, rounds: 0, ranges_compared: 0, scrolls_sent: 0, scrolls_received: 0,
     deleted_local: 0, deleted_remote: 0, bytes_sent: 0, bytes_received: 0, hash_bytes: 0, data_bytes: 0, elapsed_ms: 0,
@@ -179,60 +186,59 @@ async function descend(local: Side, remote: Side, pattern: string, st: SyncStats
   return toList;
 }
 
-function entryMap(lists: Uint32Array[]): Map<string, Uint32Array> {
-  const m = new Map<string, Uint32Array>();
-  for (const w of lists) {
-    for (let o = 0; o < w.length; o += LIST_WORDS) m.set(w.subarray(o, o + DIMS).join('.'), w.subarray(o + DIMS, o + LIST_WORDS));
-  }
-  return m;
-}
+/** A move: coordinates and the write times they carry. */
+type Moves = { coords: number[][]; times: number[] };
+const moves = (): Moves => ({ coords: [], times: [] });
 
 async function onePass(local: Side, remote: Side, owners: Owners, l: Summary, r: Summary, pattern: string, st: SyncStats): Promise<void> {
   const toList = await descend(local, remote, pattern, st);
-  const push: number[][] = [];
-  const pull: number[][] = [];
-  const delLocal: number[][] = [];
-  const delRemote: number[][] = [];
+  const push = moves();
+  const pull = moves();
+  const delLocal = moves();
+  const delRemote = moves();
   for (const [level, nodes] of toList) {
-    const lm = entryMap(await chunked(nodes, (part) => local.list(pattern, level, part)));
-    const rm = entryMap(await chunked(nodes, (part) => remote.list(pattern, level, part)));
+    const lm = parseRows(await chunked(nodes, (part) => local.list(pattern, level, part)));
+    const rm = parseRows(await chunked(nodes, (part) => remote.list(pattern, level, part)));
     for (const key of new Set([...lm.keys(), ...rm.keys()])) {
-      const ld = lm.get(key);
-      const rd = rm.get(key);
-      if (ld && rd && compareDigests(ld, 0, rd, 0) === 0) continue;
-      const c = key.split('.').map(Number);
-      const win = pickWinner(owners.ownerOf(c, 0), l.agent, r.agent, ld, rd);
-      if (win === 'local') (ld ? push : delRemote).push(c);
-      else (rd ? pull : delLocal).push(c);
+      const le = lm.get(key);
+      const re = rm.get(key);
+      const lp = le !== undefined && !le.tomb;
+      const rp = re !== undefined && !re.tomb;
+      if (!lp && !rp) continue;
+      if (lp && rp && compareDigests(le.digest, 0, re.digest, 0) === 0) continue;
+      const c = Array.from(keyCoords(key));
+      const win = pickWinner(owners.ownerOf(c, 0), l.agent, r.agent, le, re);
+      const w = win === 'local' ? le : re;
+      const m = win === 'local' ? (lp ? push : delRemote) : (rp ? pull : delLocal);
+      m.coords.push(c);
+      m.times.push(w?.time ?? 0);
     }
   }
-  for (const part of rows(push)) {
-    const batch = await local.fetch(part);
-    await remote.apply(present(batch));
-    st.scrolls_sent += part.length / DIMS;
+  for (const [part, times] of rows(push)) {
+    await remote.apply(present(await local.fetch(part)), times);
+    st.scrolls_sent += times.length;
   }
-  for (const part of rows(pull)) {
-    const batch = await remote.fetch(part);
-    await local.apply(present(batch));
-    st.scrolls_received += part.length / DIMS;
+  for (const [part, times] of rows(pull)) {
+    await local.apply(present(await remote.fetch(part)), times);
+    st.scrolls_received += times.length;
   }
-  for (const part of rows(delRemote)) {
-    await remote.remove(part);
-    st.deleted_remote += part.length / DIMS;
+  for (const [part, times] of rows(delRemote)) {
+    await remote.remove(part, times);
+    st.deleted_remote += times.length;
   }
-  for (const part of rows(delLocal)) {
-    await local.remove(part);
-    st.deleted_local += part.length / DIMS;
+  for (const [part, times] of rows(delLocal)) {
+    await local.remove(part, times);
+    st.deleted_local += times.length;
   }
 }
 
 /** Coordinates in flat chunks of at most {@link CHUNK_ROWS} rows. */
-function* rows(list: number[][]): Generator<Uint32Array> {
-  for (let i = 0; i < list.length; i += CHUNK_ROWS) {
-    const part = list.slice(i, i + CHUNK_ROWS);
+function* rows(m: Moves): Generator<[Uint32Array, number[]]> {
+  for (let i = 0; i < m.coords.length; i += CHUNK_ROWS) {
+    const part = m.coords.slice(i, i + CHUNK_ROWS);
     const flat = new Uint32Array(part.length * DIMS);
     part.forEach((c, k) => flat.set(c, k * DIMS));
-    yield flat;
+    yield [flat, m.times.slice(i, i + CHUNK_ROWS)];
   }
 }
 

@@ -6,7 +6,8 @@
 import type { Engine } from '../../engine/engine';
 import { VtpuError } from '../../engine/errors';
 import { parsePattern } from '../../engine/pattern';
-import { checkAgent, ownersOf, type OwnerRule } from '../../engine/sync/owners';
+import { checkAgent, type OwnerRule } from '../../engine/sync/owners';
+import { syncState } from '../../engine/sync/state';
 import type { SyncTarget } from './service';
 
 /** Sidecar options for ownership and sync. */
@@ -59,10 +60,11 @@ export function checkSyncOptions(o: SyncOptions): (SyncTarget & { everyMs: numbe
   return { peer: s.peer, pattern: s.pattern, serverKey: s.serverKey, everyMs: Math.round(s.everyS * 1000) };
 }
 
-/** Installs the ownership rules on `engine` (after {@link checkSyncOptions}). */
+/** Installs the ownership rules and write clocks on `engine` (after {@link checkSyncOptions}). */
 export function applyOwnership(engine: Engine, o: SyncOptions): void {
-  if (o.agent === undefined && o.owns === undefined && o.owners === undefined) return;
-  const owners = ownersOf(engine);
+  // Sync switched on at start: clock every write from the first one.
+  if (o.agent === undefined && o.owns === undefined && o.owners === undefined && o.sync === undefined) return;
+  const owners = syncState(engine).owners;
   owners.agent = o.agent;
   for (const p of o.owns ?? []) owners.add(o.agent as string, p);
   try {

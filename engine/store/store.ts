@@ -79,10 +79,11 @@ export class Store {
   private readonly deleteHooks: Array<(id: number) => void> = [];
   private readonly index = new RangeIndex();
   /**
-   * Called with each coordinate row a put or delete is about to change, before anything
-   * changes; throwing refuses the whole write (ownership, engine/sync/owners.ts).
+   * Called with the rows `first .. first+count` of `coords` a put (`del` false) or delete is
+   * about to change, before anything changes; throwing refuses the whole write (ownership
+   * and write clocks for sync, engine/sync/state.ts).
    */
-  writeGuard: ((coords: ArrayLike<number>, i: number) => void) | undefined = undefined;
+  writeGuard: ((coords: ArrayLike<number>, first: number, count: number, del: boolean) => void) | undefined = undefined;
 
   /** Creates an empty store with the given limits. */
   constructor(opts: StoreOptions = {}) {
@@ -140,7 +141,7 @@ export class Store {
     }
     validateScroll(s.kind, s.dtype, s.shape, s.bytes.length);
     this.checkValue(s.bytes.length, -1);
-    this.writeGuard?.(coords, i);
+    this.writeGuard?.(coords, i, 1, false);
     const shape = Uint32Array.from(s.shape);
     this.reserve(1, s.bytes.length, shape.length);
     this.writes++;
@@ -155,7 +156,7 @@ export class Store {
     this.checkBatch(b.n);
     const vo = b.valueOffsets;
     for (let i = 0; i < b.n; i++) this.checkValue(vo[i + 1] - vo[i], i);
-    if (this.writeGuard) for (let i = 0; i < b.n; i++) this.writeGuard(b.coords as Uint32Array, i);
+    this.writeGuard?.(b.coords as Uint32Array, 0, b.n, false);
     this.reserve(b.n, vo[b.n], b.shapeOffsets[b.n]);
     this.writes++;
     const coords = b.coords as Uint32Array;
@@ -197,7 +198,7 @@ export class Store {
 
   /** Deletes row `i` of `coords`; true when it existed. */
   delete(coords: ArrayLike<number>, i = 0): boolean {
-    this.writeGuard?.(coords, i);
+    this.writeGuard?.(coords, i, 1, true);
     const hit = this.removeRow(coords, i);
     if (hit) {
       this.writes++;
@@ -210,7 +211,7 @@ export class Store {
   deleteBatch(coords: Uint32Array): number {
     const n = validateCoordsArray(coords);
     this.checkBatch(n);
-    if (this.writeGuard) for (let i = 0; i < n; i++) this.writeGuard(coords, i);
+    this.writeGuard?.(coords, 0, n, true);
     let deleted = 0;
     for (let i = 0; i < n; i++) if (this.removeRow(coords, i)) deleted++;
     if (deleted > 0) {

@@ -3,10 +3,9 @@
  * writes there. A sidecar knows its own agent name, its own patterns and the rules it was
  * configured with or learned from peers at sync time; a client write (CPUT, CDEL,
  * PHEXT_IMPORT, PROGRAM steps) into a pattern owned by another agent is refused with E_OWNER.
- * Sync's own applies bypass the check: they carry the owner's value (the merge rule).
+ * Sync's own applies bypass the check (engine/sync/state.ts): they carry the merge rule's winner.
  */
 import { VtpuError } from '../errors';
-import type { Engine } from '../engine';
 import { formatCoord } from '../coords';
 import { formatPattern, matchesPattern, parsePattern, type Pattern } from '../pattern';
 
@@ -31,7 +30,6 @@ export class Owners {
   /** This sidecar's agent name, when it has one. */
   agent: string | undefined;
   private rules: { agent: string; pattern: Pattern; text: string }[] = [];
-  private bypassing = 0;
 
   /** Adds a rule (pattern checked, E_PATTERN); a rule already present is kept once. */
   add(agent: string, pattern: string): void {
@@ -73,36 +71,15 @@ export class Owners {
     return this.rules.length > 0;
   }
 
-  /** Store write guard: E_OWNER for a coordinate another agent owns. */
-  readonly guard = (coords: ArrayLike<number>, i: number): void => {
-    if (this.bypassing > 0) return;
-    const owner = this.ownerOf(coords, i);
-    if (owner !== undefined && owner !== this.agent) {
-      throw new VtpuError('E_OWNER', `${formatCoord(coords, i)} is owned by agent ${owner}` +
-        (this.agent ? `, not ${this.agent}` : ' (this sidecar has no --agent)'));
-    }
-  };
-
-  /** Runs `fn` with the guard off (sync applies the merge rule's winner). */
-  bypass<T>(fn: () => T): T {
-    this.bypassing++;
-    try {
-      return fn();
-    } finally {
-      this.bypassing--;
+  /** E_OWNER when another agent owns any of rows first .. first+count. */
+  check(coords: ArrayLike<number>, first: number, count: number): void {
+    if (this.rules.length === 0) return;
+    for (let i = first; i < first + count; i++) {
+      const owner = this.ownerOf(coords, i);
+      if (owner !== undefined && owner !== this.agent) {
+        throw new VtpuError('E_OWNER', `${formatCoord(coords, i)} is owned by agent ${owner}` +
+          (this.agent ? `, not ${this.agent}` : ' (this sidecar has no --agent)'));
+      }
     }
   }
-}
-
-const byEngine = new WeakMap<Engine, Owners>();
-
-/** The engine's ownership rules, created (and hooked into its store) on first use. */
-export function ownersOf(engine: Engine): Owners {
-  let o = byEngine.get(engine);
-  if (!o) {
-    o = new Owners();
-    byEngine.set(engine, o);
-    engine.store.writeGuard = o.guard;
-  }
-  return o;
 }

@@ -20,8 +20,6 @@ export const FANOUT = 16;
 export const DEPTH = 5;
 /** Words per node summary on the wire: count, xor lane, sum lane. */
 export const SUMMARY_WORDS = 3;
-/** Words per listed entry on the wire: 9 coordinate components, 2 digest lanes. */
-export const LIST_WORDS = DIMS + 2;
 
 /** Nodes at a level. */
 export function levelSize(level: number): number {
@@ -132,25 +130,14 @@ export function childSummaries(tree: SyncTree, level: number, nodes: readonly nu
   return out;
 }
 
-/** Entries (coords + digest, {@link LIST_WORDS} words each) under `nodes` at `level`. */
-export function listEntries(tree: SyncTree, level: number, nodes: readonly number[]): Uint32Array {
-  checkNodes(level, nodes, DEPTH);
+/** Rows of `tree` under node `k` at `level`: [start, end) into coords/digests. */
+export function nodeRows(tree: SyncTree, level: number, k: number): [number, number] {
   const span = levelSize(DEPTH - level);
-  let total = 0;
-  for (const k of nodes) total += tree.leafStart[(k + 1) * span] - tree.leafStart[k * span];
-  const out = new Uint32Array(total * LIST_WORDS);
-  let o = 0;
-  for (const k of nodes) {
-    for (let j = tree.leafStart[k * span]; j < tree.leafStart[(k + 1) * span]; j++, o++) {
-      out.set(tree.coords.subarray(j * DIMS, (j + 1) * DIMS), o * LIST_WORDS);
-      out[o * LIST_WORDS + DIMS] = tree.digests[2 * j];
-      out[o * LIST_WORDS + DIMS + 1] = tree.digests[2 * j + 1];
-    }
-  }
-  return out;
+  return [tree.leafStart[k * span], tree.leafStart[(k + 1) * span]];
 }
 
-function checkNodes(level: unknown, nodes: readonly unknown[], maxLevel: number): void {
+/** E_PARAM / E_LIMIT unless `nodes` are node indices at `level` (0..maxLevel). */
+export function checkNodes(level: unknown, nodes: readonly unknown[], maxLevel: number): void {
   if (!Number.isInteger(level) || (level as number) < 0 || (level as number) > maxLevel) {
     throw new VtpuError('E_PARAM', `CSYNC: level must be an integer 0..${maxLevel}, got ${JSON.stringify(level)}`);
   }

@@ -1,0 +1,47 @@
+/**
+ * Per-engine sync state: ownership rules and write clocks, hooked into the store's write
+ * guard on first use (so a sidecar that never syncs pays nothing per write). Client writes
+ * are checked against ownership, then clocked; sync's own applies bypass both and set the
+ * times they carry.
+ */
+import type { Engine } from '../engine';
+import { Owners } from './owners';
+import { SyncClock } from './clock';
+
+/** Ownership, clocks and the bypass switch of one engine. */
+export class SyncState {
+  readonly owners = new Owners();
+  readonly clock = new SyncClock();
+  private bypassing = 0;
+
+  /** The store write guard. */
+  readonly guard = (coords: ArrayLike<number>, first: number, count: number, del: boolean): void => {
+    if (this.bypassing > 0) return;
+    // Check every row before recording any: a refused write leaves no clock behind.
+    this.owners.check(coords, first, count);
+    this.clock.record(coords, first, count, del);
+  };
+
+  /** Runs `fn` (a sync apply) with the guard off. */
+  bypass<T>(fn: () => T): T {
+    this.bypassing++;
+    try {
+      return fn();
+    } finally {
+      this.bypassing--;
+    }
+  }
+}
+
+const byEngine = new WeakMap<Engine, SyncState>();
+
+/** The engine's sync state, created and hooked into its store on first use. */
+export function syncState(engine: Engine): SyncState {
+  let s = byEngine.get(engine);
+  if (!s) {
+    s = new SyncState();
+    byEngine.set(engine, s);
+    engine.store.writeGuard = s.guard;
+  }
+  return s;
+}
