@@ -48,7 +48,8 @@ type Summary = { agent: string | null; n: number; root: Uint32Array };
 
 function words(b: Uint8Array | undefined): Uint32Array {
   if (!b || b.byteLength % 4 !== 0) throw new VtpuError('E_PEER', 'sync peer sent a malformed hash body');
-  return new Uint32Array(b.slice().buffer);
+  // A copy: Buffer.slice would share (and expose) the whole pooled ArrayBuffer.
+  return new Uint32Array(new Uint8Array(b).buffer);
 }
 
 /** One side of a sync, local or remote, behind the same steps. */
