@@ -156,7 +156,7 @@ def test_peer_vanishing_mid_sync_is_a_typed_error_and_leaves_both_consistent(pai
     peer = VanishingPeer(sb.address, after=1)
     try:
         with pytest.raises(vtpu.PeerError) as err:
-            a.sync(peer.address, ALL, peer_timeout=0.5)
+            a.sync(peer.address, ALL, peer_timeout=3.0)
         assert err.value.code == "E_PEER"
     finally:
         peer.close()
