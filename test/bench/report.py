@@ -2,6 +2,8 @@
 the issue's target, and whether it was met — a miss is printed as a miss."""
 from __future__ import annotations
 
+from bench_sync import render as render_sync
+
 
 def _fmt(x: float, unit: str = "") -> str:
     if unit == " µs" and x >= 1000:
@@ -310,7 +312,8 @@ def _core(r: dict) -> list[str]:
 
 
 #: Suite name -> renderer(result) -> markdown lines (run.py's SUITES names the same suites).
-RENDERERS = {"core": _core, "attend": _attend, "moe": _moe, "nearest": _nearest, "kg": _kg, "http": _http}
+RENDERERS = {"core": _core, "attend": _attend, "moe": _moe, "nearest": _nearest, "kg": _kg, "http": _http,
+             "sync": render_sync}
 
 
 def render(saved: dict, order: list[str]) -> str:

@@ -25,6 +25,7 @@ import bench_kg  # noqa: E402
 import bench_nearest  # noqa: E402
 import bench_roundtrip  # noqa: E402
 import bench_sqlite  # noqa: E402
+import bench_sync  # noqa: E402
 import crange_data  # noqa: E402
 from common import ROOT, machine  # noqa: E402
 from report import render  # noqa: E402
@@ -62,6 +63,7 @@ SUITES = {
     "nearest": lambda quick: bench_nearest.run(quick=quick),
     "kg": lambda quick: bench_kg.run(quick=quick),
     "http": lambda quick: bench_http.run(rounds=2 if quick else 5, seconds=1.0 if quick else 5.0, n=2000 if quick else 20000),
+    "sync": lambda quick: bench_sync.run(quick=quick),
 }
 
 
