@@ -20,7 +20,8 @@ import { coordsBody, scrollsBody } from './params';
 import { syncState } from '../sync/state';
 import { coordKey } from '../sync/clock';
 import { LIST_WORDS, listRows } from '../sync/list';
-import { childSummaries, treeFor } from '../sync/tree';
+import { childSummaries } from '../sync/tree';
+import { treeFor } from '../sync/cache';
 
 function bytesOf(words: Uint32Array): Uint8Array {
   return new Uint8Array(words.buffer, words.byteOffset, words.byteLength);

@@ -35,10 +35,14 @@ export class SyncClock {
     return this.last;
   }
 
-  /** Records a local write (or delete, `del`) of rows first .. first+count at one new time. */
-  record(coords: ArrayLike<number>, first: number, count: number, del: boolean): void {
+  /** Records a local write (or delete, `del`) of rows first .. first+count at one new time; keys also go to `written`. */
+  record(coords: ArrayLike<number>, first: number, count: number, del: boolean, written: Set<string>): void {
     const t = this.tick();
-    for (let i = first; i < first + count; i++) this.set(coordKey(coords, i), t, del);
+    for (let i = first; i < first + count; i++) {
+      const key = coordKey(coords, i);
+      this.set(key, t, del);
+      written.add(key);
+    }
   }
 
   /** Sets a coordinate's time as received from a peer (its original write time). */

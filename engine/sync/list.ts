@@ -8,7 +8,7 @@ import { DIMS } from '../types';
 import { parsePattern } from '../pattern';
 import type { SyncClock } from './clock';
 import { coordKey, keyCoords } from './clock';
-import { DEPTH, checkNodes, nodeRows, type SyncTree } from './tree';
+import { DEPTH, checkNodes, leafOf, nodeRows, type SyncTree } from './tree';
 
 /** Words per listed row. */
 export const LIST_WORDS = DIMS + 4;
@@ -33,25 +33,37 @@ function put(out: Uint32Array, o: number, coords: ArrayLike<number>, ci: number,
 /** Entries and tombstones under `nodes` at `level` (checked: E_PARAM / E_LIMIT). */
 export function listRows(tree: SyncTree, clock: SyncClock, level: number, nodes: readonly number[]): Uint32Array {
   checkNodes(level, nodes, DEPTH);
-  let n = 0;
+  const wanted = new Set(nodes);
+  const shift = 4 * (DEPTH - level);
+  // Entries changed since the build (cache.ts) replace the built rows of their coordinate.
+  const changed = [...tree.overlay.values()].filter((e) => e.digest && wanted.has(leafOf(e.coords, 0) >>> shift));
+  let n = changed.length;
   for (const k of nodes) {
     const [a, b] = nodeRows(tree, level, k);
     n += b - a;
   }
-  const tombs = clock.tombstones(parsePattern(tree.pattern), level, new Set(nodes), DEPTH);
+  const tombs = clock.tombstones(parsePattern(tree.pattern), level, wanted, DEPTH);
   const out = new Uint32Array((n + tombs.length) * LIST_WORDS);
   let o = 0;
   for (const k of nodes) {
     const [a, b] = nodeRows(tree, level, k);
-    for (let j = a; j < b; j++, o += LIST_WORDS) {
-      put(out, o, tree.coords, j, tree.digests[2 * j], tree.digests[2 * j + 1], clock.timeOf(coordKey(tree.coords, j)), false);
+    for (let j = a; j < b; j++) {
+      const key = coordKey(tree.coords, j);
+      if (tree.overlay.has(key)) continue;
+      put(out, o, tree.coords, j, tree.digests[2 * j], tree.digests[2 * j + 1], clock.timeOf(key), false);
+      o += LIST_WORDS;
     }
+  }
+  for (const e of changed) {
+    const d = e.digest as Uint32Array;
+    put(out, o, e.coords, 0, d[0], d[1], clock.timeOf(coordKey(e.coords, 0)), false);
+    o += LIST_WORDS;
   }
   for (const [key, t] of tombs) {
     put(out, o, keyCoords(key), 0, 0, 0, t, true);
     o += LIST_WORDS;
   }
-  return out;
+  return out.subarray(0, o);
 }
 
 /** Decodes list rows into coordinate key → row. */

@@ -6,7 +6,8 @@
  */
 import type { Engine } from '../engine';
 import { Owners } from './owners';
-import { SyncClock } from './clock';
+import { SyncClock, coordKey } from './clock';
+import { trackWrites } from './cache';
 
 /** Ownership, clocks and the bypass switch of one engine. */
 export class SyncState {
@@ -14,12 +15,18 @@ export class SyncState {
   readonly clock = new SyncClock();
   private bypassing = 0;
 
+  /** `dirty`: where written coordinate keys go, for incremental trees (cache.ts). */
+  constructor(private readonly dirty: Set<string>) {}
+
   /** The store write guard. */
   readonly guard = (coords: ArrayLike<number>, first: number, count: number, del: boolean): void => {
-    if (this.bypassing > 0) return;
+    if (this.bypassing > 0) {
+      for (let i = first; i < first + count; i++) this.dirty.add(coordKey(coords, i));
+      return;
+    }
     // Check every row before recording any: a refused write leaves no clock behind.
     this.owners.check(coords, first, count);
-    this.clock.record(coords, first, count, del);
+    this.clock.record(coords, first, count, del, this.dirty);
   };
 
   /** Runs `fn` (a sync apply) with the guard off. */
@@ -39,7 +46,7 @@ const byEngine = new WeakMap<Engine, SyncState>();
 export function syncState(engine: Engine): SyncState {
   let s = byEngine.get(engine);
   if (!s) {
-    s = new SyncState();
+    s = new SyncState(trackWrites(engine));
     byEngine.set(engine, s);
     engine.store.writeGuard = s.guard;
   }

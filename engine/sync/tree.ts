@@ -9,10 +9,7 @@
  */
 import { DIMS } from '../types';
 import { VtpuError } from '../errors';
-import type { Engine } from '../engine';
-import { parsePattern, formatPattern } from '../pattern';
 import { hashKey } from '../store/hash';
-import { entryDigests } from './hash';
 
 /** Children per node. */
 export const FANOUT = 16;
@@ -45,6 +42,11 @@ export interface SyncTree {
   leafStart: Uint32Array;
   /** Per level: count, xor and sum lanes per node, interleaved (levelSize × 3). */
   levels: Uint32Array[];
+  /**
+   * Entries changed since the build (engine/sync/cache.ts): coordinate key → its digest now
+   * (null: gone). They override the rows above with the same coordinate.
+   */
+  overlay: Map<string, { coords: Uint32Array; digest: Uint32Array | null }>;
 }
 
 /** Builds the tree over `coords` (n × 9) with their digests (n × 2). */
@@ -76,7 +78,7 @@ export function buildTree(pattern: string, coords: Uint32Array, digests: Uint32A
   const levels: Uint32Array[] = new Array(DEPTH + 1);
   levels[DEPTH] = bottom;
   for (let l = DEPTH - 1; l >= 0; l--) levels[l] = rollUp(levels[l + 1], levelSize(l));
-  return { pattern, n, coords: sc, digests: sd, leafStart, levels };
+  return { pattern, n, coords: sc, digests: sd, leafStart, levels, overlay: new Map() };
 }
 
 function rollUp(child: Uint32Array, nodes: number): Uint32Array {
@@ -98,24 +100,6 @@ function rollUp(child: Uint32Array, nodes: number): Uint32Array {
 /** True when node k of summaries `a` equals node j of summaries `b`. */
 export function sameSummary(a: Uint32Array, k: number, b: Uint32Array, j: number): boolean {
   return a[3 * k] === b[3 * j] && a[3 * k + 1] === b[3 * j + 1] && a[3 * k + 2] === b[3 * j + 2];
-}
-
-const cache = new WeakMap<Engine, { version: number; tree: SyncTree }>();
-
-/**
- * The tree of `engine`'s entries matching `patternText`, rebuilt only when the store changed
- * since the last build of the same pattern (sync rounds reuse it). One tree per engine is kept.
- */
-export function treeFor(engine: Engine, patternText: string): SyncTree {
-  const canonical = formatPattern(parsePattern(patternText));
-  const version = engine.store.version;
-  const hit = cache.get(engine);
-  if (hit && hit.version === version && hit.tree.pattern === canonical) return hit.tree;
-  const size = Math.max(1, engine.store.size);
-  const { batch } = engine.store.range(parsePattern(canonical), size, true);
-  const tree = buildTree(canonical, batch.coords as Uint32Array, entryDigests(batch));
-  cache.set(engine, { version, tree });
-  return tree;
 }
 
 /** Children summaries (16 per node, level+1) of `nodes` at `level`, concatenated. */

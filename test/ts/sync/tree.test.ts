@@ -2,7 +2,8 @@
 import { Engine } from '../../../engine/engine';
 import { Kind } from '../../../engine/types';
 import { initSyncHash } from '../../../engine/sync/hash';
-import { DEPTH, FANOUT, childSummaries, sameSummary, treeFor, leafOf } from '../../../engine/sync/tree';
+import { DEPTH, FANOUT, childSummaries, sameSummary, leafOf } from '../../../engine/sync/tree';
+import { treeFor } from '../../../engine/sync/cache';
 import { listRows, parseRows } from '../../../engine/sync/list';
 import { syncState } from '../../../engine/sync/state';
 import { SyncClock } from '../../../engine/sync/clock';
@@ -70,6 +71,31 @@ describe('sync tree', () => {
     expect(code(() => childSummaries(t, 1, [16]))).toBe('E_PARAM');
     expect(code(() => childSummaries(t, 1, [-1]))).toBe('E_PARAM');
     expect(code(() => listRows(t, new SyncClock(), 0, [0.5]))).toBe('E_PARAM');
+  });
+
+  test('with sync state on, a few writes patch the cached tree to what a full build gives', () => {
+    const a = engineWith(rows, vals);
+    syncState(a);
+    const before = treeFor(a, ALL);
+    a.store.putBatch(stringBatch([rows[3], [7, 7, 7, 7, 7, 7, 7, 7, 7]], ['changed', 'new'], Kind.Text));
+    a.store.delete(coordsOf([rows[9]]), 0);
+    a.store.delete(coordsOf([[9, 9, 9, 9, 9, 9, 9, 9, 9]]), 0); // absent: no change
+    const patched = treeFor(a, ALL);
+    expect(patched).toBe(before); // the same object, patched in place
+    const fresh = engineWith(rows, vals);
+    fresh.store.putBatch(stringBatch([rows[3], [7, 7, 7, 7, 7, 7, 7, 7, 7]], ['changed', 'new'], Kind.Text));
+    fresh.store.delete(coordsOf([rows[9]]), 0);
+    const full = treeFor(fresh, ALL);
+    expect(patched.n).toBe(3000);
+    for (let l = 0; l <= DEPTH; l++) expect(Buffer.from(patched.levels[l].buffer).equals(Buffer.from(full.levels[l].buffer))).toBe(true);
+    // Listings agree too: the changed and new entries come from the overlay, the deleted one is gone.
+    for (const r of [rows[3], [7, 7, 7, 7, 7, 7, 7, 7, 7], rows[9]]) {
+      const leaf = leafOf(coordsOf([r]), 0);
+      const mine = parseRows([listRows(patched, new SyncClock(), DEPTH, [leaf])]);
+      const theirs = parseRows([listRows(full, new SyncClock(), DEPTH, [leaf])]);
+      expect([...mine.entries()].sort().map(([k, v]) => [k, Array.from(v.digest)]))
+        .toEqual([...theirs.entries()].sort().map(([k, v]) => [k, Array.from(v.digest)]));
+    }
   });
 
   test('deletes leave tombstones in the listing', () => {
