@@ -1,12 +1,12 @@
 """CSYNC between two sidecars: 1,000,000 scrolls (--quick: 20,000) of 100-byte values, 100
 changed on each side, synced with range hashes; beside it the peer, sending the whole range
-(CRANGE from one sidecar, batched CPUT into the other), on the same data in the same run.
+(CRANGE from one sidecar, batched CPUT into a third), on the same data in the same run.
 
 Figures per round (median over rounds): sync wall time as the client sees it, the bytes the
 sync put on the wire between the sidecars (hash exchange and scroll data), the whole-range
-transfer's time and bytes (the Arrow bodies read and written). The first sync after a write
-rebuilds each side's hash tree (one xxh3 pass over the range), so every sync figure includes
-that pass on both sides.
+transfer's time and bytes (the Arrow bodies read and written). Each side's hash tree is built
+once (one xxh3 pass over the range, before the rounds) and then patched with the written
+scrolls, so each sync figure includes re-digesting the changed scrolls, not the range.
 
 Usage: python test/bench/bench_sync.py [--quick]
 """
@@ -49,8 +49,11 @@ def run(quick: bool = False, rounds: int | None = None) -> dict:
     coords = _grid(n)
     vals = rng.integers(0, 256, (n, VALUE), dtype=np.uint8)
     out: dict = {"scrolls": n, "value_bytes": VALUE, "changes_per_side": CHANGES, "rounds": rounds}
-    with vtpu.Sidecar() as sa, vtpu.Sidecar() as sb:
-        with vtpu.connect(sa.address, timeout=600) as a, vtpu.connect(sb.address, timeout=600) as b:
+    # The whole-range peer writes into a third sidecar, so it does not disturb b's hash tree.
+    with vtpu.Sidecar() as sa, vtpu.Sidecar() as sb, vtpu.Sidecar() as sc:
+        with vtpu.connect(sa.address, timeout=600) as a, vtpu.connect(sb.address, timeout=600) as b, vtpu.connect(
+            sc.address, timeout=600
+        ) as c_:
             for c in (a, b):
                 for i in range(0, n, 200_000):
                     c.cput_batch(coords[i : i + 200_000], vals[i : i + 200_000], kind="bytes")
@@ -68,7 +71,7 @@ def run(quick: bool = False, rounds: int | None = None) -> dict:
                 if not st["converged"] or a.range_hash(ALL)["root"] != b.range_hash(ALL)["root"]:
                     raise RuntimeError(f"sync did not converge: {st}")
                 syncs.append(st)
-                full.append(_whole_range(a, b))
+                full.append(_whole_range(a, c_))
     out["sync"] = {
         "wall_s": median([s["wall_s"] for s in syncs]),
         "bytes": median([s["bytes_sent"] + s["bytes_received"] for s in syncs]),
@@ -91,9 +94,9 @@ def render(r: dict) -> list[str]:
     lines = [
         f"## CSYNC: {r['scrolls']:,} scrolls, {r['changes_per_side']} changed on each side",
         f"Peer: sending the whole range ({r['value_bytes']}-byte values; `CRANGE` from one sidecar, batched `CPUT` into "
-        f"the other, Arrow bytes read plus written). Sync: range-hash descent between the two sidecars, then only the "
-        f"differing scrolls, both ways. Median of {r['rounds']} rounds; each sync includes rebuilding both hash trees "
-        "after the writes.",
+        f"another, Arrow bytes read plus written). Sync: range-hash descent between the two sidecars, then only the "
+        f"differing scrolls, both ways. Median of {r['rounds']} rounds; each sync includes patching both hash trees "
+        "with the writes.",
         "",
         "| figure | vTPU | peer | ratio | target | met |",
         "|---|---|---|---|---|---|",
@@ -109,9 +112,9 @@ def render(r: dict) -> list[str]:
         "",
     ]
     if time_ratio <= 1:
-        lines += ["**Miss:** the sync was not faster than sending the whole range in this run: each side rehashes "
-                  "the whole range after writes (one xxh3 pass per scroll), which costs more than copying it at "
-                  "this size.", ""]
+        lines += ["**Miss:** the sync was not faster than sending the whole range in this run: its fixed cost "
+                  "(about ten peer round trips, each side's 16⁵-leaf tree walked level by level) exceeds copying a "
+                  "range this small.", ""]
     return lines
 
 
