@@ -36,7 +36,8 @@ export function treeFor(engine: Engine, patternText: string): SyncTree {
   const hit = cache.get(engine);
   if (hit && hit.tree.pattern === canonical) {
     if (hit.version === version) return hit.tree;
-    if (hit.tracked && dirty && dirty.size <= Math.max(1024, hit.tree.n / 8)) {
+    // Overlay and new writes together bounded: listing scans the overlay, so it must stay small.
+    if (hit.tracked && dirty && hit.tree.overlay.size + dirty.size <= Math.max(1024, hit.tree.n / 8)) {
       patch(engine, hit.tree, p, dirty);
       dirty.clear();
       hit.version = version;
