@@ -29,7 +29,7 @@ export const USAGE = `usage: vtpu <command> [args]
   vtpu serve [--address A] [--max-request-bytes N] [--max-batch N] [--threads N] [--exit-with-stdin]
              [--metrics-file F] [--no-metrics]
              [--http PORT] [--http-host H] [--http-key K] [--http-insecure] [--http-max-body N]
-             [--curve-secret-file F] [--insecure] [--agent NAME] [--owns PATTERN]... [--owner AGENT=PATTERN]...
+             [--max-peers N] [--curve-secret-file F] [--insecure] [--agent NAME] [--owns PATTERN]... [--owner AGENT=PATTERN]...
              [--sync-peer ADDR --sync-every SECONDS --sync-pattern P [--sync-server-key KEY]]
                                  run the sidecar until SIGTERM or SIGINT (or, with
                                  --exit-with-stdin, until stdin closes: its parent died)
@@ -175,7 +175,7 @@ export function parseServeFlags(args: string[], env: NodeJS.ProcessEnv = process
     const eq = arg.indexOf('=');
     const flag = eq >= 0 ? arg.slice(0, eq) : arg;
     const value = eq >= 0 ? arg.slice(eq + 1) : args[++i];
-    if (!['--address', '--max-request-bytes', '--max-batch', '--threads', '--metrics-file', '--http', '--http-host', '--http-key', '--http-max-body',
+    if (!['--address', '--max-request-bytes', '--max-batch', '--max-peers', '--threads', '--metrics-file', '--http', '--http-host', '--http-key', '--http-max-body',
       ...SYNC_FLAGS].includes(flag)) {
       throw new UsageError(`serve: unknown option ${JSON.stringify(flag)}`);
     }
@@ -183,6 +183,7 @@ export function parseServeFlags(args: string[], env: NodeJS.ProcessEnv = process
     if (flag === '--address') opts.address = nonEmpty(flag, value);
     else if (flag === '--max-request-bytes') opts.maxRequestBytes = positiveInt(flag, value);
     else if (flag === '--max-batch') opts.maxBatch = positiveInt(flag, value);
+    else if (flag === '--max-peers') opts.maxPeers = positiveInt(flag, value);
     else if (flag === '--threads') opts.threads = positiveInt(flag, value);
     else if (flag === '--metrics-file') opts.metricsFile = nonEmpty(flag, value);
     else if (flag === '--http') http().port = value === '0' ? 0 : positiveInt(flag, value);

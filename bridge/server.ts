@@ -14,6 +14,7 @@ import type { ReadPool } from './pool';
 import type { ComputePool } from './compute';
 import type { SyncService } from './sync/service';
 import { curveServerOptions } from './security';
+import { PeerLimit } from './peers';
 
 /** What the server needs from the engine: synchronous op execution. */
 export interface Executor {
@@ -47,6 +48,8 @@ export interface ServerOptions {
   sync?: SyncService;
   /** Serve with CURVE using this z85 secret key (bridge/security.ts). */
   curveSecretKey?: string;
+  /** Most distinct clients served at once (bridge/peers.ts; default 1024). */
+  maxPeers?: number;
 }
 
 /**
@@ -121,6 +124,7 @@ export class SidecarServer {
   /** The registry every request is recorded in (the engine's). */
   readonly metrics: Metrics;
   private readonly gate = new Gate();
+  private readonly peers: PeerLimit;
   private readonly tasks = new Set<Promise<void>>();
   private readonly slotWaiters: (() => void)[] = [];
   private sendChain: Promise<void> = Promise.resolve();
@@ -136,6 +140,7 @@ export class SidecarServer {
   ) {
     this.address = sock.lastEndpoint ?? opts.address;
     this.metrics = engine.metrics ?? new Metrics();
+    this.peers = new PeerLimit(opts.maxPeers);
     this.metrics.section('server', () => ({ in_flight: this.tasks.size, gate_waiting: this.gate.waiting }));
     this.loopDone = this.loop();
   }
@@ -157,7 +162,7 @@ export class SidecarServer {
       throw e;
     }
     const { curveSecretKey: _key, ...rest } = opts;
-    return new SidecarServer(sock, engine, { maxInFlight: 64, ...rest });
+    return new SidecarServer(sock, engine, { maxInFlight: 64, maxPeers: 1024, ...rest });
   }
 
   /** Requests being handled right now. */
@@ -210,7 +215,7 @@ export class SidecarServer {
           continue;
         }
         const t0 = performance.now();
-        const req = this.decode(msg);
+        const req = this.decode(msg, identity);
         if (req.reply) {
           this.metrics.record('INVALID', performance.now() - t0, req.bytes, frameBytes(req.reply), false);
           this.reply(identity, req.reply);
@@ -249,12 +254,16 @@ export class SidecarServer {
   }
 
   /** Header and bodies → engine input, or the error reply when the request is unusable. */
-  private decode(msg: Buffer[]): { id: number; op: string; input: OpInput; bytes: number; reply?: undefined } | { reply: Uint8Array[]; bytes: number } {
+  private decode(msg: Buffer[], identity: Buffer): { id: number; op: string; input: OpInput; bytes: number; reply?: undefined } | { reply: Uint8Array[]; bytes: number } {
     const frames = msg.length === 2 ? [msg[1]] : msg.slice(1);
     let id = 0;
     let total = 0;
     try {
       for (const f of frames) total += f.length;
+      if (!this.peers.admit(identity)) {
+        id = peekId(frames[0]);
+        throw new VtpuError('E_LIMIT', `sidecar serves at most ${this.peers.max} clients (--max-peers); try again later`);
+      }
       if (total > this.opts.maxRequestBytes) {
         id = peekId(frames[0]);
         throw new VtpuError('E_LIMIT', `request is ${total} bytes, over max_request_bytes ${this.opts.maxRequestBytes}`);

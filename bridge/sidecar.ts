@@ -44,6 +44,8 @@ export interface SidecarOptions extends SyncOptions {
   curveSecretKey?: string;
   /** Allow binding tcp:// beyond loopback without CURVE (default false). */
   insecure?: boolean;
+  /** Most distinct clients served at once; more get E_LIMIT until one is idle for 60 s (default 1024). */
+  maxPeers?: number;
 }
 
 /** A running sidecar. */
@@ -84,7 +86,7 @@ export async function startSidecar(opts: SidecarOptions = {}): Promise<Sidecar> 
   const compute = o.computeThreshold > 0 ? new ComputePool(engine, { threads: o.threads, minFlops: o.computeThreshold }) : undefined;
   let server: SidecarServer;
   try {
-    server = await SidecarServer.bind(engine, { address: o.address, maxRequestBytes: o.maxRequestBytes, maxBatch: o.maxBatch, pool, compute, sync, curveSecretKey: o.curveSecretKey });
+    server = await SidecarServer.bind(engine, { address: o.address, maxRequestBytes: o.maxRequestBytes, maxBatch: o.maxBatch, pool, compute, sync, curveSecretKey: o.curveSecretKey, maxPeers: o.maxPeers });
   } catch (e) {
     await pool?.destroy();
     await compute?.destroy();
@@ -165,7 +167,7 @@ export async function serveForever(opts: ServeOptions = {}): Promise<Sidecar> {
 function checkOptions(opts: SidecarOptions) {
   if (typeof opts !== 'object' || opts === null) throw new TypeError('options must be an object');
   const known = ['address', 'maxRequestBytes', 'maxBatch', 'threads', 'poolThreshold', 'engine', 'metrics', 'metricsFile', 'http', 'computeThreshold',
-    'agent', 'owns', 'owners', 'sync', 'curveSecretKey', 'insecure'];
+    'agent', 'owns', 'owners', 'sync', 'curveSecretKey', 'insecure', 'maxPeers'];
   for (const k of Object.keys(opts)) if (!known.includes(k)) throw new TypeError(`unknown option '${k}'`);
   const address = opts.address ?? defaultAddress();
   if (typeof address !== 'string' || !/^(ipc:\/\/.+|tcp:\/\/(\[[0-9a-fA-F:.]+\]|[^:/[\]]+):(\d+|\*))$/.test(address)) {
@@ -192,6 +194,7 @@ function checkOptions(opts: SidecarOptions) {
     maxRequestBytes: int('maxRequestBytes', opts.maxRequestBytes, 1, opts.engine?.maxRequestBytes ?? DEFAULTS.maxRequestBytes),
     maxBatch: int('maxBatch', opts.maxBatch, 1, opts.engine?.maxBatch ?? DEFAULTS.maxBatch),
     threads: int('threads', opts.threads, 1, Math.min(4, availableParallelism())),
+    maxPeers: int('maxPeers', opts.maxPeers, 1, 1024),
     poolThreshold: int('poolThreshold', opts.poolThreshold, 0, 65_536),
     computeThreshold: int('computeThreshold', opts.computeThreshold, 0, 20_000_000),
   };

@@ -85,3 +85,15 @@ def test_unreadable_or_malformed_secret_file_is_a_usage_error(tmp_path: Path) ->
             [find_node(), str(find_cli()), "serve", "--curve-secret-file", str(path)], capture_output=True, text=True, timeout=30
         )
         assert run.returncode == 2 and "--curve-secret-file" in run.stderr
+
+
+def test_max_peers_refuses_clients_over_the_limit() -> None:
+    with vtpu.Sidecar(["--max-peers", "2"]) as sc:
+        with vtpu.connect(sc.address, timeout=10) as c1, vtpu.connect(sc.address, timeout=10) as c2:
+            assert c1.ping()["ops"] and c2.ping()["ops"]
+            with vtpu.connect(sc.address, timeout=10) as c3:
+                with pytest.raises(vtpu.LimitError) as err:
+                    c3.ping()
+                assert "--max-peers" in err.value.message
+            c1.cput("1.1.1/1.1.1/1.1.1", "still served")
+            assert c2.cget("1.1.1/1.1.1/1.1.1") == "still served"
