@@ -24,6 +24,12 @@ export function trackWrites(engine: Engine): Set<string> {
   return s;
 }
 
+/** Drops `engine`'s cached tree (too many writes to track): the next {@link treeFor} builds afresh. */
+export function forgetTree(engine: Engine): void {
+  cache.delete(engine);
+  dirtyByEngine.get(engine)?.clear();
+}
+
 /**
  * The tree of `engine`'s entries matching `patternText`, current with the store: cached,
  * patched after a few writes, rebuilt after many.

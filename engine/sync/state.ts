@@ -7,7 +7,10 @@
 import type { Engine } from '../engine';
 import { Owners } from './owners';
 import { SyncClock, coordKey } from './clock';
-import { trackWrites } from './cache';
+import { forgetTree, trackWrites } from './cache';
+
+/** Written keys tracked between syncs before the cached tree is dropped instead. */
+const MAX_DIRTY = 1 << 18;
 
 /** Ownership, clocks and the bypass switch of one engine. */
 export class SyncState {
@@ -15,18 +18,23 @@ export class SyncState {
   readonly clock = new SyncClock();
   private bypassing = 0;
 
-  /** `dirty`: where written coordinate keys go, for incremental trees (cache.ts). */
-  constructor(private readonly dirty: Set<string>) {}
+  /**
+   * `dirty`: where written coordinate keys go, for incremental trees (cache.ts); `overflow`
+   * drops the cached tree when more were written than a patch would take.
+   */
+  constructor(private readonly dirty: Set<string>, private readonly overflow: () => void) {}
 
   /** The store write guard. */
   readonly guard = (coords: ArrayLike<number>, first: number, count: number, del: boolean): void => {
     if (this.bypassing > 0) {
       for (let i = first; i < first + count; i++) this.dirty.add(coordKey(coords, i));
-      return;
+    } else {
+      // Check every row before recording any: a refused write leaves no clock behind.
+      this.owners.check(coords, first, count);
+      this.clock.record(coords, first, count, del, this.dirty);
     }
-    // Check every row before recording any: a refused write leaves no clock behind.
-    this.owners.check(coords, first, count);
-    this.clock.record(coords, first, count, del, this.dirty);
+    // A sidecar that writes much and syncs rarely must not grow the set without bound.
+    if (this.dirty.size > MAX_DIRTY) this.overflow();
   };
 
   /** Runs `fn` (a sync apply) with the guard off. */
@@ -46,7 +54,7 @@ const byEngine = new WeakMap<Engine, SyncState>();
 export function syncState(engine: Engine): SyncState {
   let s = byEngine.get(engine);
   if (!s) {
-    s = new SyncState(trackWrites(engine));
+    s = new SyncState(trackWrites(engine), () => forgetTree(engine));
     byEngine.set(engine, s);
     engine.store.writeGuard = s.guard;
   }
