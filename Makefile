@@ -47,7 +47,7 @@ bench: install
 
 # Long versions of the crash and load tests: 25 SIGKILLs, 16 clients x 10,000 ops.
 soak: install
-	VTPU_SOAK=1 $(PY) -m pytest -q test/py/test_durable_crash.py test/py/test_concurrency.py
+	VTPU_SOAK=1 $(PY) -m pytest -q test/py/test_durable_crash.py test/py/test_concurrency.py test/py/test_fuzz.py
 
 demo: install
 	$(PY) examples/quickstart.py

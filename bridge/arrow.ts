@@ -11,6 +11,7 @@ import {
 import type { Data } from 'apache-arrow';
 import { DIMS, type ScrollBatch } from '../engine/types';
 import { VtpuError } from '../engine/errors';
+import { checkArrowFraming } from './arrow_guard';
 
 /** Which body schema a decoded stream matched. */
 export type ArrowBody =
@@ -143,6 +144,7 @@ function readStream(bytes: Uint8Array): { schema: Schema; batches: RecordBatch[]
   if (L < 16 || EOS.some((x, i) => bytes[L - 8 + i] !== x)) {
     throw frame('Arrow stream is truncated or not an Arrow IPC stream (no end-of-stream marker)');
   }
+  checkArrowFraming(bytes);
   // arrow-js views buffers in place; typed arrays need their element alignment.
   const src = bytes.byteOffset % 8 === 0 ? bytes : new Uint8Array(bytes);
   try {

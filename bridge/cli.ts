@@ -6,6 +6,7 @@ import { readFileSync } from 'fs';
 import { formatCoord, parseCoord } from '../engine/coords';
 import { VtpuError } from '../engine/errors';
 import { checksum, explode, implode, type PhextScroll } from '../engine/phext';
+import { readCurveSecret } from './security';
 
 /** Where the CLI writes; tests may pass their own. */
 export interface CliIO {
@@ -30,6 +31,8 @@ export const USAGE = `usage: vtpu <command> [args]
   vtpu serve [--address A] [--max-request-bytes N] [--max-batch N] [--threads N] [--exit-with-stdin]
              [--metrics-file F] [--no-metrics]
              [--http PORT] [--http-host H] [--http-key K] [--http-insecure] [--http-max-body N]
+             [--max-peers N] [--curve-secret-file F] [--insecure] [--agent NAME] [--owns PATTERN]... [--owner AGENT=PATTERN]...
+             [--sync-peer ADDR --sync-every SECONDS --sync-pattern P [--sync-server-key KEY]]
                                  run the sidecar until SIGTERM or SIGINT (or, with
                                  --exit-with-stdin, until stdin closes: its parent died)
                                  --metrics-file F  append a metrics JSON line to F every 100 ms
@@ -44,6 +47,12 @@ export const USAGE = `usage: vtpu <command> [args]
                                                    every MS ms (a power loss may lose MS ms of writes)
                                  --snapshot-every  snapshot after N logged writes (default 100000)
                                                    or every N seconds (Ns)
+                                 --curve-secret-file F  serve with ZeroMQ CURVE (F from vtpu keygen);
+                                                   tcp:// beyond loopback needs it or --insecure
+                                 --agent/--owns    this agent's name and the ranges only it writes
+                                 --sync-peer ...   sync P with the peer every SECONDS
+  vtpu keygen [--out FILE]       new CURVE keypair: prints both keys; with --out writes the secret key
+                                 to FILE (mode 0600) and the public key to FILE.pub
   vtpu --help                    show this text
 
 FILE may be - for standard input. Coordinates are phext ones: a.b.c/d.e.f/g.h.i, each 1..999.
@@ -73,6 +82,7 @@ async function dispatch(argv: string[], io: CliIO): Promise<number> {
   }
   if (cmd === 'phext') return phext(rest, io);
   if (cmd === 'serve') return serve(rest);
+  if (cmd === 'keygen') return keygenCmd(rest, io);
   throw new UsageError(cmd === undefined ? 'no command given' : `unknown command ${JSON.stringify(cmd)}`);
 }
 
@@ -153,6 +163,7 @@ async function serve(args: string[]): Promise<number> {
 export function parseServeFlags(args: string[], env: NodeJS.ProcessEnv = process.env): ServeOptions {
   const opts: ServeOptions = {};
   const durable: Partial<DurableOptions> = {};
+  const sync: Record<string, string> = {};
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (arg === '--exit-with-stdin') {
@@ -161,6 +172,10 @@ export function parseServeFlags(args: string[], env: NodeJS.ProcessEnv = process
     }
     if (arg === '--no-metrics') {
       opts.metrics = false;
+      continue;
+    }
+    if (arg === '--insecure') {
+      opts.insecure = true;
       continue;
     }
     if (arg === '--http-insecure') {
@@ -179,24 +194,28 @@ export function parseServeFlags(args: string[], env: NodeJS.ProcessEnv = process
       }
       continue;
     }
-    if (!['--address', '--max-request-bytes', '--max-batch', '--threads', '--metrics-file', '--http', '--http-host', '--http-key', '--http-max-body'].includes(flag)) {
+    if (!['--address', '--max-request-bytes', '--max-batch', '--max-peers', '--threads', '--metrics-file', '--http', '--http-host', '--http-key', '--http-max-body',
+      ...SYNC_FLAGS].includes(flag)) {
       throw new UsageError(`serve: unknown option ${JSON.stringify(flag)}`);
     }
     if (value === undefined) throw new UsageError(`serve: ${flag} needs a value`);
     if (flag === '--address') opts.address = nonEmpty(flag, value);
     else if (flag === '--max-request-bytes') opts.maxRequestBytes = positiveInt(flag, value);
     else if (flag === '--max-batch') opts.maxBatch = positiveInt(flag, value);
+    else if (flag === '--max-peers') opts.maxPeers = positiveInt(flag, value);
     else if (flag === '--threads') opts.threads = positiveInt(flag, value);
     else if (flag === '--metrics-file') opts.metricsFile = nonEmpty(flag, value);
     else if (flag === '--http') http().port = value === '0' ? 0 : positiveInt(flag, value);
     else if (flag === '--http-host') http().host = nonEmpty(flag, value);
     else if (flag === '--http-key') http().key = nonEmpty(flag, value);
+    else if (SYNC_FLAGS.includes(flag)) syncFlag(opts, flag, nonEmpty(flag, value), sync);
     else http().maxBodyBytes = positiveInt(flag, value);
   }
   if (Object.keys(durable).length) {
     if (durable.dir === undefined) throw new UsageError('serve: --fsync and --snapshot-every need --data DIR');
     opts.durable = durable as DurableOptions;
   }
+  finishSync(opts, sync);
   if (opts.http) {
     if (opts.http.port === undefined) throw new UsageError('serve: --http-host, --http-key, --http-insecure and --http-max-body need --http PORT');
     // A key in the environment keeps it out of `ps`.
@@ -207,6 +226,45 @@ export function parseServeFlags(args: string[], env: NodeJS.ProcessEnv = process
   function http(): NonNullable<ServeOptions['http']> {
     return (opts.http ??= { port: undefined as unknown as number });
   }
+}
+
+const SYNC_FLAGS = ['--curve-secret-file', '--agent', '--owns', '--owner', '--sync-peer', '--sync-every', '--sync-pattern', '--sync-server-key'];
+
+/** One ownership, sync or CURVE flag; the sync target is assembled by {@link finishSync}. */
+function syncFlag(opts: ServeOptions, flag: string, value: string, sync: Record<string, string>): void {
+  if (flag === '--agent') opts.agent = value;
+  else if (flag === '--owns') (opts.owns ??= []).push(value);
+  else if (flag === '--owner') {
+    const eq = value.indexOf('=');
+    if (eq <= 0) throw new UsageError(`serve: --owner takes AGENT=PATTERN, got ${JSON.stringify(value)}`);
+    (opts.owners ??= []).push({ agent: value.slice(0, eq), pattern: value.slice(eq + 1) });
+  } else if (flag === '--curve-secret-file') {
+    try {
+      opts.curveSecretKey = readCurveSecret(value);
+    } catch (e) {
+      throw new UsageError(`serve: --curve-secret-file: ${(e as Error).message}`);
+    }
+  } else sync[flag] = value;
+}
+
+function finishSync(opts: ServeOptions, sync: Record<string, string>): void {
+  if (Object.keys(sync).length === 0) return;
+  const need = ['--sync-peer', '--sync-every', '--sync-pattern'];
+  for (const f of need) if (sync[f] === undefined) throw new UsageError(`serve: ${f} is needed with ${Object.keys(sync).join(', ')}`);
+  const every = Number(sync['--sync-every']);
+  if (!(every > 0)) throw new UsageError(`serve: --sync-every must be a positive number of seconds, got ${JSON.stringify(sync['--sync-every'])}`);
+  opts.sync = { peer: sync['--sync-peer'], pattern: sync['--sync-pattern'], everyS: every, serverKey: sync['--sync-server-key'] };
+}
+
+async function keygenCmd(args: string[], io: CliIO): Promise<number> {
+  let out: string | undefined;
+  if (args.length === 2 && args[0] === '--out') out = nonEmpty('--out', args[1]);
+  else if (args.length === 1 && args[0].startsWith('--out=')) out = nonEmpty('--out', args[0].slice(6));
+  else if (args.length !== 0) throw new UsageError('keygen takes only [--out FILE]');
+  const { keygen } = await import('./security');
+  const kp = await keygen(out);
+  await io.stdout(`public: ${kp.publicKey}\n` + (out === undefined ? `secret: ${kp.secretKey}\n` : `secret key written to ${out}, public key to ${out}.pub\n`));
+  return 0;
 }
 
 function nonEmpty(flag: string, value: string): string {

@@ -87,6 +87,8 @@ export function requestBody(op: string, params: Record<string, unknown>): BodyKi
       return batch ? 'coords' : 'none';
     case 'PROGRAM':
       return 'many';
+    case 'CSYNC':
+      return params.step === 'apply' ? 'scrolls' : params.step === 'delete' ? 'coords' : 'none';
     default:
       return 'none';
   }

@@ -13,6 +13,9 @@ import { RequestError, errorReply, okReply, parseRequest, peekId, rowsIn, toOpIn
 import type { ReadPool } from './pool';
 import type { ComputePool } from './compute';
 import type { ExpertHost } from './experts';
+import type { SyncService } from './sync/service';
+import { curveServerOptions } from './security';
+import { PeerLimit } from './peers';
 
 /** What the server needs from the engine: synchronous op execution. */
 export interface Executor {
@@ -44,6 +47,12 @@ export interface ServerOptions {
   compute?: ComputePool;
   /** The expert runtime (CEXPERTS); absent = the engine answers that op with E_INTERNAL. */
   experts?: ExpertHost;
+  /** Handles CSYNC run (drives a sync with a peer); absent = CSYNC run is E_PARAM. */
+  sync?: SyncService;
+  /** Serve with CURVE using this z85 secret key (bridge/security.ts). */
+  curveSecretKey?: string;
+  /** Most distinct clients served at once (bridge/peers.ts; default 1024). */
+  maxPeers?: number;
 }
 
 /**
@@ -103,6 +112,7 @@ const WRITES = new Set(['CPUT', 'CDEL', 'PHEXT_IMPORT']);
 export function isWrite(op: string, params: Record<string, unknown>): boolean {
   if (WRITES.has(op)) return true;
   if (op === 'CROUTE') return params.table !== undefined;
+  if (op === 'CSYNC') return params.step === 'apply' || params.step === 'delete';
   if (op === 'PROGRAM' && Array.isArray(params.steps)) {
     return params.steps.some((s) => typeof s === 'object' && s !== null &&
       isWrite(String((s as { op?: unknown }).op), ((s as { params?: unknown }).params ?? {}) as Record<string, unknown>));
@@ -122,6 +132,7 @@ export class SidecarServer {
   /** The registry every request is recorded in (the engine's). */
   readonly metrics: Metrics;
   private readonly gate = new Gate();
+  private readonly peers: PeerLimit;
   private readonly tasks = new Set<Promise<void>>();
   private readonly slotWaiters: (() => void)[] = [];
   private sendChain: Promise<void> = Promise.resolve();
@@ -133,10 +144,11 @@ export class SidecarServer {
   private constructor(
     private readonly sock: zmq.Router,
     private readonly engine: Executor,
-    private readonly opts: Required<Omit<ServerOptions, 'pool' | 'compute' | 'experts'>> & { pool?: ReadPool; compute?: ComputePool; experts?: ExpertHost },
+    private readonly opts: Required<Omit<ServerOptions, 'pool' | 'compute' | 'experts' | 'sync' | 'curveSecretKey'>> & { pool?: ReadPool; compute?: ComputePool; experts?: ExpertHost; sync?: SyncService },
   ) {
     this.address = sock.lastEndpoint ?? opts.address;
     this.metrics = engine.metrics ?? new Metrics();
+    this.peers = new PeerLimit(opts.maxPeers);
     this.metrics.section('server', () => ({ in_flight: this.tasks.size, gate_waiting: this.gate.waiting }));
     this.loopDone = this.loop();
   }
@@ -151,6 +163,7 @@ export class SidecarServer {
       // Per client: a client flooding requests waits in its own queue, not in others'.
       receiveHighWaterMark: RECEIVE_HWM,
       ipv6: /^tcp:\/\/\[/.test(opts.address),
+      ...curveServerOptions(opts.curveSecretKey),
       // Over-limit requests must reach us to be answered E_LIMIT, so no maxMessageSize.
     });
     try {
@@ -159,7 +172,8 @@ export class SidecarServer {
       sock.close();
       throw e;
     }
-    return new SidecarServer(sock, engine, { maxInFlight: 64, ...opts });
+    const { curveSecretKey: _key, ...rest } = opts;
+    return new SidecarServer(sock, engine, { maxInFlight: 64, maxPeers: 1024, ...rest });
   }
 
   /** Requests being handled right now. */
@@ -212,7 +226,7 @@ export class SidecarServer {
           continue;
         }
         const t0 = performance.now();
-        const req = this.decode(msg);
+        const req = this.decode(msg, identity);
         if (req.reply) {
           this.metrics.record('INVALID', performance.now() - t0, req.bytes, frameBytes(req.reply), false);
           this.reply(identity, req.reply);
@@ -221,7 +235,8 @@ export class SidecarServer {
         const { id, op, input, bytes } = req;
         const pool = this.opts.pool;
         const compute = this.opts.compute;
-        if (this.tasks.size === 0 && this.gate.idle && !(pool && pool.wants(op, input)) && !(compute && compute.wants(op, input)) && !this.opts.experts?.wants(op)) {
+        if (this.tasks.size === 0 && this.gate.idle && !(pool && pool.wants(op, input)) && !(compute && compute.wants(op, input)) &&
+          !this.opts.experts?.wants(op) && !this.opts.sync?.wants(op, input)) {
           // Fast path: nothing else in flight, so nothing can interleave with a
           // synchronous engine call; answer without a task, gate or promise hop.
           let reply: Uint8Array[];
@@ -250,12 +265,16 @@ export class SidecarServer {
   }
 
   /** Header and bodies → engine input, or the error reply when the request is unusable. */
-  private decode(msg: Buffer[]): { id: number; op: string; input: OpInput; bytes: number; reply?: undefined } | { reply: Uint8Array[]; bytes: number } {
+  private decode(msg: Buffer[], identity: Buffer): { id: number; op: string; input: OpInput; bytes: number; reply?: undefined } | { reply: Uint8Array[]; bytes: number } {
     const frames = msg.length === 2 ? [msg[1]] : msg.slice(1);
     let id = 0;
     let total = 0;
     try {
       for (const f of frames) total += f.length;
+      if (!this.peers.admit(identity)) {
+        id = peekId(frames[0]);
+        throw new VtpuError('E_LIMIT', `sidecar serves at most ${this.peers.max} clients (--max-peers); try again later`);
+      }
       if (total > this.opts.maxRequestBytes) {
         id = peekId(frames[0]);
         throw new VtpuError('E_LIMIT', `request is ${total} bytes, over max_request_bytes ${this.opts.maxRequestBytes}`);
@@ -292,6 +311,8 @@ export class SidecarServer {
     const compute = this.opts.compute;
     // Only the input gathering holds the gate; the compute itself runs outside it.
     if (compute && compute.wants(op, input)) return compute.run(op, input, (fn) => this.gate.run(false, fn));
+    // A sync holds the gate only for each local step, never across a peer round trip.
+    if (this.opts.sync?.wants(op, input)) return this.opts.sync.run(input, (w, fn) => this.gate.run(w, fn));
     return this.gate.run(isWrite(op, input.params), () => this.engine.execute(op, input));
   }
 

@@ -15,9 +15,13 @@ import { SidecarServer } from './server';
 import { writeMetricsFile } from './metricsfile';
 import type { HttpOptions, HttpServer } from './http/server';
 import { Journal, type DurableOptions, type Recovery } from './durable/journal';
+import { initSyncHash } from '../engine/sync/hash';
+import { SyncService } from './sync/service';
+import { applyOwnership, checkSyncOptions, type SyncOptions } from './sync/options';
+import { checkExposure, checkKey } from './security';
 
 /** Options of {@link startSidecar}; every one has a default. */
-export interface SidecarOptions {
+export interface SidecarOptions extends SyncOptions {
   /** `ipc://path` or `tcp://host:port` (port `*`/0 = ephemeral). Default `ipc://<tmp>/vtpu-<pid>.sock`. */
   address?: string;
   /** Largest request, all frames together, in bytes (protocol default). */
@@ -40,6 +44,12 @@ export interface SidecarOptions {
   http?: HttpOptions;
   /** Keep the store in a data directory (write log + snapshots); default memory only. */
   durable?: DurableOptions;
+  /** CURVE secret key (z85): clients need the matching public key; required beyond loopback unless `insecure`. */
+  curveSecretKey?: string;
+  /** Allow binding tcp:// beyond loopback without CURVE (default false). */
+  insecure?: boolean;
+  /** Most distinct clients served at once; more get E_LIMIT until one is idle for 60 s (default 1024). */
+  maxPeers?: number;
 }
 
 /** A running sidecar. */
@@ -71,17 +81,22 @@ export async function startSidecar(opts: SidecarOptions = {}): Promise<Sidecar> 
   const o = checkOptions(opts);
   // PHEXT_EXPORT checksums synchronously, so the WASM hash must be compiled before serving.
   await initChecksum();
+  await initSyncHash();
   // PING reports the engine's limits, so a new engine gets the server's.
   const engine = opts.engine ?? new Engine({ maxBatch: o.maxBatch, maxRequestBytes: o.maxRequestBytes });
   engine.metrics.enabled = opts.metrics ?? true;
-  // Recover before serving: no request may see a half-loaded store.
+  const syncTarget = checkSyncOptions(opts);
+  // Recover before serving (no request may see a half-loaded store) and before the
+  // ownership guard goes on: replayed writes were acknowledged once already.
   const journal = opts.durable ? await Journal.open(engine.store, opts.durable) : undefined;
+  applyOwnership(engine, opts);
+  const sync = new SyncService(engine);
   const pool = o.poolThreshold > 0 ? new ReadPool(engine, { threads: o.threads, threshold: o.poolThreshold }) : undefined;
   const compute = o.computeThreshold > 0 ? new ComputePool(engine, { threads: o.threads, minFlops: o.computeThreshold }) : undefined;
   const experts = new ExpertHost(); // its thread starts on the first CEXPERTS request
   let server: SidecarServer;
   try {
-    server = await SidecarServer.bind(engine, { address: o.address, maxRequestBytes: o.maxRequestBytes, maxBatch: o.maxBatch, pool, compute, experts });
+    server = await SidecarServer.bind(engine, { address: o.address, maxRequestBytes: o.maxRequestBytes, maxBatch: o.maxBatch, pool, compute, experts, sync, curveSecretKey: o.curveSecretKey, maxPeers: o.maxPeers });
   } catch (e) {
     await pool?.destroy();
     await compute?.destroy();
@@ -102,6 +117,7 @@ export async function startSidecar(opts: SidecarOptions = {}): Promise<Sidecar> 
   }
   // Rates and percentiles over the last second need the 100 ms sampler.
   engine.metrics.start();
+  const stopSync = syncTarget && sync.every((w, fn) => server.call('CSYNC', w, 0, fn, () => 0), syncTarget, syncTarget.everyMs);
   let closed: Promise<void> | undefined;
   return {
     address: server.address,
@@ -112,6 +128,7 @@ export async function startSidecar(opts: SidecarOptions = {}): Promise<Sidecar> 
     close: () => (closed ??= (async () => {
       http?.close();
       stopFile?.();
+      stopSync?.();
       engine.metrics.stop();
       await server.close();
       journal?.close();
@@ -169,7 +186,8 @@ export async function serveForever(opts: ServeOptions = {}): Promise<Sidecar> {
 
 function checkOptions(opts: SidecarOptions) {
   if (typeof opts !== 'object' || opts === null) throw new TypeError('options must be an object');
-  const known = ['address', 'maxRequestBytes', 'maxBatch', 'threads', 'poolThreshold', 'engine', 'metrics', 'metricsFile', 'http', 'computeThreshold', 'durable'];
+  const known = ['address', 'maxRequestBytes', 'maxBatch', 'threads', 'poolThreshold', 'engine', 'metrics', 'metricsFile', 'http', 'computeThreshold', 'durable',
+    'agent', 'owns', 'owners', 'sync', 'curveSecretKey', 'insecure', 'maxPeers'];
   for (const k of Object.keys(opts)) if (!known.includes(k)) throw new TypeError(`unknown option '${k}'`);
   const address = opts.address ?? defaultAddress();
   if (typeof address !== 'string' || !/^(ipc:\/\/.+|tcp:\/\/(\[[0-9a-fA-F:.]+\]|[^:/[\]]+):(\d+|\*))$/.test(address)) {
@@ -187,11 +205,16 @@ function checkOptions(opts: SidecarOptions) {
     throw new TypeError(`option 'metricsFile' must be a file path`);
   }
   if (opts.http !== undefined && (typeof opts.http !== 'object' || opts.http === null)) throw new TypeError(`option 'http' must be an object`);
+  if (opts.curveSecretKey !== undefined) checkKey(opts.curveSecretKey, `option 'curveSecretKey'`);
+  if (opts.insecure !== undefined && typeof opts.insecure !== 'boolean') throw new TypeError(`option 'insecure' must be a boolean`);
+  checkExposure(address, opts.curveSecretKey, opts.insecure === true);
   return {
     address,
+    curveSecretKey: opts.curveSecretKey,
     maxRequestBytes: int('maxRequestBytes', opts.maxRequestBytes, 1, opts.engine?.maxRequestBytes ?? DEFAULTS.maxRequestBytes),
     maxBatch: int('maxBatch', opts.maxBatch, 1, opts.engine?.maxBatch ?? DEFAULTS.maxBatch),
     threads: int('threads', opts.threads, 1, Math.min(4, availableParallelism())),
+    maxPeers: int('maxPeers', opts.maxPeers, 1, 1024),
     poolThreshold: int('poolThreshold', opts.poolThreshold, 0, 65_536),
     computeThreshold: int('computeThreshold', opts.computeThreshold, 0, 20_000_000),
   };

@@ -8,7 +8,17 @@
  */
 import { DType, Kind, OpInput, OpOutput, ScrollBatch } from './types';
 import { VtpuError } from './errors';
-import { dtypeName } from './values';
+import { dtypeName, validateScroll } from './values';
+
+/** E_SHAPE / E_DTYPE unless the shape matches the bytes: a forged shape must not size a typed array (found by fuzzing). */
+function elements(op: string, name: string, t: RawTensor): number {
+  try {
+    validateScroll(Kind.Tensor, t.dtype, t.shape, t.bytes.length);
+  } catch (e) {
+    throw new VtpuError((e as VtpuError).code ?? 'E_SHAPE', `${op}: ${name}: ${(e as Error).message}`);
+  }
+  return t.shape.reduce((a, d) => a * d, 1);
+}
 
 /** A dense tensor in engine memory, C order. */
 export interface Tensor<A extends Float32Array | Int32Array = Float32Array | Int32Array> {
@@ -65,7 +75,7 @@ function aligned(bytes: Uint8Array, width: number): Uint8Array {
 
 /** A float row as Float32Array: float32 viewed in place, float16/bfloat16 widened. */
 export function toFloat32(op: string, name: string, t: RawTensor): Tensor<Float32Array> {
-  const n = t.shape.reduce((a, d) => a * d, 1);
+  const n = elements(op, name, t);
   if (t.dtype === DType.Float32) {
     const b = aligned(t.bytes, 4);
     return { shape: t.shape, data: new Float32Array(b.buffer, b.byteOffset, n) };
@@ -87,7 +97,7 @@ export function toFloat32(op: string, name: string, t: RawTensor): Tensor<Float3
 
 /** An integer row as Int32Array: int32 in place, int64 narrowed (E_PARAM when a value does not fit). */
 export function toInt32(op: string, name: string, t: RawTensor): Tensor<Int32Array> {
-  const n = t.shape.reduce((a, d) => a * d, 1);
+  const n = elements(op, name, t);
   if (t.dtype === DType.Int32) {
     const b = aligned(t.bytes, 4);
     return { shape: t.shape, data: new Int32Array(b.buffer, b.byteOffset, n) };

@@ -16,6 +16,7 @@ import { PROGRAM } from '../program';
 import { CKG } from './ckg';
 import { CATTEND } from './cattend';
 import { CEXPERTS } from './cexperts';
+import { CSYNC } from './csync';
 
 /** Built-in instructions, in the order PING lists them. */
-export const INSTRUCTIONS: readonly Instruction[] = Object.freeze([PING, CGET, CPUT, CDEL, CRANGE, CDELTA, CHIER, CROUTE, PROGRAM, PHEXT_IMPORT, PHEXT_EXPORT, CATTEND, CMOE, CNEAREST, CEXPERTS, CKG]);
+export const INSTRUCTIONS: readonly Instruction[] = Object.freeze([PING, CGET, CPUT, CDEL, CRANGE, CDELTA, CHIER, CROUTE, PROGRAM, PHEXT_IMPORT, PHEXT_EXPORT, CATTEND, CMOE, CNEAREST, CEXPERTS, CKG, CSYNC]);

@@ -91,6 +91,12 @@ export class Store {
   private readonly deleteHooks: Array<(id: number) => void> = [];
   private readonly writeHooks: Array<(w: StoreWrite) => void> = [];
   private readonly index = new RangeIndex();
+  /**
+   * Called with the rows `first .. first+count` of `coords` a put (`del` false) or delete is
+   * about to change, before anything changes; throwing refuses the whole write (ownership
+   * and write clocks for sync, engine/sync/state.ts).
+   */
+  writeGuard: ((coords: ArrayLike<number>, first: number, count: number, del: boolean) => void) | undefined = undefined;
 
   /** Creates an empty store with the given limits. */
   constructor(opts: StoreOptions = {}) {
@@ -160,6 +166,7 @@ export class Store {
     }
     validateScroll(s.kind, s.dtype, s.shape, s.bytes.length);
     this.checkValue(s.bytes.length, -1);
+    this.writeGuard?.(coords, i, 1, false);
     const shape = Uint32Array.from(s.shape);
     this.reserve(1, s.bytes.length, shape.length);
     if (this.writeHooks.length) this.emit({ op: 'put', coords, row: i, scroll: s });
@@ -175,6 +182,7 @@ export class Store {
     this.checkBatch(b.n);
     const vo = b.valueOffsets;
     for (let i = 0; i < b.n; i++) this.checkValue(vo[i + 1] - vo[i], i);
+    this.writeGuard?.(b.coords as Uint32Array, 0, b.n, false);
     this.reserve(b.n, vo[b.n], b.shapeOffsets[b.n]);
     if (this.writeHooks.length) this.emit({ op: 'putBatch', batch: b });
     this.writes++;
@@ -217,6 +225,7 @@ export class Store {
 
   /** Deletes row `i` of `coords`; true when it existed. */
   delete(coords: ArrayLike<number>, i = 0): boolean {
+    this.writeGuard?.(coords, i, 1, true);
     if (this.writeHooks.length && findEntry(this.v, coords, i) >= 0) this.emit({ op: 'delete', coords, row: i });
     const hit = this.removeRow(coords, i);
     if (hit) {
@@ -230,6 +239,7 @@ export class Store {
   deleteBatch(coords: Uint32Array): number {
     const n = validateCoordsArray(coords);
     this.checkBatch(n);
+    this.writeGuard?.(coords, 0, n, true);
     if (this.writeHooks.length && n > 0) this.emit({ op: 'deleteBatch', coords });
     let deleted = 0;
     for (let i = 0; i < n; i++) if (this.removeRow(coords, i)) deleted++;

@@ -18,6 +18,7 @@ from .ops_experts import ExpertsMixin
 from .observe import ObserveMixin
 from .ops_kg import KgMixin
 from .ops_nearest import NearestMixin
+from .ops_sync import SyncMixin, check_server_key
 from .program import Program, ProgramResult
 from .protocol import DEFAULTS, DTYPE_NAMES, KIND_NAMES
 from .tensors import decode_tensors, encode_tensors
@@ -65,7 +66,7 @@ def _body(frames: list[Any], op: str) -> Any:
     return frames[0]
 
 
-class Client(AttendMixin, MoeMixin, ExpertsMixin, NearestMixin, KgMixin, ObserveMixin):
+class Client(AttendMixin, MoeMixin, ExpertsMixin, NearestMixin, KgMixin, ObserveMixin, SyncMixin):
     """A connection to a vTPU sidecar; safe to share between threads.
 
     Parameters
@@ -96,7 +97,13 @@ class Client(AttendMixin, MoeMixin, ExpertsMixin, NearestMixin, KgMixin, Observe
     """
 
     def __init__(
-        self, address: str | None = None, *, timeout: float | None = None, sidecar_args: Iterable[str] = (), http_port: int | None = None
+        self,
+        address: str | None = None,
+        *,
+        timeout: float | None = None,
+        sidecar_args: Iterable[str] = (),
+        http_port: int | None = None,
+        server_key: str | None = None,
     ) -> None:
         self.sidecar: Sidecar | None = None
         http = [] if http_port is None else ["--http", str(int(http_port))]
@@ -108,7 +115,8 @@ class Client(AttendMixin, MoeMixin, ExpertsMixin, NearestMixin, KgMixin, Observe
             self._http_url = f"http://127.0.0.1:{int(http_port)}"
 
         t = DEFAULTS["timeout_ms"] / 1000.0 if timeout is None else float(timeout)
-        self._t = Transport(str(address), t, watch=self.sidecar.check if self.sidecar else None)
+        key = check_server_key(server_key)
+        self._t = Transport(str(address), t, watch=self.sidecar.check if self.sidecar else None, server_key=key)
 
     @property
     def address(self) -> str:
@@ -335,6 +343,7 @@ class Client(AttendMixin, MoeMixin, ExpertsMixin, NearestMixin, KgMixin, Observe
 def connect(
     address: str | None = None, *, timeout: float | None = None, sidecar_args: Iterable[str] = (), http_port: int | None = None,
     data_dir: str | Path | None = None, fsync: str | int = "always", snapshot_every: int | str = 100_000,
+    server_key: str | None = None,
 ) -> Client:
     """Connect to a sidecar, starting a private local one when ``address`` is None.
 
@@ -357,6 +366,9 @@ def connect(
         With ``data_dir``: fsync before each reply (default) or every N ms.
     snapshot_every : int or str
         With ``data_dir``: snapshot after N logged writes, or ``"Ns"`` every N seconds.
+    server_key : str, optional
+        The sidecar's CURVE public key (z85, from ``vtpu keygen``) when it serves with
+        ``--curve-secret-file``; without it such a sidecar never answers (``TimeoutError``).
 
     Returns
     -------
@@ -369,4 +381,4 @@ def connect(
     extra = durable_args(data_dir, fsync, snapshot_every)
     if extra and address is not None:
         raise ParamError("E_PARAM", "data_dir applies to a sidecar connect() starts; pass --data to `vtpu serve` instead")
-    return Client(address, timeout=timeout, sidecar_args=[*sidecar_args, *extra], http_port=http_port)
+    return Client(address, timeout=timeout, sidecar_args=[*sidecar_args, *extra], http_port=http_port, server_key=server_key)

@@ -24,6 +24,8 @@ __all__ = [
     "LimitError",
     "AuthError",
     "SidecarError",
+    "OwnershipError",
+    "PeerError",
     "TimeoutError",
     "error_from_wire",
 ]
@@ -117,6 +119,21 @@ class SidecarError(VtpuError):
     """The sidecar failed, exited, or the client is closed (``E_INTERNAL``, ``E_CLOSED``)."""
 
     default_code = "E_INTERNAL"
+
+
+class OwnershipError(AuthError):
+    """A write into a coordinate range another agent owns (``E_OWNER``)."""
+
+    default_code = "E_OWNER"
+
+
+class PeerError(SidecarError):
+    """A sync peer was unreachable, refused, or vanished mid-sync (``E_PEER``).
+
+    Both sidecars stay consistent: every transfer is one atomic batch.
+    """
+
+    default_code = "E_PEER"
 
 
 class TimeoutError(SidecarError, builtins.TimeoutError):  # noqa: A001 - deliberate, see docstring

@@ -71,9 +71,10 @@ class _Conn:
     """One thread's socket. ``busy`` is held while a request uses it, so ``close`` from
     another thread never touches a socket in use."""
 
-    __slots__ = ("box", "busy", "rcvtimeo", "__weakref__")
+    __slots__ = ("box", "busy", "rcvtimeo", "server_key", "__weakref__")
 
-    def __init__(self, ctx: zmq.Context, address: str) -> None:
+    def __init__(self, ctx: zmq.Context, address: str, server_key: str | None = None) -> None:
+        self.server_key = server_key
         self.busy = threading.Lock()
         # The socket sits in a box the finalizer shares, so it closes whichever socket
         # is current when the thread (and with it this object) goes away.
@@ -89,6 +90,12 @@ class _Conn:
         s = ctx.socket(zmq.DEALER)
         s.setsockopt(zmq.LINGER, 0)
         s.setsockopt(zmq.IMMEDIATE, 1)  # queue nothing for a peer that is not connected
+        if self.server_key is not None:
+            # CURVE: the server proves it holds the secret key; our keypair is per socket.
+            public, secret = zmq.curve_keypair()
+            s.curve_serverkey = self.server_key.encode()
+            s.curve_publickey = public
+            s.curve_secretkey = secret
         s.connect(address)
         self.box[0] = s
         self.rcvtimeo = -1  # blocking until _receive bounds it
@@ -109,10 +116,15 @@ class Transport:
     watch : callable, optional
         Returns a :class:`SidecarError` when the sidecar is known to be dead (an owned
         process that exited), else ``None``; checked while waiting.
+    server_key : str, optional
+        The sidecar's CURVE public key (z85, 40 characters) when it serves with CURVE.
     """
 
-    def __init__(self, address: str, timeout: float, watch: Callable[[], VtpuError | None] | None = None) -> None:
+    def __init__(
+        self, address: str, timeout: float, watch: Callable[[], VtpuError | None] | None = None, server_key: str | None = None
+    ) -> None:
         self.address = address
+        self.server_key = server_key
         self.timeout = float(timeout)
         self._watch = watch
         self._ctx = zmq.Context.instance()
@@ -150,7 +162,7 @@ class Transport:
             with self._lock:
                 if self._closed:
                     raise SidecarError("E_CLOSED", "the client is closed")
-                conn = _Conn(self._ctx, self.address)
+                conn = _Conn(self._ctx, self.address, self.server_key)
                 self._conns.add(conn)
             self._local.conn = conn  # dies with its thread; _Conn's finalizer closes the socket
         return conn

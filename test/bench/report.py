@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 
+
 def _fmt(x: float, unit: str = "") -> str:
     if unit == " µs" and x >= 1000:
         return _fmt(x / 1000, " ms")
@@ -321,6 +322,11 @@ def _durable(r: dict) -> list[str]:
     return durable_render(r)
 
 
+def _sync(r: dict) -> list[str]:
+    from bench_sync import render as sync_render  # beside its runner; it imports this module's helpers
+    return sync_render(r)
+
+
 def _qwen3(r: dict) -> list[str]:
     from bench_qwen3 import render as qwen3_render  # beside its runner; it imports this module's helpers
 
@@ -333,7 +339,7 @@ def _core(r: dict) -> list[str]:
 
 #: Suite name -> renderer(result) -> markdown lines (run.py's SUITES names the same suites).
 RENDERERS = {"core": _core, "attend": _attend, "moe": _moe, "nearest": _nearest, "kg": _kg, "http": _http,
-             "durable": _durable, "qwen3": _qwen3}
+             "durable": _durable, "qwen3": _qwen3, "sync": _sync}
 
 
 def render(saved: dict, order: list[str]) -> str:

@@ -27,6 +27,7 @@ import bench_nearest  # noqa: E402
 import bench_qwen3  # noqa: E402
 import bench_roundtrip  # noqa: E402
 import bench_sqlite  # noqa: E402
+import bench_sync  # noqa: E402
 import crange_data  # noqa: E402
 from common import ROOT, machine  # noqa: E402
 from report import render  # noqa: E402
@@ -66,6 +67,7 @@ SUITES = {
     "qwen3": lambda quick: bench_qwen3.run(quick=quick),
     "http": lambda quick: bench_http.run(rounds=2 if quick else 5, seconds=1.0 if quick else 5.0, n=2000 if quick else 20000),
     "durable": lambda quick: bench_durable.run(quick=quick),
+    "sync": lambda quick: bench_sync.run(quick=quick),
 }
 
 
