@@ -302,4 +302,27 @@ def render(r: dict) -> list[str]:
             lines.append(f"| {v} | {_gib(x['peak_rss_bytes'])} | {_gib(x.get('inference_peak_rss_bytes'))} | "
                          f"{_gib(x.get('sidecar_rss_bytes'))} |")
     lines += [""] + (["Misses:", ""] + misses + [""] if misses else [])
+    if misses:
+        lines += _why(base, vs)
     return lines
+
+
+def _why(base: dict, vs: dict) -> list[str]:
+    """What the per-token split says about the misses (all figures from this run)."""
+    step, ex = base["decode_ms_per_token"], base["experts_ms_per_token"]
+    share = ex / step
+    out = [f"Why: in the baseline the experts take {ex:.2f} of {step:.2f} ms per decode token ({100 * share:.0f}%); the "
+           "rest (attention, norms, the 151,936-word LM head) is the same work in every variant, so with this many "
+           f"layers even free experts would give at most {1 / (1 - share):.2f}× in decode.", ""]
+    f = vs.get("fp32", {})
+    if "experts_ms_per_token" in f and f.get("compute_ms_per_token") is not None:
+        out += (f"The sidecar's fp32 experts cost {f['experts_ms_per_token']:.2f} ms per token from Python "
+                   f"({f['compute_ms_per_token']:.2f} ms inside ONNX Runtime, {f['transport_ms_per_token']:.2f} ms transport) "
+                   f"against {ex:.2f} ms for transformers' `{base.get('experts_implementation', '?')}` on the same cores; "
+                   f"the non-expert part of a step took {f['decode_ms_per_token'] - f['experts_ms_per_token']:.2f} ms in that "
+                   f"run vs {step - ex:.2f} ms in the baseline's (the same work: run-to-run spread and the two processes "
+                   "sharing two cores, not measured apart).", "")
+    out += ["Quantised formats change the logits slightly, so free-running greedy decoding on this random-weight "
+            "model (near-flat logits) leaves the baseline's tokens at the first differing position; per-position top-1 "
+            "agreement on the same inputs is what `test/py/test_qwen3_experts.py` asserts (README, Qwen3-MoE section).", ""]
+    return out

@@ -6,17 +6,9 @@ import { ExpertHost } from '../../../bridge/experts';
 import { OutTensor, tensorBatch } from '../../../engine/tensors';
 import type { OpOutput } from '../../../engine/types';
 import { ensureBuilt } from './helpers';
+import { seededFloats as rand } from '../engine/helpers';
 
 const E = 6, H = 8, I = 4;
-
-/** Deterministic pseudo-random floats in [-1, 1). */
-function rand(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 31 - 1;
-  });
-}
 
 const GU = rand(E * 2 * I * H, 1), DOWN = rand(E * H * I, 2);
 

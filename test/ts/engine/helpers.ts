@@ -36,3 +36,12 @@ export function stringBatch(rows: number[][], vals: string[], kind: Kind.Text | 
     shapeOffsets: new Int32Array(n + 1), shapeValues: new Uint32Array(0), valueOffsets, values,
   };
 }
+
+/** Deterministic pseudo-random floats in [-1, 1) (an LCG: the same seed, the same data). */
+export function seededFloats(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 31 - 1;
+  });
+}
