@@ -221,6 +221,20 @@ def _column(table: pa.Table, name: str) -> pa.Array:
     return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
 
 
+def binary_rows(col: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """``(data, offsets)`` of a binary column, zero-copy: row i is ``data[offsets[i]:offsets[i+1]]``.
+
+    ``col[i].as_buffer()`` and ``combine_chunks()`` copy each value; for a tensor reply of
+    hundreds of MB those copies into fresh memory cost more than the transfer itself.
+    """
+    bufs = col.buffers()
+    offs = np.frombuffer(bufs[1], dtype=np.int32)[col.offset : col.offset + len(col) + 1] if len(col) else np.zeros(1, np.int32)
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.empty(0, np.uint8)
+    if len(offs) and (offs[0] < 0 or offs[-1] > data.size or np.any(np.diff(offs) < 0)):
+        raise ProtocolError("E_FRAME", "binary column offsets fall outside its data")
+    return data, offs
+
+
 def decode_coords(table: pa.Table) -> np.ndarray:
     """``(N, 9)`` uint32 coordinates (a writable copy) from a table's ``coords`` column."""
     col = _column(table, "coords")
@@ -244,12 +258,11 @@ def _stack_tensors(col: pa.Array, kinds: np.ndarray, found: np.ndarray, table: p
     shape = tuple(int(d) for d in flat_shape[0])
     dt = numpy_dtype(DTYPE_NAMES.get(int(dts[0]), "?"))
     row = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
-    bufs = col.buffers()
-    offs = np.frombuffer(bufs[1], dtype=np.int32)[col.offset : col.offset + len(col) + 1]
+    data, offs = binary_rows(col)
     sizes = np.diff(offs)
     if np.any(sizes[found] != row) or np.any(sizes[~found] != 0):
         raise ShapeError("E_SHAPE", f"tensor rows of shape {shape} need {row} bytes each")
-    data = np.frombuffer(bufs[2], dtype=np.uint8)[offs[0] : offs[-1]] if bufs[2] is not None else np.empty(0, np.uint8)
+    data = data[offs[0] : offs[-1]]
     nf = int(found.sum())
     stacked = data.view(dt).reshape((nf, *shape))
     if nf == len(kinds):
@@ -284,8 +297,9 @@ def decode_values(table: pa.Table) -> Values:
     out = np.empty(n, dtype=object)
     dts = _column(table, "dtype").to_numpy(zero_copy_only=False)
     shapes = _column(table, "shape").to_pylist()
+    data, offs = binary_rows(col)
     for i in np.flatnonzero(found):
-        out[i] = from_wire(int(kinds[i]), int(dts[i]), shapes[i], col[i].as_buffer())
+        out[i] = from_wire(int(kinds[i]), int(dts[i]), shapes[i], data[offs[i] : offs[i + 1]])
     return Values(out, found)
 
 

@@ -64,6 +64,8 @@ def encode_tensors(named: Mapping[str, Any]) -> tuple[list[str], pa.Buffer]:
 def decode_tensors(result: Mapping[str, Any], frames: list[Any], op: str = "reply") -> dict[str, np.ndarray]:
     """``{name: ndarray}`` from a reply naming its tensors in ``result["tensors"]``.
 
+    The arrays are writable views of the reply's frame (which they keep alive), not copies.
+
     Raises
     ------
     ProtocolError
@@ -80,12 +82,35 @@ def decode_tensors(result: Mapping[str, Any], frames: list[Any], op: str = "repl
     kinds = table.column("kind").to_numpy()
     dts = table.column("dtype").to_numpy()
     shapes = table.column("shape").to_pylist()
-    col = table.column("value").combine_chunks()
+    data, offs = arrow.binary_rows(arrow._column(table, "value"))
+    data = _writable_view(frames[0], data)
     out: dict[str, np.ndarray] = {}
     for i, name in enumerate(names):
         if int(kinds[i]) != _TENSOR:
             raise ProtocolError("E_FRAME", f"{op} reply row {name!r} is not a tensor")
         dt = numpy_dtype(DTYPE_NAMES.get(int(dts[i]), "?"))
-        buf = col[i].as_buffer()
-        out[name] = np.frombuffer(buf, dtype=dt).reshape(shapes[i]).copy()  # writable, owns its memory
+        row = data[offs[i] : offs[i + 1]]
+        need = int(np.prod(shapes[i], dtype=np.int64)) * dt.itemsize
+        if row.size != need:
+            raise ProtocolError("E_FRAME", f"{op} reply row {name!r} has {row.size} bytes, its shape {shapes[i]} needs {need}")
+        arr = row.view(dt).reshape(shapes[i])
+        # A view of the received frame (it stays alive with the array): copying a big reply
+        # into fresh memory costs as much as receiving it. Copied only when the frame is
+        # read-only (bytes) or the row is unaligned.
+        out[name] = arr if arr.flags.writeable and arr.flags.aligned else arr.copy()
     return out
+
+
+def _writable_view(frame: Any, data: np.ndarray) -> np.ndarray:
+    """``data`` (a read-only view that pyarrow gives of part of ``frame``) as a writable view
+    of the frame itself when the frame is writable memory (a received zmq frame); else ``data``."""
+    try:
+        base = np.frombuffer(frame, dtype=np.uint8)
+    except (TypeError, ValueError):
+        return data
+    if not base.flags.writeable or data.size == 0:
+        return data
+    start = data.ctypes.data - base.ctypes.data
+    if start < 0 or start + data.size > base.size:
+        return data
+    return base[start : start + data.size]

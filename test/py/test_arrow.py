@@ -168,3 +168,33 @@ def test_speed_million_16_byte_values(form):
     dec = _best(lambda: arrow.decode_body(body))
     print(f"\n{form}: encode {enc * 1e3:.1f} ms, decode {dec * 1e3:.1f} ms for 1e6 x 16 B")
     assert enc < 0.3 and dec < 0.3
+
+
+def test_decoded_tensors_are_writable_views_of_a_writable_frame():
+    from vtpu.tensors import decode_tensors, encode_tensors
+
+    a = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    b = np.arange(5, dtype=np.int64)
+    names, body = encode_tensors({"a": a, "b": b})
+    frame = bytearray(body.to_pybytes())  # writable, like a received zmq frame
+    out = decode_tensors({"tensors": names}, [memoryview(frame)])
+    assert np.array_equal(out["a"], a) and np.array_equal(out["b"], b)
+    assert out["a"].flags.writeable and out["b"].flags.writeable
+    assert np.shares_memory(out["a"], np.frombuffer(frame, np.uint8))  # no copy
+    out["a"][0, 0, 0] = 99.0  # writes land in the array, not in its neighbour
+    assert out["b"][0] == 0
+    # a read-only frame gives writable copies
+    ro = decode_tensors({"tensors": names}, [bytes(frame)])
+    assert ro["a"].flags.writeable and ro["a"][0, 0, 0] == 99.0
+
+
+def test_decoded_tensor_row_of_the_wrong_size_is_a_protocol_error():
+    from vtpu.errors import ProtocolError
+    from vtpu.tensors import decode_tensors, encode_tensors
+
+    names, body = encode_tensors({"a": np.zeros((2, 3), np.float32)})
+    table = arrow.read_table(body)
+    bad = pa.record_batch([table.column(n).chunk(0) if n != "shape" else pa.array([[2, 4]], type=pa.list_(pa.uint32()))
+                           for n in table.column_names], schema=arrow.SCHEMAS["scrolls_nocoords"])
+    with pytest.raises(ProtocolError, match="needs 32"):
+        decode_tensors({"tensors": names}, [arrow._ipc(bad)])
