@@ -35,6 +35,11 @@ export function encodeCoords(coords: Uint32Array): Uint8Array {
 
 /** Encodes a ScrollBatch as an Arrow "scrolls" stream (with coords when the batch has them). */
 export function encodeScrolls(b: ScrollBatch): Uint8Array {
+  return tableToIPC(scrollsTable(b), 'stream');
+}
+
+/** A ScrollBatch as an arrow-js Table of the "scrolls" schema (views of its arrays, no copies). */
+export function scrollsTable(b: ScrollBatch): Table {
   const n = b.n;
   const fields: Field[] = [];
   const cols: Data[] = [];
@@ -53,7 +58,7 @@ export function encodeScrolls(b: ScrollBatch): Uint8Array {
     }),
     makeData({ type: new Binary(), length: n, nullCount: 0, valueOffsets: b.valueOffsets.subarray(0, n + 1), data: b.values }),
   );
-  return writeStream(fields, n, cols);
+  return table(fields, n, cols);
 }
 
 /** Encodes one uint32 shard id per row as an Arrow "shards" stream. */
@@ -67,10 +72,14 @@ function coordsData(coords: Uint32Array, n: number): Data {
   return makeData({ type: coordsType(), length: n, nullCount: 0, child });
 }
 
-function writeStream(fields: Field[], n: number, cols: Data[]): Uint8Array {
+function table(fields: Field[], n: number, cols: Data[]): Table {
   const schema = new Schema(fields);
   const root = makeData({ type: new Struct(fields), length: n, nullCount: 0, children: cols });
-  return tableToIPC(new Table([new RecordBatch(schema, root)]), 'stream');
+  return new Table([new RecordBatch(schema, root)]);
+}
+
+function writeStream(fields: Field[], n: number, cols: Data[]): Uint8Array {
+  return tableToIPC(table(fields, n, cols), 'stream');
 }
 
 function rowsOf(coords: Uint32Array): number {

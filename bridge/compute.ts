@@ -13,7 +13,8 @@ import { Piscina } from 'piscina';
 import { VtpuError } from '../engine/errors';
 import type { Engine } from '../engine/engine';
 import type { OpInput, OpOutput } from '../engine/types';
-import { AttendJob, backwardOutput, forwardOutput, prepareAttend } from '../engine/ops/cattend';
+import { AttendJob, backwardOutput, forwardOutput, forwardTensors, prepareAttend } from '../engine/ops/cattend';
+import { layOutTensorFrame } from './tensor_frame';
 import { attnUnits } from '../engine/kernels/attention';
 import { ortShapeOk } from '../engine/kernels/attention_ort';
 import type { AttendTask, OrtResult, OrtTask } from './compute_worker';
@@ -120,10 +121,16 @@ export class ComputePool {
       // in one buffer the worker hands back for the next request: a fresh one would cost
       // page faults and zeroing on every call.
       const { buffer, q, k, v } = this.ortInputs(job);
+      // The reply frame is laid out first and the outputs written straight into it.
+      const tensors = forwardTensors(job);
+      const frame = await layOutTensorFrame(tensors.map((t) => ({ shape: t.shape })));
       try {
-        const r = await this.ortThread.run({ ort: true, spec: job.spec, q, k, v, wantLse: job.returnLse }, { transferList: [buffer] });
+        const out = frame ? { buffer: frame.buffer, at: frame.valuesAt } : undefined;
+        const r = await this.ortThread.run({ ort: true, spec: job.spec, q, k, v, wantLse: job.returnLse, out },
+          { transferList: frame ? [buffer, frame.buffer] : [buffer] });
         this.spare = r.inputs;
-        return forwardOutput(job, r.o, r.lse, 'ort');
+        if (!frame) return forwardOutput(job, r.o, r.lse, 'ort');
+        return { result: { kernel: 'ort', tensors: tensors.map((t) => t.name) }, raw: new Uint8Array(r.o.buffer as ArrayBuffer, 0, frame.length) };
       } catch (e) {
         // A broken ORT install must not fail requests: say so once and use the JS kernels.
         this.useOrt = false;

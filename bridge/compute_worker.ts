@@ -36,6 +36,8 @@ export interface OrtTask {
   k: Float32Array;
   v: Float32Array;
   wantLse: boolean;
+  /** Where o (then lse) go: a reply frame laid out by tensor_frame.ts (transferred), or new arrays. */
+  out?: { buffer: ArrayBuffer; at: number };
 }
 
 /** What an ORT task returns (buffers moved, not copied): the outputs and the inputs' buffer, for reuse. */
@@ -58,7 +60,12 @@ export default function attend(t: AttendTask | OrtTask): number | Promise<OrtRes
 }
 
 async function runOrt(t: OrtTask): Promise<OrtResult> {
-  const r = await attendForwardOrt(t.spec, t.q, t.k, t.v, t.wantLse);
+  const nLse = t.spec.B * t.spec.Hq * t.spec.Sq;
+  const dest = t.out && {
+    o: new Float32Array(t.out.buffer, t.out.at, t.q.length),
+    lse: t.wantLse ? new Float32Array(t.out.buffer, t.out.at + t.q.length * 4, nLse) : null,
+  };
+  const r = await attendForwardOrt(t.spec, t.q, t.k, t.v, t.wantLse, dest);
   const inputs = t.q.buffer as ArrayBuffer;
   const buffers = [r.o.buffer, r.lse?.buffer, inputs].filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
   return move({ [transferableSymbol]: [...new Set(buffers)], [valueSymbol]: { ...r, inputs } }) as unknown as OrtResult;

@@ -174,11 +174,13 @@ export function tensorBatch(tensors: OutTensor[]): ScrollBatch {
   });
   const shapeValues = new Uint32Array(dims);
   const bytesOf = (t: OutTensor) => new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-  // One tensor: its bytes are the values as they are (a big reply is not copied twice).
-  const values = n === 1 ? bytesOf(tensors[0]) : new Uint8Array(bytes);
+  // Tensors already back to back in one buffer (one tensor, or views a kernel wrote into
+  // one block): that span is the values as it is (a big reply is not copied twice).
+  const span = n > 0 && tensors.every((t, i) => t.data.buffer === tensors[0].data.buffer && t.data.byteOffset === tensors[0].data.byteOffset + valueOffsets[i]);
+  const values = span ? new Uint8Array(tensors[0].data.buffer, tensors[0].data.byteOffset, bytes) : new Uint8Array(bytes);
   tensors.forEach((t, i) => {
     shapeValues.set(t.shape, shapeOffsets[i]);
-    if (n !== 1) values.set(bytesOf(t), valueOffsets[i]);
+    if (!span) values.set(bytesOf(t), valueOffsets[i]);
   });
   return { n, kind, dtype, shapeOffsets, shapeValues, valueOffsets, values };
 }

@@ -207,8 +207,12 @@ function bandIndexAndBias(s: AttnSpec, isG: Uint8Array, band: Block[], bk: numbe
   return r;
 }
 
-/** The forward pass on ONNX Runtime: o (like q) and, when asked, lse (B, Hq, Sq). */
-export async function attendForwardOrt(s: AttnSpec, q: Float32Array, k: Float32Array, v: Float32Array, wantLse: boolean): Promise<{ o: Float32Array; lse: Float32Array | null }> {
+/**
+ * The forward pass on ONNX Runtime: o (like q) and, when asked, lse (B, Hq, Sq), written
+ * into `dest` when given (e.g. views of the reply frame) or into new arrays.
+ */
+export async function attendForwardOrt(s: AttnSpec, q: Float32Array, k: Float32Array, v: Float32Array, wantLse: boolean,
+  dest?: { o: Float32Array; lse: Float32Array | null }): Promise<{ o: Float32Array; lse: Float32Array | null }> {
   const o = ort();
   if (!o || !ortSupports(s)) throw new Error('attendForwardOrt: unsupported here');
   const sess = await session(wantLse, s.scale);
@@ -258,8 +262,11 @@ export async function attendForwardOrt(s: AttnSpec, q: Float32Array, k: Float32A
   return { o: out, lse };
 
   function allocate(): void {
-    out = new Float32Array(q.length);
-    lse = wantLse ? new Float32Array(s.B * s.Hq * s.Sq) : null;
+    const nLse = s.B * s.Hq * s.Sq;
+    if (dest && dest.o.length !== q.length) throw new Error(`attendForwardOrt: dest.o has ${dest.o.length} elements, q has ${q.length}`);
+    if (dest && wantLse && dest.lse?.length !== nLse) throw new Error(`attendForwardOrt: dest.lse must have ${nLse} elements`);
+    out = dest ? dest.o : new Float32Array(q.length);
+    lse = wantLse ? (dest?.lse ?? new Float32Array(nLse)) : null;
   }
 
   /** Blocks of every unit, q rows copied into (U, G, nb, BQ, D) and results copied back. */

@@ -114,11 +114,18 @@ function shapeOut(job: AttendJob, h: number, s: number, d?: number): number[] {
   return job.noBatch ? sh.slice(1) : sh;
 }
 
+/** Names and shapes of the forward reply's tensors, in reply order: o, then lse when asked for. */
+export function forwardTensors(job: AttendJob): { name: string; shape: number[] }[] {
+  const s = job.spec;
+  const out = [{ name: 'o', shape: shapeOut(job, s.Hq, s.Sq, s.D) }];
+  if (job.returnLse) out.push({ name: 'lse', shape: shapeOut(job, s.Hq, s.Sq) });
+  return out;
+}
+
 /** The reply for forward results. */
 export function forwardOutput(job: AttendJob, o: Float32Array, lse: Float32Array | null, kernel: string): OpOutput {
-  const s = job.spec;
-  const named: Record<string, { shape: number[]; data: Float32Array }> = { o: { shape: shapeOut(job, s.Hq, s.Sq, s.D), data: o } };
-  if (job.returnLse && lse) named.lse = { shape: shapeOut(job, s.Hq, s.Sq), data: lse };
+  const named: Record<string, { shape: number[]; data: Float32Array }> = {};
+  for (const t of forwardTensors(job)) named[t.name] = { shape: t.shape, data: t.name === 'o' ? o : (lse as Float32Array) };
   return tensorOutput({ kernel }, named);
 }
 

@@ -60,6 +60,7 @@ describe('CATTEND compute pool', () => {
       const { ortLimits } = require('./dist/engine/kernels/attention_ort.js');
       const { Engine } = require('./dist/engine/engine.js');
       const { tensorBatch, namedTensors, floatInput } = require('./dist/engine/tensors.js');
+      const { decodeScrolls } = require('./dist/bridge/arrow.js');
       const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));
       const req = (p, b) => ({ params: { ...p, tensors: Object.keys(b) }, scrolls: tensorBatch(Object.values(b).map((x) => ({ shape: x.shape, data: Float32Array.from(x.data) }))) });
       const pool = new ComputePool(new Engine(), { threads: 1, minFlops: 1 });
@@ -69,8 +70,9 @@ describe('CATTEND compute pool', () => {
         for (const c of cases) {
           ortLimits.maxScores = c.maxScores;
           const out = await pool.run('CATTEND', req(c.params, c.body), gate);
-          const t = namedTensors('T', { params: { tensors: out.result.tensors }, scrolls: out.scrolls });
-          got.push({ kernel: out.result.kernel, o: Array.from(floatInput('T', t, 'o').data), lse: t.has('lse') ? Array.from(floatInput('T', t, 'lse').data) : null });
+          // ORT writes into a laid-out reply frame (raw Arrow bytes); the worker path replies with a batch.
+          const t = namedTensors('T', { params: { tensors: out.result.tensors }, scrolls: out.raw ? decodeScrolls(out.raw) : out.scrolls });
+          got.push({ kernel: out.result.kernel, raw: Boolean(out.raw), o: Array.from(floatInput('T', t, 'o').data), lse: t.has('lse') ? Array.from(floatInput('T', t, 'lse').data) : null });
         }
         process.stdout.write(JSON.stringify(got));
         await pool.destroy();
@@ -103,6 +105,7 @@ describe('CATTEND compute pool', () => {
     const got = JSON.parse(r.stdout);
     cases.forEach((c, i) => {
       expect(got[i].kernel).toBe('ort');
+      expect(got[i].raw).toBe(true);
       const ref = denseAttention(c.spec, c.t.q, c.t.k, c.t.v);
       expect(maxDiff(got[i].o, ref.o)).toBeLessThan(1e-5);
       expect(maxDiff(got[i].lse, ref.lse)).toBeLessThan(1e-4);
