@@ -13,8 +13,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "py"))
@@ -27,14 +29,27 @@ HQ, HKV, D, WINDOW = 16, 8, 128, 256
 GLOBALS = (0, 1, 2, 3)
 
 
+def _touch(out):
+    """Reads one float per 4 KiB page of the output: our reply is a view of the received frame,
+    whose first read costs page faults that a caller pays, so every contender's timing includes it."""
+    out.reshape(-1)[::1024].sum()
+    return out
+
+
+def _sidecar_ms(client) -> tuple[int, float]:
+    """(count, total ms) of CATTEND requests in the sidecar's metrics."""
+    op = client.metrics()["ops"].get("CATTEND") or {}
+    return int(op.get("count", 0)), float(op.get("count", 0) * (op.get("mean_ms") or 0.0))
+
+
 def _timed(fn, rounds: int, warmup: int = 1):
-    """Median seconds of `rounds` calls after `warmup` unmeasured calls, and the last output."""
+    """Median seconds of `rounds` calls (output touched, see _touch) after `warmup` unmeasured calls, and the last output."""
     for _ in range(warmup):
-        out = fn()
+        out = _touch(fn())
     ts = []
     for _ in range(rounds):
         t0 = time.perf_counter()
-        out = fn()
+        out = _touch(fn())
         ts.append(time.perf_counter() - t0)
     return median(ts), out
 
@@ -64,8 +79,15 @@ def prefill(client, s: int, rounds: int, peer_rounds: int, flex: bool) -> dict:
     v = torch.randn(1, HKV, s, D, generator=g)
     # Two warm-up calls where affordable (JIT, ONNX Runtime session and arenas; compile for flex).
     warmup = 2 if s <= 8192 else 1
-    ours_s, o = _timed(lambda: torch.from_numpy(client.cattend(q, k, v, window=WINDOW, global_tokens=GLOBALS)), rounds, warmup)
-    r: dict = {"s": s, "ours_s": ours_s, "rounds": rounds, "peer_rounds": peer_rounds, "warmup": warmup}
+    call = lambda: torch.from_numpy(client.cattend(q, k, v, window=WINDOW, global_tokens=GLOBALS))  # noqa: E731
+    for _ in range(warmup):
+        _touch(call())
+    before = _sidecar_ms(client)
+    ours_s, o = _timed(call, rounds, 0)
+    after = _sidecar_ms(client)
+    r: dict = {"s": s, "ours_s": ours_s, "rounds": rounds, "peer_rounds": peer_rounds, "warmup": warmup,
+               # mean over the rounds of the sidecar's own time (request received → reply built)
+               "ours_sidecar_s": (after[1] - before[1]) / max(1, after[0] - before[0]) / 1e3}
     try:
         mask = sparse_mask(s, s, WINDOW, GLOBALS, True)
         r["sdpa_s"], ref = _timed(lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True), peer_rounds, warmup)
@@ -105,6 +127,28 @@ def decode(client, s: int, rounds: int) -> dict:
             "max_abs_err_vs_sdpa": float((o - ref).abs().max())}
 
 
+def transfer_floor(s: int, rounds: int) -> float:
+    """Median seconds to move CATTEND's bytes with no compute: q and k+v (two frames) from pyzmq
+    to a bare zeromq.js echo that sends back only the first (o's size), reply touched as ours is."""
+    g = torch.Generator().manual_seed(s)
+    q = torch.randn(1, HQ, s, D, generator=g).numpy()
+    kv = torch.randn(2, HKV, s, D, generator=g).numpy()
+    addr = ipc_address("attend-echo")
+    with child(["node", "test/bench/echo_server.js", addr, "--first-body"], "echo listening"):
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(addr)
+        try:
+            def once():
+                sock.send_multipart([q, kv], copy=False)
+                reply = sock.recv_multipart(copy=False)
+                return np.frombuffer(reply[0].buffer, np.float32)
+
+            return _timed(once, rounds, 1)[0]
+        finally:
+            sock.close()
+
+
 def run(quick: bool = False, rounds: int = 5) -> dict:
     sizes = [2048] if quick else [8192, 32768]
     out: dict = {"shape": {"B": 1, "Hq": HQ, "Hkv": HKV, "D": D, "window": WINDOW, "globals": list(GLOBALS)},
@@ -115,6 +159,7 @@ def run(quick: bool = False, rounds: int = 5) -> dict:
             for s in sizes:
                 # SDPA with a mask computes all S×S scores: at 32k one round takes minutes.
                 out["prefill"].append(prefill(client, s, rounds if s <= 8192 else 2, rounds if s <= 8192 else 1, flex=True))
+                out["prefill"][-1]["transfer_floor_s"] = transfer_floor(s, rounds if s <= 8192 else 2)
             for s in ([2048] if quick else [8192, 32768]):
                 out["decode"].append(decode(client, s, 20))
     return out

@@ -1,4 +1,5 @@
-// The round-trip peer: a bare zeromq.js ROUTER that echoes every message unchanged.
+// The round-trip peer: a bare zeromq.js ROUTER that echoes every message unchanged, or with
+// --first-body only its first body frame (a transfer floor: request bytes in, reply bytes out).
 // Prints its endpoint once bound, like the sidecar, so the benchmark can connect.
 const zmq = require('zeromq');
 
@@ -10,7 +11,8 @@ async function main() {
   const stop = () => { sock.close(); process.exit(0); };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
-  for await (const frames of sock) await sock.send(frames);
+  const firstBody = process.argv.includes('--first-body');
+  for await (const frames of sock) await sock.send(firstBody ? frames.slice(0, 2) : frames);
 }
 
 main().catch((err) => { console.error(err); process.exit(1); });

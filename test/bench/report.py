@@ -211,7 +211,8 @@ def _attend(r: dict) -> list[str]:
     lines = [
         f"## CATTEND sparse attention from PyTorch (B {sh['B']}, Hq {sh['Hq']}, Hkv {sh['Hkv']}, D {sh['D']}, "
         f"window {sh['window']}, globals {sh['globals']}, causal, fp32)",
-        "End to end through the client: torch tensors in, torch tensor out. Peers in the same run: "
+        "End to end through the client: torch tensors in, torch tensor out (every contender's output read once, "
+        "one float per page, inside the timing). Peers in the same run: "
         "`F.scaled_dot_product_attention` with the equivalent boolean mask (`enable_gqa=True`) and "
         f"`torch.compile(flex_attention)` with the same mask as a block mask (torch {r['torch']}, "
         f"{r['torch_threads']} threads). Median of the rounds after warm-up calls (two up to S=8192, one above, for "
@@ -241,12 +242,34 @@ def _attend(r: dict) -> list[str]:
                           _fmt(d["ours_s"] * 1e6, " µs"), _fmt(d["sdpa_s"] * 1e6, " µs"), f"{ratio:.2f}× SDPA", "reported", True))
     lines += ["", "Forward prefill runs on ONNX Runtime (a band-attention graph built in TS; its intra-op threads use "
               "every core), decode steps on the plain-JS kernel over only the visible cache positions.", ""]
+    split = [f"S={p['s']}: {p['ours_s'] * 1e3:.0f} ms in all, sidecar {p['ours_sidecar_s'] * 1e3:.0f} ms"
+             + (f", transfer floor {p['transfer_floor_s'] * 1e3:.0f} ms" if p.get("transfer_floor_s") else "")
+             for p in r["prefill"] if p.get("ours_sidecar_s")]
+    if split:
+        lines += ["Where our prefill time goes: the sidecar's own time (request received → reply built, from its "
+                  "metrics) and the transfer floor (the same bytes — q, k, v in, o out — through a bare pyzmq → "
+                  "zeromq.js echo, no compute, reply read as ours is; same run): " + "; ".join(split) + ".", ""]
     misses = []
     for p in r["prefill"]:
         if "sdpa_s" in p and p["sdpa_s"] / p["ours_s"] < 5:
-            misses.append(f"- **Prefill S={p['s']} vs SDPA.** SDPA computes all S² scores, so our advantage grows "
-                          "with S/window; at small S the band (block + window + globals) is a large share of S and the "
-                          "ONNX Runtime graph's gather, bias add and softmax passes cost as much as SDPA's dense kernel.")
+            target = p["sdpa_s"] / 5
+            floor = p.get("transfer_floor_s")
+            if floor and floor >= target:
+                misses.append(f"- **Prefill S={p['s']} vs SDPA.** 5× SDPA means ≤ {target * 1e3:.0f} ms end to end, but "
+                              f"moving the bytes alone took {floor * 1e3:.0f} ms over ZeroMQ on this machine (transfer "
+                              "floor above), so no kernel meets it over this transport here; the sidecar's own time was "
+                              f"{p['ours_sidecar_s'] * 1e3:.0f} ms.")
+            elif floor and p.get("ours_sidecar_s"):
+                misses.append(f"- **Prefill S={p['s']} vs SDPA.** 5× SDPA means ≤ {target * 1e3:.0f} ms end to end. Moving "
+                              f"the bytes alone took {floor * 1e3:.0f} ms over ZeroMQ on this machine (transfer floor), "
+                              f"leaving {(target - floor) * 1e3:.0f} ms for the sidecar, whose own time was "
+                              f"{p['ours_sidecar_s'] * 1e3:.0f} ms: reading the received q, k, v (first touch of a fresh "
+                              "frame), then the ONNX Runtime graph's key gather, bias add and softmax passes over the band. "
+                              "SDPA computes all S² scores, so our advantage grows with S/window.")
+            else:
+                misses.append(f"- **Prefill S={p['s']} vs SDPA.** SDPA computes all S² scores, so our advantage grows "
+                              "with S/window; at small S the band (block + window + globals) is a large share of S and the "
+                              "ONNX Runtime graph's gather, bias add and softmax passes cost as much as SDPA's dense kernel.")
         if "flex_s" in p and p["flex_s"] < p["ours_s"]:
             misses.append(f"- **Prefill S={p['s']} vs flex_attention.** Below compiled flex_attention in this run: flex's "
                           "compiled kernel never writes the score blocks out; our graph does, in several passes.")
