@@ -11,6 +11,7 @@
  * big, chunks of blocks (q rows packed), so the score tensor's memory stays bounded.
  * Needs every query row to see a key (Sq ≤ Skv).
  */
+import { availableParallelism } from 'node:os';
 import { AttnSpec, globalFlags, groupSize, isGlobalQuery, keysForGlobalRow, keysForRows, queryPos, visible } from './attention_spec';
 import { Elem, encodeModel, NodeSpec } from './onnx_proto';
 
@@ -39,6 +40,15 @@ export function ort(): Ort | null {
     }
   }
   return ortModule;
+}
+
+/**
+ * Intra-op threads for an ONNX Runtime session: `n` when given (> 0), else one per core the
+ * process may use. Never ORT's own default: it counts physical cores, and on a VM whose
+ * vCPUs look like hyper-threads of one core it picks a single thread (seen: 2 vCPUs → 1).
+ */
+export function ortThreads(n?: number | null): number {
+  return n !== undefined && n !== null && n > 0 ? n : availableParallelism();
 }
 
 /** True when the band graph can take this spec: every query row has a visible key. */
@@ -89,7 +99,7 @@ function session(lse: boolean, scale: number): Promise<Session> {
   if (!s) {
     const o = ort();
     if (!o) throw new Error('onnxruntime-node is not available');
-    s = o.InferenceSession.create(bandAttentionModel(lse, scale), { graphOptimizationLevel: 'all', executionMode: 'sequential' });
+    s = o.InferenceSession.create(bandAttentionModel(lse, scale), { graphOptimizationLevel: 'all', executionMode: 'sequential', intraOpNumThreads: ortThreads() });
     sessions.set(key, s);
     if (sessions.size > MAX_SESSIONS) {
       const [oldest, old] = sessions.entries().next().value as [string, Promise<Session>];

@@ -8,7 +8,7 @@
 import { VtpuError } from '../errors';
 import { dispatchPlan, route } from './moe';
 import { combine } from './moe_combine';
-import { ort } from './attention_ort';
+import { ort, ortThreads } from './attention_ort';
 import { EXPERT_FORMATS, ExpertFormat, expertBytes, expertGroupModel, ExpertWeights } from './experts_graph';
 
 const OP = 'CEXPERTS';
@@ -22,7 +22,7 @@ export interface LayerSpec {
   format: ExpertFormat;
   /** Experts per session (≥ 1). */
   group: number;
-  /** Intra-op threads of this layer's sessions (0 = ONNX Runtime's default, one per core); absent: the runtime's option. */
+  /** Intra-op threads of this layer's sessions (0: one per core the process may use, see ortThreads); absent: the runtime's option. */
   threads?: number;
 }
 
@@ -48,7 +48,7 @@ interface Layer {
 
 /** Options of the ORT sessions the runtime creates. */
 export interface ExpertRuntimeOptions {
-  /** Intra-op threads per session (0 = ONNX Runtime's default: one per core). */
+  /** Intra-op threads per session (0: one per core the process may use, see ortThreads). */
   threads?: number;
 }
 
@@ -161,7 +161,7 @@ export class ExpertRuntime {
     const s = o.InferenceSession.create(model, {
       graphOptimizationLevel: 'all',
       executionMode: 'sequential',
-      intraOpNumThreads: l.spec.threads ?? this.opts.threads ?? 0,
+      intraOpNumThreads: ortThreads(l.spec.threads ?? this.opts.threads),
       // Idle pool threads must not spin: the client computes between expert calls.
       extra: { session: { intra_op: { allow_spinning: '0' } } },
     });

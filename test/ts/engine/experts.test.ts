@@ -1,4 +1,6 @@
+import { availableParallelism } from 'node:os';
 import { expertGroupModel, quantizeBlocks, quantizeRows } from '../../../engine/kernels/experts_graph';
+import { ortThreads } from '../../../engine/kernels/attention_ort';
 import { encodeModel, Elem } from '../../../engine/kernels/onnx_proto';
 import { autoGroup, expertsTask } from '../../../engine/ops/cexperts';
 import { Engine } from '../../../engine/engine';
@@ -49,6 +51,16 @@ describe('expert graphs', () => {
     const s = Buffer.from(m);
     expect(s.indexOf(Buffer.from(bytes))).toBeGreaterThan(0);
     expect(expertGroupModel('fp32', H, I, [{ gateUp: GU.subarray(0, 2 * I * H), down: DOWN.subarray(0, H * I) }]).length).toBeGreaterThan(3 * H * I * 4);
+  });
+});
+
+describe('ONNX Runtime threads', () => {
+  // ORT's own default counts physical cores (1 on a 2-vCPU VM here): sessions always get a count.
+  test('a given count is kept; 0 or none means one per core the process may use', () => {
+    expect(ortThreads(3)).toBe(3);
+    expect(ortThreads(0)).toBe(availableParallelism());
+    expect(ortThreads()).toBe(availableParallelism());
+    expect(ortThreads(null)).toBe(availableParallelism());
   });
 });
 
