@@ -123,9 +123,10 @@ export class ComputePool {
       const { buffer, q, k, v } = this.ortInputs(job);
       // The reply frame is laid out first and the outputs written straight into it.
       const tensors = forwardTensors(job);
-      const frame = await layOutTensorFrame(tensors.map((t) => ({ shape: t.shape })));
+      const rows = tensors.map((t) => ({ shape: t.shape }));
+      const frame = await layOutTensorFrame(rows);
       try {
-        const out = frame ? { buffer: frame.buffer, at: frame.valuesAt } : undefined;
+        const out = frame ? { buffer: frame.buffer, at: frame.valuesAt, rows } : undefined;
         const r = await this.ortThread.run({ ort: true, spec: job.spec, q, k, v, wantLse: job.returnLse, out },
           { transferList: frame ? [buffer, frame.buffer] : [buffer] });
         this.spare = r.inputs;

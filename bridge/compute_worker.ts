@@ -10,6 +10,7 @@ import { attendForward } from '../engine/kernels/attention';
 import { attendForwardOrt } from '../engine/kernels/attention_ort';
 import { attendBackward } from '../engine/kernels/attention_backward';
 import type { AttnSpec } from '../engine/kernels/attention_spec';
+import { frameRows, type FrameRow } from './tensor_frame';
 
 /** One slice of a CATTEND job. Every array is a view of a SharedArrayBuffer. */
 export interface AttendTask {
@@ -37,7 +38,7 @@ export interface OrtTask {
   v: Float32Array;
   wantLse: boolean;
   /** Where o (then lse) go: a reply frame laid out by tensor_frame.ts (transferred), or new arrays. */
-  out?: { buffer: ArrayBuffer; at: number };
+  out?: { buffer: ArrayBuffer; at: number; rows: FrameRow[] };
 }
 
 /** What an ORT task returns (buffers moved, not copied): the outputs and the inputs' buffer, for reuse. */
@@ -60,11 +61,8 @@ export default function attend(t: AttendTask | OrtTask): number | Promise<OrtRes
 }
 
 async function runOrt(t: OrtTask): Promise<OrtResult> {
-  const nLse = t.spec.B * t.spec.Hq * t.spec.Sq;
-  const dest = t.out && {
-    o: new Float32Array(t.out.buffer, t.out.at, t.q.length),
-    lse: t.wantLse ? new Float32Array(t.out.buffer, t.out.at + t.q.length * 4, nLse) : null,
-  };
+  const views = t.out && frameRows(t.out.buffer, t.out.at, t.out.rows);
+  const dest = views && { o: views[0], lse: views[1] ?? null };
   const r = await attendForwardOrt(t.spec, t.q, t.k, t.v, t.wantLse, dest);
   const inputs = t.q.buffer as ArrayBuffer;
   const buffers = [r.o.buffer, r.lse?.buffer, inputs].filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);

@@ -65,7 +65,7 @@ export async function layOutTensorFrame(rows: FrameRow[]): Promise<TensorFrame |
   return { buffer, valuesAt, length: pos };
 }
 
-/** Float32 views of the rows of a laid-out frame (in `buffer`, which may have been transferred back). */
+/** Float32 views of the rows of a laid-out frame, in order (the kernel's thread builds them on the transferred `buffer`). */
 export function frameRows(buffer: ArrayBuffer, valuesAt: number, rows: FrameRow[]): Float32Array[] {
   let at = valuesAt;
   return rows.map((r) => {
