@@ -14,7 +14,10 @@ import { VtpuError } from '../engine/errors';
 import type { Engine } from '../engine/engine';
 import type { OpInput, OpOutput } from '../engine/types';
 import { AttendJob, backwardOutput, forwardOutput, forwardTensors, prepareAttend } from '../engine/ops/cattend';
-import { layOutTensorFrame } from './tensor_frame';
+import { layOutRaw, layOutTensorFrame } from './tensor_frame';
+import { wantsLayout } from './tensor_layout';
+import type { LinkHandle } from './shm/links';
+import type { ArenaSpan } from './shm/span';
 import { attnUnits } from '../engine/kernels/attention';
 import { ortShapeOk } from '../engine/kernels/attention_ort';
 import type { AttendTask, OrtResult, OrtTask } from './compute_worker';
@@ -56,6 +59,8 @@ function resolvable(name: string): boolean {
 
 /** Shape of a named tensor row of a request, or undefined. */
 function rowShape(input: OpInput, name: string): number[] | undefined {
+  const t = input.tensors?.get(name);
+  if (t) return t.shape;
   const names = input.params.tensors;
   const b = input.scrolls;
   if (!Array.isArray(names) || !b) return undefined;
@@ -112,27 +117,39 @@ export class ComputePool {
     return op === 'CATTEND' && !this.destroyed && attendFlops(input) >= this.minFlops;
   }
 
-  /** Gathers inputs under the read gate, then computes off the event loop. */
-  async run(op: string, input: OpInput, readGate: ReadGate): Promise<OpOutput> {
+  /**
+   * Gathers inputs under the read gate, then computes off the event loop. With a
+   * shared-memory `link`, the ORT thread reads q, k, v where the client wrote them and
+   * writes o (and lse) into the reply's block: no copy either way.
+   */
+  async run(op: string, input: OpInput, readGate: ReadGate, link?: LinkHandle): Promise<OpOutput> {
     if (op !== 'CATTEND') throw new VtpuError('E_INTERNAL', `the compute pool serves CATTEND, not ${op}`);
     const job = await readGate(() => prepareAttend(this.engine, input));
     if (!job.grad && !job.keyRow && this.useOrt && ortShapeOk(job.spec)) {
-      // Own, transferred copies (the ORT binding rejects SharedArrayBuffer-backed inputs),
-      // in one buffer the worker hands back for the next request: a fresh one would cost
-      // page faults and zeroing on every call.
-      const { buffer, q, k, v } = this.ortInputs(job);
-      // The reply frame is laid out first and the outputs written straight into it.
+      const spans = link ? [job.q, job.k, job.v].map((a) => link.span(a)) : [];
+      const inArena = spans.length === 3 && spans.every((x) => x !== null);
+      // Else own, transferred copies (the ORT binding rejects SharedArrayBuffer-backed
+      // inputs), in one buffer the worker hands back for the next request: a fresh one
+      // would cost page faults and zeroing on every call.
+      const copies = inArena ? null : this.ortInputs(job);
+      const [q, k, v] = copies ? [copies.q, copies.k, copies.v] : (spans as ArenaSpan[]);
+      // The reply is laid out first and the outputs written straight into it.
       const tensors = forwardTensors(job);
       const rows = tensors.map((t) => ({ shape: t.shape }));
-      const frame = await layOutTensorFrame(rows);
+      const raw = wantsLayout(input.params);
+      const frame = raw ? layOutRaw(rows) : await layOutTensorFrame(rows);
+      const block = raw && frame && link ? link.reserve(frame.length) : null;
       try {
-        const out = frame ? { buffer: frame.buffer, at: frame.valuesAt, rows } : undefined;
-        const r = await this.ortThread.run({ ort: true, spec: job.spec, q, k, v, wantLse: job.returnLse, out },
-          { transferList: frame ? [buffer, frame.buffer] : [buffer] });
-        this.spare = r.inputs;
-        if (!frame) return forwardOutput(job, r.o, r.lse, 'ort');
-        return { result: { kernel: 'ort', tensors: tensors.map((t) => t.name) }, raw: new Uint8Array(r.o.buffer as ArrayBuffer, 0, frame.length) };
+        const out = block ? { span: block.span, rows } : frame ? { buffer: frame.buffer, at: frame.valuesAt, rows } : undefined;
+        const transferList = [copies?.buffer, block ? undefined : frame?.buffer].filter((b): b is ArrayBuffer => b !== undefined);
+        const r = await this.ortThread.run({ ort: true, spec: job.spec, q, k, v, wantLse: job.returnLse, out }, { transferList });
+        if (r.inputs) this.spare = r.inputs;
+        if (!frame) return forwardOutput(job, r.o as Float32Array, r.lse, 'ort');
+        const result: Record<string, unknown> = { kernel: 'ort', tensors: tensors.map((t) => t.name) };
+        if (frame.layout) result.layout = frame.layout;
+        return { result, raw: block ? block.bytes : new Uint8Array((r.o as Float32Array).buffer as ArrayBuffer, 0, frame.length) };
       } catch (e) {
+        if (block) link?.unreserve(block.bytes);
         // A broken ORT install must not fail requests: say so once and use the JS kernels.
         this.useOrt = false;
         process.emitWarning(`vtpu: ONNX Runtime failed (${(e as Error).message}); CATTEND uses the JS kernels from now on`);

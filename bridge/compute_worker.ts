@@ -11,6 +11,7 @@ import { attendForwardOrt } from '../engine/kernels/attention_ort';
 import { attendBackward } from '../engine/kernels/attention_backward';
 import type { AttnSpec } from '../engine/kernels/attention_spec';
 import { frameRows, type FrameRow } from './tensor_frame';
+import { spanBytes, spanFloats, type ArenaSpan } from './shm/span';
 
 /** One slice of a CATTEND job. Every array is a view of a SharedArrayBuffer. */
 export interface AttendTask {
@@ -29,23 +30,29 @@ export interface AttendTask {
   grad?: { o: Float32Array; dO: Float32Array; lse: Float32Array; dq: Float32Array; dk: Float32Array; dv: Float32Array };
 }
 
-/** A whole forward pass for ONNX Runtime (inputs are views of one plain, transferred ArrayBuffer). */
+/**
+ * A whole forward pass for ONNX Runtime. Inputs are views of one plain, transferred
+ * ArrayBuffer, or spans of a client's shared-memory arena (bridge/shm/span.ts).
+ */
 export interface OrtTask {
   ort: true;
   spec: AttnSpec;
-  q: Float32Array;
-  k: Float32Array;
-  v: Float32Array;
+  q: Float32Array | ArenaSpan;
+  k: Float32Array | ArenaSpan;
+  v: Float32Array | ArenaSpan;
   wantLse: boolean;
-  /** Where o (then lse) go: a reply frame laid out by tensor_frame.ts (transferred), or new arrays. */
-  out?: { buffer: ArrayBuffer; at: number; rows: FrameRow[] };
+  /** Where o (then lse) go: a reply frame laid out by tensor_frame.ts (transferred), a reply block in an arena, or new arrays. */
+  out?: { buffer: ArrayBuffer; at: number; rows: FrameRow[] } | { span: ArenaSpan; rows: FrameRow[] };
 }
 
-/** What an ORT task returns (buffers moved, not copied): the outputs and the inputs' buffer, for reuse. */
+/**
+ * What an ORT task returns (buffers moved, not copied): the outputs (null when written
+ * into an arena block) and the inputs' buffer for reuse (null when they were spans).
+ */
 export interface OrtResult {
-  o: Float32Array;
+  o: Float32Array | null;
   lse: Float32Array | null;
-  inputs: ArrayBuffer;
+  inputs: ArrayBuffer | null;
 }
 
 /** Piscina entry point: units done (JS kernels) or the outputs (ORT). */
@@ -60,11 +67,22 @@ export default function attend(t: AttendTask | OrtTask): number | Promise<OrtRes
   return t.u1 - t.u0;
 }
 
+const floats = (x: Float32Array | ArenaSpan): Float32Array => (x instanceof Float32Array ? x : spanFloats(x));
+
 async function runOrt(t: OrtTask): Promise<OrtResult> {
-  const views = t.out && frameRows(t.out.buffer, t.out.at, t.out.rows);
+  let views: Float32Array[] | undefined;
+  if (t.out && 'span' in t.out) {
+    const b = spanBytes(t.out.span);
+    views = frameRows(b.buffer as ArrayBuffer, b.byteOffset, t.out.rows);
+  } else if (t.out) {
+    views = frameRows(t.out.buffer, t.out.at, t.out.rows);
+  }
   const dest = views && { o: views[0], lse: views[1] ?? null };
-  const r = await attendForwardOrt(t.spec, t.q, t.k, t.v, t.wantLse, dest);
-  const inputs = t.q.buffer as ArrayBuffer;
-  const buffers = [r.o.buffer, r.lse?.buffer, inputs].filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
-  return move({ [transferableSymbol]: [...new Set(buffers)], [valueSymbol]: { ...r, inputs } }) as unknown as OrtResult;
+  const r = await attendForwardOrt(t.spec, floats(t.q), floats(t.k), floats(t.v), t.wantLse, dest);
+  // Never post a view of an arena back: the clone would copy the whole mapping.
+  const inArena = t.out !== undefined && 'span' in t.out;
+  const inputs = t.q instanceof Float32Array ? (t.q.buffer as ArrayBuffer) : null;
+  const value: OrtResult = inArena ? { o: null, lse: null, inputs } : { ...r, inputs };
+  const buffers = [value.o?.buffer, value.lse?.buffer, inputs].filter((b): b is ArrayBuffer => b instanceof ArrayBuffer);
+  return move({ [transferableSymbol]: [...new Set(buffers)], [valueSymbol]: value }) as unknown as OrtResult;
 }

@@ -8,6 +8,8 @@ import { VtpuError, type ErrorCode } from '../engine/errors';
 import { DIMS, type OpBody, type OpInput, type OpOutput } from '../engine/types';
 import { decodeBody, encodeCoords, encodeScrolls, encodeShards } from './arrow';
 import { OPS, VERSION, isErrorCode, requestBody } from './protocol';
+import { decodeLayout, toLayout } from './tensor_layout';
+import type { Placer } from './shm/links';
 
 /** A parsed request: header fields plus the raw body frames (not yet decoded). */
 export interface Request {
@@ -15,6 +17,8 @@ export interface Request {
   op: string;
   params: Record<string, unknown>;
   bodies: Uint8Array[];
+  /** The header's `shm` field (bridge/shm/links.ts), when present. */
+  shm?: unknown;
 }
 
 /** A {@link VtpuError} that knows which request it answers (0 when the header was unreadable). */
@@ -58,7 +62,7 @@ export function parseRequest(frames: readonly Uint8Array[]): Request {
   if (typeof params !== 'object' || params === null || Array.isArray(params)) {
     throw new RequestError('E_FRAME', 'header params must be a JSON object', id);
   }
-  return { id, op: hdr.op, params: params as Record<string, unknown>, bodies: frames.slice(1) };
+  return { id, op: hdr.op, params: params as Record<string, unknown>, bodies: frames.slice(1), shm: hdr.shm };
 }
 
 /** UTF-8 text of a header: ASCII (every header our clients send) skips the validating decoder. */
@@ -97,6 +101,10 @@ export function toOpInput(req: Request): OpInput {
     }
     const decoded = takers.map((s, i) => decodeOne(String(s.op), s.params, bodies[i], `step body ${i}`));
     return { params, bodies: decoded };
+  }
+  if (kind === 'layout') {
+    if (bodies.length > 1) throw frame(`${req.op} takes one body frame, got ${bodies.length}`);
+    return { params, tensors: decodeLayout(req.op, params, bodies[0]) };
   }
   if (kind === 'none') {
     if (bodies.length) throw frame(`${req.op} takes no body, got ${bodies.length} frame(s)`);
@@ -142,16 +150,22 @@ export function encodeBody(b: OpBody): Uint8Array | undefined {
   return undefined;
 }
 
-/** Reply frames (without identity) for a successful op. */
-export function okReply(id: number, out: OpOutput): Uint8Array[] {
-  // Same bytes as JSON.stringify({v, id, ok, result}), without building the wrapper.
-  const header = Buffer.from(`${OK_PREFIX}${id},"ok":true,"result":${JSON.stringify(out.result ?? {})}}`);
-  if (Array.isArray(out.outputs)) {
-    // PROGRAM: one frame per returned step, an empty one where a step has no body.
-    return [header, ...out.outputs.map((b) => encodeBody(b) ?? new Uint8Array(0))];
+/** Reply frames (without identity) for a successful op; `layout`: tensors in the raw form (tensor_layout.ts). */
+export function okReply(id: number, out: OpOutput, layout = false, place?: Placer): Uint8Array[] {
+  if (layout) out = toLayout(out);
+  // PROGRAM: one frame per returned step, an empty one where a step has no body.
+  const bodies = Array.isArray(out.outputs) ? out.outputs.map((b) => encodeBody(b) ?? new Uint8Array(0)) : [encodeBody(out)].filter((f): f is Uint8Array => f !== undefined);
+  // Same bytes as JSON.stringify({v, id, ok, result[, shm]}), without building the wrapper.
+  let head = `${OK_PREFIX}${id},"ok":true,"result":${JSON.stringify(out.result ?? {})}`;
+  let frames = bodies;
+  if (place && bodies.length) {
+    const where = bodies.map(place);
+    if (where.some((w) => w !== null)) {
+      head += `,"shm":${JSON.stringify(where)}`;
+      frames = bodies.filter((_, i) => where[i] === null);
+    }
   }
-  const f = encodeBody(out);
-  return f ? [header, f] : [header];
+  return [Buffer.from(`${head}}`), ...frames];
 }
 
 /** Reply frames (without identity) for a failure; non-protocol errors become E_INTERNAL. */

@@ -57,13 +57,14 @@ export function isErrorCode(code: unknown): code is ErrorCode {
 }
 
 /** The body an op's request carries, decided from its params as protocol.json describes. */
-export type BodyKind = 'none' | 'raw' | 'coords' | 'scrolls' | 'many';
+export type BodyKind = 'none' | 'raw' | 'coords' | 'scrolls' | 'layout' | 'many';
 
 /**
  * Which body a request for `op` with `params` carries. Batch forms (`params.batch`) take
  * an Arrow body; single CPUT and PHEXT_IMPORT take one raw frame; PROGRAM takes one body
  * per step whose params hold `{"body": true}`; compute ops naming `params.tensors` take
- * one scrolls body of tensor rows (engine/tensors.ts).
+ * one raw body described by `params.layout` (bridge/tensor_layout.ts) or one scrolls body
+ * of tensor rows (engine/tensors.ts).
  */
 export function requestBody(op: string, params: Record<string, unknown>): BodyKind {
   const batch = params.batch === true;
@@ -82,8 +83,9 @@ export function requestBody(op: string, params: Record<string, unknown>): BodyKi
     case 'CNEAREST':
     case 'CKG':
     case 'CEXPERTS':
-      // Compute ops: named tensors travel as one scrolls body; coordinate batches as coords.
-      if (params.tensors !== undefined) return 'scrolls';
+      // Compute ops: named tensors travel as one raw body described by params.layout, or
+      // as one scrolls body; coordinate batches as coords.
+      if (params.tensors !== undefined) return params.layout !== undefined ? 'layout' : 'scrolls';
       return batch ? 'coords' : 'none';
     case 'PROGRAM':
       return 'many';

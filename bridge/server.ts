@@ -16,6 +16,8 @@ import type { ExpertHost } from './experts';
 import type { SyncService } from './sync/service';
 import { curveServerOptions } from './security';
 import { PeerLimit } from './peers';
+import { wantsLayout } from './tensor_layout';
+import { ShmLinks, type LinkHandle } from './shm/links';
 
 /** What the server needs from the engine: synchronous op execution. */
 export interface Executor {
@@ -53,6 +55,8 @@ export interface ServerOptions {
   curveSecretKey?: string;
   /** Most distinct clients served at once (bridge/peers.ts; default 1024). */
   maxPeers?: number;
+  /** Serve the shared-memory tensor path (bridge/shm/links.ts; default true). */
+  shm?: boolean;
 }
 
 /**
@@ -133,6 +137,8 @@ export class SidecarServer {
   readonly metrics: Metrics;
   private readonly gate = new Gate();
   private readonly peers: PeerLimit;
+  /** Same-host clients' shared-memory links; null when served without. */
+  private readonly shm: ShmLinks | null;
   private readonly tasks = new Set<Promise<void>>();
   private readonly slotWaiters: (() => void)[] = [];
   private sendChain: Promise<void> = Promise.resolve();
@@ -142,13 +148,16 @@ export class SidecarServer {
   private loopDone: Promise<void>;
 
   private constructor(
+    shm: boolean,
     private readonly sock: zmq.Router,
     private readonly engine: Executor,
-    private readonly opts: Required<Omit<ServerOptions, 'pool' | 'compute' | 'experts' | 'sync' | 'curveSecretKey'>> & { pool?: ReadPool; compute?: ComputePool; experts?: ExpertHost; sync?: SyncService },
+    private readonly opts: Required<Omit<ServerOptions, 'pool' | 'compute' | 'experts' | 'sync' | 'curveSecretKey' | 'shm'>> & { pool?: ReadPool; compute?: ComputePool; experts?: ExpertHost; sync?: SyncService },
   ) {
     this.address = sock.lastEndpoint ?? opts.address;
     this.metrics = engine.metrics ?? new Metrics();
     this.peers = new PeerLimit(opts.maxPeers);
+    this.shm = shm ? new ShmLinks() : null;
+    this.metrics.section('shm', () => ({ links: this.shm?.size ?? 0, reply_bytes_held: this.shm?.outBytes ?? 0 }));
     this.metrics.section('server', () => ({ in_flight: this.tasks.size, gate_waiting: this.gate.waiting }));
     this.loopDone = this.loop();
   }
@@ -172,8 +181,8 @@ export class SidecarServer {
       sock.close();
       throw e;
     }
-    const { curveSecretKey: _key, ...rest } = opts;
-    return new SidecarServer(sock, engine, { maxInFlight: 64, maxPeers: 1024, ...rest });
+    const { curveSecretKey: _key, shm = true, ...rest } = opts;
+    return new SidecarServer(shm, sock, engine, { maxInFlight: 64, maxPeers: 1024, ...rest });
   }
 
   /** Requests being handled right now. */
@@ -213,6 +222,7 @@ export class SidecarServer {
       // linger 0 drops whatever is still queued at close.
       await new Promise((r) => setTimeout(r, 20));
       this.sock.close();
+      this.shm?.close();
     }
     await this.loopDone;
   }
@@ -232,7 +242,12 @@ export class SidecarServer {
           this.reply(identity, req.reply);
           continue;
         }
-        const { id, op, input, bytes } = req;
+        const { id, op, input, bytes, link } = req;
+        if (op === 'SHM') {
+          // Link bookkeeping only (no store access): answered here, in arrival order.
+          this.answerShm(identity, id, input, t0, bytes);
+          continue;
+        }
         const pool = this.opts.pool;
         const compute = this.opts.compute;
         if (this.tasks.size === 0 && this.gate.idle && !(pool && pool.wants(op, input)) && !(compute && compute.wants(op, input)) &&
@@ -242,7 +257,7 @@ export class SidecarServer {
           let reply: Uint8Array[];
           let ok = true;
           try {
-            reply = okReply(id, this.engine.execute(op, input));
+            reply = okReply(id, this.engine.execute(op, input), wantsLayout(input.params), link?.place);
           } catch (e) {
             reply = errorReply(id, e);
             ok = false;
@@ -252,7 +267,7 @@ export class SidecarServer {
           continue;
         }
         while (this.tasks.size >= this.opts.maxInFlight) await new Promise<void>((r) => this.slotWaiters.push(r));
-        const task: Promise<void> = this.handle(identity, id, op, input, t0, bytes).finally(() => {
+        const task: Promise<void> = this.handle(identity, id, op, input, t0, bytes, link).finally(() => {
           this.tasks.delete(task);
           this.slotWaiters.shift()?.();
         });
@@ -265,7 +280,7 @@ export class SidecarServer {
   }
 
   /** Header and bodies → engine input, or the error reply when the request is unusable. */
-  private decode(msg: Buffer[], identity: Buffer): { id: number; op: string; input: OpInput; bytes: number; reply?: undefined } | { reply: Uint8Array[]; bytes: number } {
+  private decode(msg: Buffer[], identity: Buffer): { id: number; op: string; input: OpInput; bytes: number; link?: LinkHandle; reply?: undefined } | { reply: Uint8Array[]; bytes: number } {
     const frames = msg.length === 2 ? [msg[1]] : msg.slice(1);
     let id = 0;
     let total = 0;
@@ -281,20 +296,30 @@ export class SidecarServer {
       }
       const req = parseRequest(frames);
       id = req.id;
+      let link: LinkHandle | undefined;
+      if (req.shm !== undefined) {
+        if (!this.shm) throw new VtpuError('E_FRAME', 'shm: this sidecar serves without shared memory');
+        const r = this.shm.resolve(req.shm, req.bodies);
+        for (const b of r.bodies) total += b.length;
+        for (const b of req.bodies) total -= b.length;
+        if (total > this.opts.maxRequestBytes) throw new VtpuError('E_LIMIT', `request is ${total} bytes, over max_request_bytes ${this.opts.maxRequestBytes}`);
+        req.bodies = r.bodies;
+        link = r.link;
+      }
       const input = toOpInput(req);
       const rows = rowsIn(input);
       if (rows > this.opts.maxBatch) throw new VtpuError('E_LIMIT', `batch of ${rows} rows is over max_batch ${this.opts.maxBatch}`);
-      return { id, op: req.op, input, bytes: total };
+      return { id, op: req.op, input, bytes: total, link };
     } catch (e) {
       return { reply: errorReply(e instanceof RequestError ? e.id : id, e), bytes: total };
     }
   }
 
-  private async handle(identity: Buffer, id: number, op: string, input: OpInput, t0: number, bytes: number): Promise<void> {
+  private async handle(identity: Buffer, id: number, op: string, input: OpInput, t0: number, bytes: number, link?: LinkHandle): Promise<void> {
     let reply: Uint8Array[];
     let ok = true;
     try {
-      reply = okReply(id, await this.run(op, input));
+      reply = okReply(id, await this.run(op, input, link), wantsLayout(input.params), link?.place);
     } catch (e) {
       reply = errorReply(id, e);
       ok = false;
@@ -303,14 +328,28 @@ export class SidecarServer {
     await this.reply(identity, reply);
   }
 
-  private run(op: string, input: OpInput): Promise<OpOutput> {
+  private answerShm(identity: Buffer, id: number, input: OpInput, t0: number, bytes: number): void {
+    let reply: Uint8Array[];
+    let ok = true;
+    try {
+      if (!this.shm) throw new VtpuError('E_PARAM', 'SHM: this sidecar serves without shared memory');
+      reply = okReply(id, { result: this.shm.handle(input.params) });
+    } catch (e) {
+      reply = errorReply(id, e);
+      ok = false;
+    }
+    this.metrics.record('SHM', performance.now() - t0, bytes, frameBytes(reply), ok);
+    this.reply(identity, reply);
+  }
+
+  private run(op: string, input: OpInput, link?: LinkHandle): Promise<OpOutput> {
     // Expert weights live in the runtime's thread, not the store: no gate.
     if (this.opts.experts?.wants(op)) return this.opts.experts.run(input);
     const pool = this.opts.pool;
     if (pool && pool.wants(op, input)) return this.gate.run(false, () => pool.run(op, input));
     const compute = this.opts.compute;
     // Only the input gathering holds the gate; the compute itself runs outside it.
-    if (compute && compute.wants(op, input)) return compute.run(op, input, (fn) => this.gate.run(false, fn));
+    if (compute && compute.wants(op, input)) return compute.run(op, input, (fn) => this.gate.run(false, fn), link);
     // A sync holds the gate only for each local step, never across a peer round trip.
     if (this.opts.sync?.wants(op, input)) return this.opts.sync.run(input, (w, fn) => this.gate.run(w, fn));
     return this.gate.run(isWrite(op, input.params), () => this.engine.execute(op, input));

@@ -9,6 +9,7 @@
 import { RecordBatchStreamWriter } from 'apache-arrow';
 import { tensorBatch } from '../engine/tensors';
 import { scrollsTable } from './arrow';
+import { packOffsets, type LayoutEntry } from './tensor_layout';
 
 /** Room for everything in the stream but the rows' bytes (schema, batch header, small columns, EOS). */
 const METADATA_ROOM = 64 * 1024;
@@ -18,8 +19,10 @@ export interface TensorFrame {
   buffer: ArrayBuffer;
   /** Byte offset of the first row's bytes in `buffer` (a multiple of 8). */
   valuesAt: number;
-  /** Length of the Arrow stream, from offset 0 of `buffer`. */
+  /** Length of the reply body, from offset 0 of `buffer`. */
   length: number;
+  /** The raw form's `result.layout` (tensor_layout.ts); absent for an Arrow stream. */
+  layout?: LayoutEntry[];
 }
 
 /** One float32 tensor row of the reply. */
@@ -63,6 +66,14 @@ export async function layOutTensorFrame(rows: FrameRow[]): Promise<TensorFrame |
   const frame = new Uint8Array(buffer, 0, pos);
   for (const c of chunks) frame.set(c.bytes, c.pos);
   return { buffer, valuesAt, length: pos };
+}
+
+/** The raw form's reply laid out (float32 rows back to back from offset 0): no Arrow metadata to place. */
+export function layOutRaw(rows: FrameRow[]): TensorFrame | null {
+  const sizes = rows.map((r) => elements(r.shape) * 4);
+  const { offsets, total } = packOffsets(sizes, sizes.map(() => 4));
+  if (rows.length === 0 || total === 0) return null;
+  return { buffer: new ArrayBuffer(total), valuesAt: 0, length: total, layout: rows.map((r, i) => ['float32', r.shape, offsets[i]]) };
 }
 
 /** Float32 views of the rows of a laid-out frame, in order (the kernel's thread builds them on the transferred `buffer`). */

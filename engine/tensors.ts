@@ -6,7 +6,7 @@
  * int32/int64 (read as int32 where the op wants indices); replies are float32, int32 or
  * int64 (coordinates and exact integer values, e.g. CNEAREST).
  */
-import { DType, Kind, OpInput, OpOutput, ScrollBatch } from './types';
+import { DType, Kind, OpInput, OpOutput, RawTensor, ScrollBatch } from './types';
 import { VtpuError } from './errors';
 import { dtypeName, validateScroll } from './values';
 
@@ -26,12 +26,7 @@ export interface Tensor<A extends Float32Array | Int32Array = Float32Array | Int
   data: A;
 }
 
-/** One input row as received: dtype, shape and its bytes (a view into the frame). */
-export interface RawTensor {
-  dtype: DType;
-  shape: number[];
-  bytes: Uint8Array;
-}
+export type { RawTensor };
 
 /**
  * The named tensor rows of a request, by name. E_PARAM when `params.tensors` is not a
@@ -40,6 +35,7 @@ export interface RawTensor {
  */
 export function namedTensors(op: string, input: OpInput): Map<string, RawTensor> {
   const names = input.params.tensors;
+  if (input.tensors) return input.tensors; // the raw form, checked by the bridge as it decoded it
   const out = new Map<string, RawTensor>();
   if (names === undefined) return out;
   if (!Array.isArray(names) || names.some((n) => typeof n !== 'string' || n === '')) {

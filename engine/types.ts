@@ -36,6 +36,13 @@ export interface ScrollBatch {
   values: Uint8Array;
 }
 
+/** One named input tensor as received: dtype, shape and its bytes (a view into the body). */
+export interface RawTensor {
+  dtype: DType;
+  shape: number[];
+  bytes: Uint8Array;
+}
+
 /** What an instruction receives: header params plus at most one body. */
 export interface OpInput {
   params: Record<string, unknown>;
@@ -45,6 +52,8 @@ export interface OpInput {
   scrolls?: ScrollBatch;
   /** A raw single-value or phext body. */
   raw?: Uint8Array;
+  /** The named tensors of `params.tensors` sent in the raw form (`params.layout`), by name. */
+  tensors?: Map<string, RawTensor>;
   /** PROGRAM: the request's bodies in order, consumed by steps whose params hold `{"body": true}`. */
   bodies?: OpBody[];
 }

@@ -11,7 +11,9 @@ Decoding (:func:`decode_values`, used by ``cget_batch``) returns ``(values, foun
 ``found`` is a bool array; ``values`` is
 
 * one stacked ndarray ``(N, *shape)`` when every found row is a tensor of one dtype and
-  shape (zeros at missing rows);
+  shape (zeros at missing rows); a writable view of the reply when every row was found;
+* a ``(N, width)`` uint8 array when every found row is bytes of one length (zeros at
+  missing rows), likewise a view of the reply when every row was found;
 * an object array of ``bytes`` (``None`` at missing rows) when every found row is bytes;
 * an object array of ``str`` likewise when every found row is text;
 * otherwise an object array of per-row values (``None`` at missing rows).
@@ -242,7 +244,47 @@ def decode_coords(table: pa.Table) -> np.ndarray:
     return np.array(flat.to_numpy(zero_copy_only=False), dtype=np.uint32).reshape(len(col), DIMS)
 
 
-def _stack_tensors(col: pa.Array, kinds: np.ndarray, found: np.ndarray, table: pa.Table) -> np.ndarray | None:
+def writable_view(frame: Any, data: np.ndarray) -> np.ndarray:
+    """``data`` (a read-only view that pyarrow gives of part of ``frame``) as a writable view
+    of the frame itself when the frame is writable memory (a received zmq frame, a
+    shared-memory block); else ``data``."""
+    if frame is None or data.size == 0:
+        return data
+    try:
+        base = np.frombuffer(frame, dtype=np.uint8)
+    except (TypeError, ValueError):
+        return data
+    if not base.flags.writeable:
+        return data
+    start = data.ctypes.data - base.ctypes.data
+    if start < 0 or start + data.size > base.size:
+        return data
+    return base[start : start + data.size]
+
+
+def _rows_out(flat: np.ndarray, found: np.ndarray, shape: tuple[int, ...], dt: np.dtype) -> np.ndarray:
+    """Found rows (back to back in ``flat``) as ``(N, *shape)``: the view itself when every
+    row was found and it is writable and aligned (a big reply is not copied again), else
+    a new array with zeros at missing rows."""
+    nf = int(found.sum())
+    stacked = flat.view(dt).reshape((nf, *shape))
+    if nf == len(found):
+        return stacked if stacked.flags.writeable and stacked.flags.aligned else stacked.copy()
+    out = np.zeros((len(found), *shape), dtype=dt)
+    out[found] = stacked
+    return out
+
+
+def _stack_bytes(col: pa.Array, found: np.ndarray, frame: Any) -> np.ndarray | None:
+    data, offs = binary_rows(col)
+    sizes = np.diff(offs)
+    width = int(sizes[found][0])
+    if np.any(sizes[found] != width) or np.any(sizes[~found] != 0):
+        return None
+    return _rows_out(writable_view(frame, data[offs[0] : offs[-1]]), found, (width,), np.dtype(np.uint8))
+
+
+def _stack_tensors(col: pa.Array, kinds: np.ndarray, found: np.ndarray, table: pa.Table, frame: Any) -> np.ndarray | None:
     dts = _column(table, "dtype").to_numpy(zero_copy_only=False)[found]
     if dts.size == 0 or np.any(dts != dts[0]):
         return None
@@ -262,28 +304,27 @@ def _stack_tensors(col: pa.Array, kinds: np.ndarray, found: np.ndarray, table: p
     sizes = np.diff(offs)
     if np.any(sizes[found] != row) or np.any(sizes[~found] != 0):
         raise ShapeError("E_SHAPE", f"tensor rows of shape {shape} need {row} bytes each")
-    data = data[offs[0] : offs[-1]]
-    nf = int(found.sum())
-    stacked = data.view(dt).reshape((nf, *shape))
-    if nf == len(kinds):
-        return stacked.copy()
-    out = np.zeros((len(kinds), *shape), dtype=dt)
-    out[found] = stacked
-    return out
+    return _rows_out(writable_view(frame, data[offs[0] : offs[-1]]), found, shape, dt)
 
 
-def decode_values(table: pa.Table) -> Values:
-    """Decode the values of a ``scrolls`` table; see the module docstring for the forms."""
+def decode_values(table: pa.Table, frame: Any = None) -> Values:
+    """Decode the values of a ``scrolls`` table; see the module docstring for the forms.
+
+    ``frame``, the buffer the table was read from, lets stacked results be writable views
+    of it instead of copies."""
     kinds = _column(table, "kind").to_numpy(zero_copy_only=False)
     found = kinds != MISSING
     n = len(kinds)
     fk = kinds[found]
     col = _column(table, "value")
     if fk.size and np.all(fk == TENSOR):
-        stacked = _stack_tensors(col, kinds, found, table)
+        stacked = _stack_tensors(col, kinds, found, table, frame)
         if stacked is not None:
             return Values(stacked, found)
     elif fk.size and np.all(fk == BYTES):
+        fixed = _stack_bytes(col, found, frame)
+        if fixed is not None:
+            return Values(fixed, found)
         out = col.to_numpy(zero_copy_only=False)
         out[~found] = None
         return Values(out, found)

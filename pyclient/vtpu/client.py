@@ -21,7 +21,7 @@ from .ops_nearest import NearestMixin
 from .ops_sync import SyncMixin, check_server_key
 from .program import Program, ProgramResult
 from .protocol import DEFAULTS, DTYPE_NAMES, KIND_NAMES
-from .tensors import decode_tensors, encode_tensors
+from .tensors import TensorBody, decode_tensors
 from .transport import Transport
 from .values import from_wire, to_wire
 
@@ -83,6 +83,10 @@ class Client(AttendMixin, MoeMixin, ExpertsMixin, NearestMixin, KgMixin, Observe
         Serve HTTP (dashboard, ``/metrics``, SQ API) on this loopback port when starting a
         sidecar (0: any free port); with ``address``, the port a running sidecar serves on.
         See :attr:`http_url`.
+    server_key : str, optional
+        The sidecar's CURVE public key (see :func:`connect`).
+    shm : bool, optional
+        Big bodies through shared memory on the sidecar's host (see :func:`connect`).
 
     Raises
     ------
@@ -104,6 +108,7 @@ class Client(AttendMixin, MoeMixin, ExpertsMixin, NearestMixin, KgMixin, Observe
         sidecar_args: Iterable[str] = (),
         http_port: int | None = None,
         server_key: str | None = None,
+        shm: bool | None = None,
     ) -> None:
         self.sidecar: Sidecar | None = None
         http = [] if http_port is None else ["--http", str(int(http_port))]
@@ -116,7 +121,7 @@ class Client(AttendMixin, MoeMixin, ExpertsMixin, NearestMixin, KgMixin, Observe
 
         t = DEFAULTS["timeout_ms"] / 1000.0 if timeout is None else float(timeout)
         key = check_server_key(server_key)
-        self._t = Transport(str(address), t, watch=self.sidecar.check if self.sidecar else None, server_key=key)
+        self._t = Transport(str(address), t, watch=self.sidecar.check if self.sidecar else None, server_key=key, use_shm=shm)
 
     @property
     def address(self) -> str:
@@ -167,8 +172,11 @@ class Client(AttendMixin, MoeMixin, ExpertsMixin, NearestMixin, KgMixin, Observe
         p = dict(params or {})
         bodies = []
         if tensors:
-            p["tensors"], body = encode_tensors(tensors)
+            body = TensorBody(tensors)
+            p["tensors"], p["layout"] = body.names, body.layout
             bodies.append(body)
+        else:
+            p["layout"] = []  # reply tensors in the raw form too
         res, frames = self.request(op, p, bodies, timeout=timeout)
         return res, decode_tensors(res, frames, op)
 
@@ -191,7 +199,8 @@ class Client(AttendMixin, MoeMixin, ExpertsMixin, NearestMixin, KgMixin, Observe
         and shape, else an object array (see :mod:`vtpu.arrow`).
         """
         _, frames = self.request("CGET", {"batch": True}, [arrow.encode_coords(coords)], timeout=timeout)
-        return arrow.decode_values(arrow.read_table(_body(frames, "CGET")))
+        body = _body(frames, "CGET")
+        return arrow.decode_values(arrow.read_table(body), body)
 
     def cput(self, coord: Any, value: Any, *, dtype: str | None = None, timeout: float | None = None) -> int:
         """Store one value: ``str`` -> text, bytes-like -> bytes, ndarray/tensor -> tensor.
@@ -242,11 +251,12 @@ class Client(AttendMixin, MoeMixin, ExpertsMixin, NearestMixin, KgMixin, Observe
         if limit is not None:
             params["limit"] = int(limit)
         res, frames = self.request("CRANGE", params, timeout=timeout)
-        table = arrow.read_table(_body(frames, "CRANGE"))
+        body = _body(frames, "CRANGE")
+        table = arrow.read_table(body)
         coords = arrow.decode_coords(table)
         if not values:
             return RangeResult(coords, None, None, bool(res.get("truncated", False)))
-        v = arrow.decode_values(table)
+        v = arrow.decode_values(table, body)
         return RangeResult(coords, v.values, v.found, bool(res.get("truncated", False)))
 
     def cdelta(self, coords: Any, offset: Iterable[int], fetch: bool = False, *, timeout: float | None = None) -> Any:
@@ -269,11 +279,12 @@ class Client(AttendMixin, MoeMixin, ExpertsMixin, NearestMixin, KgMixin, Observe
             return c, val
         params = {"batch": True, "offset": off, "fetch": bool(fetch)}
         _, frames = self.request("CDELTA", params, [arrow.encode_coords(coords)], timeout=timeout)
-        table = arrow.read_table(_body(frames, "CDELTA"))
+        body = _body(frames, "CDELTA")
+        table = arrow.read_table(body)
         shifted = arrow.decode_coords(table)
         if not fetch:
             return shifted
-        v = arrow.decode_values(table)
+        v = arrow.decode_values(table, body)
         return RangeResult(shifted, v.values, v.found, False)
 
     def chier(self, coord: Any, direction: str = "up", depth: int = 1, level: int = DIMS, *, timeout: float | None = None) -> list[dict[str, Any]]:
@@ -343,7 +354,7 @@ class Client(AttendMixin, MoeMixin, ExpertsMixin, NearestMixin, KgMixin, Observe
 def connect(
     address: str | None = None, *, timeout: float | None = None, sidecar_args: Iterable[str] = (), http_port: int | None = None,
     data_dir: str | Path | None = None, fsync: str | int = "always", snapshot_every: int | str = 100_000,
-    server_key: str | None = None,
+    server_key: str | None = None, shm: bool | None = None,
 ) -> Client:
     """Connect to a sidecar, starting a private local one when ``address`` is None.
 
@@ -369,6 +380,9 @@ def connect(
     server_key : str, optional
         The sidecar's CURVE public key (z85, from ``vtpu keygen``) when it serves with
         ``--curve-secret-file``; without it such a sidecar never answers (``TimeoutError``).
+    shm : bool, optional
+        Send and receive big bodies through shared memory when the sidecar is on this host
+        (README "Shared memory"); default: on unless ``VTPU_SHM=0``. ``False``: frames only.
 
     Returns
     -------
@@ -381,4 +395,4 @@ def connect(
     extra = durable_args(data_dir, fsync, snapshot_every)
     if extra and address is not None:
         raise ParamError("E_PARAM", "data_dir applies to a sidecar connect() starts; pass --data to `vtpu serve` instead")
-    return Client(address, timeout=timeout, sidecar_args=[*sidecar_args, *extra], http_port=http_port, server_key=server_key)
+    return Client(address, timeout=timeout, sidecar_args=[*sidecar_args, *extra], http_port=http_port, server_key=server_key, shm=shm)

@@ -1,8 +1,11 @@
 """Named tensors for compute instructions (see ``protocol.json`` → ``tensors``).
 
-A request lists tensor names in ``params["tensors"]`` and sends one Arrow ``scrolls``
-body (no coords) with one tensor row per name; a reply does the same with
-``result["tensors"]``. :meth:`vtpu.Client.compute` wraps both directions.
+A request lists tensor names in ``params["tensors"]`` and sends them in one body: the raw
+form (:class:`TensorBody`, what :meth:`vtpu.Client.compute` sends: ``params["layout"]``
+gives each tensor's dtype, shape and byte offset, no Arrow on either side) or one Arrow
+``scrolls`` body with one tensor row per name (:func:`encode_tensors`). A reply names its
+tensors in ``result["tensors"]`` and comes in the request's form; :func:`decode_tensors`
+reads both.
 """
 
 from __future__ import annotations
@@ -17,9 +20,64 @@ from .errors import ProtocolError
 from .protocol import DTYPES, KINDS, numpy_dtype, DTYPE_NAMES
 from .values import as_tensor_array
 
-__all__ = ["encode_tensors", "decode_tensors"]
+__all__ = ["TensorBody", "encode_tensors", "decode_tensors"]
 
 _TENSOR = KINDS["tensor"]
+_ALIGN = 64  # raw-form tensors start on cache lines (the protocol asks only for the dtype's size)
+
+
+def _tensor_arrays(named: Mapping[str, Any]) -> list[tuple[np.ndarray, str]]:
+    out = []
+    for v in named.values():
+        wide = str(getattr(v, "dtype", "")) in ("float64", "torch.float64")
+        arr, dt = as_tensor_array(v, "float32" if wide else None)
+        out.append((np.ascontiguousarray(arr), dt))
+    return out
+
+
+class TensorBody:
+    """Named tensors in the raw form: ``params["layout"]`` plus one body of ``nbytes``.
+
+    The transport asks for :meth:`write_into` a buffer of its choosing (a shared-memory
+    arena region, or a fresh frame), so the tensors are copied once.
+
+    Parameters
+    ----------
+    named : mapping of str to array_like
+        numpy arrays or torch tensors (float32/float16/bfloat16/int32/int64; float64 is
+        sent as float32).
+    """
+
+    __slots__ = ("names", "layout", "nbytes", "_arrays")
+
+    def __init__(self, named: Mapping[str, Any]) -> None:
+        self.names = list(named)
+        self._arrays = _tensor_arrays(named)
+        self.layout: list[list[Any]] = []
+        at = 0
+        for a, dt in self._arrays:
+            at = -(-at // _ALIGN) * _ALIGN
+            self.layout.append([dt, list(a.shape), at])
+            at += a.nbytes
+        self.nbytes = at
+
+    def write_into(self, dst: Any) -> None:
+        """Copy the tensors into ``dst`` (a writable buffer of at least :attr:`nbytes`)."""
+        out = np.frombuffer(dst, np.uint8, self.nbytes) if self.nbytes else None
+        for (a, _), (_, _, at) in zip(self._arrays, self.layout):
+            if a.nbytes:
+                out[at : at + a.nbytes] = a.reshape(-1).view(np.uint8)  # type: ignore[index]
+
+    def __bytes__(self) -> bytes:
+        buf = bytearray(self.nbytes)
+        self.write_into(buf)
+        return bytes(buf)
+
+    def frame(self) -> Any:
+        """The body as one writable buffer (what goes on the socket without an arena)."""
+        buf = np.empty(self.nbytes, np.uint8)
+        self.write_into(buf)
+        return buf
 
 
 def encode_tensors(named: Mapping[str, Any]) -> tuple[list[str], pa.Buffer]:
@@ -39,12 +97,7 @@ def encode_tensors(named: Mapping[str, Any]) -> tuple[list[str], pa.Buffer]:
         The Arrow IPC stream.
     """
     names = list(named)
-    arrays = []
-    for name in names:
-        v = named[name]
-        wide = str(getattr(v, "dtype", "")) in ("float64", "torch.float64")
-        arr, dt = as_tensor_array(v, "float32" if wide else None)
-        arrays.append((np.ascontiguousarray(arr), dt))
+    arrays = _tensor_arrays(named)
     n = len(arrays)
     offsets = np.zeros(n + 1, np.int64)
     for i, (a, _) in enumerate(arrays):
@@ -64,7 +117,8 @@ def encode_tensors(named: Mapping[str, Any]) -> tuple[list[str], pa.Buffer]:
 def decode_tensors(result: Mapping[str, Any], frames: list[Any], op: str = "reply") -> dict[str, np.ndarray]:
     """``{name: ndarray}`` from a reply naming its tensors in ``result["tensors"]``.
 
-    The arrays are writable views of the reply's frame (which they keep alive), not copies.
+    The arrays are writable views of the reply's frame (which they keep alive), not copies,
+    in either form (``result["layout"]``: raw; else an Arrow ``scrolls`` body).
 
     Raises
     ------
@@ -76,6 +130,8 @@ def decode_tensors(result: Mapping[str, Any], frames: list[Any], op: str = "repl
         return {}
     if not frames:
         raise ProtocolError("E_FRAME", f"{op} reply names tensors {names} but has no body")
+    if "layout" in result:
+        return _decode_layout(names, result["layout"], frames[0], op)
     table = arrow.read_table(frames[0])
     if table.num_rows != len(names):
         raise ProtocolError("E_FRAME", f"{op} reply names {len(names)} tensors but has {table.num_rows} rows")
@@ -83,7 +139,7 @@ def decode_tensors(result: Mapping[str, Any], frames: list[Any], op: str = "repl
     dts = table.column("dtype").to_numpy()
     shapes = table.column("shape").to_pylist()
     data, offs = arrow.binary_rows(arrow._column(table, "value"))
-    data = _writable_view(frames[0], data)
+    data = arrow.writable_view(frames[0], data)
     out: dict[str, np.ndarray] = {}
     for i, name in enumerate(names):
         if int(kinds[i]) != _TENSOR:
@@ -101,16 +157,25 @@ def decode_tensors(result: Mapping[str, Any], frames: list[Any], op: str = "repl
     return out
 
 
-def _writable_view(frame: Any, data: np.ndarray) -> np.ndarray:
-    """``data`` (a read-only view that pyarrow gives of part of ``frame``) as a writable view
-    of the frame itself when the frame is writable memory (a received zmq frame); else ``data``."""
+def _decode_layout(names: list[str], layout: Any, frame: Any, op: str) -> dict[str, np.ndarray]:
     try:
-        base = np.frombuffer(frame, dtype=np.uint8)
-    except (TypeError, ValueError):
-        return data
-    if not base.flags.writeable or data.size == 0:
-        return data
-    start = data.ctypes.data - base.ctypes.data
-    if start < 0 or start + data.size > base.size:
-        return data
-    return base[start : start + data.size]
+        base = np.frombuffer(frame, np.uint8)
+    except (TypeError, ValueError) as e:
+        raise ProtocolError("E_FRAME", f"{op} reply body is not a buffer: {e}") from None
+    if not isinstance(layout, list) or len(layout) != len(names):
+        raise ProtocolError("E_FRAME", f"{op} reply names {len(names)} tensors but its layout has {len(layout) if isinstance(layout, list) else layout!r}")
+    out: dict[str, np.ndarray] = {}
+    for name, entry in zip(names, layout):
+        try:
+            dt_name, shape, at = entry
+            dt = numpy_dtype(dt_name)
+            shape = tuple(int(d) for d in shape)
+            at = int(at)
+        except (TypeError, ValueError, KeyError):
+            raise ProtocolError("E_FRAME", f"{op} reply layout entry {entry!r} for {name!r} is malformed") from None
+        need = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        if at < 0 or at + need > base.size:
+            raise ProtocolError("E_FRAME", f"{op} reply row {name!r} needs bytes [{at}, {at + need}) of a {base.size}-byte body")
+        arr = base[at : at + need].view(dt).reshape(shape)
+        out[name] = arr if arr.flags.writeable and arr.flags.aligned else arr.copy()
+    return out

@@ -8,6 +8,10 @@ that asked. The sidecar's ROUTER tells the sockets apart by identity.
 
 A timeout closes and recreates that thread's socket, dropping anything still queued (a
 late reply cannot be mistaken for the next one), and the next request reconnects.
+
+On the sidecar's host each connection also opens a shared-memory link (:mod:`vtpu.shm`)
+on its first request: big bodies then travel through its arenas both ways, and only their
+offsets go through the socket.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from typing import Any, Callable, Sequence
 
 import zmq
 
-from .errors import SidecarError, TimeoutError, VtpuError, error_from_wire
+from . import shm as _shm
+from .errors import ProtocolError, SidecarError, TimeoutError, VtpuError, error_from_wire
 from .protocol import VERSION
 
 __all__ = ["Transport"]
@@ -53,11 +58,14 @@ def _op_prefix(op: str) -> str:
     return pre
 
 
-def _header(rid: int, op: str, params: dict[str, Any]) -> bytes:
+def _header(rid: int, op: str, params: dict[str, Any], link: dict[str, Any] | None = None) -> bytes:
     """``{"v":1,"op":op,"params":{...},"id":rid}`` as UTF-8 (the constant parts pre-encoded).
 
     Single-coordinate requests (the latency-bound ones) skip the JSON encoder: the code
     that runs per request is what a round trip pays for, cold, after each wait."""
+    if link is not None:
+        pre = _OPS.get(op) or _op_prefix(op)
+        return ('%s%s,"shm":%s,"id":%d}' % (pre, _encode(params), _encode(link), rid)).encode("utf-8")
     if len(params) == 1:
         coord = params.get("coord")
         if type(coord) is str and _PLAIN_COORD(coord):
@@ -71,10 +79,11 @@ class _Conn:
     """One thread's socket. ``busy`` is held while a request uses it, so ``close`` from
     another thread never touches a socket in use."""
 
-    __slots__ = ("box", "busy", "rcvtimeo", "server_key", "__weakref__")
+    __slots__ = ("box", "busy", "rcvtimeo", "server_key", "link", "__weakref__")
 
     def __init__(self, ctx: zmq.Context, address: str, server_key: str | None = None) -> None:
         self.server_key = server_key
+        self.link: _shm.Link | None | bool = None  # None: not tried yet; False: frames only
         self.busy = threading.Lock()
         # The socket sits in a box the finalizer shares, so it closes whichever socket
         # is current when the thread (and with it this object) goes away.
@@ -118,10 +127,14 @@ class Transport:
         process that exited), else ``None``; checked while waiting.
     server_key : str, optional
         The sidecar's CURVE public key (z85, 40 characters) when it serves with CURVE.
+    use_shm : bool, optional
+        Use the shared-memory path on the sidecar's host (:mod:`vtpu.shm`); ``None``: unless
+        ``VTPU_SHM=0``.
     """
 
     def __init__(
-        self, address: str, timeout: float, watch: Callable[[], VtpuError | None] | None = None, server_key: str | None = None
+        self, address: str, timeout: float, watch: Callable[[], VtpuError | None] | None = None, server_key: str | None = None,
+        use_shm: bool | None = None,
     ) -> None:
         self.address = address
         self.server_key = server_key
@@ -133,6 +146,8 @@ class Transport:
         self._lock = threading.Lock()  # guards _conns and _closed
         self._ids = itertools.count(1)  # next() on a count is atomic under the GIL
         self._closed = False
+        self._shm = _shm.enabled_for(address) if use_shm is None else bool(use_shm) and _shm.is_local(address)
+        self._stale_links: list[str] = []  # links given up (after a timeout), closed at the next open
 
     @property
     def closed(self) -> bool:
@@ -144,6 +159,12 @@ class Transport:
 
         A socket busy in another thread's request is closed by that thread, which sees
         the close within one poll tick."""
+        keys = [c.link.key for c in list(self._conns) if isinstance(c.link, _shm.Link)] + self._stale_links
+        if keys and not self._closed:
+            try:  # best effort: the sidecar also drops links of processes that exit
+                self.request("SHM", {"mode": "close", "keys": keys}, timeout=0.5)
+            except VtpuError:
+                pass
         with self._lock:
             if self._closed:
                 return
@@ -188,9 +209,16 @@ class Transport:
         """
         limit = self.timeout if timeout is None else float(timeout)
         rid = next(self._ids)
-        header = _header(rid, op, params)
-        more = _SNDMORE if bodies else 0
         conn = self._local.__dict__.get("conn") or self._conn()
+        if conn.link is None:
+            self._open_link(conn, limit)
+        link = conn.link
+        if link:
+            hdr, bodies, held = link.place(bodies)
+            header = _header(rid, op, params, hdr)
+        else:
+            header = _header(rid, op, params)
+        more = _SNDMORE if bodies else 0
         with conn.busy:
             sock = conn.box[0]
             if self._closed or sock is None:
@@ -203,16 +231,50 @@ class Transport:
                 self._send_retry(conn, header, more, deadline, op, limit)
             last = len(bodies)
             for i, f in enumerate(bodies, start=1):
+                if hasattr(f, "write_into"):  # a body laid out on demand (tensors.TensorBody)
+                    f = f.frame()
                 sock.send(f, _SNDMORE if i < last else 0, copy=memoryview(f).nbytes < _COPY_THRESHOLD)
             # Most replies come within the first wait: try it inline before the general loop.
             got = _take(sock, rid) if conn.rcvtimeo == _TICK_MS and limit > _TICK else None
-            h, frames = got or self._receive(conn, rid, deadline, op, limit)
+            try:
+                h, frames = got or self._receive(conn, rid, deadline, op, limit)
+            except TimeoutError:
+                if link:  # the sidecar may still read its blocks: never reuse this link
+                    conn.link = None
+                    self._stale_links.append(link.key)
+                raise
             if self._closed:
                 conn.shut()
+        if link:
+            link.release(held)
+            if "shm" in h:
+                frames = link.bodies(h["shm"], frames)
         if h.get("ok") is not True:
             err = h.get("error") or {}
-            raise error_from_wire(err.get("code", "E_INTERNAL"), err.get("message", "error reply without a message"))
+            code, message = err.get("code", "E_INTERNAL"), err.get("message", "error reply without a message")
+            if link and code == "E_FRAME" and message.startswith("shm: no open link"):
+                # A restarted sidecar: refused before it ran, so sending again is safe.
+                conn.link = None
+                return self.request(op, params, bodies, timeout)
+            raise error_from_wire(code, message)
         return h.get("result") or {}, frames
+
+    def _open_link(self, conn: _Conn, limit: float) -> None:
+        """Open ``conn``'s shared-memory link, or settle on frames for it."""
+        if not self._shm:
+            conn.link = False
+            return
+        conn.link = False  # the handshake's own requests go as frames
+        stale, self._stale_links = self._stale_links, []
+        try:
+            if stale:
+                self.request("SHM", {"mode": "close", "keys": stale}, timeout=limit)
+            conn.link = _shm.Link.open(lambda op, p: self.request(op, p, (), limit)[0])
+        except TimeoutError:
+            conn.link = None  # no sidecar yet: try again with the next request
+            raise
+        except (VtpuError, OSError, ValueError, KeyError):
+            conn.link = False  # another host, no addon, no /dev/shm …: frames, same results
 
     def _send_retry(self, conn: _Conn, header: bytes, more: int, deadline: float, op: str, limit: float) -> None:
         pause = 0.0005

@@ -60,11 +60,15 @@ def fresh_sidecar() -> Iterator[vtpu.Sidecar]:
 _ns = itertools.count(1)
 
 
-@pytest.fixture
-def client(sidecar: vtpu.Sidecar) -> Iterator[vtpu.Client]:
-    """A client of the session sidecar (10 s timeout)."""
-    c = vtpu.connect(sidecar.address, timeout=10)
+@pytest.fixture(params=["shm", "frames"])
+def client(request: pytest.FixtureRequest, sidecar: vtpu.Sidecar) -> Iterator[vtpu.Client]:
+    """A client of the session sidecar (10 s timeout), once with the shared-memory path
+    (big bodies through the arenas) and once with frames only: every test that takes it
+    runs through both."""
+    c = vtpu.connect(sidecar.address, timeout=10, shm=request.param == "shm")
     try:
+        c.ping()
+        assert bool(c._t._local.conn.link) == (request.param == "shm"), "the shared-memory link did not open"
         yield c
     finally:
         c.close()
@@ -110,6 +114,10 @@ class FakeSidecar:
                 continue
             ident, head, *bodies = self.sock.recv_multipart()
             h = json.loads(head)
+            if h.get("op") == "SHM":  # like a sidecar without the shared-memory path: clients use frames
+                err = {"v": 1, "id": h["id"], "ok": False, "error": {"code": "E_OP", "message": "unknown op 'SHM'"}}
+                self.sock.send_multipart([ident, json.dumps(err).encode()])
+                continue
             self.requests.append(h)
             held.append((ident, h, bodies))
             if not self.shuffle or len(held) >= rng.randint(1, 8):

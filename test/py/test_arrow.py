@@ -51,7 +51,26 @@ def test_tensor_batches_round_trip_stacked(a):
 @given(st.lists(st.binary(max_size=40), min_size=1, max_size=30))
 def test_bytes_round_trip(items):
     vals, found = round_trip(items)
-    assert found.all() and vals.dtype == object and list(vals) == items
+    assert found.all()
+    if len({len(b) for b in items}) == 1:  # one width: an (N, width) uint8 array
+        assert vals.dtype == np.uint8 and vals.shape == (len(items), len(items[0]))
+        assert [bytes(r) for r in vals] == items
+    else:
+        assert vals.dtype == object and list(vals) == items
+
+
+def test_fixed_width_bytes_decode_as_uint8_rows_with_zeros_where_missing():
+    items = [b"abcd", b"efgh", b"ijkl"]
+    vals, found = round_trip(items)
+    assert vals.dtype == np.uint8 and vals.shape == (3, 4) and bytes(vals[1]) == b"efgh"
+    table = arrow.read_table(arrow.encode_scrolls(np.zeros((2, 9), np.uint32), [b"wxyz", b"abcd"]))
+    kinds = table.column("kind").to_numpy().copy()
+    kinds[0] = 0  # missing
+    values = table.column("value").to_pylist()
+    values[0] = b""
+    missing = pa.table({"kind": pa.array(kinds), "dtype": table.column("dtype"), "shape": table.column("shape"), "value": pa.array(values, pa.binary())})
+    v, f = arrow.decode_values(missing)
+    assert f.tolist() == [False, True] and v.tolist() == [[0, 0, 0, 0], list(b"abcd")]
 
 
 @given(st.lists(st.text(max_size=20), min_size=1, max_size=30))
@@ -71,7 +90,7 @@ def test_mixed_list_round_trips_per_row():
 def test_numeric_array_with_kind_bytes_stores_rows():
     a = np.arange(12, dtype=np.int32).reshape(3, 4)
     vals, found = round_trip(a, kind="bytes")
-    assert list(vals) == [r.tobytes() for r in a]
+    assert vals.dtype == np.uint8 and [bytes(r) for r in vals] == [r.tobytes() for r in a]
 
 
 def test_float64_needs_explicit_dtype():
@@ -114,7 +133,9 @@ def test_missing_rows_zero_tensors_and_none_objects():
     assert found.tolist() == [True, False, True]
     assert vals.shape == (3, 2) and vals[1].tolist() == [0, 0] and vals[2].tolist() == [1, 2]
     vals, found = arrow.decode_values(_reply([B, M], [b"x", b""]))
-    assert vals.tolist() == [b"x", None]
+    assert vals.tolist() == [[ord("x")], [0]]  # one width: uint8 rows, zeros where missing
+    vals, found = arrow.decode_values(_reply([B, M, B], [b"x", b"", b"yz"]))
+    assert vals.tolist() == [b"x", None, b"yz"]
     vals, found = arrow.decode_values(_reply([M, X], [b"", "é".encode()]))
     assert vals.tolist() == [None, "é"]
     vals, found = arrow.decode_values(_reply([M, M], [b"", b""]))
