@@ -110,6 +110,18 @@ export class Gate {
   }
 }
 
+/**
+ * A reply that is a view of the store (`rawIsView`) copied while nothing can write: into
+ * the link's reply arena (warm pages, and then sent without another copy) or a new buffer.
+ */
+function settle(out: OpOutput, link?: LinkHandle): OpOutput {
+  if (!out.rawIsView || !out.raw) return out;
+  const view = out.raw;
+  const block = link?.reserve(view.length);
+  if (block) block.bytes.set(view);
+  return { ...out, raw: block ? block.bytes : view.slice(), rawIsView: false };
+}
+
 const WRITES = new Set(['CPUT', 'CDEL', 'PHEXT_IMPORT']);
 
 /** True when `op` with `params` changes the store or the routing table. */
@@ -257,7 +269,7 @@ export class SidecarServer {
           let reply: Uint8Array[];
           let ok = true;
           try {
-            reply = okReply(id, this.engine.execute(op, input), wantsLayout(input.params), link?.place);
+            reply = okReply(id, settle(this.engine.execute(op, input), link), wantsLayout(input.params), link?.place);
           } catch (e) {
             reply = errorReply(id, e);
             ok = false;
@@ -307,6 +319,7 @@ export class SidecarServer {
         link = r.link;
       }
       const input = toOpInput(req);
+      input.replyViews = true; // settle() copies them before the store gate opens
       const rows = rowsIn(input);
       if (rows > this.opts.maxBatch) throw new VtpuError('E_LIMIT', `batch of ${rows} rows is over max_batch ${this.opts.maxBatch}`);
       return { id, op: req.op, input, bytes: total, link };
@@ -352,7 +365,7 @@ export class SidecarServer {
     if (compute && compute.wants(op, input)) return compute.run(op, input, (fn) => this.gate.run(false, fn), link);
     // A sync holds the gate only for each local step, never across a peer round trip.
     if (this.opts.sync?.wants(op, input)) return this.opts.sync.run(input, (w, fn) => this.gate.run(w, fn));
-    return this.gate.run(isWrite(op, input.params), () => this.engine.execute(op, input));
+    return this.gate.run(isWrite(op, input.params), () => settle(this.engine.execute(op, input), link));
   }
 
   /**

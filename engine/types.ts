@@ -52,6 +52,11 @@ export interface OpInput {
   scrolls?: ScrollBatch;
   /** A raw single-value or phext body. */
   raw?: Uint8Array;
+  /**
+   * The caller takes replies that are views of the store (`OpOutput.rawIsView`) and copies
+   * them before anything can write (the sidecar's server does, under its store gate).
+   */
+  replyViews?: boolean;
   /** The named tensors of `params.tensors` sent in the raw form (`params.layout`), by name. */
   tensors?: Map<string, RawTensor>;
   /** PROGRAM: the request's bodies in order, consumed by steps whose params hold `{"body": true}`. */
@@ -77,6 +82,8 @@ export interface OpOutput {
   /** CROUTE batch: owning shard per row. */
   shards?: Uint32Array;
   raw?: Uint8Array;
+  /** `raw` is a view of the store's memory (only when the input asked, `replyViews`): valid until the next write. */
+  rawIsView?: boolean;
   /**
    * PROGRAM: one body per returned step, in `return` order (then the top-level body fields
    * above are unset). The bridge sends them as consecutive body frames.

@@ -11,7 +11,8 @@ export const CGET: Instruction = {
       const { batch, found } = engine.store.getBatch(coordsBody('CGET', engine, input));
       return { result: { n: batch.n, found }, scrolls: batch };
     }
-    const s = engine.store.get(coordFromParam(input.params.coord));
-    return s === undefined ? { result: { found: false } } : { result: scrollMeta(s), raw: s.bytes };
+    const c = coordFromParam(input.params.coord);
+    const s = input.replyViews ? engine.store.peek(c) : engine.store.get(c);
+    return s === undefined ? { result: { found: false } } : { result: scrollMeta(s), raw: s.bytes, rawIsView: input.replyViews };
   },
 };

@@ -96,7 +96,7 @@ export function warmSink(): number {
 }
 
 /** A copy of entry `id` as a Scroll (safe to keep past later writes). */
-export function readScroll(v: StoreView, id: number): Scroll {
+export function readScroll(v: StoreView, id: number, view = false): Scroll {
   const m = v.meta;
   const off = m[id * META + M_OFF];
   const so = m[id * META + M_SHAPE];
@@ -105,7 +105,7 @@ export function readScroll(v: StoreView, id: number): Scroll {
     kind: (kdn & 0xff) as Kind,
     dtype: (kdn >>> 8) & 0xff,
     shape: Array.from(v.shapes.subarray(so, so + ((kdn >>> 16) & 0xff))),
-    bytes: v.heap.slice(off, off + m[id * META + M_LEN]),
+    bytes: view ? v.heap.subarray(off, off + m[id * META + M_LEN]) : v.heap.slice(off, off + m[id * META + M_LEN]),
   };
 }
 

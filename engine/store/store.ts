@@ -217,6 +217,15 @@ export class Store {
     return id < 0 ? undefined : readScroll(this.v, id);
   }
 
+  /**
+   * One scroll whose bytes are a view of the store's heap, valid until the next write
+   * (a big value is not copied into fresh memory only to be copied again), or undefined.
+   */
+  peek(coords: ArrayLike<number>, i = 0): Scroll | undefined {
+    const id = findEntry(this.v, coords, i);
+    return id < 0 ? undefined : readScroll(this.v, id, true);
+  }
+
   /** Batched lookup: rows align with `coords`; missing rows have kind 0. */
   getBatch(coords: Uint32Array): LookupResult {
     this.checkBatch(validateCoordsArray(coords));

@@ -1,0 +1,164 @@
+"""The same-host fast path (issue 12): per-call overhead beyond the sidecar's own time, and
+tensor transfer Python → sidecar → Python, each with the shared-memory path on and off in
+one run, beside a bare pyzmq → zeromq.js echo and memcpy on this machine."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import zmq
+
+import vtpu
+from common import child, ipc_address, median, percentile
+
+COORD = "1.2.3/4.5.6/7.8.9"
+H, I, E = 2048, 768, 8  # Qwen3-30B-A3B width; 8 experts, every one active (top-8): 8 KB in and out
+SKV, HQ, HKV, D = 4096, 16, 8, 128  # decode step: one query row over a 4096-long KV cache
+
+
+def _lat(call, n: int) -> list[float]:
+    """Sorted µs of n calls after a warm-up."""
+    for _ in range(min(200, n)):
+        call()
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        call()
+        out.append((time.perf_counter_ns() - t0) / 1000.0)
+    out.sort()
+    return out
+
+
+def echo_p50(address: str, n: int, body: bytes | None) -> float:
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    sock.connect(address)
+    header = json.dumps({"v": 1, "id": 1, "op": "CGET", "params": {"coord": COORD}}).encode()
+    frames = [header] if body is None else [header, body]
+
+    def call():
+        sock.send_multipart(frames)
+        sock.recv_multipart()
+
+    try:
+        return percentile(_lat(call, n), 0.5)
+    finally:
+        sock.close()
+
+
+def _sidecar_p50_us(c: vtpu.Client, op: str) -> float:
+    return float(c.metrics()["ops"][op]["p50_ms"]) * 1000.0
+
+
+def _experts(c: vtpu.Client, n: int) -> dict:
+    rng = np.random.default_rng(0)
+    if not c.experts_info(0):
+        c.experts_load(0, rng.standard_normal((E, 2 * I, H), np.float32) * 0.02, rng.standard_normal((E, H, I), np.float32) * 0.02)
+    x = rng.standard_normal((1, H), np.float32)
+    ids = np.arange(E, dtype=np.int32).reshape(1, E)
+    w = np.full((1, E), 1.0 / E, np.float32)
+    over, total = [], []
+    for _ in range(min(100, n)):
+        c.experts_run(0, x, expert_ids=ids, weights=w)
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        r = c.experts_run(0, x, expert_ids=ids, weights=w)
+        us = (time.perf_counter_ns() - t0) / 1000.0
+        total.append(us)
+        over.append(us - r.elapsed_ms * 1000.0)
+    over.sort(); total.sort()
+    return {"p50_us": percentile(total, 0.5), "overhead_p50_us": percentile(over, 0.5)}
+
+
+def _decode(c: vtpu.Client, n: int) -> dict:
+    rng = np.random.default_rng(1)
+    k = rng.standard_normal((1, HKV, SKV, D), np.float32)
+    c.kv_put(9, k, k)
+    q = rng.standard_normal((1, HQ, 1, D), np.float32)
+    lat = _lat(lambda: c.cattend(q, layer=9, kv_length=SKV, window=256, global_tokens=[0, 1, 2, 3]), n)
+    return {"p50_us": percentile(lat, 0.5), "sidecar_p50_us": _sidecar_p50_us(c, "CATTEND")}
+
+
+def overhead(rounds: int, n: int) -> dict:
+    """Per-call figures, median over rounds; each round runs both paths back to back."""
+    echo_addr, side_addr = ipc_address("echo"), ipc_address("sidecar")
+    keys = ("echo_us", "echo_8k_us", "ping_us", "cget_us", "experts_us", "experts_overhead_us", "decode_us", "decode_sidecar_us")
+    per = {m: {k: [] for k in keys if not k.startswith("echo")} for m in ("shm", "frames")}
+    echo, echo8 = [], []
+    with child(["node", "test/bench/echo_server.js", echo_addr], "echo listening"), \
+         child(["node", "bin/vtpu.js", "serve", "--address", side_addr], "vtpu sidecar listening"):
+        clients = {m: vtpu.connect(side_addr, timeout=120, shm=m == "shm") for m in per}
+        try:
+            clients["shm"].cput(COORD, b"0123456789abcdef")
+            for _ in range(rounds):
+                echo.append(echo_p50(echo_addr, n, None))
+                echo8.append(echo_p50(echo_addr, n, bytes(4 * H)))
+                for m, c in clients.items():
+                    p = per[m]
+                    p["ping_us"].append(percentile(_lat(c.ping, n), 0.5))
+                    p["cget_us"].append(percentile(_lat(lambda: c.cget(COORD), n), 0.5))
+                    ex = _experts(c, max(50, n // 10))
+                    p["experts_us"].append(ex["p50_us"]); p["experts_overhead_us"].append(ex["overhead_p50_us"])
+                    dec = _decode(c, max(50, n // 10))
+                    p["decode_us"].append(dec["p50_us"]); p["decode_sidecar_us"].append(dec["sidecar_p50_us"])
+        finally:
+            for c in clients.values():
+                c.close()
+    spread = lambda xs: [min(xs), max(xs)]  # noqa: E731
+    out = {"rounds": rounds, "calls": n, "echo_us": median(echo), "echo_spread": spread(echo),
+           "echo_8k_us": median(echo8), "echo_8k_spread": spread(echo8)}
+    for m, p in per.items():
+        out[m] = {k: median(v) for k, v in p.items()} | {f"{k}_spread": spread(v) for k, v in p.items()}
+    return out
+
+
+def transfer(sizes_mib: list[int], rounds: int) -> dict:
+    """One tensor of each size written (CPUT) and read back (CGET): bytes moved both ways over
+    the time of the pair, beside memcpy moving the same bytes there and back (warm buffers)."""
+    addr = ipc_address("transfer")
+    rows = []
+    with child(["node", "bin/vtpu.js", "serve", "--address", addr], "vtpu sidecar listening"):
+        clients = {m: vtpu.connect(addr, timeout=300, shm=m == "shm") for m in ("shm", "frames")}
+        try:
+            for mib in sizes_mib:
+                src = np.random.default_rng(mib).standard_normal((mib << 18,)).astype(np.float32)
+                mid, dst = np.empty_like(src), np.empty_like(src)
+                row = {"mib": mib}
+                for m, c in clients.items():
+                    t = []
+                    for r in range(rounds + 1):  # round 0 warms the arenas and the store's heap
+                        t0 = time.perf_counter()
+                        c.cput(COORD, src)
+                        out = c.cget(COORD)
+                        dt = time.perf_counter() - t0
+                        assert out.shape == src.shape and out[-1] == src[-1]
+                        del out
+                        if r:
+                            t.append(dt)
+                    row[f"{m}_gbps"] = 2 * src.nbytes / median(t) / 1e9
+                    row[f"{m}_spread"] = [2 * src.nbytes / max(t) / 1e9, 2 * src.nbytes / min(t) / 1e9]
+                mc = []
+                for _ in range(rounds + 1):
+                    t0 = time.perf_counter()
+                    np.copyto(mid, src)
+                    np.copyto(dst, mid)
+                    mc.append(time.perf_counter() - t0)
+                row["memcpy_gbps"] = 2 * src.nbytes / median(mc[1:]) / 1e9
+                rows.append(row)
+                clients["shm"].cdel(COORD)
+        finally:
+            for c in clients.values():
+                c.close()
+    return {"rounds": rounds, "rows": rows}
+
+
+def run(quick: bool = False) -> dict:
+    return {
+        "overhead": overhead(rounds=2 if quick else 5, n=500 if quick else 3000),
+        "transfer": transfer([1, 16] if quick else [1, 4, 16, 64, 256], rounds=2 if quick else 5),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(quick=True), indent=1))
