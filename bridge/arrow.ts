@@ -5,7 +5,7 @@
  * arrow-js Data and lets the stream writer lay them out (one copy into the frame).
  */
 import {
-  Binary, DataType, Field, FixedSizeList, List, RecordBatch, RecordBatchReader, Schema,
+  Binary, DataType, Field, FixedSizeList, List, RecordBatch, RecordBatchReader, RecordBatchStreamWriter, Schema,
   Struct, Table, Type, Uint8, Uint32, makeData, tableToIPC,
 } from 'apache-arrow';
 import type { Data } from 'apache-arrow';
@@ -36,6 +36,21 @@ export function encodeCoords(coords: Uint32Array): Uint8Array {
 /** Encodes a ScrollBatch as an Arrow "scrolls" stream (with coords when the batch has them). */
 export function encodeScrolls(b: ScrollBatch): Uint8Array {
   return tableToIPC(scrollsTable(b), 'stream');
+}
+
+/**
+ * The same stream as {@link encodeScrolls} in its pieces, not joined: the writer's
+ * metadata and views of the batch's own arrays. A reply copied into a shared-memory
+ * block is then copied once, not joined into a fresh buffer first. Copy the pieces
+ * before the batch's arrays change.
+ */
+export function encodeScrollsParts(b: ScrollBatch): Uint8Array[] {
+  const t = scrollsTable(b);
+  // arrow-js keeps a finished stream's chunks in its byte queue (the pinned 21.x layout);
+  // anything else falls back to the joined stream.
+  const w = RecordBatchStreamWriter.writeAll(t) as unknown as { _sink?: { _values?: unknown } };
+  const parts = w._sink?._values;
+  return Array.isArray(parts) && parts.every((p) => p instanceof Uint8Array) ? (parts as Uint8Array[]) : [tableToIPC(t, 'stream')];
 }
 
 /** A ScrollBatch as an arrow-js Table of the "scrolls" schema (views of its arrays, no copies). */

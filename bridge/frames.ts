@@ -6,7 +6,7 @@
  */
 import { VtpuError, type ErrorCode } from '../engine/errors';
 import { DIMS, type OpBody, type OpInput, type OpOutput } from '../engine/types';
-import { decodeBody, encodeCoords, encodeScrolls, encodeShards } from './arrow';
+import { decodeBody, encodeCoords, encodeScrolls, encodeScrollsParts, encodeShards } from './arrow';
 import { OPS, VERSION, isErrorCode, requestBody } from './protocol';
 import { decodeLayout, toLayout } from './tensor_layout';
 import type { Placer } from './shm/links';
@@ -150,21 +150,27 @@ export function encodeBody(b: OpBody): Uint8Array | undefined {
   return undefined;
 }
 
+/** A body in pieces (see encodeScrollsParts): only Arrow scrolls streams have more than one. */
+function bodyParts(b: OpBody): Uint8Array[] | undefined {
+  if (b.scrolls && !b.raw) return encodeScrollsParts(b.scrolls);
+  const f = encodeBody(b);
+  return f && [f];
+}
+
+function joined(parts: Uint8Array[]): Uint8Array {
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+}
+
 /** Reply frames (without identity) for a successful op; `layout`: tensors in the raw form (tensor_layout.ts). */
 export function okReply(id: number, out: OpOutput, layout = false, place?: Placer): Uint8Array[] {
   if (layout) out = toLayout(out);
   // PROGRAM: one frame per returned step, an empty one where a step has no body.
-  const bodies = Array.isArray(out.outputs) ? out.outputs.map((b) => encodeBody(b) ?? new Uint8Array(0)) : [encodeBody(out)].filter((f): f is Uint8Array => f !== undefined);
+  const bodies = Array.isArray(out.outputs) ? out.outputs.map((b) => bodyParts(b) ?? [new Uint8Array(0)]) : [bodyParts(out)].filter((f): f is Uint8Array[] => f !== undefined);
   // Same bytes as JSON.stringify({v, id, ok, result[, shm]}), without building the wrapper.
   let head = `${OK_PREFIX}${id},"ok":true,"result":${JSON.stringify(out.result ?? {})}`;
-  let frames = bodies;
-  if (place && bodies.length) {
-    const where = bodies.map(place);
-    if (where.some((w) => w !== null)) {
-      head += `,"shm":${JSON.stringify(where)}`;
-      frames = bodies.filter((_, i) => where[i] === null);
-    }
-  }
+  const where = place ? bodies.map(place) : [];
+  if (where.some((w) => w !== null)) head += `,"shm":${JSON.stringify(where)}`;
+  const frames = bodies.filter((_, i) => !where[i]).map(joined);
   return [Buffer.from(`${head}}`), ...frames];
 }
 

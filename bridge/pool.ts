@@ -54,6 +54,22 @@ export class ReadPool {
   private readonly nearestThreshold: number;
   private readonly piscina: Piscina<ReadTask | NearestTask, ReadResult | CoordAnswer>;
   private destroyed?: Promise<void>;
+  /**
+   * Shared buffers for requests' coordinates, kept for the next request: a fresh one of a
+   * million coordinates (36 MB) costs ~100 ms of first-touch page faults on some VMs.
+   */
+  private readonly spareShared: SharedArrayBuffer[] = [];
+
+  /** A spare shared buffer of at least `n` bytes (the smallest that fits), or a new one. */
+  private takeShared(n: number): SharedArrayBuffer {
+    let best = -1;
+    this.spareShared.forEach((b, i) => {
+      if (b.byteLength >= n && (best < 0 || b.byteLength < this.spareShared[best].byteLength)) best = i;
+    });
+    if (best >= 0) return this.spareShared.splice(best, 1)[0];
+    if (this.spareShared.length >= 4) this.spareShared.shift(); // too small for today's requests
+    return new SharedArrayBuffer(n);
+  }
 
   /** Throws TypeError on bad options and Error (code E_INTERNAL) when the worker is not built. */
   constructor(private readonly engine: ViewSource, opts: ReadPoolOptions) {
@@ -90,7 +106,8 @@ export class ReadPool {
     const n = input.coords.length / DIMS;
     // One shared copy of the request, so each task posts a view instead of cloning the
     // whole received frame.
-    const coords = new Uint32Array(new SharedArrayBuffer(input.coords.byteLength));
+    const sab = this.takeShared(input.coords.byteLength);
+    const coords = new Uint32Array(sab, 0, input.coords.length);
     coords.set(input.coords);
     const view = this.engine.store.view();
     const chunks = Math.max(1, Math.min(this.threads * 2, Math.ceil(n / this.minChunk)));
@@ -99,7 +116,12 @@ export class ReadPool {
     for (let at = 0; at < n || tasks.length === 0; at += per) {
       tasks.push(this.piscina.run({ view, coords: coords.subarray(at * DIMS, Math.min(n, at + per) * DIMS) }) as Promise<ReadResult>);
     }
-    const parts = await Promise.all(tasks);
+    let parts: ReadResult[];
+    try {
+      parts = await Promise.all(tasks);
+    } finally {
+      this.spareShared.push(sab);
+    }
     for (const p of parts) this.engine.metrics?.recordWorker(p.thread, p.busyMs);
     const batch = parts.length === 1 ? parts[0].batch : concatScrolls(parts.map((p) => p.batch), false);
     delete batch.coords;

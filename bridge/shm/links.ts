@@ -34,8 +34,8 @@ interface Link {
   alloc: Allocator;
 }
 
-/** A reply body's place: `[offset, length]` in the `.out` arena, or null to send it as a frame. */
-export type Placer = (body: Uint8Array) => [number, number] | null;
+/** A reply body's place (given whole or in pieces): `[offset, length]` in the `.out` arena, or null to send it as a frame. */
+export type Placer = (body: Uint8Array | Uint8Array[]) => [number, number] | null;
 
 /** One request's view of its link. */
 export interface LinkHandle {
@@ -189,13 +189,19 @@ export class ShmLinks {
     return { link, bodies };
   }
 
-  private place(l: Link, body: Uint8Array): [number, number] | null {
-    if (body.buffer === l.output.buffer && l.alloc.owns(body.byteOffset, body.length)) return [body.byteOffset, body.length];
-    if (body.length < this.minBytes || !this.links.has(l.key)) return null;
-    const off = l.alloc.alloc(body.length);
+  private place(l: Link, body: Uint8Array | Uint8Array[]): [number, number] | null {
+    const parts = Array.isArray(body) ? body : [body];
+    if (parts.length === 1 && parts[0].buffer === l.output.buffer && l.alloc.owns(parts[0].byteOffset, parts[0].length)) return [parts[0].byteOffset, parts[0].length];
+    const n = parts.reduce((a, p) => a + p.length, 0);
+    if (n < this.minBytes || !this.links.has(l.key)) return null;
+    const off = l.alloc.alloc(n);
     if (off < 0) return null; // full: this reply goes as a frame
-    l.output.bytes.set(body, off);
-    return [off, body.length];
+    let at = off;
+    for (const p of parts) {
+      l.output.bytes.set(p, at);
+      at += p.length;
+    }
+    return [off, n];
   }
 
   /** Drops links whose client process is gone. */
