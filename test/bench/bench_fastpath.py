@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import ExitStack, contextmanager
 
 import numpy as np
 import zmq
@@ -47,6 +48,19 @@ def echo_p50(address: str, n: int, body: bytes | None) -> float:
         sock.close()
 
 
+@contextmanager
+def clients(timeout: float):
+    """``{"shm": client, "frames": client}``, each with a sidecar of its own (so one's
+    garbage and metrics never touch the other's figures); all stopped after."""
+    with ExitStack() as stack:
+        out = {}
+        for mode in ("shm", "frames"):
+            addr = ipc_address(f"fastpath-{mode}")
+            stack.enter_context(child(["node", "bin/vtpu.js", "serve", "--address", addr], "vtpu sidecar listening"))
+            out[mode] = stack.enter_context(vtpu.connect(addr, timeout=timeout, shm=mode == "shm"))
+        yield out
+
+
 def _sidecar_p50_us(c: vtpu.Client, op: str) -> float:
     return float(c.metrics()["ops"][op]["p50_ms"]) * 1000.0
 
@@ -68,7 +82,9 @@ def _experts(c: vtpu.Client, n: int) -> dict:
         total.append(us)
         over.append(us - r.elapsed_ms * 1000.0)
     over.sort(); total.sort()
-    return {"p50_us": percentile(total, 0.5), "overhead_p50_us": percentile(over, 0.5)}
+    runtime = sorted(t - o for t, o in zip(total, over))
+    return {"p50_us": percentile(total, 0.5), "overhead_p50_us": percentile(over, 0.5),
+            "request_p50_us": _sidecar_p50_us(c, "CEXPERTS"), "runtime_p50_us": percentile(runtime, 0.5)}
 
 
 def _decode(c: vtpu.Client, n: int) -> dict:
@@ -82,29 +98,26 @@ def _decode(c: vtpu.Client, n: int) -> dict:
 
 def overhead(rounds: int, n: int) -> dict:
     """Per-call figures, median over rounds; each round runs both paths back to back."""
-    echo_addr, side_addr = ipc_address("echo"), ipc_address("sidecar")
-    keys = ("echo_us", "echo_8k_us", "ping_us", "cget_us", "experts_us", "experts_overhead_us", "decode_us", "decode_sidecar_us")
+    echo_addr = ipc_address("echo")
+    keys = ("echo_us", "echo_8k_us", "ping_us", "cget_us", "experts_us", "experts_overhead_us", "experts_request_us",
+            "experts_runtime_us", "decode_us", "decode_sidecar_us")
     per = {m: {k: [] for k in keys if not k.startswith("echo")} for m in ("shm", "frames")}
     echo, echo8 = [], []
-    with child(["node", "test/bench/echo_server.js", echo_addr], "echo listening"), \
-         child(["node", "bin/vtpu.js", "serve", "--address", side_addr], "vtpu sidecar listening"):
-        clients = {m: vtpu.connect(side_addr, timeout=120, shm=m == "shm") for m in per}
-        try:
-            clients["shm"].cput(COORD, b"0123456789abcdef")
-            for _ in range(rounds):
-                echo.append(echo_p50(echo_addr, n, None))
-                echo8.append(echo_p50(echo_addr, n, bytes(4 * H)))
-                for m, c in clients.items():
-                    p = per[m]
-                    p["ping_us"].append(percentile(_lat(c.ping, n), 0.5))
-                    p["cget_us"].append(percentile(_lat(lambda: c.cget(COORD), n), 0.5))
-                    ex = _experts(c, max(50, n // 10))
-                    p["experts_us"].append(ex["p50_us"]); p["experts_overhead_us"].append(ex["overhead_p50_us"])
-                    dec = _decode(c, max(50, n // 10))
-                    p["decode_us"].append(dec["p50_us"]); p["decode_sidecar_us"].append(dec["sidecar_p50_us"])
-        finally:
-            for c in clients.values():
-                c.close()
+    with child(["node", "test/bench/echo_server.js", echo_addr], "echo listening"), clients(120) as cs:
+        for c in cs.values():
+            c.cput(COORD, b"0123456789abcdef")
+        for _ in range(rounds):
+            echo.append(echo_p50(echo_addr, n, None))
+            echo8.append(echo_p50(echo_addr, n, bytes(4 * H)))
+            for m, c in cs.items():
+                p = per[m]
+                p["ping_us"].append(percentile(_lat(c.ping, n), 0.5))
+                p["cget_us"].append(percentile(_lat(lambda: c.cget(COORD), n), 0.5))
+                ex = _experts(c, max(50, n // 10))
+                p["experts_us"].append(ex["p50_us"]); p["experts_overhead_us"].append(ex["overhead_p50_us"])
+                p["experts_request_us"].append(ex["request_p50_us"]); p["experts_runtime_us"].append(ex["runtime_p50_us"])
+                dec = _decode(c, max(50, n // 10))
+                p["decode_us"].append(dec["p50_us"]); p["decode_sidecar_us"].append(dec["sidecar_p50_us"])
     spread = lambda xs: [min(xs), max(xs)]  # noqa: E731
     out = {"rounds": rounds, "calls": n, "echo_us": median(echo), "echo_spread": spread(echo),
            "echo_8k_us": median(echo8), "echo_8k_spread": spread(echo8)}
@@ -116,40 +129,35 @@ def overhead(rounds: int, n: int) -> dict:
 def transfer(sizes_mib: list[int], rounds: int) -> dict:
     """One tensor of each size written (CPUT) and read back (CGET): bytes moved both ways over
     the time of the pair, beside memcpy moving the same bytes there and back (warm buffers)."""
-    addr = ipc_address("transfer")
     rows = []
-    with child(["node", "bin/vtpu.js", "serve", "--address", addr], "vtpu sidecar listening"):
-        clients = {m: vtpu.connect(addr, timeout=300, shm=m == "shm") for m in ("shm", "frames")}
-        try:
-            for mib in sizes_mib:
-                src = np.random.default_rng(mib).standard_normal((mib << 18,)).astype(np.float32)
-                mid, dst = np.empty_like(src), np.empty_like(src)
-                row = {"mib": mib}
-                for m, c in clients.items():
-                    t = []
-                    for r in range(rounds + 1):  # round 0 warms the arenas and the store's heap
-                        t0 = time.perf_counter()
-                        c.cput(COORD, src)
-                        out = c.cget(COORD)
-                        dt = time.perf_counter() - t0
-                        assert out.shape == src.shape and out[-1] == src[-1]
-                        del out
-                        if r:
-                            t.append(dt)
-                    row[f"{m}_gbps"] = 2 * src.nbytes / median(t) / 1e9
-                    row[f"{m}_spread"] = [2 * src.nbytes / max(t) / 1e9, 2 * src.nbytes / min(t) / 1e9]
-                mc = []
-                for _ in range(rounds + 1):
+    with clients(300) as cs:
+        for mib in sizes_mib:
+            src = np.random.default_rng(mib).standard_normal((mib << 18,)).astype(np.float32)
+            mid, dst = np.empty_like(src), np.empty_like(src)
+            row = {"mib": mib}
+            for m, c in cs.items():
+                t = []
+                for r in range(rounds + 1):  # round 0 warms the arenas and the store's heap
                     t0 = time.perf_counter()
-                    np.copyto(mid, src)
-                    np.copyto(dst, mid)
-                    mc.append(time.perf_counter() - t0)
-                row["memcpy_gbps"] = 2 * src.nbytes / median(mc[1:]) / 1e9
-                rows.append(row)
-                clients["shm"].cdel(COORD)
-        finally:
-            for c in clients.values():
-                c.close()
+                    c.cput(COORD, src)
+                    out = c.cget(COORD)
+                    dt = time.perf_counter() - t0
+                    assert out.shape == src.shape and out[-1] == src[-1]
+                    del out
+                    if r:
+                        t.append(dt)
+                row[f"{m}_gbps"] = 2 * src.nbytes / median(t) / 1e9
+                row[f"{m}_spread"] = [2 * src.nbytes / max(t) / 1e9, 2 * src.nbytes / min(t) / 1e9]
+            mc = []
+            for _ in range(rounds + 1):
+                t0 = time.perf_counter()
+                np.copyto(mid, src)
+                np.copyto(dst, mid)
+                mc.append(time.perf_counter() - t0)
+            row["memcpy_gbps"] = 2 * src.nbytes / median(mc[1:]) / 1e9
+            rows.append(row)
+            for c in cs.values():
+                c.cdel(COORD)
     return {"rounds": rounds, "rows": rows}
 
 

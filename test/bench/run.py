@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_attend  # noqa: E402
 import bench_batch  # noqa: E402
 import bench_durable  # noqa: E402
+import bench_fastpath  # noqa: E402
 import bench_moe  # noqa: E402
 import bench_http  # noqa: E402
 import bench_kg  # noqa: E402
@@ -60,6 +61,7 @@ def core(quick: bool) -> dict:
 #: Suite name -> runner(quick) -> JSON-able result; report.py renders each by the same name.
 SUITES = {
     "core": core,
+    "fastpath": lambda quick: bench_fastpath.run(quick=quick),
     "attend": lambda quick: bench_attend.run(quick=quick, rounds=3 if quick else 5),
     "moe": lambda quick: bench_moe.run(quick=quick),
     "nearest": lambda quick: bench_nearest.run(quick=quick),

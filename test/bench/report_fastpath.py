@@ -1,0 +1,76 @@
+"""BENCHMARKS.md section of the `fastpath` suite (bench_fastpath.py): per-call overhead and
+tensor transfer, shared memory on and off, beside a bare echo and memcpy. Verdicts come
+from the figures and their spreads: a target met only by the best rounds is "within noise"."""
+from __future__ import annotations
+
+
+def _us(x: float) -> str:
+    return f"{x / 1000:.2f} ms" if x >= 1000 else f"{x:.0f} µs"
+
+
+def _sp(xs: list[float], f=_us) -> str:
+    return f"{f(xs[0])}–{f(xs[1])}"
+
+
+def _verdict(worst: float, best: float, limit: float) -> str:
+    """Lower is better: met when even the worst round is under the limit."""
+    return "yes" if worst <= limit else "within noise" if best <= limit else "**no**"
+
+
+def render(r: dict) -> list[str]:
+    o, t = r["overhead"], r["transfer"]
+    s, f = o["shm"], o["frames"]
+    lines = [
+        "## Per-call cost from Python, shared memory on and off",
+        "Peers: a bare pyzmq DEALER → zeromq.js ROUTER echo (`test/bench/echo_server.js`) of the CGET header, "
+        f"and of that header with an 8 KB body. p50 of {o['calls']:,} calls per round, median of {o['rounds']} rounds "
+        "(spread: slowest–fastest round); both clients talk to one sidecar over ipc. The one-token experts call is "
+        "Qwen3-30B-A3B width (hidden 2048, intermediate 768, 8 experts all routed, fp32: 8 KB in and out); its "
+        "overhead is the wall time minus the time inside the expert runtime that the reply reports. The decode step "
+        "is CATTEND of one query row (Hq 16, D 128) over a 4,096-position KV cache in the sidecar (window 256, 4 globals); "
+        "its overhead is the wall time minus the sidecar's own p50 for the op (from its metrics).",
+        "",
+        "| figure | shm | frames | peer | ratio (shm) | target | met |",
+        "|---|---|---|---|---|---|---|",
+        f"| PING p50 | {_us(s['ping_us'])} ({_sp(s['ping_us_spread'])}) | {_us(f['ping_us'])} | {_us(o['echo_us'])} echo | "
+        f"{s['ping_us'] / o['echo_us']:.2f}× echo | reported | – |",
+    ]
+    ratio = s["cget_us"] / o["echo_us"]
+    worst, best = s["cget_us_spread"][1] / o["echo_spread"][0], s["cget_us_spread"][0] / o["echo_spread"][1]
+    lines.append(f"| CGET 16 B p50 | {_us(s['cget_us'])} ({_sp(s['cget_us_spread'])}) | {_us(f['cget_us'])} | "
+                 f"{_us(o['echo_us'])} echo ({_sp(o['echo_spread'])}) | {ratio:.2f}× echo | ≤ 1.3× echo | {_verdict(worst, best, 1.3)} |")
+    limit = s["ping_us"] + 150
+    ex = s["experts_overhead_us_spread"]
+    lines.append(f"| one-token experts call, overhead beyond the runtime | {_us(s['experts_overhead_us'])} ({_sp(ex)}) | "
+                 f"{_us(f['experts_overhead_us'])} | {_us(o['echo_8k_us'])} echo of 8 KB | "
+                 f"{s['experts_overhead_us'] / s['ping_us']:.1f}× PING | ≤ PING + 0.15 ms ({_us(limit)}) | "
+                 f"{_verdict(ex[1], ex[0], limit)} |")
+    lines.append(f"| one-token experts call, wall | {_us(s['experts_us'])} ({_sp(s['experts_us_spread'])}) | {_us(f['experts_us'])} | – | – | reported | – |")
+    dec_over = s["decode_us"] - s["decode_sidecar_us"]
+    lines.append(f"| CATTEND decode step, wall | {_us(s['decode_us'])} ({_sp(s['decode_us_spread'])}) | {_us(f['decode_us'])} | – | – | reported | – |")
+    lines.append(f"| CATTEND decode step, overhead beyond the sidecar | {_us(dec_over)} | "
+                 f"{_us(f['decode_us'] - f['decode_sidecar_us'])} | – | {dec_over / s['ping_us']:.1f}× PING | reported | – |")
+    inside = s["experts_request_us"] - s["experts_runtime_us"]
+    outside = s["experts_us"] - s["experts_request_us"]
+    lines += ["", f"Where the experts call's {_us(s['experts_overhead_us'])} beyond the runtime go (shm, medians): "
+              f"{_us(inside)} inside the sidecar around the runtime (request decoding, the hop to the expert thread and "
+              f"back, reply encoding: its request time {_us(s['experts_request_us'])} less the runtime's "
+              f"{_us(s['experts_runtime_us'])}), and {_us(outside)} between Python and the sidecar (the client's "
+              f"encoding and decoding, ZeroMQ both ways and the wake-ups of the threads that slept while the experts "
+              f"ran), against {_us(s['ping_us'])} for a whole PING."]
+    lines += ["", "## Tensor transfer Python → sidecar → Python",
+              "One float32 tensor written with `cput` and read back with `cget` (the store keeps its own copy), "
+              "bytes moved both ways over the wall time of the pair, beside `np.copyto` moving the same bytes there and "
+              f"back between warm buffers in this process. Median of {t['rounds']} rounds after one warm-up "
+              "(spread: slowest–fastest round).", "",
+              "| size | shm GB/s (spread) | frames GB/s | memcpy GB/s | shm / memcpy | target (≥ 16 MiB) | met |",
+              "|---|---|---|---|---|---|---|"]
+    gb = lambda x: f"{x:.2f}"  # noqa: E731
+    for row in t["rows"]:
+        frac = row["shm_gbps"] / row["memcpy_gbps"]
+        big = row["mib"] >= 16
+        verdict = _verdict(-row["shm_spread"][0] / row["memcpy_gbps"], -row["shm_spread"][1] / row["memcpy_gbps"], -0.5) if big else "–"
+        lines.append(f"| {row['mib']} MiB | {gb(row['shm_gbps'])} ({_sp(row['shm_spread'], gb)}) | {gb(row['frames_gbps'])} | "
+                     f"{gb(row['memcpy_gbps'])} | {frac:.2f}× | {'≥ 0.5× memcpy' if big else 'reported'} | {verdict} |")
+    lines.append("")
+    return lines
