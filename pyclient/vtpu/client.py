@@ -190,7 +190,7 @@ class Client(AttendMixin, MoeMixin, ExpertsMixin, NearestMixin, KgMixin, Observe
         res, frames = self.request("CGET", {"coord": _coord(coord)}, timeout=timeout)
         if not res.get("found"):
             return None
-        return from_wire(res["kind"], res.get("dtype", "none"), res.get("shape"), _raw(frames))
+        return from_wire(res["kind"], res.get("dtype", "none"), res.get("shape"), _raw(frames), view=True)
 
     def cget_batch(self, coords: Any, *, timeout: float | None = None) -> Values:
         """Values at many coordinates, in request order: ``(values, found)``.

@@ -99,14 +99,18 @@ def to_wire(value: Any, dtype: str | None = None) -> WireValue:
     return WireValue(TENSOR, DTYPES[name]["code"], tuple(int(d) for d in arr.shape), arr.reshape(-1).view(np.uint8))
 
 
-def from_wire(kind: int | str, dtype: int | str, shape: Any, data: Any) -> Any:
+def from_wire(kind: int | str, dtype: int | str, shape: Any, data: Any, view: bool = False) -> Any:
     """Rebuild a Python value from its wire form.
+
+    ``view``: a tensor may be a view of ``data`` (which it keeps alive) when that is
+    writable, aligned memory of this reply alone (a received frame, a shared-memory block);
+    else tensors own their memory.
 
     Returns
     -------
     str, bytes, numpy.ndarray or None
-        ``None`` for kind ``missing``. Tensors are writable arrays that own their
-        memory; bfloat16 is ``ml_dtypes.bfloat16`` if installed, else uint16 words.
+        ``None`` for kind ``missing``. Tensors are writable arrays; bfloat16 is
+        ``ml_dtypes.bfloat16`` if installed, else uint16 words.
     """
     kind_name = kind if isinstance(kind, str) else KIND_NAMES.get(int(kind))
     if kind_name == "missing":
@@ -126,5 +130,6 @@ def from_wire(kind: int | str, dtype: int | str, shape: Any, data: Any) -> Any:
         need = int(np.prod(shp, dtype=np.int64)) * dt.itemsize
         if buf.size != need:
             raise ShapeError("E_SHAPE", f"tensor of shape {shp} {name} needs {need} bytes, got {buf.size}")
-        return buf.view(dt).reshape(shp).copy()
+        arr = buf.view(dt).reshape(shp)
+        return arr if view and arr.flags.writeable and arr.flags.aligned else arr.copy()
     raise DTypeError("E_DTYPE", f"unknown value kind {kind!r}")
