@@ -32,6 +32,8 @@ interface Link {
   input: Arena;
   output: Arena;
   alloc: Allocator;
+  /** What requests over this link see of it (made once: small calls allocate nothing). */
+  handle: LinkHandle;
 }
 
 /** A reply body's place (given whole or in pieces): `[offset, length]` in the `.out` arena, or null to send it as a frame. */
@@ -134,7 +136,9 @@ export class ShmLinks {
       throw new VtpuError('E_PARAM', `SHM: cannot make the reply arena in ${this.dir}: ${(e as Error).message}`);
     }
     const pid = Number((ARENA_NAME.exec(key) as RegExpExecArray)[1]);
-    this.links.set(key, { key, pid, input, output, alloc: new Allocator(output, addon) });
+    const link = { key, pid, input, output, alloc: new Allocator(output, addon) } as Link;
+    link.handle = this.handleOf(link);
+    this.links.set(key, link);
     return { key, path: output.path, size: output.size, token: output.token.toString('hex'), min_bytes: this.minBytes };
   }
 
@@ -153,6 +157,7 @@ export class ShmLinks {
     if (typeof shm !== 'object' || shm === null || Array.isArray(shm)) throw frame('header field shm must be an object');
     const { k, b, f } = shm as Record<string, unknown>;
     const l = this.link(k, 'E_FRAME');
+    if (b === undefined && f === undefined) return { link: l.handle, bodies: frames };
     if (f !== undefined) {
       if (!Array.isArray(f)) throw frame('f must be a list of offsets');
       for (const off of f) if (!isOffset(off) || !l.alloc.release(off)) throw frame(`f: no reply block at ${JSON.stringify(off)}`);
@@ -175,7 +180,11 @@ export class ShmLinks {
       }
       if (next !== frames.length) throw frame(`${frames.length - next} frame(s) not named in b`);
     }
-    const link: LinkHandle = {
+    return { link: l.handle, bodies };
+  }
+
+  private handleOf(l: Link): LinkHandle {
+    return {
       place: (body) => this.place(l, body),
       span: (v) => (v.buffer === l.input.buffer ? spanOf(l.input, v.byteOffset, v.byteLength) : null),
       reserve: (n) => {
@@ -186,7 +195,6 @@ export class ShmLinks {
         if (b.buffer === l.output.buffer) l.alloc.release(b.byteOffset);
       },
     };
-    return { link, bodies };
   }
 
   private place(l: Link, body: Uint8Array | Uint8Array[]): [number, number] | null {

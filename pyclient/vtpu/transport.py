@@ -58,21 +58,18 @@ def _op_prefix(op: str) -> str:
     return pre
 
 
-def _header(rid: int, op: str, params: dict[str, Any], link: dict[str, Any] | None = None) -> bytes:
+def _header(rid: int, op: str, params: dict[str, Any], link: str | None = None) -> bytes:
     """``{"v":1,"op":op,"params":{...},"id":rid}`` as UTF-8 (the constant parts pre-encoded).
 
     Single-coordinate requests (the latency-bound ones) skip the JSON encoder: the code
     that runs per request is what a round trip pays for, cold, after each wait."""
-    if link is not None:
-        pre = _OPS.get(op) or _op_prefix(op)
-        return ('%s%s,"shm":%s,"id":%d}' % (pre, _encode(params), _encode(link), rid)).encode("utf-8")
+    pre = _OPS.get(op) or _op_prefix(op)
+    tail = '"id":%d}' % rid if link is None else '"shm":%s,"id":%d}' % (link, rid)
     if len(params) == 1:
         coord = params.get("coord")
         if type(coord) is str and _PLAIN_COORD(coord):
-            pre = _OPS.get(op) or _op_prefix(op)
-            return ('%s{"coord":"%s"},"id":%d}' % (pre, coord, rid)).encode()
-    pre = _OPS.get(op) or _op_prefix(op)
-    return ("%s%s,\"id\":%d}" % (pre, _encode(params), rid)).encode("utf-8")
+            return ('%s{"coord":"%s"},%s' % (pre, coord, tail)).encode()
+    return ("%s%s,%s" % (pre, _encode(params), tail)).encode("utf-8")
 
 
 class _Conn:
@@ -246,7 +243,8 @@ class Transport:
             if self._closed:
                 conn.shut()
         if link:
-            link.release(held)
+            if held:
+                link.release(held)
             if "shm" in h:
                 frames = link.bodies(h["shm"], frames)
         if h.get("ok") is not True:

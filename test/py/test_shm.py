@@ -255,3 +255,28 @@ def test_a_starting_sidecar_removes_arenas_of_dead_processes():
         for p in [*stale, live]:
             if os.path.exists(p):
                 os.unlink(p)
+
+
+def test_tcp_to_a_loopback_address_links_too():
+    sc = vtpu.Sidecar(["--address", "tcp://127.0.0.1:0"]).start()
+    try:
+        with vtpu.connect(sc.address, timeout=10) as c:
+            assert sc.address.startswith("tcp://127.0.0.1:")
+            link_of(c)
+            a = np.arange(1 << 16, dtype=np.float32)
+            c.cput("1.1.1/1.1.1/1.1.1", a)
+            assert np.array_equal(c.cget("1.1.1/1.1.1/1.1.1"), a)
+    finally:
+        sc.stop()
+
+
+def test_a_client_whose_arena_the_sidecar_cannot_see_falls_back_to_frames(sidecar, ns, monkeypatch, tmp_path):
+    # As on another host: the client's file is somewhere the sidecar will not map.
+    monkeypatch.setattr(shm, "shm_dir", lambda: str(tmp_path))
+    with vtpu.connect(sidecar.address, timeout=10, shm=True) as c:
+        coords = batch(ns, 10_000)
+        vals = np.random.default_rng(3).standard_normal((10_000, 32)).astype(np.float32)
+        c.cput_batch(coords, vals)
+        assert np.array_equal(c.cget_batch(coords).values, vals)
+        assert c._t._local.conn.link is False
+    assert list(tmp_path.iterdir()) == []  # and its refused arena is gone
