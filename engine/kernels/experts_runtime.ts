@@ -90,6 +90,20 @@ export function checkSpec(s: LayerSpec): LayerSpec {
 /** Expert layers and their sessions. */
 export class ExpertRuntime {
   private readonly layers = new Map<number, Layer>();
+  /**
+   * Working memory of {@link run}, kept for the next call (runs are serial): a prefill of
+   * 512 tokens at top-8 and width 2048 gathers and gets back 32 MiB each way, and fresh
+   * buffers of that size cost ~100 ms of first-touch page faults apiece on some VMs.
+   */
+  private scratch = { xs: new Float32Array(0), ys: new Float32Array(0), acc: new Float64Array(0) };
+
+  private grown<K extends keyof ExpertRuntime['scratch']>(k: K, n: number): ExpertRuntime['scratch'][K] {
+    const a = this.scratch[k];
+    if (a.length >= n) return a.subarray(0, n) as ExpertRuntime['scratch'][K];
+    const made = (k === 'acc' ? new Float64Array(n) : new Float32Array(n)) as ExpertRuntime['scratch'][K];
+    this.scratch[k] = made;
+    return made;
+  }
 
   constructor(private readonly opts: ExpertRuntimeOptions = {}) {}
 
@@ -206,7 +220,7 @@ export class ExpertRuntime {
    * active expert once on its rows and combines with the routing weights (float64 sums).
    * Returns y (T·H) and tokens per expert (E).
    */
-  async run(layer: number, x: Float32Array, T: number, r: RoutingInput): Promise<{ y: Float32Array; counts: Int32Array }> {
+  async run(layer: number, x: Float32Array, T: number, r: RoutingInput, out?: Float32Array): Promise<{ y: Float32Array; counts: Int32Array }> {
     const l = this.ready(layer);
     const { experts: E, hidden: H, group } = l.spec;
     if (x.length !== T * H) throw new VtpuError('E_SHAPE', `${OP}: x must be (T, ${H}) for layer ${layer}, got ${x.length / T} columns`);
@@ -223,12 +237,12 @@ export class ExpertRuntime {
     }
     const plan = dispatchPlan(expertIds, T, k, E, null);
     const N = plan.order.length;
-    const xs = new Float32Array(N * H);
+    const xs = this.grown('xs', N * H);
     for (let p = 0; p < N; p++) {
       const t = (plan.order[p] / k) | 0;
       xs.set(x.subarray(t * H, (t + 1) * H), p * H);
     }
-    const ys = new Float32Array(N * H);
+    const ys = this.grown('ys', N * H);
     const o = ort() as NonNullable<ReturnType<typeof ort>>;
     for (let g = 0; g * group < E; g++) {
       const e0 = g * group, e1 = Math.min(E, e0 + group);
@@ -237,12 +251,13 @@ export class ExpertRuntime {
       const split = new BigInt64Array(e1 - e0);
       for (let e = e0; e < e1; e++) split[e - e0] = BigInt(plan.counts[e]);
       const sess = await (l.sessions[g] as Promise<Session>);
-      const out = await sess.run({
+      // ORT writes y into the pre-allocated rows (no output buffer of its own to copy from).
+      await sess.run({
         x: new o.Tensor('float32', xs.subarray(r0 * H, r1 * H), [r1 - r0, H]),
         split: new o.Tensor('int64', split, [e1 - e0]),
-      });
-      ys.set(out.y.data as Float32Array, r0 * H);
+      }, { y: new o.Tensor('float32', ys.subarray(r0 * H, r1 * H), [r1 - r0, H]) });
     }
-    return { y: combine(ys, H, plan.order, weights, T, k), counts: plan.counts };
+    if (out && out.length !== T * H) throw new VtpuError('E_INTERNAL', `${OP}: output has ${out.length} floats, not ${T * H}`);
+    return { y: combine(ys, H, plan.order, weights, T, k, out, this.grown('acc', T * H)), counts: plan.counts };
   }
 }

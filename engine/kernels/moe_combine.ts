@@ -21,10 +21,14 @@ export function checkOrder(order: Int32Array, n: number): string | null {
 
 /**
  * y[t] = Σ over kept slots s of weights[t·k+s] · expertOut[pos(t,s)], where pos is the row
- * of `order` holding t·k+s. Returns y (T·H).
+ * of `order` holding t·k+s. Returns y (T·H): `out` when given, else a new array. `acc`
+ * (at least T·H, contents ignored) is the float64 accumulator to reuse.
  */
-export function combine(expertOut: Float32Array, H: number, order: Int32Array, weights: Float32Array, T: number, k: number): Float32Array {
-  const y = new Float64Array(T * H);
+export function combine(
+  expertOut: Float32Array, H: number, order: Int32Array, weights: Float32Array, T: number, k: number,
+  out?: Float32Array, acc?: Float64Array,
+): Float32Array {
+  const y = acc ? acc.subarray(0, T * H).fill(0) : new Float64Array(T * H);
   for (let p = 0; p < order.length; p++) {
     const a = order[p];
     const w = weights[a];
@@ -32,7 +36,9 @@ export function combine(expertOut: Float32Array, H: number, order: Int32Array, w
     const xo = p * H;
     for (let h = 0; h < H; h++) y[yo + h] += w * expertOut[xo + h];
   }
-  return new Float32Array(y); // accumulated in float64, rounded once
+  if (!out) return new Float32Array(y); // accumulated in float64, rounded once
+  out.set(y);
+  return out;
 }
 
 /** Gradients of {@link combine}: w.r.t. expertOut (N_kept·H) and weights (T·k, 0 where dropped). */
