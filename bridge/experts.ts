@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { VtpuError, type ErrorCode } from '../engine/errors';
 import type { OpInput, OpOutput } from '../engine/types';
-import { expertsOutput, expertsTask, OP, taskBuffers, type ExpertsAnswer } from '../engine/ops/cexperts';
+import { expertsOutput, expertsTask, OP, runReplyBytes, taskBuffers, type ExpertsAnswer } from '../engine/ops/cexperts';
+import type { LinkHandle } from './shm/links';
+import { wantsLayout } from './tensor_layout';
 
 /** Options of {@link ExpertHost}. */
 export interface ExpertHostOptions {
@@ -27,7 +29,8 @@ function workerFile(): string {
 
 /** The answer with its arrays as views of this realm's typed-array classes (the reply encoder checks them with instanceof). */
 function local(a: ExpertsAnswer): ExpertsAnswer {
-  return a.mode === 'run' ? { ...a, y: new Float32Array(a.y.buffer as ArrayBuffer), counts: new Int32Array(a.counts.buffer as ArrayBuffer) } : a;
+  if (a.mode !== 'run' || !a.y || !a.counts) return a;
+  return { ...a, y: new Float32Array(a.y.buffer as ArrayBuffer), counts: new Int32Array(a.counts.buffer as ArrayBuffer) };
 }
 
 /** Runs CEXPERTS off the event loop. */
@@ -36,6 +39,8 @@ export class ExpertHost {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private closed = false;
+  /** Experts per layer, as the runtime last answered (sizes a run's reply block). */
+  private readonly experts = new Map<number, number>();
 
   constructor(private readonly opts: ExpertHostOptions = {}) {}
 
@@ -58,6 +63,7 @@ export class ExpertHost {
     const fail = (why: string) => {
       if (this.worker !== w) return;
       this.worker = null;
+      this.experts.clear();
       const err = new VtpuError('E_INTERNAL', `${OP}: the expert runtime stopped (${why}); its layers are gone, upload them again`);
       for (const p of this.pending.values()) p.reject(err);
       this.pending.clear();
@@ -67,16 +73,39 @@ export class ExpertHost {
     return w;
   }
 
-  /** Validates the request here, runs it on the runtime's thread. */
-  async run(input: OpInput): Promise<OpOutput> {
+  /**
+   * Validates the request here, runs it on the runtime's thread. With a shared-memory
+   * `link`, a run's x is read where the client wrote it and y (and counts) written into
+   * the reply's block, when the request asked for the raw layout and the layer is known.
+   */
+  async run(input: OpInput, link?: LinkHandle): Promise<OpOutput> {
     if (this.closed) throw new VtpuError('E_INTERNAL', 'sidecar is closing');
-    const task = expertsTask(input);
+    const task = expertsTask(input, link !== undefined);
+    let block: ReturnType<LinkHandle['reserve']> = null;
+    if (task.mode === 'run' && task.x instanceof Float32Array && link) {
+      task.x = link.span(task.x) ?? task.x.slice(); // a view of the request must not move threads
+      const E = this.experts.get(task.layer);
+      const H = task.x instanceof Float32Array ? task.x.length / task.T : task.x.length / 4 / task.T;
+      if (E !== undefined && wantsLayout(input.params)) block = link.reserve(runReplyBytes(task.T, H, E).total);
+      if (block) task.out = block.span;
+    }
     this.worker ??= this.start();
     const w = this.worker;
     const id = this.nextId++;
     const answer = new Promise<ExpertsAnswer>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     w.postMessage({ id, task }, taskBuffers(task));
-    return expertsOutput(await answer);
+    let a: ExpertsAnswer;
+    try {
+      a = await answer;
+    } catch (e) {
+      if (block) link?.unreserve(block.bytes);
+      throw e;
+    }
+    if (a.mode === 'load') this.experts.set(a.info.layer, a.info.experts);
+    else if (a.mode === 'info') for (const l of a.layers) this.experts.set(l.layer, l.experts);
+    else if (task.mode === 'drop' && task.layer !== undefined) this.experts.delete(task.layer);
+    else if (task.mode === 'drop') this.experts.clear();
+    return expertsOutput(a, block?.bytes);
   }
 
   /** Stops the thread (pending requests fail); idempotent. */

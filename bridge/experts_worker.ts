@@ -7,7 +7,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { ExpertRuntime } from '../engine/kernels/experts_runtime';
 import { VtpuError } from '../engine/errors';
-import type { ExpertsAnswer, ExpertsTask } from '../engine/ops/cexperts';
+import { runReplyBytes, type ExpertsAnswer, type ExpertsTask } from '../engine/ops/cexperts';
+import { spanBytes, spanFloats } from './shm/span';
 
 const runtime = new ExpertRuntime({ threads: (workerData as { threads?: number } | null)?.threads ?? 0 });
 
@@ -15,8 +16,17 @@ async function answer(t: ExpertsTask): Promise<ExpertsAnswer> {
   if (t.mode === 'load') return { mode: 'load', info: await runtime.load(t.layer, t.spec, t.first, t.n, t.gateUp, t.down, t.replace) };
   if (t.mode === 'run') {
     const t0 = performance.now();
-    const r = await runtime.run(t.layer, t.x, t.T, t.routing);
-    return { mode: 'run', y: r.y, counts: r.counts, T: t.T, H: t.x.length / t.T, ms: performance.now() - t0 };
+    const x = t.x instanceof Float32Array ? t.x : spanFloats(t.x);
+    const H = x.length / t.T;
+    // With a reply block: y then counts go straight into it (nothing is posted back).
+    const block = t.out && spanBytes(t.out);
+    const r = await runtime.run(t.layer, x, t.T, t.routing, block ? new Float32Array(block.buffer, block.byteOffset, t.T * H) : undefined);
+    const E = r.counts.length;
+    if (block) {
+      if (block.length !== runReplyBytes(t.T, H, E).total) throw new VtpuError('E_INTERNAL', `CEXPERTS: reply block of ${block.length} bytes for ${E} experts`);
+      new Int32Array(block.buffer, block.byteOffset + runReplyBytes(t.T, H, E).countsAt, E).set(r.counts);
+    }
+    return { mode: 'run', y: block ? null : r.y, counts: block ? null : r.counts, T: t.T, H, E, ms: performance.now() - t0 };
   }
   if (t.mode === 'info') return { mode: 'info', layers: t.layer === undefined ? runtime.info() : [runtime.info(t.layer)].filter((x) => x !== null) };
   return { mode: 'drop', dropped: runtime.drop(t.layer) };
@@ -28,7 +38,7 @@ parentPort?.on('message', (m: { id: number; task: ExpertsTask }) => {
   chain = chain.then(async () => {
     try {
       const a = await answer(m.task);
-      const buffers = a.mode === 'run' ? [a.y.buffer as ArrayBuffer, a.counts.buffer as ArrayBuffer] : [];
+      const buffers = a.mode === 'run' && a.y && a.counts ? [a.y.buffer as ArrayBuffer, a.counts.buffer as ArrayBuffer] : [];
       parentPort?.postMessage({ id: m.id, answer: a }, buffers);
     } catch (e) {
       const code = e instanceof VtpuError ? e.code : 'E_INTERNAL';

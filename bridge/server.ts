@@ -357,7 +357,7 @@ export class SidecarServer {
 
   private run(op: string, input: OpInput, link?: LinkHandle): Promise<OpOutput> {
     // Expert weights live in the runtime's thread, not the store: no gate.
-    if (this.opts.experts?.wants(op)) return this.opts.experts.run(input);
+    if (this.opts.experts?.wants(op)) return this.opts.experts.run(input, link);
     const pool = this.opts.pool;
     if (pool && pool.wants(op, input)) return this.gate.run(false, () => pool.run(op, input));
     const compute = this.opts.compute;

@@ -37,17 +37,34 @@ export const OP = 'CEXPERTS';
 export const GROUP_BYTES = 1 << 30;
 const MAX_LAYER = 2 ** 31 - 1;
 
-/** A validated CEXPERTS request. Arrays are private copies (transferable). */
+/**
+ * Where the runtime's thread finds or puts an array of a run in shared memory instead:
+ * a span of a client's arena (bridge/shm/span.ts has the full type; the engine needs
+ * only to pass it along).
+ */
+export interface SharedSpan {
+  fd: number;
+  ino: number;
+  size: number;
+  offset: number;
+  length: number;
+}
+
+/**
+ * A validated CEXPERTS request. Arrays are private copies (transferable); a run's `x` may
+ * instead be a span of the client's request arena, and `out` a block of its reply arena
+ * that receives y then counts (the raw layout's order), so neither is copied.
+ */
 export type ExpertsTask =
   | { mode: 'load'; layer: number; spec: LayerSpec; first: number; n: number; gateUp: Float32Array; down: Float32Array; replace: boolean }
-  | { mode: 'run'; layer: number; T: number; x: Float32Array; routing: RoutingInput }
+  | { mode: 'run'; layer: number; T: number; x: Float32Array | SharedSpan; routing: RoutingInput; out?: SharedSpan }
   | { mode: 'info'; layer?: number }
   | { mode: 'drop'; layer?: number };
 
 /** What the runtime answers per mode. */
 export type ExpertsAnswer =
   | { mode: 'load'; info: LayerInfo }
-  | { mode: 'run'; y: Float32Array; counts: Int32Array; T: number; H: number; ms: number }
+  | { mode: 'run'; y: Float32Array | null; counts: Int32Array | null; T: number; H: number; E: number; ms: number }
   | { mode: 'info'; layers: LayerInfo[] }
   | { mode: 'drop'; dropped: number };
 
@@ -83,7 +100,7 @@ function loadTask(input: OpInput): ExpertsTask {
   return { mode: 'load', layer: layerParam(p, true) as number, spec, first, n, gateUp: gu.data.slice(), down: down.data.slice(), replace: boolParam(OP, p, 'replace', false) };
 }
 
-function runTask(input: OpInput): ExpertsTask {
+function runTask(input: OpInput, view: boolean): ExpertsTask {
   const p = input.params;
   const named = namedTensors(OP, input);
   const x = floatInput(OP, named, 'x');
@@ -105,14 +122,17 @@ function runTask(input: OpInput): ExpertsTask {
     expectShape(OP, 'weights', w, [T, ids.shape[1]]);
     routing = { expertIds: ids.data.slice(), weights: w.data.slice(), topK: ids.shape[1] };
   }
-  return { mode: 'run', layer: layerParam(p, true) as number, T, x: x.data.slice(), routing };
+  return { mode: 'run', layer: layerParam(p, true) as number, T, x: view ? x.data : x.data.slice(), routing };
 }
 
-/** The validated task of a request (E_PARAM / E_SHAPE / E_DTYPE on bad input). */
-export function expertsTask(input: OpInput): ExpertsTask {
+/**
+ * The validated task of a request (E_PARAM / E_SHAPE / E_DTYPE on bad input). With `view`,
+ * a run's x stays a view of the request (the caller replaces it with a span or a copy).
+ */
+export function expertsTask(input: OpInput, view = false): ExpertsTask {
   const mode = input.params.mode;
   if (mode === 'load') return loadTask(input);
-  if (mode === 'run') return runTask(input);
+  if (mode === 'run') return runTask(input, view);
   if (mode === 'info') return { mode, layer: layerParam(input.params, false) };
   if (mode === 'drop') return { mode, layer: layerParam(input.params, false) };
   throw new VtpuError('E_PARAM', `${OP}: mode must be load, run, info or drop, got ${JSON.stringify(mode)}`);
@@ -123,13 +143,27 @@ export function taskBuffers(t: ExpertsTask): ArrayBuffer[] {
   if (t.mode === 'load') return [t.gateUp.buffer as ArrayBuffer, t.down.buffer as ArrayBuffer];
   if (t.mode !== 'run') return [];
   const r = t.routing;
-  return [t.x.buffer, ...('logits' in r ? [r.logits.buffer] : [r.expertIds.buffer, r.weights.buffer])] as ArrayBuffer[];
+  const x = t.x instanceof Float32Array ? [t.x.buffer] : [];
+  return [...x, ...('logits' in r ? [r.logits.buffer] : [r.expertIds.buffer, r.weights.buffer])] as ArrayBuffer[];
 }
 
-/** The reply of a runtime answer. */
-export function expertsOutput(a: ExpertsAnswer): OpOutput {
+/** Bytes of a run's reply in the raw layout (y float32 (T, H), then counts int32 (E)), and where counts start. */
+export function runReplyBytes(T: number, H: number, E: number): { total: number; countsAt: number } {
+  return { total: T * H * 4 + E * 4, countsAt: T * H * 4 };
+}
+
+/**
+ * The reply of a runtime answer. `block`: the reply-arena bytes the runtime wrote y and
+ * counts into (the raw layout, see {@link runReplyBytes}); then they are the body as they are.
+ */
+export function expertsOutput(a: ExpertsAnswer, block?: Uint8Array): OpOutput {
+  if (a.mode === 'run' && block) {
+    const { countsAt } = runReplyBytes(a.T, a.H, a.E);
+    const layout = [['float32', [a.T, a.H], 0], ['int32', [a.E], countsAt]];
+    return { result: { mode: 'run', elapsed_ms: a.ms, tensors: ['y', 'counts'], layout }, raw: block };
+  }
   if (a.mode === 'run') {
-    return tensorOutput({ mode: 'run', elapsed_ms: a.ms }, { y: { shape: [a.T, a.H], data: a.y }, counts: { shape: [a.counts.length], data: a.counts } });
+    return tensorOutput({ mode: 'run', elapsed_ms: a.ms }, { y: { shape: [a.T, a.H], data: a.y as Float32Array }, counts: { shape: [a.E], data: a.counts as Int32Array } });
   }
   const { mode, ...rest } = a;
   return { result: { mode, ...rest } };

@@ -89,6 +89,22 @@ def test_a_result_is_never_overwritten_by_later_calls(shm_client):
     assert np.array_equal(o2, shm_client.cattend(q * 2, k, v * 3, window=64))
 
 
+def test_expert_outputs_are_written_into_reply_blocks_and_kept(shm_client, sidecar):
+    rng = np.random.default_rng(4)
+    H, I, E = 256, 64, 8
+    gu, dn = rng.standard_normal((E, 2 * I, H), np.float32) * 0.1, rng.standard_normal((E, H, I), np.float32) * 0.1
+    x, logits = rng.standard_normal((200, H), np.float32), rng.standard_normal((200, E), np.float32)
+    shm_client.experts_load(7, gu, dn)
+    r1 = shm_client.experts_run(7, x, logits=logits, top_k=2)
+    kept = r1.y.copy()
+    r2 = shm_client.experts_run(7, x * 3, logits=logits, top_k=2)
+    assert not r1.y.flags.owndata and np.array_equal(r1.y, kept) and not np.array_equal(r1.y, r2.y)
+    with vtpu.connect(sidecar.address, timeout=10, shm=False) as frames:
+        ref = frames.experts_run(7, x, logits=logits, top_k=2)
+    assert np.array_equal(ref.y, kept) and np.array_equal(ref.counts, r1.counts)
+    shm_client.experts_drop(7)
+
+
 def test_nothing_is_left_in_the_directory_once_linked(shm_client, sidecar):
     link_of(shm_client)
     assert files_of(os.getpid()) == [] and files_of(sidecar.proc.pid) == []
