@@ -7,7 +7,8 @@
 import { VtpuError, type ErrorCode } from '../engine/errors';
 import { DIMS, type OpBody, type OpInput, type OpOutput } from '../engine/types';
 import { decodeBody, encodeCoords, encodeScrolls, encodeScrollsParts, encodeShards } from './arrow';
-import { OPS, VERSION, isErrorCode, requestBody } from './protocol';
+import { OPS, VERSION, isErrorCode } from './protocol';
+import { requestBody } from '../engine/ops/index';
 import { decodeLayout, toLayout } from './tensor_layout';
 import type { Placer } from './shm/links';
 

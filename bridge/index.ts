@@ -1,7 +1,8 @@
 /** The bridge's public surface: the sidecar, its server and pool, and the wire codecs. */
 export { startSidecar, serveForever, defaultAddress } from './sidecar';
 export type { Sidecar, SidecarOptions } from './sidecar';
-export { SidecarServer, Gate, isWrite } from './server';
+export { SidecarServer, Gate } from './server';
+export { isWrite, requestBody } from '../engine/ops/index';
 export type { Executor, ServerOptions } from './server';
 export { ReadPool, workerFile } from './pool';
 export type { ReadPoolOptions, ViewSource } from './pool';
@@ -12,6 +13,6 @@ export type { ArrowBody } from './arrow';
 export { RequestError, parseRequest, peekId, toOpInput, takesBody, rowsIn, encodeBody, okReply, errorReply } from './frames';
 export type { Request } from './frames';
 export {
-  PROTOCOL, VERSION, OPS, ERROR_CODES, KINDS, KIND_NAMES, DTYPES, DTYPE_NAMES, DEFAULTS, ARROW_FIELDS, isErrorCode, requestBody,
+  PROTOCOL, VERSION, OPS, ERROR_CODES, DEFAULTS, isErrorCode,
 } from './protocol';
-export type { BodyKind } from './protocol';
+export type { BodyKind } from '../engine/types';

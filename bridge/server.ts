@@ -17,6 +17,7 @@ import type { SyncService } from './sync/service';
 import { curveServerOptions } from './security';
 import { PeerLimit } from './peers';
 import { wantsLayout } from './tensor_layout';
+import { isWrite } from '../engine/ops/index';
 import { ShmLinks, type LinkHandle } from './shm/links';
 
 /** What the server needs from the engine: synchronous op execution. */
@@ -122,19 +123,8 @@ function settle(out: OpOutput, link?: LinkHandle): OpOutput {
   return { ...out, raw: block ? block.bytes : view.slice(), rawIsView: false };
 }
 
-const WRITES = new Set(['CPUT', 'CDEL', 'PHEXT_IMPORT']);
-
-/** True when `op` with `params` changes the store or the routing table. */
-export function isWrite(op: string, params: Record<string, unknown>): boolean {
-  if (WRITES.has(op)) return true;
-  if (op === 'CROUTE') return params.table !== undefined;
-  if (op === 'CSYNC') return params.step === 'apply' || params.step === 'delete';
-  if (op === 'PROGRAM' && Array.isArray(params.steps)) {
-    return params.steps.some((s) => typeof s === 'object' && s !== null &&
-      isWrite(String((s as { op?: unknown }).op), ((s as { params?: unknown }).params ?? {}) as Record<string, unknown>));
-  }
-  return false;
-}
+/** The executors that take requests off the event loop (see SidecarServer.offload). */
+type Offload = 'experts' | 'pool' | 'compute' | 'sync';
 
 /** Replies queued per client before ROUTER drops that client's replies (README "Concurrency"). */
 export const SEND_HWM = 1_000;
@@ -260,10 +250,8 @@ export class SidecarServer {
           this.answerShm(identity, id, input, t0, bytes);
           continue;
         }
-        const pool = this.opts.pool;
-        const compute = this.opts.compute;
-        if (this.tasks.size === 0 && this.gate.idle && !(pool && pool.wants(op, input)) && !(compute && compute.wants(op, input)) &&
-          !this.opts.experts?.wants(op) && !this.opts.sync?.wants(op, input)) {
+        const offload = this.offload(op, input);
+        if (this.tasks.size === 0 && this.gate.idle && !offload) {
           // Fast path: nothing else in flight, so nothing can interleave with a
           // synchronous engine call; answer without a task, gate or promise hop.
           let reply: Uint8Array[];
@@ -279,7 +267,7 @@ export class SidecarServer {
           continue;
         }
         while (this.tasks.size >= this.opts.maxInFlight) await new Promise<void>((r) => this.slotWaiters.push(r));
-        const task: Promise<void> = this.handle(identity, id, op, input, t0, bytes, link).finally(() => {
+        const task: Promise<void> = this.handle(identity, id, op, input, t0, bytes, link, offload).finally(() => {
           this.tasks.delete(task);
           this.slotWaiters.shift()?.();
         });
@@ -328,11 +316,11 @@ export class SidecarServer {
     }
   }
 
-  private async handle(identity: Buffer, id: number, op: string, input: OpInput, t0: number, bytes: number, link?: LinkHandle): Promise<void> {
+  private async handle(identity: Buffer, id: number, op: string, input: OpInput, t0: number, bytes: number, link?: LinkHandle, offload?: Offload | null): Promise<void> {
     let reply: Uint8Array[];
     let ok = true;
     try {
-      reply = okReply(id, await this.run(op, input, link), wantsLayout(input.params), link?.place);
+      reply = okReply(id, await this.run(op, input, link, offload ?? null), wantsLayout(input.params), link?.place);
     } catch (e) {
       reply = errorReply(id, e);
       ok = false;
@@ -355,17 +343,28 @@ export class SidecarServer {
     this.reply(identity, reply);
   }
 
-  private run(op: string, input: OpInput, link?: LinkHandle): Promise<OpOutput> {
-    // Expert weights live in the runtime's thread, not the store: no gate.
-    if (this.opts.experts?.wants(op)) return this.opts.experts.run(input, link);
-    const pool = this.opts.pool;
-    if (pool && pool.wants(op, input)) return this.gate.run(false, () => pool.run(op, input));
-    const compute = this.opts.compute;
-    // Only the input gathering holds the gate; the compute itself runs outside it.
-    if (compute && compute.wants(op, input)) return compute.run(op, input, (fn) => this.gate.run(false, fn), link);
-    // A sync holds the gate only for each local step, never across a peer round trip.
-    if (this.opts.sync?.wants(op, input)) return this.opts.sync.run(input, (w, fn) => this.gate.run(w, fn));
-    return this.gate.run(isWrite(op, input.params), () => settle(this.engine.execute(op, input), link));
+  /** Which executor off the event loop serves this request, or null: the engine, inline. Asked once per request. */
+  private offload(op: string, input: OpInput): Offload | null {
+    const { experts, pool, compute, sync } = this.opts;
+    if (experts?.wants(op)) return 'experts';
+    if (pool?.wants(op, input)) return 'pool';
+    if (compute?.wants(op, input)) return 'compute';
+    if (sync?.wants(op, input)) return 'sync';
+    return null;
+  }
+
+  private run(op: string, input: OpInput, link: LinkHandle | undefined, offload: Offload | null): Promise<OpOutput> {
+    const { experts, pool, compute, sync } = this.opts;
+    switch (offload) {
+      // Expert weights live in the runtime's thread, not the store: no gate.
+      case 'experts': return (experts as ExpertHost).run(input, link);
+      case 'pool': return this.gate.run(false, () => (pool as ReadPool).run(op, input));
+      // Only the input gathering holds the gate; the compute itself runs outside it.
+      case 'compute': return (compute as ComputePool).run(op, input, (fn) => this.gate.run(false, fn), link);
+      // A sync holds the gate only for each local step, never across a peer round trip.
+      case 'sync': return (sync as SyncService).run(input, (w, fn) => this.gate.run(w, fn));
+      default: return this.gate.run(isWrite(op, input.params), () => settle(this.engine.execute(op, input), link));
+    }
   }
 
   /**

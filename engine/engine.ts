@@ -2,7 +2,7 @@
  * The engine: a store, a route table and an op table. `execute` is the one entry point the
  * bridge calls; it turns every failure into a VtpuError so a bug never takes the sidecar down.
  */
-import { OpInput, OpOutput } from './types';
+import { BodyKind, OpInput, OpOutput } from './types';
 import { VtpuError } from './errors';
 import { Store } from './store/store';
 import { RouteTable } from './routes';
@@ -10,10 +10,22 @@ import { INSTRUCTIONS } from './ops/index';
 import { Metrics, METRICS } from './metrics/index';
 import schema from '../pyclient/vtpu/protocol.json';
 
-/** One instruction: a wire op name and its implementation. */
+/**
+ * One instruction: everything about an op lives in its file — its wire name, the body its
+ * requests carry, whether it writes, and what it does. The bridge decodes and gates
+ * requests from these (bridge/frames.ts, bridge/server.ts); protocol.json says the same
+ * in words for clients.
+ */
 export interface Instruction {
   /** Wire op name, e.g. `CGET`. */
   readonly name: string;
+  /** The body a request with these params carries (default: none). */
+  body?(params: Record<string, unknown>): BodyKind;
+  /**
+   * True when a request with these params changes the store or the route table, so it runs
+   * alone under the store gate (default: false). `lookup` finds other ops (PROGRAM's steps).
+   */
+  writes?(params: Record<string, unknown>, lookup: (op: string) => Instruction | undefined): boolean;
   /** Runs the op; throws VtpuError on bad input. */
   run(engine: Engine, input: OpInput): OpOutput;
 }

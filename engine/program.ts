@@ -149,6 +149,10 @@ function bodyOf(out: OpOutput): OpBody {
 /** The PROGRAM instruction: `{result: {results}, outputs: [body per returned step]}`. */
 export const PROGRAM: Instruction = {
   name: 'PROGRAM',
+  body: () => 'many',
+  // A program writes when any of its steps would.
+  writes: (p, lookup) => Array.isArray(p.steps) && p.steps.some((s) => typeof s === 'object' && s !== null &&
+    (lookup(String((s as { op?: unknown }).op))?.writes?.(((s as { params?: unknown }).params ?? {}) as Record<string, unknown>, lookup) ?? false)),
   run(engine, input) {
     const { steps, bodies } = parseSteps(engine, input.params.steps);
     const ret = parseReturn(input.params.return, steps.length);

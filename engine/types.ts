@@ -43,6 +43,13 @@ export interface RawTensor {
   bytes: Uint8Array;
 }
 
+/**
+ * The body a request carries, decided by its op from its params (never guessed from the
+ * bytes): none; one raw frame; an Arrow coords or scrolls stream; named tensors in the raw
+ * layout (`params.layout`); PROGRAM's one body per step that takes one.
+ */
+export type BodyKind = 'none' | 'raw' | 'coords' | 'scrolls' | 'layout' | 'many';
+
 /** What an instruction receives: header params plus at most one body. */
 export interface OpInput {
   params: Record<string, unknown>;

@@ -77,15 +77,3 @@ export function keysForGlobalRow(s: AttnSpec, p: number): Int32Array {
   for (let j = 0; j < out.length; j++) out[j] = j;
   return out;
 }
-
-/** Floating-point operations of the visible work (4·D per visible score), for reporting. */
-export function visibleFlops(s: AttnSpec): number {
-  const isG = globalFlags(s);
-  let pairs = 0;
-  for (let i = 0; i < s.Sq; i++) {
-    const p = queryPos(s, i);
-    const keys = isGlobalQuery(s, isG, p) ? keysForGlobalRow(s, p) : keysForRows(s, p, p);
-    for (const j of keys) if (visible(s, isG, p, j)) pairs++;
-  }
-  return pairs * 4 * s.D * s.B * s.Hq;
-}

@@ -8,7 +8,7 @@
 import type { Instruction, Engine } from '../engine';
 import type { OpInput, OpOutput } from '../types';
 import { VtpuError } from '../errors';
-import { boolParam, intParam } from './params';
+import { boolParam, intParam, tensorsBody } from './params';
 import { expectShape, floatInput, namedTensors, tensorOutput } from '../tensors';
 import { AttnSpec } from '../kernels/attention_spec';
 import { attendForward, attnUnits } from '../kernels/attention';
@@ -155,6 +155,7 @@ export function runAttendJs(job: AttendJob): OpOutput {
 /** The CATTEND instruction (synchronous, plain JS). */
 export const CATTEND: Instruction = {
   name: OP,
+  body: tensorsBody,
   run(engine, input) {
     return runAttendJs(prepareAttend(engine, input));
   },

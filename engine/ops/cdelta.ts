@@ -6,7 +6,7 @@ import type { Instruction } from '../engine';
 import { DIMS } from '../types';
 import { VtpuError } from '../errors';
 import { coordFromParam, formatCoord, MAX_COMPONENT } from '../coords';
-import { isBatch, coordsBody, boolParam, scrollMeta, coordsOnlyBatch } from './params';
+import { isBatch, coordsBody, boolParam, scrollMeta, coordsOnlyBatch, batchBody } from './params';
 
 /** Reads `offset`: 9 signed integers with |x| ≤ 2^32-1. */
 export function offsetParam(v: unknown): Float64Array {
@@ -39,6 +39,7 @@ export function shiftCoords(coords: Uint32Array, offset: Float64Array): Uint32Ar
 /** The CDELTA instruction. */
 export const CDELTA: Instruction = {
   name: 'CDELTA',
+  body: batchBody('coords'),
   run(engine, input) {
     const p = input.params;
     const offset = offsetParam(p.offset);

@@ -22,7 +22,7 @@
 import type { Instruction } from '../engine';
 import type { OpInput, OpOutput } from '../types';
 import { VtpuError } from '../errors';
-import { boolParam, intParam } from './params';
+import { boolParam, intParam, tensorsBody } from './params';
 import { expectShape, floatInput, intInput, namedTensors, tensorOutput } from '../tensors';
 import type { LayerInfo, LayerSpec, RoutingInput } from '../kernels/experts_runtime';
 import { EXPERT_FORMATS, expertBytes, type ExpertFormat } from '../kernels/experts_graph';
@@ -172,6 +172,7 @@ export function expertsOutput(a: ExpertsAnswer, block?: Uint8Array): OpOutput {
 /** The op's entry in the engine's table: served by the sidecar's expert host, not here. */
 export const CEXPERTS: Instruction = {
   name: OP,
+  body: tensorsBody,
   run() {
     throw new VtpuError('E_INTERNAL', `${OP} runs in the sidecar's expert runtime; this engine has none`);
   },

@@ -1,11 +1,12 @@
 /** CGET: read one coordinate (raw body) or a batch (scrolls body, rows aligned, kind 0 = missing). */
 import type { Instruction } from '../engine';
 import { coordFromParam } from '../coords';
-import { isBatch, coordsBody, scrollMeta } from './params';
+import { isBatch, coordsBody, scrollMeta, batchBody } from './params';
 
 /** The CGET instruction. */
 export const CGET: Instruction = {
   name: 'CGET',
+  body: batchBody('coords'),
   run(engine, input) {
     if (isBatch('CGET', input)) {
       const { batch, found } = engine.store.getBatch(coordsBody('CGET', engine, input));

@@ -23,7 +23,7 @@ import type { Instruction, Engine } from '../engine';
 import { DIMS, Kind, OpInput, ScrollBatch } from '../types';
 import { VtpuError } from '../errors';
 import { coordFromParam, MAX_COMPONENT } from '../coords';
-import { boolParam, coordsBody, intParam, isBatch } from './params';
+import { boolParam, coordsBody, intParam, isBatch, tensorsBody } from './params';
 import type { Graph } from '../kg/graph';
 import { exists, findNode, graphOf, idOf, typeOf } from '../kg/overlay';
 import { bfs, pathEnds, pathWalks, RelSet, Rels, Rows } from '../kg/traverse';
@@ -129,6 +129,7 @@ function bfsBatch(coords: Uint32Array, rows: Rows): ScrollBatch {
 /** The CKG instruction. */
 export const CKG: Instruction = {
   name: OP,
+  body: tensorsBody,
   run(engine, input) {
     const t0 = performance.now();
     const p = input.params;

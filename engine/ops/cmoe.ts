@@ -19,7 +19,7 @@ import type { Engine, Instruction } from '../engine';
 import type { OpInput, OpOutput } from '../types';
 import { VtpuError } from '../errors';
 import { coordFromParam } from '../coords';
-import { boolParam, intParam } from './params';
+import { boolParam, intParam, tensorsBody } from './params';
 import { expectShape, floatInput, intInput, namedTensors, tensorOutput, Tensor } from '../tensors';
 import { checkLogits, route, shardCounts } from '../kernels/moe';
 import { checkOrder, combine, combineBackward } from '../kernels/moe_combine';
@@ -141,6 +141,7 @@ function runCombine(input: OpInput, backward: boolean, t0: number): OpOutput {
 /** The CMOE instruction. */
 export const CMOE: Instruction = {
   name: OP,
+  body: tensorsBody,
   run(engine, input) {
     const t0 = performance.now();
     const mode = input.params.mode ?? 'route';

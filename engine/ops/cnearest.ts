@@ -17,7 +17,7 @@ import { VtpuError } from '../errors';
 import { coordFromParam } from '../coords';
 import { parsePattern, Pattern } from '../pattern';
 import { expectShape, floatInput, namedTensors, tensorOutput } from '../tensors';
-import { boolParam, coordsBody, isBatch } from './params';
+import { boolParam, coordsBody, isBatch, tensorsBody } from './params';
 import { CoordAnswer, CoordMetric, nearestCoords } from '../index/nearest';
 import { VectorMetric, nearestVectors } from '../index/vectors';
 
@@ -112,6 +112,7 @@ export function coordReply(k: number, metric: CoordMetric, ans: CoordAnswer): Op
 /** The CNEAREST instruction. */
 export const CNEAREST: Instruction = {
   name: OP,
+  body: tensorsBody,
   run(engine, input) {
     const p = input.params;
     const named = namedTensors(OP, input);

@@ -4,11 +4,13 @@ import { Kind } from '../types';
 import { VtpuError } from '../errors';
 import { coordFromParam } from '../coords';
 import { kindCode, dtypeCode } from '../values';
-import { isBatch, scrollsBody } from './params';
+import { isBatch, scrollsBody, always } from './params';
 
 /** The CPUT instruction. `kind` defaults to bytes; tensors need dtype and shape. */
 export const CPUT: Instruction = {
   name: 'CPUT',
+  body: (p) => (p.batch === true ? 'scrolls' : 'raw'),
+  writes: always,
   run(engine, input) {
     if (isBatch('CPUT', input)) return { result: { written: engine.store.putBatch(scrollsBody('CPUT', input)) } };
     const p = input.params;

@@ -5,11 +5,13 @@
 import type { Instruction } from '../engine';
 import { DIMS } from '../types';
 import { coordFromParam } from '../coords';
-import { isBatch, coordsBody } from './params';
+import { isBatch, coordsBody, batchBody } from './params';
 
 /** The CROUTE instruction. */
 export const CROUTE: Instruction = {
   name: 'CROUTE',
+  body: batchBody('coords'),
+  writes: (p) => p.table !== undefined, // replacing the table
   run(engine, input) {
     const p = input.params;
     if (p.table !== undefined) {

@@ -88,6 +88,8 @@ const STEPS: Record<string, (engine: Engine, input: OpInput) => OpOutput> = {
 /** The CSYNC instruction. */
 export const CSYNC: Instruction = {
   name: 'CSYNC',
+  body: (p) => (p.step === 'apply' ? 'scrolls' : p.step === 'delete' ? 'coords' : 'none'),
+  writes: (p) => p.step === 'apply' || p.step === 'delete',
   run(engine, input) {
     const step = input.params.step;
     const fn = typeof step === 'string' && Object.hasOwn(STEPS, step) ? STEPS[step] : undefined;

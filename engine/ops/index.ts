@@ -1,5 +1,6 @@
 /** The built-in op table: one explicit list, registered by the Engine constructor. */
 import type { Instruction } from '../engine';
+import type { BodyKind } from '../types';
 import { PING } from './ping';
 import { CGET } from './cget';
 import { CPUT } from './cput';
@@ -20,3 +21,20 @@ import { CSYNC } from './csync';
 
 /** Built-in instructions, in the order PING lists them. */
 export const INSTRUCTIONS: readonly Instruction[] = Object.freeze([PING, CGET, CPUT, CDEL, CRANGE, CDELTA, CHIER, CROUTE, PROGRAM, PHEXT_IMPORT, PHEXT_EXPORT, CATTEND, CMOE, CNEAREST, CEXPERTS, CKG, CSYNC]);
+
+const BY_NAME = new Map(INSTRUCTIONS.map((i) => [i.name, i]));
+
+/** The built-in instruction named `op`, or undefined. */
+export function instruction(op: string): Instruction | undefined {
+  return BY_NAME.get(op);
+}
+
+/** The body a request for `op` with `params` carries, as the op's file declares it (none for ops it does not know). */
+export function requestBody(op: string, params: Record<string, unknown>): BodyKind {
+  return BY_NAME.get(op)?.body?.(params) ?? 'none';
+}
+
+/** True when a request for `op` with `params` changes the store or the route table (the op's file says). */
+export function isWrite(op: string, params: Record<string, unknown>): boolean {
+  return BY_NAME.get(op)?.writes?.(params, instruction) ?? false;
+}

@@ -2,7 +2,7 @@
  * Parameter and body readers shared by the instructions, so every op reports bad input the
  * same way (E_PARAM naming the op and the parameter).
  */
-import { DIMS, OpInput, Scroll, ScrollBatch } from '../types';
+import { BodyKind, DIMS, OpInput, Scroll, ScrollBatch } from '../types';
 import { VtpuError } from '../errors';
 import { validateCoordsArray } from '../coords';
 import { kindName, dtypeName } from '../values';
@@ -61,4 +61,20 @@ export function coordsOnlyBatch(coords: Uint32Array): ScrollBatch {
     shapeOffsets: new Int32Array(n + 1), shapeValues: new Uint32Array(0),
     valueOffsets: new Int32Array(n + 1), values: new Uint8Array(0),
   };
+}
+
+/** `body` of ops with a single and a batch form: the batch takes `kind`, the single form none. */
+export function batchBody(kind: 'coords' | 'scrolls'): (p: Record<string, unknown>) => BodyKind {
+  return (p) => (p.batch === true ? kind : 'none');
+}
+
+/** `body` of compute ops: named tensors (raw layout or Arrow scrolls), else a coords batch. */
+export function tensorsBody(p: Record<string, unknown>): BodyKind {
+  if (p.tensors !== undefined) return p.layout !== undefined ? 'layout' : 'scrolls';
+  return p.batch === true ? 'coords' : 'none';
+}
+
+/** `writes` of ops that always write. */
+export function always(): boolean {
+  return true;
 }

@@ -3,6 +3,7 @@ import type { Engine, Instruction } from '../engine';
 import { VtpuError } from '../errors';
 import { explodeSlices, slicesToBatch } from '../phext';
 import type { OpInput, OpOutput } from '../types';
+import { always } from './params';
 
 /**
  * Explodes `input.raw` (libphext semantics) and writes every scroll with one `putBatch`, so a
@@ -12,6 +13,8 @@ import type { OpInput, OpOutput } from '../types';
  */
 export const PHEXT_IMPORT: Instruction = {
   name: 'PHEXT_IMPORT',
+  body: () => 'raw',
+  writes: always,
   run(engine: Engine, input: OpInput): OpOutput {
     if (!(input.raw instanceof Uint8Array)) {
       throw new VtpuError('E_PARAM', 'PHEXT_IMPORT needs one raw body: the phext file bytes');

@@ -74,28 +74,7 @@ export const CHUNK = 1024;
 /** Keeps warm-up loads observable so the JIT cannot drop them. */
 let sink = 0;
 
-/**
- * Entry ids for every row of a flat coordinate column (-1 = absent), looked up chunk by
- * chunk: hash the chunk, load its home slots, load the candidate keys and metadata, then
- * resolve; each stage's loads are independent so their misses overlap.
- */
-export function findEntries(v: StoreView, c: Uint32Array, ids: Int32Array): number {
-  const n = (c.length / DIMS) | 0;
-  let found = 0;
-  for (let i = 0; i < n; i++) {
-    const id = findEntry(v, c, i);
-    ids[i] = id;
-    if (id >= 0) found++;
-  }
-  return found;
-}
-
-/** Last warm-up accumulator (exported only so the loads count as used). */
-export function warmSink(): number {
-  return sink;
-}
-
-/** A copy of entry `id` as a Scroll (safe to keep past later writes). */
+/** Entry `id` as a Scroll: a copy (safe to keep past later writes), or with `view` its bytes a view of the heap, valid until the next write. */
 export function readScroll(v: StoreView, id: number, view = false): Scroll {
   const m = v.meta;
   const off = m[id * META + M_OFF];

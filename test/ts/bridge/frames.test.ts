@@ -1,7 +1,9 @@
 import { encodeCoords, encodeScrolls, encodeShards, decodeScrolls, decodeShards } from '../../../bridge/arrow';
 import { RequestError, errorReply, okReply, parseRequest, peekId, rowsIn, toOpInput } from '../../../bridge/frames';
-import { Gate, isWrite } from '../../../bridge/server';
-import { OPS, DTYPES, KINDS, DEFAULTS, requestBody } from '../../../bridge/protocol';
+import { Gate } from '../../../bridge/server';
+import { OPS, DEFAULTS } from '../../../bridge/protocol';
+import { isWrite, requestBody } from '../../../engine/ops/index';
+import { DTYPE_SIZES, dtypeCode, kindCode } from '../../../engine/values';
 import { VtpuError } from '../../../engine/errors';
 import { bytesBatch, coordsFor } from './helpers';
 
@@ -15,8 +17,8 @@ function reqError(f: () => unknown): RequestError | VtpuError {
 describe('protocol', () => {
   test('loads protocol.json', () => {
     expect(OPS).toContain('PHEXT_EXPORT');
-    expect(KINDS.tensor).toBe(3);
-    expect(DTYPES.bfloat16).toEqual({ code: 3, size: 2 });
+    expect(kindCode('tensor')).toBe(3);
+    expect([dtypeCode('bfloat16'), DTYPE_SIZES[dtypeCode('bfloat16')]]).toEqual([3, 2]);
     expect(DEFAULTS.maxBatch).toBe(16777216);
     expect(requestBody('CPUT', {})).toBe('raw');
     expect(requestBody('CPUT', { batch: true })).toBe('scrolls');
