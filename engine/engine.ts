@@ -2,33 +2,14 @@
  * The engine: a store, a route table and an op table. `execute` is the one entry point the
  * bridge calls; it turns every failure into a VtpuError so a bug never takes the sidecar down.
  */
-import { BodyKind, OpInput, OpOutput } from './types';
+import { OpInput, OpOutput } from './types';
+import type { EngineContext, Instruction } from './instruction';
 import { VtpuError } from './errors';
 import { Store } from './store/store';
 import { RouteTable } from './routes';
 import { INSTRUCTIONS } from './ops/index';
 import { Metrics, METRICS } from './metrics/index';
 import schema from '../pyclient/vtpu/protocol.json';
-
-/**
- * One instruction: everything about an op lives in its file — its wire name, the body its
- * requests carry, whether it writes, and what it does. The bridge decodes and gates
- * requests from these (bridge/frames.ts, bridge/server.ts); protocol.json says the same
- * in words for clients.
- */
-export interface Instruction {
-  /** Wire op name, e.g. `CGET`. */
-  readonly name: string;
-  /** The body a request with these params carries (default: none). */
-  body?(params: Record<string, unknown>): BodyKind;
-  /**
-   * True when a request with these params changes the store or the route table, so it runs
-   * alone under the store gate (default: false). `lookup` finds other ops (PROGRAM's steps).
-   */
-  writes?(params: Record<string, unknown>, lookup: (op: string) => Instruction | undefined): boolean;
-  /** Runs the op; throws VtpuError on bad input. */
-  run(engine: Engine, input: OpInput): OpOutput;
-}
 
 /** Engine limits. */
 export interface EngineOptions {
@@ -40,8 +21,10 @@ export interface EngineOptions {
   maxRequestBytes?: number;
 }
 
+export type { Instruction };
+
 /** Coordinate store + routing + instruction dispatch. */
-export class Engine {
+export class Engine implements EngineContext {
   /** The coordinate store. */
   readonly store: Store;
   /** The range-ownership table CROUTE reads and replaces. */

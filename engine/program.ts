@@ -8,7 +8,7 @@
  * is not a transaction: if step i fails, steps before it have taken effect; the error keeps
  * its code and names the step.
  */
-import type { Engine, Instruction } from './engine';
+import type { EngineContext, Instruction } from './instruction';
 import { OpBody, OpInput, OpOutput } from './types';
 import { VtpuError } from './errors';
 
@@ -69,7 +69,7 @@ function checkBody(b: unknown, i: number, t: Takes): void {
 }
 
 /** Parses and validates `steps`, returning them and the number of request bodies they take. */
-function parseSteps(engine: Engine, raw: unknown): { steps: Step[]; bodies: number } {
+function parseSteps(engine: EngineContext, raw: unknown): { steps: Step[]; bodies: number } {
   if (!Array.isArray(raw) || raw.length === 0) throw new VtpuError('E_PARAM', 'PROGRAM: steps must be a non-empty list');
   if (raw.length > MAX_STEPS) throw new VtpuError('E_LIMIT', `PROGRAM: ${raw.length} steps, at most ${MAX_STEPS}`);
   const names = new Set(engine.opNames());

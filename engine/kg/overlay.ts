@@ -9,22 +9,11 @@
  */
 import { DIMS } from '../types';
 import type { Store } from '../store/store';
-import { buildGraph, findBaseEdge, findBaseNode, Graph, isEdge } from './graph';
+import { buildGraph, findBaseEdge, findBaseNode, isEdge } from './graph';
+import type { Graph, Overlay } from './types';
 import { reverseOf } from './reverse';
 
-/** Entities and edges appended since the build; node indices continue after the base. */
-export interface Overlay {
-  /** "type.id" → node index (≥ baseNodes) of entities the base does not know. */
-  readonly index: Map<string, number>;
-  readonly type: number[];
-  readonly id: number[];
-  /** Node → its appended outgoing edges, sorted by (rel, dst type, dst id). */
-  readonly edges: Map<number, { rel: Uint32Array; dst: Int32Array }>;
-  /** Node → its appended incoming edges (dst = the source), sorted by (rel, src type, src id). */
-  readonly inEdges: Map<number, { rel: Uint32Array; dst: Int32Array }>;
-  /** Base nodes that appended rows name (they exist whatever their base references). */
-  readonly touched: Set<number>;
-}
+export type { Overlay };
 
 /**
  * One node's edges in one direction: rel/dst over [a, b) (dst: the node at the other end),

@@ -3,16 +3,10 @@
  * use and kept with the graph. In-place updates leave it valid: deletions are read through
  * the forward edge's dead flag (`fwd`), appended edges come from the overlay.
  */
-import { Graph, sortRuns } from './graph';
+import { sortRuns } from './graph';
+import type { Graph, Reverse } from './types';
 
-/** Node v's incoming edges are [off[v], off[v+1]) of rel/src/fwd, sorted by (rel, src type, src id). */
-export interface Reverse {
-  readonly off: Int32Array;
-  readonly rel: Uint32Array;
-  readonly src: Int32Array;
-  /** The forward edge index of each incoming edge (for its dead flag). */
-  readonly fwd: Int32Array;
-}
+export type { Reverse };
 
 /** The graph's reverse adjacency, built on first call. */
 export function reverseOf(g: Graph): Reverse {

@@ -1,5 +1,5 @@
 /** METRICS: the engine's metrics as a JSON snapshot, or as Prometheus text. */
-import type { Engine, Instruction } from '../engine';
+import type { EngineContext, Instruction } from '../instruction';
 import { VtpuError } from '../errors';
 import type { OpInput, OpOutput } from '../types';
 import { renderPrometheus } from './prometheus';
@@ -10,7 +10,7 @@ import { renderPrometheus } from './prometheus';
  */
 export const METRICS: Instruction = {
   name: 'METRICS',
-  run(engine: Engine, input: OpInput): OpOutput {
+  run(engine: EngineContext, input: OpInput): OpOutput {
     const format = input.params.format ?? 'json';
     if (format === 'json') return { result: engine.metrics.snapshot() as unknown as Record<string, unknown> };
     if (format === 'prometheus') return { result: { format }, raw: Buffer.from(renderPrometheus(engine.metrics)) };

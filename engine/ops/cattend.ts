@@ -5,7 +5,7 @@
  * the engine's synchronous instruction runs the plain-JS kernels on it, and the bridge's
  * compute pool may run the same job on ONNX Runtime or worker threads instead.
  */
-import type { Instruction, Engine } from '../engine';
+import type { Instruction, EngineContext } from '../instruction';
 import type { OpInput, OpOutput } from '../types';
 import { VtpuError } from '../errors';
 import { boolParam, intParam, tensorsBody } from './params';
@@ -58,7 +58,7 @@ function maskParams(p: Record<string, unknown>, Skv: number, D: number): Pick<At
 }
 
 /** Validates a CATTEND request and gathers its inputs (from the body, or q from the body and k/v from the store). */
-export function prepareAttend(engine: Engine, input: OpInput): AttendJob {
+export function prepareAttend(engine: EngineContext, input: OpInput): AttendJob {
   const p = input.params;
   const named = namedTensors(OP, input);
   for (const [name, t] of named) {

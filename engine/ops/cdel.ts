@@ -1,5 +1,5 @@
 /** CDEL: delete one coordinate or a batch; reports how many existed. */
-import type { Instruction } from '../engine';
+import type { Instruction } from '../instruction';
 import { coordFromParam } from '../coords';
 import { isBatch, coordsBody, batchBody, always } from './params';
 

@@ -2,7 +2,7 @@
  * CDELTA: shift coordinates by signed per-component offsets (optionally fetching what lives
  * at the result). A shifted component outside 0..2^32-1 is E_COORD, and a batch fails whole.
  */
-import type { Instruction } from '../engine';
+import type { Instruction } from '../instruction';
 import { DIMS } from '../types';
 import { VtpuError } from '../errors';
 import { coordFromParam, formatCoord, MAX_COMPONENT } from '../coords';

@@ -19,7 +19,7 @@
  * expert host (bridge/experts.ts) runs the task. An engine without that host answers
  * E_INTERNAL.
  */
-import type { Instruction } from '../engine';
+import type { Instruction } from '../instruction';
 import type { OpInput, OpOutput } from '../types';
 import { VtpuError } from '../errors';
 import { boolParam, intParam, tensorsBody } from './params';

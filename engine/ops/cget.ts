@@ -1,5 +1,5 @@
 /** CGET: read one coordinate (raw body) or a batch (scrolls body, rows aligned, kind 0 = missing). */
-import type { Instruction } from '../engine';
+import type { Instruction } from '../instruction';
 import { coordFromParam } from '../coords';
 import { isBatch, coordsBody, scrollMeta, batchBody } from './params';
 

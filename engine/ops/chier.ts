@@ -4,7 +4,7 @@
  * descendant prefixes at levels level+1 … min(9, level+depth), level by level, each level in
  * coordinate order. Counts come from the range index (no scan).
  */
-import type { Instruction } from '../engine';
+import type { Instruction } from '../instruction';
 import { DIMS } from '../types';
 import { VtpuError } from '../errors';
 import { coordFromParam } from '../coords';

@@ -19,7 +19,7 @@
  * depth, int32 parent row (-1 for a start), int32 relation followed (negative: backwards;
  * 0 for a start).
  */
-import type { Instruction, Engine } from '../engine';
+import type { Instruction, EngineContext } from '../instruction';
 import { DIMS, Kind, OpInput, ScrollBatch } from '../types';
 import { VtpuError } from '../errors';
 import { coordFromParam, MAX_COMPONENT } from '../coords';
@@ -75,7 +75,7 @@ function relSet(v: unknown, where: string): RelSet {
 }
 
 /** Entity (type, id) pairs of the starts. */
-function starts(engine: Engine, input: OpInput): Uint32Array {
+function starts(engine: EngineContext, input: OpInput): Uint32Array {
   if (isBatch(OP, input)) {
     const c = coordsBody(OP, engine, input);
     const n = c.length / DIMS;

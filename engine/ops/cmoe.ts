@@ -15,7 +15,7 @@
  * coordinate with e added to its last component and asks the engine's CROUTE table who
  * owns it. Default: every expert on shard 0.
  */
-import type { Engine, Instruction } from '../engine';
+import type { EngineContext, Instruction } from '../instruction';
 import type { OpInput, OpOutput } from '../types';
 import { VtpuError } from '../errors';
 import { coordFromParam } from '../coords';
@@ -39,7 +39,7 @@ function capacityParam(p: Record<string, unknown>): number | null {
 }
 
 /** Owning shard per expert from `expert_shards` or `expert_base` (see the module doc). */
-function expertShards(engine: Engine, p: Record<string, unknown>, E: number): Int32Array {
+function expertShards(engine: EngineContext, p: Record<string, unknown>, E: number): Int32Array {
   const out = new Int32Array(E);
   if (p.expert_shards !== undefined && p.expert_base !== undefined) {
     throw new VtpuError('E_PARAM', `${OP}: give expert_shards or expert_base, not both`);
@@ -68,7 +68,7 @@ function expertShards(engine: Engine, p: Record<string, unknown>, E: number): In
   return out;
 }
 
-function runRoute(engine: Engine, input: OpInput, t0: number): OpOutput {
+function runRoute(engine: EngineContext, input: OpInput, t0: number): OpOutput {
   const p = input.params;
   const logits = floatInput(OP, namedTensors(OP, input), 'logits');
   if (logits.shape.length !== 2) throw new VtpuError('E_SHAPE', `${OP}: logits must be 2-D (tokens, experts), got shape [${logits.shape.join(', ')}]`);

@@ -11,7 +11,7 @@
  * int64 exact L1 / hier distance / squared L2, or float32 Euclidean L2 when a squared distance
  * passes int64 — `result.dist` says which) or `score` float32 (vector form).
  */
-import type { Engine, Instruction } from '../engine';
+import type { EngineContext, Instruction } from '../instruction';
 import { DIMS, OpInput, OpOutput } from '../types';
 import { VtpuError } from '../errors';
 import { coordFromParam } from '../coords';
@@ -74,7 +74,7 @@ export interface CoordQuery {
 }
 
 /** Reads a coordinate-form request: `batch` + coords body, or one `coord`. */
-export function coordQuery(engine: Engine, input: OpInput): CoordQuery {
+export function coordQuery(engine: EngineContext, input: OpInput): CoordQuery {
   const p = input.params;
   let q: Uint32Array;
   if (isBatch(OP, input)) {

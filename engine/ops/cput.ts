@@ -1,5 +1,5 @@
 /** CPUT: write one scroll (params + raw body) or a batch (scrolls body with coords; atomic). */
-import type { Instruction } from '../engine';
+import type { Instruction } from '../instruction';
 import { Kind } from '../types';
 import { VtpuError } from '../errors';
 import { coordFromParam } from '../coords';

@@ -2,7 +2,7 @@
  * CRANGE: scrolls matching a pattern, in coordinate order, at most `limit` (default and
  * maximum: the batch limit). `values: false` returns coords only (kind 0 rows, no values).
  */
-import type { Instruction } from '../engine';
+import type { Instruction } from '../instruction';
 import { VtpuError } from '../errors';
 import { parsePattern } from '../pattern';
 import { boolParam, intParam } from './params';

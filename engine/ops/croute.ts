@@ -2,7 +2,7 @@
  * CROUTE: owning shard per coordinate from the range-ownership table. `params.table`
  * replaces the table (validated whole); with no coord, batch or table it returns the table.
  */
-import type { Instruction } from '../engine';
+import type { Instruction } from '../instruction';
 import { DIMS } from '../types';
 import { coordFromParam } from '../coords';
 import { isBatch, coordsBody, batchBody } from './params';

@@ -13,7 +13,7 @@
  *   same for deletes that won.
  * - `run` {peer, pattern, ...}: drives a sync; handled by the sidecar's bridge, not here.
  */
-import type { Engine, Instruction } from '../engine';
+import type { EngineContext, Instruction } from '../instruction';
 import type { OpInput, OpOutput } from '../types';
 import { VtpuError } from '../errors';
 import { coordsBody, scrollsBody } from './params';
@@ -42,14 +42,14 @@ function timesOf(p: Record<string, unknown>, n: number): number[] {
 }
 
 /** Writes (or deletes, `del`) past the guard, then sets the times the rows carry. */
-function applyRows(engine: Engine, coords: Uint32Array, times: number[], del: boolean, write: () => number): number {
+function applyRows(engine: EngineContext, coords: Uint32Array, times: number[], del: boolean, write: () => number): number {
   const st = syncState(engine);
   const done = st.bypass(write);
   for (let i = 0; i < times.length; i++) st.clock.set(coordKey(coords, i), times[i], del);
   return done;
 }
 
-function hello(engine: Engine, p: Record<string, unknown>): OpOutput {
+function hello(engine: EngineContext, p: Record<string, unknown>): OpOutput {
   const owners = syncState(engine).owners;
   owners.learn(p.owns);
   const tree = treeFor(engine, patternOf(p));
@@ -59,7 +59,7 @@ function hello(engine: Engine, p: Record<string, unknown>): OpOutput {
   };
 }
 
-const STEPS: Record<string, (engine: Engine, input: OpInput) => OpOutput> = {
+const STEPS: Record<string, (engine: EngineContext, input: OpInput) => OpOutput> = {
   hello: (engine, input) => hello(engine, input.params),
   hash: (engine, { params: p }) => {
     const words = childSummaries(treeFor(engine, patternOf(p)), p.level as number, p.nodes as number[]);

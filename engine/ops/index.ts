@@ -1,5 +1,5 @@
 /** The built-in op table: one explicit list, registered by the Engine constructor. */
-import type { Instruction } from '../engine';
+import type { Instruction } from '../instruction';
 import type { BodyKind } from '../types';
 import { PING } from './ping';
 import { CGET } from './cget';

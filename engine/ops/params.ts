@@ -6,7 +6,7 @@ import { BodyKind, DIMS, OpInput, Scroll, ScrollBatch } from '../types';
 import { VtpuError } from '../errors';
 import { validateCoordsArray } from '../coords';
 import { kindName, dtypeName } from '../values';
-import type { Engine } from '../engine';
+import type { EngineContext } from '../instruction';
 
 /** True when the op is called in batch form (`params.batch === true`). */
 export function isBatch(op: string, input: OpInput): boolean {
@@ -34,7 +34,7 @@ export function intParam(op: string, params: Record<string, unknown>, name: stri
 }
 
 /** The batch coords body: `input.coords`, or the coords column of an `input.scrolls` body. */
-export function coordsBody(op: string, engine: Engine, input: OpInput): Uint32Array {
+export function coordsBody(op: string, engine: EngineContext, input: OpInput): Uint32Array {
   const c = input.coords ?? input.scrolls?.coords;
   if (c === undefined) throw new VtpuError('E_PARAM', `${op}: batch form needs a coords body`);
   engine.store.checkBatch(validateCoordsArray(c));

@@ -1,5 +1,5 @@
 /** PHEXT_EXPORT: the scrolls matching a pattern out as one phext file, with its checksum. */
-import type { Engine, Instruction } from '../engine';
+import type { EngineContext, Instruction } from '../instruction';
 import { VtpuError } from '../errors';
 import { parsePattern } from '../pattern';
 import { batchToSlices, checksumSync, implodeSlices, initChecksum } from '../phext';
@@ -19,7 +19,7 @@ initChecksum().catch(() => undefined);
  */
 export const PHEXT_EXPORT: Instruction = {
   name: 'PHEXT_EXPORT',
-  run(engine: Engine, input: OpInput): OpOutput {
+  run(engine: EngineContext, input: OpInput): OpOutput {
     const pattern = parsePattern(patternParam(input.params.pattern));
     // The whole store is the most a range can return, so this limit never truncates.
     const limit = Math.max(engine.store.size, 1);

@@ -1,5 +1,5 @@
 /** PHEXT_IMPORT: a raw phext file in, its non-empty scrolls stored as text, all or nothing. */
-import type { Engine, Instruction } from '../engine';
+import type { EngineContext, Instruction } from '../instruction';
 import { VtpuError } from '../errors';
 import { explodeSlices, slicesToBatch } from '../phext';
 import type { OpInput, OpOutput } from '../types';
@@ -15,7 +15,7 @@ export const PHEXT_IMPORT: Instruction = {
   name: 'PHEXT_IMPORT',
   body: () => 'raw',
   writes: always,
-  run(engine: Engine, input: OpInput): OpOutput {
+  run(engine: EngineContext, input: OpInput): OpOutput {
     if (!(input.raw instanceof Uint8Array)) {
       throw new VtpuError('E_PARAM', 'PHEXT_IMPORT needs one raw body: the phext file bytes');
     }

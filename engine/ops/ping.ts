@@ -1,5 +1,5 @@
 /** PING: protocol and engine versions, op names, limits and the store's size. */
-import type { Instruction } from '../engine';
+import type { Instruction } from '../instruction';
 import schema from '../../pyclient/vtpu/protocol.json';
 
 /** Engine version reported by PING (kept equal to package.json's; a test checks). */

@@ -6,7 +6,7 @@
  * Many changes (over an eighth of the range), another pattern, or writes made before tracking
  * started mean a full build.
  */
-import type { Engine } from '../engine';
+import type { EngineContext } from '../instruction';
 import { DIMS } from '../types';
 import { formatPattern, matchesPattern, parsePattern, type Pattern } from '../pattern';
 import { compareCoords } from '../coords';
@@ -14,18 +14,18 @@ import { entryDigests } from './hash';
 import { DEPTH, buildTree, leafOf, type SyncTree } from './tree';
 import { keyCoords } from './clock';
 
-const cache = new WeakMap<Engine, { version: number; tree: SyncTree; tracked: boolean }>();
-const dirtyByEngine = new WeakMap<Engine, Set<string>>();
+const cache = new WeakMap<EngineContext, { version: number; tree: SyncTree; tracked: boolean }>();
+const dirtyByEngine = new WeakMap<EngineContext, Set<string>>();
 
 /** The set of written coordinate keys the write guard fills for `engine` (created on first call). */
-export function trackWrites(engine: Engine): Set<string> {
+export function trackWrites(engine: EngineContext): Set<string> {
   let s = dirtyByEngine.get(engine);
   if (!s) dirtyByEngine.set(engine, (s = new Set()));
   return s;
 }
 
 /** Drops `engine`'s cached tree (too many writes to track): the next {@link treeFor} builds afresh. */
-export function forgetTree(engine: Engine): void {
+export function forgetTree(engine: EngineContext): void {
   cache.delete(engine);
   dirtyByEngine.get(engine)?.clear();
 }
@@ -34,7 +34,7 @@ export function forgetTree(engine: Engine): void {
  * The tree of `engine`'s entries matching `patternText`, current with the store: cached,
  * patched after a few writes, rebuilt after many.
  */
-export function treeFor(engine: Engine, patternText: string): SyncTree {
+export function treeFor(engine: EngineContext, patternText: string): SyncTree {
   const p = parsePattern(patternText);
   const canonical = formatPattern(p);
   const version = engine.store.version;
@@ -80,7 +80,7 @@ function account(tree: SyncTree, leaf: number, d: Uint32Array, sign: 1 | -1): vo
   tree.n += sign;
 }
 
-function patch(engine: Engine, tree: SyncTree, p: Pattern, dirty: Set<string>): void {
+function patch(engine: EngineContext, tree: SyncTree, p: Pattern, dirty: Set<string>): void {
   const keys = [...dirty].filter((k) => matchesPattern(p, keyCoords(k), 0));
   if (keys.length === 0) return;
   const coords = new Uint32Array(keys.length * DIMS);

@@ -4,7 +4,7 @@
  * are checked against ownership, then clocked; sync's own applies bypass both and set the
  * times they carry.
  */
-import type { Engine } from '../engine';
+import type { EngineContext } from '../instruction';
 import { Owners } from './owners';
 import { SyncClock, coordKey } from './clock';
 import { forgetTree, trackWrites } from './cache';
@@ -48,10 +48,10 @@ export class SyncState {
   }
 }
 
-const byEngine = new WeakMap<Engine, SyncState>();
+const byEngine = new WeakMap<EngineContext, SyncState>();
 
 /** The engine's sync state, created and hooked into its store on first use. */
-export function syncState(engine: Engine): SyncState {
+export function syncState(engine: EngineContext): SyncState {
   let s = byEngine.get(engine);
   if (!s) {
     s = new SyncState(trackWrites(engine), () => forgetTree(engine));
