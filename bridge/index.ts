@@ -1,7 +1,8 @@
 /** The bridge's public surface: the sidecar, its server and pool, and the wire codecs. */
 export { startSidecar, serveForever, defaultAddress } from './sidecar';
 export type { Sidecar, SidecarOptions } from './sidecar';
-export { SidecarServer, Gate } from './server';
+export { SidecarServer } from './server';
+export { Gate } from './gate';
 export { isWrite, requestBody } from '../engine/ops/index';
 export type { Executor, ServerOptions } from './server';
 export { ReadPool, workerFile } from './pool';

@@ -1,7 +1,10 @@
-/** Wire error codes, one per failure family; the Python client maps each to an exception class. */
-export type ErrorCode =
-  | 'E_COORD' | 'E_PATTERN' | 'E_SHAPE' | 'E_DTYPE' | 'E_OP' | 'E_PARAM'
-  | 'E_FRAME' | 'E_LIMIT' | 'E_AUTH' | 'E_INTERNAL' | 'E_OWNER' | 'E_PEER';
+import type schema from '../pyclient/vtpu/protocol.json';
+
+/**
+ * Wire error codes, one per failure family: protocol.json's `errors`, less the two only
+ * the client raises. The Python client maps each to an exception class.
+ */
+export type ErrorCode = Exclude<keyof typeof schema.errors, 'E_TIMEOUT' | 'E_CLOSED'>;
 
 /**
  * The one error type the engine and bridge throw on bad input. `code` travels on the

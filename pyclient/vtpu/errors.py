@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 
-from .protocol import PROTOCOL
+from ._schema import SCHEMA as PROTOCOL
 
 __all__ = [
     "VtpuError",

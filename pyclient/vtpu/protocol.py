@@ -14,11 +14,12 @@ raw 16-bit words (the wire format); to store such words as bfloat16 pass
 
 from __future__ import annotations
 
-import json
-from importlib import resources
 from typing import Any
 
 import numpy as np
+
+from ._schema import SCHEMA
+from .errors import DTypeError
 
 __all__ = [
     "PROTOCOL",
@@ -34,13 +35,8 @@ __all__ = [
 ]
 
 
-def _load() -> dict[str, Any]:
-    text = resources.files(__package__).joinpath("protocol.json").read_text(encoding="utf-8")
-    return json.loads(text)
-
-
 #: The parsed ``protocol.json``.
-PROTOCOL: dict[str, Any] = _load()
+PROTOCOL: dict[str, Any] = SCHEMA
 #: Protocol version carried in every header as ``v``.
 VERSION: int = PROTOCOL["version"]
 #: Op names, in protocol order.
@@ -102,8 +98,6 @@ def numpy_dtype(name: str) -> np.dtype:
     try:
         return _NUMPY[name]
     except (KeyError, TypeError):
-        from .errors import DTypeError
-
         raise DTypeError("E_DTYPE", f"unknown tensor dtype {name!r}; known: {sorted(_NUMPY)}") from None
 
 
@@ -116,8 +110,6 @@ def wire_dtype(dtype: Any) -> str:
         When the dtype has no wire equivalent (e.g. float64: cast it first, or pass
         ``dtype="float32"`` to the client call).
     """
-    from .errors import DTypeError
-
     try:
         dt = np.dtype(dtype)
     except TypeError:

@@ -1,6 +1,6 @@
 import { encodeCoords, encodeScrolls, encodeShards, decodeScrolls, decodeShards } from '../../../bridge/arrow';
 import { RequestError, errorReply, okReply, parseRequest, peekId, rowsIn, toOpInput } from '../../../bridge/frames';
-import { Gate } from '../../../bridge/server';
+import { Gate } from '../../../bridge/gate';
 import { OPS, DEFAULTS } from '../../../bridge/protocol';
 import { isWrite, requestBody } from '../../../engine/ops/index';
 import { DTYPE_SIZES, dtypeCode, kindCode } from '../../../engine/values';
