@@ -1,4 +1,3 @@
-import time
 
 import numpy as np
 import pyarrow as pa
@@ -169,26 +168,16 @@ def test_coords_body_is_zero_copy_input_and_decodes():
     assert np.array_equal(arrow.decode_body(arrow.encode_coords(c)), c)
 
 
-def _best(f, reps=3):
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        f()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
 @pytest.mark.parametrize("form", ["tensor", "bytes"])
-def test_speed_million_16_byte_values(form):
+def test_million_16_byte_values_round_trip(form):
+    # Their speed is measured in test/bench (the batch suite), never asserted here.
     n = 1_000_000
     c = np.random.default_rng(0).integers(0, 1000, (n, 9)).astype(np.uint32)
     a = np.random.default_rng(1).random((n, 4), dtype=np.float32)
     values = a if form == "tensor" else [r.tobytes() for r in a]
-    body = arrow.encode_scrolls(c, values)
-    enc = _best(lambda: arrow.encode_scrolls(c, values))
-    dec = _best(lambda: arrow.decode_body(body))
-    print(f"\n{form}: encode {enc * 1e3:.1f} ms, decode {dec * 1e3:.1f} ms for 1e6 x 16 B")
-    assert enc < 0.3 and dec < 0.3
+    got, vals, found = arrow.decode_body(arrow.encode_scrolls(c, values))
+    assert np.array_equal(got, c) and found.all()
+    assert np.array_equal(vals if form == "tensor" else vals.view(np.float32), a)
 
 
 def test_decoded_tensors_are_writable_views_of_a_writable_frame():
