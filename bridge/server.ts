@@ -76,6 +76,9 @@ function settle(out: OpOutput, link?: LinkHandle): OpOutput {
 /** The executors that take requests off the event loop (see SidecarServer.offload). */
 type Offload = 'experts' | 'pool' | 'compute' | 'sync';
 
+/** How long ZeroMQ may go on sending queued replies after the server closes. */
+const CLOSE_LINGER_MS = 1_000;
+
 /** Replies queued per client before ROUTER drops that client's replies (README "Concurrency"). */
 export const SEND_HWM = 1_000;
 /** Requests queued per client before ZeroMQ stops reading from that client's connection. */
@@ -170,9 +173,9 @@ export class SidecarServer {
       this.closing = true;
       while (this.tasks.size) await Promise.allSettled([...this.tasks]);
       await this.sendChain;
-      // Replies were handed to ZeroMQ; give its I/O thread a moment to flush them, as
-      // linger 0 drops whatever is still queued at close.
-      await new Promise((r) => setTimeout(r, 20));
+      // Replies were handed to ZeroMQ: let it flush what is still queued (bounded, for a
+      // client that went away) instead of dropping it as linger 0 would.
+      this.sock.linger = CLOSE_LINGER_MS;
       this.sock.close();
       this.shm?.close();
     }
