@@ -11,7 +11,7 @@ Decoding (:func:`decode_values`, used by ``cget_batch``) returns ``(values, foun
 ``found`` is a bool array; ``values`` is
 
 * one stacked ndarray ``(N, *shape)`` when every found row is a tensor of one dtype and
-  shape (zeros at missing rows);
+  shape (zeros at missing rows; bfloat16 as :func:`vtpu.values.bfloat16_out` gives it);
 * an object array of ``bytes`` (``None`` at missing rows) when every found row is bytes;
 * an object array of ``str`` likewise when every found row is text;
 * otherwise an object array of per-row values (``None`` at missing rows).
@@ -28,7 +28,7 @@ import pyarrow as pa
 from .coords import DIMS, coords_array
 from .errors import LimitError, ParamError, ProtocolError, ShapeError
 from .protocol import DTYPES, KINDS, PROTOCOL, numpy_dtype, DTYPE_NAMES
-from .values import as_tensor_array, from_wire, to_wire, _is_torch
+from .values import as_tensor_array, bfloat16_out, from_wire, to_wire, _is_torch
 
 __all__ = [
     "SCHEMAS",
@@ -282,7 +282,7 @@ def decode_values(table: pa.Table) -> Values:
     if fk.size and np.all(fk == TENSOR):
         stacked = _stack_tensors(col, kinds, found, table)
         if stacked is not None:
-            return Values(stacked, found)
+            return Values(bfloat16_out(stacked), found)
     elif fk.size and np.all(fk == BYTES):
         out = col.to_numpy(zero_copy_only=False)
         out[~found] = None
