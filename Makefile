@@ -5,7 +5,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 PYTHON ?= python3
 PY := .venv/bin/python
 TORCH ?= torch==2.13.0+cpu
-TS_SOURCES := $(shell find engine bridge -name '*.ts' 2>/dev/null) pyclient/vtpu/protocol.json tsconfig.json
+TS_SOURCES := $(shell find engine bridge -name '*.ts' 2>/dev/null) pyclient/vtpu/protocol.json pyclient/vtpu/cli.json tsconfig.json
 
 .PHONY: all install build test test-ts test-py bench soak demo clean
 

@@ -21,6 +21,7 @@ from .ops_kg import KgMixin
 from .ops_nearest import NearestMixin
 from .ops_sync import SyncMixin, check_server_key
 from .program import Program, ProgramResult
+from .serve_flags import serve_flag
 from .protocol import DEFAULTS, DTYPE_NAMES, KIND_NAMES
 from .tensors import decode_tensors, encode_tensors
 from .transport import Transport
@@ -117,7 +118,7 @@ class Client(AttendMixin, MoeMixin, ExpertsMixin, NearestMixin, KgMixin, Observe
         self.sidecar: Sidecar | None = None
         t = DEFAULTS["timeout_ms"] / 1000.0 if timeout is None else positive_seconds(timeout)
         key = check_server_key(server_key)
-        http = [] if http_port is None else ["--http", str(int(http_port))]
+        http = [] if http_port is None else [serve_flag("--http"), str(int(http_port))]
         if address is None:
             self.sidecar = Sidecar([*sidecar_args, *http]).start()
             address = self.sidecar.address

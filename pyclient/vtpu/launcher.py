@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import ParamError, SidecarError
+from .serve_flags import check_serve_args, check_value, serve_flag
 
 __all__ = ["Sidecar", "find_node", "find_cli", "durable_args"]
 
@@ -67,16 +68,15 @@ def durable_args(
     path = os.fspath(data_dir)
     if not path:
         raise ParamError("E_PARAM", "data_dir must name a directory")
-    if fsync != "always" and not (type(fsync) is int and fsync >= 1):
-        raise ParamError("E_PARAM", f"fsync must be 'always' or a whole number of milliseconds >= 1, got {fsync!r}")
-    every = str(snapshot_every)
-    ok = (type(snapshot_every) is int and snapshot_every >= 1) or (
-        isinstance(snapshot_every, str) and every.endswith("s") and every[:-1].isdigit() and int(every[:-1]) >= 1
-    )
-    if not ok:
-        raise ParamError("E_PARAM", f"snapshot_every must be a write count >= 1 or 'Ns' (seconds), got {snapshot_every!r}")
-    # Absolute: the sidecar runs in the checkout, not in the caller's working directory.
-    return ["--data", os.path.abspath(path), "--fsync", str(fsync), "--snapshot-every", every]
+    for name, value in (("fsync", fsync), ("snapshot_every", snapshot_every)):
+        if not isinstance(value, (int, str)) or isinstance(value, bool):
+            raise ParamError("E_PARAM", f"{name} must be an int or a str, got {value!r}")
+    # Absolute: the sidecar does not run in the caller's working directory.
+    return [
+        serve_flag("--data"), os.path.abspath(path),
+        serve_flag("--fsync"), check_value("--fsync", str(fsync), "fsync"),
+        serve_flag("--snapshot-every"), check_value("--snapshot-every", str(snapshot_every), "snapshot_every"),
+    ]
 
 
 def _tail(path: Path, n: int = 4000) -> str:
@@ -112,7 +112,8 @@ class Sidecar:
     Parameters
     ----------
     args : sequence of str, optional
-        Extra arguments for ``vtpu serve`` (e.g. ``["--threads", "2"]``).
+        Extra arguments for ``vtpu serve`` (e.g. ``["--threads", "2"]``), checked against
+        the flag table at once (``vtpu serve --help`` lists them).
     address : str, optional
         Address to serve on; default a fresh ``ipc://`` socket in a private temp dir.
     startup_timeout : float
@@ -140,7 +141,7 @@ class Sidecar:
         startup_timeout: float = 20.0,
         env: dict[str, str] | None = None,
     ) -> None:
-        self.args = list(args)
+        self.args = check_serve_args(args)
         self._requested = address
         self.startup_timeout = startup_timeout
         self.env = dict(env or {})
@@ -184,7 +185,7 @@ class Sidecar:
         out, err = self._dir / "stdout.log", self._dir / "stderr.log"
         with open(out, "wb") as fo, open(err, "wb") as fe:
             proc = subprocess.Popen(
-                [node, str(cli), "serve", "--address", address, "--exit-with-stdin", *self.args],
+                [node, str(cli), "serve", serve_flag("--address"), address, serve_flag("--exit-with-stdin"), *self.args],
                 stdin=subprocess.PIPE,  # our end closes when we die, even by SIGKILL: the sidecar follows
                 stdout=fo,
                 stderr=fe,
