@@ -2,6 +2,9 @@
 SHELL := /bin/bash
 export PIP_RETRIES := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# onnxruntime-node's install script would fetch CUDA providers from NuGet (CPU is bundled);
+# its documented switch is this variable (an .npmrc key makes npm warn on every call)
+export ONNXRUNTIME_NODE_INSTALL := skip
 PYTHON ?= python3
 PY := .venv/bin/python
 TORCH ?= torch==2.13.0+cpu

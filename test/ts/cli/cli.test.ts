@@ -165,6 +165,12 @@ describe('vtpu errors', () => {
   });
 });
 
+test("npm reads the project's .npmrc without a warning", () => {
+  const r = spawnSync('npm', ['config', 'get', 'fund'], { cwd: repoRoot, encoding: 'utf8' });
+  expect(r.status).toBe(0);
+  expect(r.stderr).not.toMatch(/warn/i);
+});
+
 describe('vtpu serve', () => {
   test('prints the listening line, then stops cleanly on SIGTERM', async () => {
     const child = spawn(process.execPath, [BIN, 'serve', '--address', 'tcp://127.0.0.1:*', '--threads', '1'], { cwd: repoRoot });
