@@ -10,7 +10,7 @@ PY := .venv/bin/python
 TORCH ?= torch==2.13.0+cpu
 TS_SOURCES := $(shell find engine bridge -name '*.ts' 2>/dev/null) pyclient/vtpu/protocol.json pyclient/vtpu/cli.json tsconfig.json
 
-.PHONY: all install build test test-ts test-py bench soak demo clean
+.PHONY: all install build wheel test test-ts test-py bench soak demo clean
 
 all: build
 
@@ -31,6 +31,12 @@ dist/.built: node_modules/.installed $(TS_SOURCES)
 
 build: dist/.built
 install: build .venv/.installed
+
+# The pip-installable wheel, the built sidecar inside (setup.py, tools/sidecar_bundle.py)
+wheel: install
+	rm -rf build wheelhouse
+	$(PY) -m pip wheel -q --no-deps --no-build-isolation -w wheelhouse .
+	@ls -l wheelhouse/*.whl
 
 test: install
 	bash test/ui/ensure-chromium.sh
@@ -60,4 +66,4 @@ demo: install
 	$(PY) examples/qwen3_inference.py --config demo --attention vtpu_sparse --max-new-tokens 24 --http-port 0
 
 clean:
-	rm -rf dist node_modules .venv
+	rm -rf dist node_modules .venv build wheelhouse
