@@ -20,6 +20,13 @@ export interface ExpertHostOptions {
 
 type Pending = { resolve: (a: ExpertsAnswer) => void; reject: (e: Error) => void };
 
+/** Tokens routed to each expert, per layer, since the layer was loaded (layers ascending). */
+export interface ExpertLoad {
+  layers: number[];
+  /** `counts[i][e]`: token-slots layer `layers[i]` sent to expert e. */
+  counts: number[][];
+}
+
 /** The compiled worker (dist/ under ts-jest, as for the other pools). */
 function workerFile(): string {
   return __filename.endsWith('.ts') ? join(__dirname, '..', 'dist', 'bridge', 'experts_worker.js') : join(__dirname, 'experts_worker.js');
@@ -36,6 +43,7 @@ export class ExpertHost {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private closed = false;
+  private readonly loads = new Map<number, Float64Array>();
 
   constructor(private readonly opts: ExpertHostOptions = {}) {}
 
@@ -58,6 +66,7 @@ export class ExpertHost {
     const fail = (why: string) => {
       if (this.worker !== w) return;
       this.worker = null;
+      this.loads.clear(); // its layers are gone
       const err = new VtpuError('E_INTERNAL', `${OP}: the expert runtime stopped (${why}); its layers are gone, upload them again`);
       for (const p of this.pending.values()) p.reject(err);
       this.pending.clear();
@@ -76,11 +85,32 @@ export class ExpertHost {
     const id = this.nextId++;
     const answer = new Promise<ExpertsAnswer>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     w.postMessage({ id, task }, taskBuffers(task));
-    return expertsOutput(await answer);
+    const a = await answer;
+    this.tally(task.mode === 'run' || task.mode === 'drop' ? task.layer : undefined, a);
+    return expertsOutput(a);
+  }
+
+  /** The expert-load matrix (the dashboard's heatmap), or null before any run. */
+  load(): ExpertLoad | null {
+    if (this.loads.size === 0) return null;
+    const layers = [...this.loads.keys()].sort((a, b) => a - b);
+    return { layers, counts: layers.map((l) => Array.from(this.loads.get(l)!)) };
+  }
+
+  private tally(layer: number | undefined, a: ExpertsAnswer): void {
+    if (a.mode === 'run' && layer !== undefined) {
+      let row = this.loads.get(layer);
+      if (row === undefined || row.length !== a.counts.length) this.loads.set(layer, (row = new Float64Array(a.counts.length)));
+      for (let e = 0; e < a.counts.length; e++) row[e] += a.counts[e];
+    } else if (a.mode === 'drop') {
+      if (layer === undefined) this.loads.clear();
+      else this.loads.delete(layer);
+    }
   }
 
   /** Stops the thread (pending requests fail); idempotent. */
   async destroy(): Promise<void> {
+    this.loads.clear();
     this.closed = true;
     const w = this.worker;
     this.worker = null;
