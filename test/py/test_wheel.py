@@ -37,6 +37,12 @@ with vtpu.connect(timeout=30) as c:
     bf = c.cget("7.100.1/1.1.1/1.1.1")
     assert bf.dtype == ml_dtypes.bfloat16 and bf.astype(np.float32).tolist() == [1.5, -2.0]
     assert c.crange("7.[99:].*/*.*.*/*.*.*").coords[:, 1].tolist() == [99, 100]
+    # The experts run on the wheel's ONNX Runtime (its native library loads from the package).
+    rng = np.random.default_rng(0)
+    E, H, I, T = 4, 8, 8, 3
+    c.experts_load(0, rng.standard_normal((E, 2 * I, H), np.float32), rng.standard_normal((E, H, I), np.float32), threads=1)
+    out = c.experts_run(0, rng.standard_normal((T, H), np.float32), logits=rng.standard_normal((T, E), np.float32), top_k=2)
+    assert out.y.shape == (T, H) and np.isfinite(out.y).all() and int(out.counts.sum()) == T * 2
 print("round trip ok")
 """
 
