@@ -118,3 +118,23 @@ def test_no_node_anywhere_says_how_to_get_one(tmp_path, monkeypatch):
 def test_the_real_node_passes_the_check():
     node = launcher.find_node()
     assert launcher._node_ok[node].startswith("v")
+
+
+def test_a_wheel_sidecar_on_another_platform_says_where_it_runs(tmp_path, monkeypatch):
+    bundled = tmp_path / "_sidecar" / "bin" / "vtpu.js"
+    bundled.parent.mkdir(parents=True)
+    bundled.write_text("")
+    monkeypatch.delenv("VTPU_SIDECAR_JS", raising=False)
+    monkeypatch.setattr(launcher, "_BUNDLED", bundled)
+    assert launcher.find_cli() == bundled  # the wheel's sidecar comes before any checkout
+    monkeypatch.setattr(launcher.platform, "machine", lambda: "aarch64")
+    with pytest.raises(vtpu.SidecarError, match="built for Linux x86-64.*not linux aarch64"):
+        launcher.find_cli()
+
+
+def test_an_install_without_a_sidecar_says_how_to_get_one(tmp_path, monkeypatch):
+    monkeypatch.delenv("VTPU_SIDECAR_JS", raising=False)
+    monkeypatch.setattr(launcher, "_BUNDLED", tmp_path / "none" / "vtpu.js")
+    monkeypatch.setattr(launcher, "_REPO", tmp_path)  # not a checkout either
+    with pytest.raises(vtpu.SidecarError, match="has no sidecar.*install the vtpu wheel"):
+        launcher.find_cli()
