@@ -1,6 +1,6 @@
 """Stage the built sidecar into a wheel: ``vtpu/_sidecar`` (setup.py calls :func:`stage`).
 
-The sidecar is the compiled TypeScript (``dist/``), ``bin/vtpu.js``, the dashboard page and
+The sidecar is the build (``dist/``: compiled TypeScript and any addon built there), ``bin/vtpu.js``, the dashboard page and
 the runtime npm packages with their native addons (zeromq, onnxruntime-node,
 uWebSockets.js), copied from this checkout's ``node_modules`` as ``package-lock.json``
 lists them (dev packages left out). Only Linux x86-64 binaries are kept, so the wheel is
@@ -102,12 +102,13 @@ def stage(repo: Path, dest: Path) -> None:
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    for part in ("engine", "bridge", "pyclient"):
-        for path in sorted((repo / "dist" / part).rglob("*")):
-            if path.is_file() and path.suffix in (".js", ".json"):
-                target = dest / "dist" / part / path.relative_to(repo / "dist" / part)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, target)
+    for path in sorted((repo / "dist").rglob("*")):
+        # all of the build but type declarations, source maps and make's stamp files
+        # (so a native addon built into dist/ travels too)
+        if path.is_file() and not path.name.startswith(".") and not _DROP_FILE.search(path.name):
+            target = dest / "dist" / path.relative_to(repo / "dist")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
     for rel in ("bin/vtpu.js", "bridge/http/dashboard.html", "package.json", "LICENSE"):
         if (repo / rel).is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
