@@ -13,7 +13,11 @@ from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "tools"))
-from sidecar_bundle import PLATFORM_TAG, stage  # noqa: E402
+from sidecar_bundle import platform_tag, stage  # noqa: E402
+
+
+def _staged(cmd) -> Path:
+    return Path(cmd.get_finalized_command("build_py").build_lib) / "vtpu" / "_sidecar"
 
 
 class BuildPyWithSidecar(build_py):
@@ -22,14 +26,15 @@ class BuildPyWithSidecar(build_py):
     def run(self):
         super().run()
         if not self.editable_mode:
-            stage(ROOT, Path(self.build_lib) / "vtpu" / "_sidecar")
+            stage(ROOT, _staged(self))
 
 
 class PlatformWheel(bdist_wheel):
-    """Tagged py3-none-<platform>: the sidecar's native addons are Linux x86-64 builds."""
+    """Tagged py3-none-manylinux_2_N_x86_64: the sidecar's natives are Linux x86-64 builds
+    needing glibc 2.N (read from them once staged)."""
 
     def get_tag(self):
-        return "py3", "none", PLATFORM_TAG
+        return "py3", "none", platform_tag(_staged(self))
 
 
 class BinaryDistribution(Distribution):

@@ -15,10 +15,12 @@ import re
 import shutil
 from pathlib import Path
 
-__all__ = ["PLATFORM_TAG", "stage"]
+__all__ = ["platform_tag", "stage"]
 
-#: The wheel's platform: onnxruntime's libonnxruntime.so needs glibc 2.28 (GLIBC_2.28 symbols).
-PLATFORM_TAG = "manylinux_2_28_x86_64"
+#: glibc the npm natives need: onnxruntime's libonnxruntime.so.1 has GLIBC_2.28 symbols; the
+#: others need less or ship several builds that their loaders choose from (zeromq).
+BASE_GLIBC_MINOR = 28
+_GLIBC = re.compile(rb"GLIBC_2\.([0-9]+)(?:\.[0-9]+)?\x00")
 
 # Binaries for other platforms, by path (zeromq build/<os>/<arch>, onnxruntime bin/napi-v6/<os>/<arch>,
 # uWebSockets.js uws_<os>_<arch>_<abi>.node, @napi-rs/nice-<os>-<arch>).
@@ -116,3 +118,15 @@ def stage(repo: Path, dest: Path) -> None:
     for key in _sidecar_packages(repo):
         name = key.rsplit("node_modules/", 1)[1]
         _copy_tree(repo / key, dest / key, keep_src=name in _KEEP_SRC)
+
+
+def _glibc_minor(path: Path) -> int:
+    """The newest ``GLIBC_2.x`` symbol version a shared object names (0 for none)."""
+    return max((int(m) for m in _GLIBC.findall(path.read_bytes())), default=0)
+
+
+def platform_tag(staged: Path) -> str:
+    """The wheel's platform tag for a staged sidecar: manylinux for the newest glibc its
+    natives need; addons built in ``dist/`` (on the build machine) count with theirs."""
+    minor = max([BASE_GLIBC_MINOR, *(_glibc_minor(p) for p in (staged / "dist").rglob("*.node"))])
+    return f"manylinux_2_{minor}_x86_64"

@@ -4,6 +4,7 @@ used from another folder with no checkout and no VTPU_* variables."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -88,7 +89,8 @@ def test_wheel_size_and_platform(installed):
     size = wheel.stat().st_size
     print(f"\nwheel {wheel.name}: {size / 1e6:.1f} MB")
     assert size < MAX_WHEEL_BYTES, f"the wheel is {size / 1e6:.1f} MB"
-    assert wheel.name.endswith("-py3-none-manylinux_2_28_x86_64.whl")
+    assert re.search(r"-py3-none-manylinux_2_(\d+)_x86_64\.whl$", wheel.name)
+    assert int(re.search(r"manylinux_2_(\d+)", wheel.name).group(1)) >= 28  # libonnxruntime.so.1 needs GLIBC_2.28
     names = zipfile.ZipFile(wheel).namelist()
     assert "vtpu/_sidecar/bin/vtpu.js" in names and "vtpu/cli.json" in names
     assert not [n for n in names if n.endswith((".ts", ".map")) or "/darwin/" in n or "/win32/" in n]
@@ -146,3 +148,15 @@ def test_python_m_vtpu_serve_then_connect(installed, tmp_path):
         out, err = server.communicate(timeout=30)
     assert server.returncode == 0, err
     assert out.startswith(f"vtpu sidecar listening on {address}")
+
+
+def test_an_addon_built_here_raises_the_glibc_tag(tmp_path):
+    sys.path.insert(0, str(REPO / "tools"))
+    try:
+        import sidecar_bundle
+    finally:
+        sys.path.pop(0)
+    (tmp_path / "dist" / "native").mkdir(parents=True)
+    assert sidecar_bundle.platform_tag(tmp_path) == "manylinux_2_28_x86_64"
+    (tmp_path / "dist" / "native" / "x.node").write_bytes(b"\x7fELF...GLIBC_2.2.5\x00GLIBC_2.34\x00...")
+    assert sidecar_bundle.platform_tag(tmp_path) == "manylinux_2_34_x86_64"
