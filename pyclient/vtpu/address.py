@@ -121,14 +121,22 @@ def _attempt(ep: Endpoint, limit: float) -> str | None:
                 return "no such socket file"
             except OSError as e:
                 return os.strerror(e.errno) if e.errno else str(e)
-        family, target = socket.AF_UNIX, ep.target
-    else:
-        host, port = ep.target
-        try:
-            info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except socket.gaierror as e:
-            return f"cannot resolve {host}: {e.strerror}"
-        family, _, _, _, target = info[0]
+        return _connect(socket.AF_UNIX, ep.target, limit)
+    host, port = ep.target
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        return f"cannot resolve {host}: {e.strerror}"
+    # Every address the name has (localhost may be ::1 and 127.0.0.1): one accepting is enough.
+    why = "no address"
+    for family, _, _, _, target in sorted(infos, key=lambda i: i[0] != socket.AF_INET):
+        why = _connect(family, target, limit)
+        if why is None:
+            return None
+    return why
+
+
+def _connect(family: int, target: Any, limit: float) -> str | None:
     s = socket.socket(family, socket.SOCK_STREAM)
     try:
         s.settimeout(min(limit, _ATTEMPT_S))

@@ -9,6 +9,7 @@ import time
 import pytest
 
 import vtpu
+import vtpu.address
 
 
 def _free_port() -> int:
@@ -98,3 +99,10 @@ def test_wait_gives_up_naming_the_address(tmp_path):
 def test_a_listening_sidecar_connects(sidecar):
     with vtpu.connect(sidecar.address, timeout=5) as c:
         assert c.ping()["ops"]
+
+
+def test_localhost_finds_an_ipv4_only_listener():
+    with socket.socket() as srv:  # a plain listener stands in: the probe only needs an accept
+        srv.bind(("127.0.0.1", 0))
+        srv.listen()
+        vtpu.address.probe(f"tcp://localhost:{srv.getsockname()[1]}")
