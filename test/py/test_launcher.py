@@ -138,3 +138,12 @@ def test_an_install_without_a_sidecar_says_how_to_get_one(tmp_path, monkeypatch)
     monkeypatch.setattr(launcher, "_REPO", tmp_path)  # not a checkout either
     with pytest.raises(vtpu.SidecarError, match="has no sidecar.*install the vtpu wheel"):
         launcher.find_cli()
+
+
+def test_the_node_floor_is_package_jsons():
+    import json
+    import re
+    from pathlib import Path
+
+    engines = json.loads((Path(__file__).resolve().parents[2] / "package.json").read_text())["engines"]["node"]
+    assert re.fullmatch(r">=\s*(\d+)", engines).group(1) == str(launcher._NODE_MAJOR)
