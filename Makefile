@@ -2,12 +2,15 @@
 SHELL := /bin/bash
 export PIP_RETRIES := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# onnxruntime-node's install script would fetch CUDA providers from NuGet (CPU is bundled);
+# its documented switch is this variable (an .npmrc key makes npm warn on every call)
+export ONNXRUNTIME_NODE_INSTALL := skip
 PYTHON ?= python3
 PY := .venv/bin/python
 TORCH ?= torch==2.13.0+cpu
-TS_SOURCES := $(shell find engine bridge -name '*.ts' 2>/dev/null) pyclient/vtpu/protocol.json tsconfig.json
+TS_SOURCES := $(shell find engine bridge -name '*.ts' 2>/dev/null) pyclient/vtpu/protocol.json pyclient/vtpu/cli.json tsconfig.json
 
-.PHONY: all install build test test-ts test-py bench soak demo clean
+.PHONY: all install build wheel test test-ts test-py bench soak demo clean
 
 all: build
 
@@ -39,6 +42,12 @@ dist/native/vtpu_shm.node: native/shm.c dist/.built
 build: dist/.built dist/native/vtpu_shm.node
 install: build .venv/.installed
 
+# The pip-installable wheel, the built sidecar inside (setup.py, tools/sidecar_bundle.py)
+wheel: install
+	rm -rf build wheelhouse
+	$(PY) -m pip wheel -q --no-deps --no-build-isolation -w wheelhouse .
+	@ls -l wheelhouse/*.whl
+
 test: install
 	bash test/ui/ensure-chromium.sh
 	npx jest --ci
@@ -67,4 +76,4 @@ demo: install
 	$(PY) examples/qwen3_inference.py --config demo --attention vtpu_sparse --max-new-tokens 24 --http-port 0
 
 clean:
-	rm -rf dist node_modules .venv
+	rm -rf dist node_modules .venv build wheelhouse

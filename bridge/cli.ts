@@ -3,6 +3,7 @@
  * Exit codes: 0 ok, 2 usage or bad input (messages on stderr, never a stack trace), 1 failure.
  */
 import { readFileSync } from 'fs';
+import * as path from 'path';
 import { formatCoord, parseCoord } from '../engine/coords';
 import { VtpuError } from '../engine/errors';
 import { checksum, explode, implode, type PhextScroll } from '../engine/phext';
@@ -17,46 +18,12 @@ export interface CliIO {
 // Type-only: the phext commands must not load the sidecar's native deps.
 import type { ServeOptions } from './sidecar';
 export type { ServeOptions };
-import { DURABLE_FLAGS, parseDurableFlag } from './durable/flags';
+import { parseDurableFlag } from './durable/flags';
 import type { DurableOptions } from './durable/journal';
+import { checkValue, CLI, helpText, parseFlags, UsageError, type FlagSpec } from './cli_flags';
 
-/** A usage or input error: exit code 2 with a one-line message. */
-class UsageError extends Error {}
-
-export const USAGE = `usage: vtpu <command> [args]
-
-  vtpu phext explode FILE        print FILE's scrolls as JSON {"coordinate": "text"}, in coordinate order
-  vtpu phext implode FILE.json   write the phext file for a JSON {"coordinate": "text"} to stdout
-  vtpu phext checksum FILE       print the xxh3-128 checksum of FILE (32 hex digits)
-  vtpu serve [--address A] [--max-request-bytes N] [--max-batch N] [--threads N] [--exit-with-stdin]
-             [--metrics-file F] [--no-metrics]
-             [--http PORT] [--http-host H] [--http-key K] [--http-insecure] [--http-max-body N]
-             [--max-peers N] [--curve-secret-file F] [--insecure] [--agent NAME] [--owns PATTERN]... [--owner AGENT=PATTERN]...
-             [--sync-peer ADDR --sync-every SECONDS --sync-pattern P [--sync-server-key KEY]]
-                                 run the sidecar until SIGTERM or SIGINT (or, with
-                                 --exit-with-stdin, until stdin closes: its parent died)
-                                 --metrics-file F  append a metrics JSON line to F every 100 ms
-                                 --http PORT       serve /metrics, the dashboard at /, and the SQ
-                                                   API /api/v2/... on PORT (0: any free port)
-                                 --http-host H     bind H (default 127.0.0.1); beyond loopback needs
-                                                   --http-key (or $VTPU_HTTP_KEY) or --http-insecure
-             [--data DIR [--fsync always|MS] [--snapshot-every N|Ns]]
-                                 --data DIR        keep the store in DIR (write log + snapshots;
-                                                   recovered at start); default memory only
-                                 --fsync always|MS fsync each write before its reply (default), or
-                                                   every MS ms (a power loss may lose MS ms of writes)
-                                 --snapshot-every  snapshot after N logged writes (default 100000)
-                                                   or every N seconds (Ns)
-                                 --curve-secret-file F  serve with ZeroMQ CURVE (F from vtpu keygen);
-                                                   tcp:// beyond loopback needs it or --insecure
-                                 --agent/--owns    this agent's name and the ranges only it writes
-                                 --sync-peer ...   sync P with the peer every SECONDS
-  vtpu keygen [--out FILE]       new CURVE keypair: prints both keys; with --out writes the secret key
-                                 to FILE (mode 0600) and the public key to FILE.pub
-  vtpu --help                    show this text
-
-FILE may be - for standard input. Coordinates are phext ones: a.b.c/d.e.f/g.h.i, each 1..999.
-`;
+/** `vtpu --help`: generated from the flag table (pyclient/vtpu/cli.json). */
+export const USAGE = helpText();
 
 const processIO: CliIO = {
   stdout: (data) => new Promise<void>((resolve, reject) => {
@@ -74,25 +41,55 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
   }
 }
 
+const HELP = ['--help', '-h'];
+const RUN: Record<string, (args: string[], io: CliIO) => Promise<number>> = { phext, serve, keygen: keygenCmd };
+/** The phext subcommands the table names ("explode", ...). */
+const PHEXT = Object.keys(CLI.commands).filter((c) => c.startsWith('phext ')).map((c) => c.slice('phext '.length));
+
 async function dispatch(argv: string[], io: CliIO): Promise<number> {
   const [cmd, ...rest] = argv;
-  if (cmd === '--help' || cmd === '-h' || cmd === 'help') {
+  if (cmd === undefined) throw new UsageError('no command given');
+  if (HELP.includes(cmd) || cmd === 'help') {
     await io.stdout(USAGE);
     return 0;
   }
-  if (cmd === 'phext') return phext(rest, io);
-  if (cmd === 'serve') return serve(rest);
-  if (cmd === 'keygen') return keygenCmd(rest, io);
-  throw new UsageError(cmd === undefined ? 'no command given' : `unknown command ${JSON.stringify(cmd)}`);
+  if (cmd === '--version' || cmd === '-V') {
+    await io.stdout(`${CLI.program} ${packageVersion()} (node ${process.version})\n`);
+    return 0;
+  }
+  const run = RUN[cmd];
+  if (run === undefined) throw new UsageError(`unknown command ${JSON.stringify(cmd)}`);
+  if (rest.some((a) => HELP.includes(a))) {
+    const sub = cmd === 'phext' && !HELP.includes(rest[0]) ? phextSub(rest[0]) : undefined;
+    await io.stdout(helpText(sub === undefined ? cmd : `phext ${sub}`));
+    return 0;
+  }
+  return run(rest, io);
+}
+
+function phextSub(sub: string | undefined): string {
+  const names = PHEXT.join(', ');
+  if (sub === undefined) throw new UsageError(`phext needs a subcommand: ${names}`);
+  if (!PHEXT.includes(sub)) throw new UsageError(`unknown phext subcommand ${JSON.stringify(sub)} (${names})`);
+  return sub;
+}
+
+/** The version in package.json (beside dist/ in a build, or in a wheel's sidecar folder). */
+function packageVersion(): string {
+  for (let dir = __dirname, i = 0; i < 4; i++, dir = path.dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === CLI.program && pkg.version) return pkg.version;
+    } catch {
+      // not here: look one folder up
+    }
+  }
+  return 'unknown';
 }
 
 async function phext(args: string[], io: CliIO): Promise<number> {
-  const [sub, file, ...extra] = args;
-  const known = ['explode', 'implode', 'checksum'];
-  if (sub === undefined || !known.includes(sub)) {
-    throw new UsageError(sub === undefined ? 'phext needs a subcommand: explode, implode or checksum'
-      : `unknown phext subcommand ${JSON.stringify(sub)} (explode, implode or checksum)`);
-  }
+  const [, file, ...extra] = args;
+  const sub = phextSub(args[0]);
   if (file === undefined) throw new UsageError(`phext ${sub} needs a FILE`);
   if (extra.length > 0) throw new UsageError(`phext ${sub} takes one FILE, got extra ${JSON.stringify(extra[0])}`);
   const bytes = readInput(file);
@@ -159,125 +156,66 @@ async function serve(args: string[]): Promise<number> {
   return 0;
 }
 
-/** Parses `--flag value` / `--flag=value`; numbers must be positive integers. */
+/** Parses `vtpu serve` flags (`--flag value` / `--flag=value`) as the flag table says. */
 export function parseServeFlags(args: string[], env: NodeJS.ProcessEnv = process.env): ServeOptions {
-  const opts: ServeOptions = {};
+  const opts: Record<string, unknown> = {};
   const durable: Partial<DurableOptions> = {};
-  const sync: Record<string, string> = {};
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    if (arg === '--exit-with-stdin') {
-      opts.exitWithStdin = true;
-      continue;
-    }
-    if (arg === '--no-metrics') {
-      opts.metrics = false;
-      continue;
-    }
-    if (arg === '--insecure') {
-      opts.insecure = true;
-      continue;
-    }
-    if (arg === '--http-insecure') {
-      http().insecure = true;
-      continue;
-    }
-    const eq = arg.indexOf('=');
-    const flag = eq >= 0 ? arg.slice(0, eq) : arg;
-    const value = eq >= 0 ? arg.slice(eq + 1) : args[++i];
-    if (DURABLE_FLAGS.includes(flag)) {
-      if (value === undefined) throw new UsageError(`serve: ${flag} needs a value`);
-      try {
-        parseDurableFlag(durable, flag, value);
-      } catch (e) {
-        throw new UsageError((e as Error).message);
+  for (const [flag, { spec, values }] of parseFlags('serve', args)) {
+    for (const raw of values) {
+      if (spec.to === 'durable') {
+        try {
+          parseDurableFlag(durable, flag, raw as string);
+        } catch (e) {
+          throw new UsageError((e as Error).message);
+        }
+        checkValue('serve', flag, spec, raw as string); // the table's rule holds too (Python checks by it)
+        continue;
       }
-      continue;
+      place(opts, spec.to, serveValue(flag, spec, raw));
     }
-    if (!['--address', '--max-request-bytes', '--max-batch', '--max-peers', '--threads', '--metrics-file', '--http', '--http-host', '--http-key', '--http-max-body',
-      ...SYNC_FLAGS].includes(flag)) {
-      throw new UsageError(`serve: unknown option ${JSON.stringify(flag)}`);
-    }
-    if (value === undefined) throw new UsageError(`serve: ${flag} needs a value`);
-    if (flag === '--address') opts.address = nonEmpty(flag, value);
-    else if (flag === '--max-request-bytes') opts.maxRequestBytes = positiveInt(flag, value);
-    else if (flag === '--max-batch') opts.maxBatch = positiveInt(flag, value);
-    else if (flag === '--max-peers') opts.maxPeers = positiveInt(flag, value);
-    else if (flag === '--threads') opts.threads = positiveInt(flag, value);
-    else if (flag === '--metrics-file') opts.metricsFile = nonEmpty(flag, value);
-    else if (flag === '--http') http().port = value === '0' ? 0 : positiveInt(flag, value);
-    else if (flag === '--http-host') http().host = nonEmpty(flag, value);
-    else if (flag === '--http-key') http().key = nonEmpty(flag, value);
-    else if (SYNC_FLAGS.includes(flag)) syncFlag(opts, flag, nonEmpty(flag, value), sync);
-    else http().maxBodyBytes = positiveInt(flag, value);
   }
-  if (Object.keys(durable).length) {
-    if (durable.dir === undefined) throw new UsageError('serve: --fsync and --snapshot-every need --data DIR');
-    opts.durable = durable as DurableOptions;
-  }
-  finishSync(opts, sync);
-  if (opts.http) {
-    if (opts.http.port === undefined) throw new UsageError('serve: --http-host, --http-key, --http-insecure and --http-max-body need --http PORT');
-    // A key in the environment keeps it out of `ps`.
-    if (opts.http.key === undefined && env.VTPU_HTTP_KEY) opts.http.key = env.VTPU_HTTP_KEY;
-  }
-  return opts;
-
-  function http(): NonNullable<ServeOptions['http']> {
-    return (opts.http ??= { port: undefined as unknown as number });
-  }
+  if (Object.keys(durable).length) opts.durable = durable as DurableOptions;
+  const http = opts.http as ServeOptions['http'];
+  // A key in the environment keeps it out of `ps`.
+  if (http && http.key === undefined && env.VTPU_HTTP_KEY) http.key = env.VTPU_HTTP_KEY;
+  return opts as ServeOptions;
 }
 
-const SYNC_FLAGS = ['--curve-secret-file', '--agent', '--owns', '--owner', '--sync-peer', '--sync-every', '--sync-pattern', '--sync-server-key'];
-
-/** One ownership, sync or CURVE flag; the sync target is assembled by {@link finishSync}. */
-function syncFlag(opts: ServeOptions, flag: string, value: string, sync: Record<string, string>): void {
-  if (flag === '--agent') opts.agent = value;
-  else if (flag === '--owns') (opts.owns ??= []).push(value);
-  else if (flag === '--owner') {
-    const eq = value.indexOf('=');
-    if (eq <= 0) throw new UsageError(`serve: --owner takes AGENT=PATTERN, got ${JSON.stringify(value)}`);
-    (opts.owners ??= []).push({ agent: value.slice(0, eq), pattern: value.slice(eq + 1) });
-  } else if (flag === '--curve-secret-file') {
+/** One flag's value as the sidecar's options want it. */
+function serveValue(flag: string, spec: FlagSpec, raw: string | true): unknown {
+  if (raw === true) return spec.set ?? true;
+  const value = checkValue('serve', flag, spec, raw);
+  if (spec.type === 'owner') {
+    const eq = raw.indexOf('=');
+    return { agent: raw.slice(0, eq), pattern: raw.slice(eq + 1) };
+  }
+  if (spec.read === 'curve-secret') {
     try {
-      opts.curveSecretKey = readCurveSecret(value);
+      return readCurveSecret(raw);
     } catch (e) {
-      throw new UsageError(`serve: --curve-secret-file: ${(e as Error).message}`);
+      throw new UsageError(`serve: ${flag}: ${(e as Error).message}`);
     }
-  } else sync[flag] = value;
+  }
+  return value;
 }
 
-function finishSync(opts: ServeOptions, sync: Record<string, string>): void {
-  if (Object.keys(sync).length === 0) return;
-  const need = ['--sync-peer', '--sync-every', '--sync-pattern'];
-  for (const f of need) if (sync[f] === undefined) throw new UsageError(`serve: ${f} is needed with ${Object.keys(sync).join(', ')}`);
-  const every = Number(sync['--sync-every']);
-  if (!(every > 0)) throw new UsageError(`serve: --sync-every must be a positive number of seconds, got ${JSON.stringify(sync['--sync-every'])}`);
-  opts.sync = { peer: sync['--sync-peer'], pattern: sync['--sync-pattern'], everyS: every, serverKey: sync['--sync-server-key'] };
+/** Puts `value` at the dotted path `to` of `opts` (`a.b`; `a[]` appends to a list). */
+function place(opts: Record<string, unknown>, to: string, value: unknown): void {
+  const path = to.split('.');
+  let at = opts;
+  for (const key of path.slice(0, -1)) at = (at[key] ??= {}) as Record<string, unknown>;
+  const last = path[path.length - 1];
+  if (last.endsWith('[]')) ((at[last.slice(0, -2)] ??= []) as unknown[]).push(value);
+  else at[last] = value;
 }
 
 async function keygenCmd(args: string[], io: CliIO): Promise<number> {
-  let out: string | undefined;
-  if (args.length === 2 && args[0] === '--out') out = nonEmpty('--out', args[1]);
-  else if (args.length === 1 && args[0].startsWith('--out=')) out = nonEmpty('--out', args[0].slice(6));
-  else if (args.length !== 0) throw new UsageError('keygen takes only [--out FILE]');
+  const flags = parseFlags('keygen', args).get('--out');
+  const out = flags === undefined ? undefined : checkValue('keygen', '--out', flags.spec, flags.values.at(-1) as string) as string;
   const { keygen } = await import('./security');
   const kp = await keygen(out);
   await io.stdout(`public: ${kp.publicKey}\n` + (out === undefined ? `secret: ${kp.secretKey}\n` : `secret key written to ${out}, public key to ${out}.pub\n`));
   return 0;
-}
-
-function nonEmpty(flag: string, value: string): string {
-  if (value.length === 0) throw new UsageError(`serve: ${flag} must not be empty`);
-  return value;
-}
-
-function positiveInt(flag: string, value: string): number {
-  const n = Number(value);
-  if (!/^[0-9]+$/.test(value) || !Number.isSafeInteger(n) || n < 1) {
-    throw new UsageError(`serve: ${flag} must be a positive integer, got ${JSON.stringify(value)}`);
-  }
-  return n;
 }
 
 function jsonType(v: unknown): string {

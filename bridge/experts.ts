@@ -22,6 +22,13 @@ export interface ExpertHostOptions {
 
 type Pending = { resolve: (a: ExpertsAnswer) => void; reject: (e: Error) => void };
 
+/** Tokens routed to each expert, per layer, since the layer was loaded (layers ascending). */
+export interface ExpertLoad {
+  layers: number[];
+  /** `counts[i][e]`: token-slots layer `layers[i]` sent to expert e. */
+  counts: number[][];
+}
+
 /** The compiled worker (dist/ under ts-jest, as for the other pools). */
 function workerFile(): string {
   return __filename.endsWith('.ts') ? join(__dirname, '..', 'dist', 'bridge', 'experts_worker.js') : join(__dirname, 'experts_worker.js');
@@ -41,6 +48,7 @@ export class ExpertHost {
   private closed = false;
   /** Experts per layer, as the runtime last answered (sizes a run's reply block). */
   private readonly experts = new Map<number, number>();
+  private readonly loads = new Map<number, Float64Array>();
 
   constructor(private readonly opts: ExpertHostOptions = {}) {}
 
@@ -64,6 +72,7 @@ export class ExpertHost {
       if (this.worker !== w) return;
       this.worker = null;
       this.experts.clear();
+      this.loads.clear(); // its layers are gone
       const err = new VtpuError('E_INTERNAL', `${OP}: the expert runtime stopped (${why}); its layers are gone, upload them again`);
       for (const p of this.pending.values()) p.reject(err);
       this.pending.clear();
@@ -105,11 +114,34 @@ export class ExpertHost {
     else if (a.mode === 'info') for (const l of a.layers) this.experts.set(l.layer, l.experts);
     else if (task.mode === 'drop' && task.layer !== undefined) this.experts.delete(task.layer);
     else if (task.mode === 'drop') this.experts.clear();
+    // Counts came back by message, or were written into the reply block after y.
+    const counts = a.mode !== 'run' ? null
+      : a.counts ?? (block ? new Int32Array(block.bytes.buffer, block.bytes.byteOffset + runReplyBytes(a.T, a.H, a.E).countsAt, a.E) : null);
+    this.tally(task.mode === 'run' || task.mode === 'drop' ? task.layer : undefined, a, counts);
     return expertsOutput(a, block?.bytes);
+  }
+
+  /** The expert-load matrix (the dashboard's heatmap), or null before any run. */
+  load(): ExpertLoad | null {
+    if (this.loads.size === 0) return null;
+    const layers = [...this.loads.keys()].sort((a, b) => a - b);
+    return { layers, counts: layers.map((l) => Array.from(this.loads.get(l)!)) };
+  }
+
+  private tally(layer: number | undefined, a: ExpertsAnswer, counts: Int32Array | null): void {
+    if (a.mode === 'run' && layer !== undefined && counts) {
+      let row = this.loads.get(layer);
+      if (row === undefined || row.length !== counts.length) this.loads.set(layer, (row = new Float64Array(counts.length)));
+      for (let e = 0; e < counts.length; e++) row[e] += counts[e];
+    } else if (a.mode === 'drop') {
+      if (layer === undefined) this.loads.clear();
+      else this.loads.delete(layer);
+    }
   }
 
   /** Stops the thread (pending requests fail); idempotent. */
   async destroy(): Promise<void> {
+    this.loads.clear();
     this.closed = true;
     const w = this.worker;
     this.worker = null;

@@ -14,6 +14,7 @@ import type { SidecarServer } from '../server';
 import { KeyCheck, checkExposure } from './auth';
 import { DocumentNameError, Documents } from './documents';
 import { BadRequest, SQ_ROUTES, coordParam, runSq, scrollText, type SqCall } from './sq';
+import { MetricsHistory } from './history';
 
 /** Options of {@link startHttp}. */
 export interface HttpOptions {
@@ -63,6 +64,7 @@ export function startHttp(sidecar: SidecarServer, engine: Engine, opts: HttpOpti
   const docs = new Documents(engine.store);
   const dashboard = readFileSync(dashboardFile());
   const sockets = new Set<uWS.WebSocket<unknown>>();
+  const history = new MetricsHistory();
   const app = uWS.App();
 
   const send = (res: uWS.HttpResponse, status: number, body: string | Uint8Array, type = TEXT) => {
@@ -84,7 +86,9 @@ export function startHttp(sidecar: SidecarServer, engine: Engine, opts: HttpOpti
     open: (ws) => {
       sockets.add(ws);
       ws.subscribe('metrics');
-      ws.send(JSON.stringify(metrics.snapshot()));
+      // The last minute at once, then live snapshots; details (the expert-load matrix) once a second.
+      ws.send(history.size ? history.message() : JSON.stringify(metrics.snapshot()));
+      ws.send(JSON.stringify({ details: metrics.readDetails() }));
     },
     close: (ws) => {
       sockets.delete(ws);
@@ -99,6 +103,15 @@ export function startHttp(sidecar: SidecarServer, engine: Engine, opts: HttpOpti
     const query = new URLSearchParams(req.getQuery() ?? '');
     const authorization = req.getHeader('authorization');
     const length = req.getHeader('content-length');
+    // A request to an SQ route counts as that op even when refused before it runs.
+    const sq = /^\/api\/v2\/([a-z]+)$/.exec(url)?.[1];
+    const sqOp = sq !== undefined && Object.hasOwn(SQ_ROUTES, sq) ? `HTTP ${sq}` : undefined;
+    const t0 = performance.now();
+    const head = url.length + (req.getQuery() ?? '').length;
+    const refuse = (status: number, text: string) => {
+      if (sqOp) metrics.record(sqOp, performance.now() - t0, head, Buffer.byteLength(text), false);
+      send(res, status, text);
+    };
     if (method === 'OPTIONS') {
       metrics.recordHttp(204);
       res.cork(() => res.writeStatus(STATUS[204]).writeHeader('Access-Control-Allow-Origin', '*')
@@ -108,33 +121,32 @@ export function startHttp(sidecar: SidecarServer, engine: Engine, opts: HttpOpti
     }
     if (method !== 'GET' && method !== 'POST') return send(res, 400, 'Bad Request');
     if (url === '/metrics' && method === 'GET') return send(res, 200, renderPrometheus(metrics), PROMETHEUS_CONTENT_TYPE);
-    if (!keys.allows(authorization, url === '/' ? query.get('key') : null)) return send(res, 401, 'Unauthorized');
+    if (!keys.allows(authorization, url === '/' ? query.get('key') : null)) return refuse(401, 'Unauthorized');
     if ((url === '/' || url === '/index.html') && method === 'GET') return send(res, 200, dashboard, 'text/html; charset=utf-8');
     const m = /^\/api\/v2\/([a-z]+)$/.exec(url);
     const route = m ? SQ_ROUTES[m[1]] : undefined;
-    if (!m || !route || (method === 'POST' && !route.body)) return send(res, 404, 'Not Found');
+    if (!m || !route || (method === 'POST' && !route.body)) return refuse(404, 'Not Found');
     let call: SqCall;
     try {
       call = { route: m[1], doc: query.get('p') ?? '' };
       if (['select', 'insert', 'update', 'delete'].includes(call.route)) call.coord = coordParam(query.get('c'));
       if (method === 'GET' && route.body) call.text = scrollText(Buffer.from(query.get('s') ?? ''));
     } catch (e) {
-      return send(res, 400, (e as Error).message);
+      return refuse(400, (e as Error).message);
     }
-    const head = url.length + query.toString().length;
     const run = (body: Uint8Array | undefined) => {
       const bytesIn = head + (body?.length ?? 0);
       try {
         if (body !== undefined) call.text = scrollText(body);
       } catch (e) {
-        return send(res, 400, (e as Error).message);
+        return refuse(400, (e as Error).message);
       }
       sidecar.call(`HTTP ${call.route}`, route.write, bytesIn, () => runSq(engine.store, docs, call), (r) => (typeof r === 'string' ? Buffer.byteLength(r) : r.length))
         .then((out) => { if (!aborted) send(res, 200, out); }, (e) => { if (!aborted) fail(res, e); });
     };
     if (method === 'GET') return run(undefined);
-    if (length !== '' && Number(length) > maxBody) return tooLarge(res, Number(length), maxBody);
-    readBody(res, maxBody, run, (n) => { if (!aborted) tooLarge(res, n, maxBody); });
+    if (length !== '' && Number(length) > maxBody) return tooLarge(res, Number(length), maxBody, sqOp, t0, head);
+    readBody(res, maxBody, run, (n) => { if (!aborted) tooLarge(res, n, maxBody, sqOp, t0, head + n); });
   });
 
   const fail = (res: uWS.HttpResponse, e: unknown) => {
@@ -144,13 +156,20 @@ export function startHttp(sidecar: SidecarServer, engine: Engine, opts: HttpOpti
     if (e instanceof VtpuError && e.code === 'E_LIMIT') return send(res, 413, e.message);
     return send(res, 500, `Internal Server Error: ${(e as Error).message}`);
   };
-  const tooLarge = (res: uWS.HttpResponse, n: number, max: number) => {
+  const tooLarge = (res: uWS.HttpResponse, n: number, max: number, op: string | undefined, t0: number, bytesIn: number) => {
+    const text = `body of ${n} bytes is over the limit of ${max} bytes`;
+    if (op) metrics.record(op, performance.now() - t0, bytesIn, Buffer.byteLength(text), false);
     metrics.recordHttp(413);
-    res.cork(() => res.writeStatus(STATUS[413]).writeHeader('Content-Type', TEXT).end(`body of ${n} bytes is over the limit of ${max} bytes`, true));
+    res.cork(() => res.writeStatus(STATUS[413]).writeHeader('Content-Type', TEXT).end(text, true));
   };
 
+  let ticks = 0;
   const unsubscribe = metrics.subscribe((snap) => {
-    if (app.numSubscribers('metrics') > 0) app.publish('metrics', JSON.stringify(snap));
+    const text = JSON.stringify(snap);
+    history.push(text);
+    if (app.numSubscribers('metrics') === 0) return;
+    app.publish('metrics', text);
+    if (++ticks % 10 === 0) app.publish('metrics', JSON.stringify({ details: metrics.readDetails() }));
   });
 
   return new Promise((resolve, reject) => {

@@ -83,6 +83,7 @@ export class Metrics {
   private readonly timers = new Map<string, { count: number; totalMs: number }>();
   private readonly statuses = new Map<number, number>();
   private readonly sections = new Map<string, SectionReader>();
+  private readonly details = new Map<string, () => unknown>();
   private readonly ring: Sample[] = [];
   private readonly listeners = new Set<(s: MetricsSnapshot) => void>();
   private readonly started = performance.now();
@@ -132,6 +133,28 @@ export class Metrics {
   /** Removes a gauge section. */
   dropSection(name: string): void {
     this.sections.delete(name);
+  }
+
+  /**
+   * Registers a detail: a larger view (e.g. the expert-load matrix) read only when asked
+   * for by {@link readDetails}, not carried in every 100 ms snapshot.
+   */
+  detail(name: string, read: () => unknown): void {
+    this.details.set(name, read);
+  }
+
+  /** Every detail that has something to show, read now (`null`/`undefined` ones left out). */
+  readDetails(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const [name, read] of this.details) {
+      try {
+        const v = read();
+        if (v !== null && v !== undefined) out[name] = v;
+      } catch {
+        // like a gauge section: unreadable right now, left out
+      }
+    }
+    return out;
   }
 
   /** Cumulative counters per op, in first-seen order. */

@@ -11,7 +11,8 @@ Decoding (:func:`decode_values`, used by ``cget_batch``) returns ``(values, foun
 ``found`` is a bool array; ``values`` is
 
 * one stacked ndarray ``(N, *shape)`` when every found row is a tensor of one dtype and
-  shape (zeros at missing rows); a writable view of the reply when every row was found;
+  shape (zeros at missing rows; bfloat16 as :func:`vtpu.values.bfloat16_out` gives it); a
+  writable view of the reply when every row was found;
 * a ``(N, width)`` uint8 array when every found row is bytes of one length (zeros at
   missing rows), likewise a view of the reply when every row was found;
 * an object array of ``bytes`` (``None`` at missing rows) when every found row is bytes;
@@ -30,7 +31,7 @@ import pyarrow as pa
 from .coords import DIMS, coords_array
 from .errors import LimitError, ParamError, ProtocolError, ShapeError
 from .protocol import DTYPES, KINDS, PROTOCOL, numpy_dtype, DTYPE_NAMES
-from .values import as_tensor_array, from_wire, to_wire, _is_torch
+from .values import as_tensor_array, bfloat16_out, from_wire, to_wire, _is_torch
 
 __all__ = [
     "SCHEMAS",
@@ -320,7 +321,7 @@ def decode_values(table: pa.Table, frame: Any = None) -> Values:
     if fk.size and np.all(fk == TENSOR):
         stacked = _stack_tensors(col, kinds, found, table, frame)
         if stacked is not None:
-            return Values(stacked, found)
+            return Values(bfloat16_out(stacked), found)
     elif fk.size and np.all(fk == BYTES):
         fixed = _stack_bytes(col, found, frame)
         if fixed is not None:

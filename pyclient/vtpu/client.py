@@ -8,6 +8,7 @@ from typing import Any, Iterable, Mapping, NamedTuple
 import numpy as np
 
 from . import arrow
+from .address import positive_seconds, probe
 from .arrow import Values
 from .coords import DIMS, coords_array, format_coord, pattern_string
 from .errors import ParamError, ProtocolError
@@ -20,6 +21,7 @@ from .ops_kg import KgMixin
 from .ops_nearest import NearestMixin
 from .ops_sync import SyncMixin, check_server_key
 from .program import Program, ProgramResult
+from .serve_flags import serve_flag
 from .protocol import DEFAULTS, DTYPE_NAMES, KIND_NAMES
 from .tensors import TensorBody, decode_tensors
 from .transport import Transport
@@ -75,8 +77,11 @@ class Client(AttendMixin, MoeMixin, ExpertsMixin, NearestMixin, KgMixin, Observe
         ZeroMQ endpoint of a running sidecar. ``None`` starts a private local sidecar
         (see :class:`vtpu.Sidecar`), stopped again by :meth:`close`.
     timeout : float, optional
-        Default seconds to wait for each reply (protocol default: 30). Every method
+        Default seconds to wait for each reply (protocol default: 30), > 0. Every method
         takes ``timeout=`` to override it per call.
+    wait : float
+        With ``address``: seconds to wait for a sidecar to accept connections there
+        (default 0: it must be listening now).
     sidecar_args : sequence of str, optional
         Extra ``vtpu serve`` arguments when starting a sidecar.
     http_port : int, optional
@@ -90,8 +95,12 @@ class Client(AttendMixin, MoeMixin, ExpertsMixin, NearestMixin, KgMixin, Observe
 
     Raises
     ------
+    ParamError
+        A malformed address (not ``ipc://PATH`` or ``tcp://HOST:PORT``) or a timeout
+        that is not a positive number.
     SidecarError
-        When a sidecar has to be started and cannot be.
+        When a sidecar has to be started and cannot be, or nothing accepts connections at
+        ``address`` within ``wait`` seconds (the message names the address).
 
     Notes
     -----
@@ -105,22 +114,24 @@ class Client(AttendMixin, MoeMixin, ExpertsMixin, NearestMixin, KgMixin, Observe
         address: str | None = None,
         *,
         timeout: float | None = None,
+        wait: float = 0.0,
         sidecar_args: Iterable[str] = (),
         http_port: int | None = None,
         server_key: str | None = None,
         shm: bool | None = None,
     ) -> None:
         self.sidecar: Sidecar | None = None
-        http = [] if http_port is None else ["--http", str(int(http_port))]
+        t = DEFAULTS["timeout_ms"] / 1000.0 if timeout is None else positive_seconds(timeout)
+        key = check_server_key(server_key)
+        http = [] if http_port is None else [serve_flag("--http"), str(int(http_port))]
         if address is None:
             self.sidecar = Sidecar([*sidecar_args, *http]).start()
             address = self.sidecar.address
             self._http_url = self.sidecar.http_url
-        elif http_port is not None:
-            self._http_url = f"http://127.0.0.1:{int(http_port)}"
-
-        t = DEFAULTS["timeout_ms"] / 1000.0 if timeout is None else float(timeout)
-        key = check_server_key(server_key)
+        else:
+            probe(address, wait)  # a clear error now, not a stalled first request
+            if http_port is not None:
+                self._http_url = f"http://127.0.0.1:{int(http_port)}"
         self._t = Transport(str(address), t, watch=self.sidecar.check if self.sidecar else None, server_key=key, use_shm=shm)
 
     @property
@@ -135,7 +146,7 @@ class Client(AttendMixin, MoeMixin, ExpertsMixin, NearestMixin, KgMixin, Observe
 
     @timeout.setter
     def timeout(self, value: float) -> None:
-        self._t.timeout = float(value)
+        self._t.timeout = positive_seconds(value)
 
     @property
     def closed(self) -> bool:
@@ -159,6 +170,8 @@ class Client(AttendMixin, MoeMixin, ExpertsMixin, NearestMixin, KgMixin, Observe
 
     def request(self, op: str, params: dict[str, Any] | None = None, bodies: Iterable[Any] = (), *, timeout: float | None = None):
         """Send a raw request; returns ``(result, body_frames)``. Escape hatch for new ops."""
+        if timeout is not None:
+            timeout = positive_seconds(timeout)
         return self._t.request(op, params or {}, list(bodies), timeout)
 
     def compute(
@@ -352,7 +365,8 @@ class Client(AttendMixin, MoeMixin, ExpertsMixin, NearestMixin, KgMixin, Observe
 
 
 def connect(
-    address: str | None = None, *, timeout: float | None = None, sidecar_args: Iterable[str] = (), http_port: int | None = None,
+    address: str | None = None, *, timeout: float | None = None, wait: float = 0.0, sidecar_args: Iterable[str] = (),
+    http_port: int | None = None,
     data_dir: str | Path | None = None, fsync: str | int = "always", snapshot_every: int | str = 100_000,
     server_key: str | None = None, shm: bool | None = None,
 ) -> Client:
@@ -362,8 +376,11 @@ def connect(
     ----------
     address : str, optional
         ``ipc://...`` or ``tcp://host:port`` of a running sidecar (or ``$VTPU_ADDRESS``).
+        Something must accept connections there: else ``SidecarError`` at once.
     timeout : float, optional
-        Default seconds per reply (30).
+        Default seconds per reply (30); must be > 0.
+    wait : float
+        With ``address``: seconds to wait for a sidecar that is still starting (default 0).
     sidecar_args : sequence of str
         Extra ``vtpu serve`` arguments for a started sidecar.
     http_port : int, optional
@@ -388,6 +405,14 @@ def connect(
     -------
     Client
         Use it as a context manager, or call ``close()``.
+
+    Raises
+    ------
+    ParamError
+        A malformed address, a non-positive timeout, or bad durability options.
+    SidecarError
+        Nothing accepts connections at ``address`` within ``wait`` seconds, or a sidecar
+        could not be started (no Node.js 20+, for one).
     """
     import os
 
@@ -395,4 +420,7 @@ def connect(
     extra = durable_args(data_dir, fsync, snapshot_every)
     if extra and address is not None:
         raise ParamError("E_PARAM", "data_dir applies to a sidecar connect() starts; pass --data to `vtpu serve` instead")
-    return Client(address, timeout=timeout, sidecar_args=[*sidecar_args, *extra], http_port=http_port, server_key=server_key, shm=shm)
+    return Client(
+        address, timeout=timeout, wait=wait, sidecar_args=[*sidecar_args, *extra], http_port=http_port, server_key=server_key,
+        shm=shm,
+    )

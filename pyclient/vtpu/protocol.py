@@ -5,11 +5,9 @@ defaults are all read from the JSON file that ships inside this package.
 
 bfloat16
 --------
-NumPy has no bfloat16. When the optional ``ml_dtypes`` package is importable,
-``numpy_dtype("bfloat16")`` returns ``ml_dtypes.bfloat16`` and decoded bfloat16
-tensors use it. Otherwise bfloat16 tensors are exposed as ``uint16`` arrays holding the
-raw 16-bit words (the wire format); to store such words as bfloat16 pass
-``dtype="bfloat16"`` explicitly.
+NumPy has no bfloat16; ``ml_dtypes`` (a dependency) supplies it, so
+``numpy_dtype("bfloat16")`` is ``ml_dtypes.bfloat16``. Raw 16-bit words (``uint16``) are
+stored as bfloat16 only when ``dtype="bfloat16"`` says so.
 """
 
 from __future__ import annotations
@@ -52,19 +50,16 @@ DTYPE_NAMES: dict[int, str] = {v["code"]: k for k, v in DTYPES.items()}
 #: Defaults (``address``, ``max_request_bytes``, ``max_batch``, ``timeout_ms``).
 DEFAULTS: dict[str, Any] = dict(PROTOCOL["defaults"])
 
-try:  # optional: a real bfloat16 numpy dtype
-    import ml_dtypes as _ml_dtypes  # type: ignore[import-not-found]
+import ml_dtypes as _ml_dtypes
 
-    _BF16: np.dtype | None = np.dtype(_ml_dtypes.bfloat16)
-except Exception:  # pragma: no cover - depends on the environment
-    _BF16 = None
+_BF16: np.dtype = np.dtype(_ml_dtypes.bfloat16)
 
 _NUMPY: dict[str, np.dtype] = {}
 for _name in DTYPES:
     if _name == "none":
         continue
     if _name == "bfloat16":
-        _NUMPY[_name] = _BF16 if _BF16 is not None else np.dtype("<u2")
+        _NUMPY[_name] = _BF16
     else:
         _NUMPY[_name] = np.dtype(_name).newbyteorder("<")
     if _NUMPY[_name].itemsize != DTYPES[_name]["size"]:  # pragma: no cover - schema bug
@@ -72,9 +67,7 @@ for _name in DTYPES:
 
 # numpy dtype -> wire name, for values that carry no explicit dtype (uint16 is NOT
 # inferred as bfloat16: raw words must be labelled explicitly).
-_FROM_NUMPY: dict[np.dtype, str] = {
-    dt.newbyteorder("="): name for name, dt in _NUMPY.items() if not (name == "bfloat16" and _BF16 is None)
-}
+_FROM_NUMPY: dict[np.dtype, str] = {dt.newbyteorder("="): name for name, dt in _NUMPY.items()}
 
 
 def numpy_dtype(name: str) -> np.dtype:
@@ -88,7 +81,7 @@ def numpy_dtype(name: str) -> np.dtype:
     Returns
     -------
     numpy.dtype
-        For ``"bfloat16"``: ``ml_dtypes.bfloat16`` if installed, else ``uint16``.
+        For ``"bfloat16"``: ``ml_dtypes.bfloat16``.
 
     Raises
     ------

@@ -4,18 +4,24 @@
 * a numpy array, numpy scalar or torch tensor -> tensor (little-endian, C order).
   float64 and other dtypes without a wire equivalent raise :class:`DTypeError`
   unless ``dtype=`` names the dtype to convert to.
+
+Tensors come back as numpy arrays, except bfloat16, which NumPy lacks: it comes back as
+a ``torch.bfloat16`` tensor when the process has imported torch, else as an
+``ml_dtypes.bfloat16`` array (:func:`bfloat16_out`).
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import sys
+
 import numpy as np
 
 from .errors import DTypeError, ProtocolError, ShapeError
 from .protocol import DTYPE_NAMES, DTYPES, KIND_NAMES, KINDS, numpy_dtype, wire_dtype
 
-__all__ = ["WireValue", "to_wire", "from_wire", "as_tensor_array"]
+__all__ = ["WireValue", "to_wire", "from_wire", "as_tensor_array", "bfloat16_out"]
 
 TEXT, BYTES, TENSOR = KINDS["text"], KINDS["bytes"], KINDS["tensor"]
 NONE_DTYPE = DTYPES["none"]["code"]
@@ -43,8 +49,8 @@ def as_tensor_array(value: Any, dtype: str | None = None) -> tuple[np.ndarray, s
         The tensor (torch tensors are moved to CPU; bfloat16 keeps its raw words).
     dtype : str, optional
         Wire dtype name to store as. ``"bfloat16"`` accepts uint16/int16 raw words, an
-        ``ml_dtypes.bfloat16`` array or a torch bfloat16 tensor (float32 input is
-        rounded to bfloat16 only when ``ml_dtypes`` is installed). Other names cast.
+        ``ml_dtypes.bfloat16`` array, a torch bfloat16 tensor, or floats and integers
+        (rounded to bfloat16). Other names cast.
 
     Returns
     -------
@@ -70,15 +76,15 @@ def as_tensor_array(value: Any, dtype: str | None = None) -> tuple[np.ndarray, s
             raise DTypeError("E_DTYPE", f"cannot store a {type(value).__name__}; use str, bytes or an array")
     name = wire_dtype(value.dtype) if dtype is None else dtype
     if name == "bfloat16":
-        bf16 = numpy_dtype("bfloat16")  # uint16 when ml_dtypes is absent
+        bf16 = numpy_dtype("bfloat16")
         if value.dtype.itemsize == 2 and value.dtype.kind in "iu":
             words = value if value.dtype.isnative else value.astype(value.dtype.newbyteorder("="))
-        elif bf16.kind != "u" and value.dtype == bf16:
+        elif value.dtype == bf16:
             words = value
-        elif bf16.kind != "u" and value.dtype.kind in "fiu":
+        elif value.dtype.kind in "fiu":
             words = value.astype(bf16)
         else:
-            raise DTypeError("E_DTYPE", "bfloat16 needs raw uint16 words (install ml_dtypes to convert floats)")
+            raise DTypeError("E_DTYPE", f"cannot store a {value.dtype} array as bfloat16")
         return np.ascontiguousarray(words).view(np.uint16), name
     target = numpy_dtype(name)
     arr = np.ascontiguousarray(value, dtype=target.newbyteorder("<"))
@@ -109,8 +115,8 @@ def from_wire(kind: int | str, dtype: int | str, shape: Any, data: Any, view: bo
     Returns
     -------
     str, bytes, numpy.ndarray or None
-        ``None`` for kind ``missing``. Tensors are writable arrays; bfloat16 is
-        ``ml_dtypes.bfloat16`` if installed, else uint16 words.
+        ``None`` for kind ``missing``. Tensors are writable arrays; bfloat16 as
+        :func:`bfloat16_out` gives it.
     """
     kind_name = kind if isinstance(kind, str) else KIND_NAMES.get(int(kind))
     if kind_name == "missing":
@@ -131,5 +137,21 @@ def from_wire(kind: int | str, dtype: int | str, shape: Any, data: Any, view: bo
         if buf.size != need:
             raise ShapeError("E_SHAPE", f"tensor of shape {shp} {name} needs {need} bytes, got {buf.size}")
         arr = buf.view(dt).reshape(shp)
-        return arr if view and arr.flags.writeable and arr.flags.aligned else arr.copy()
+        return bfloat16_out(arr if view and arr.flags.writeable and arr.flags.aligned else arr.copy())
     raise DTypeError("E_DTYPE", f"unknown value kind {kind!r}")
+
+
+def bfloat16_out(arr: np.ndarray) -> Any:
+    """A decoded tensor as the caller gets it: a bfloat16 array becomes a ``torch.bfloat16``
+    tensor (sharing its memory) when torch is imported, so bfloat16 in is bfloat16 out;
+    anything else is returned as is.
+
+    Only an already imported torch counts: importing it here would cost a numpy-only
+    process seconds.
+    """
+    if arr.dtype != numpy_dtype("bfloat16"):
+        return arr
+    torch = sys.modules.get("torch")
+    if torch is None or not hasattr(torch, "from_numpy"):
+        return arr
+    return torch.from_numpy(np.ascontiguousarray(arr).view(np.int16)).view(torch.bfloat16)

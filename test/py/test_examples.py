@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 ARGS = {  # short runs: test_train_example checks learning, test_qwen3_* the numerics
     "train_moe.py": ["--steps", "5", "--every", "1"],
-    "qwen3_inference.py": ["--config", "tiny", "--max-new-tokens", "4", "--attention", "vtpu_sparse", "--threads", "1"],
+    "qwen3_inference.py": ["--config", "tiny", "--max-new-tokens", "4", "--attention", "vtpu_sparse", "--threads", "1", "--rounds", "2"],
 }
 
 
@@ -22,6 +22,10 @@ def test_example_runs(script: Path) -> None:
     proc = subprocess.run([sys.executable, str(script), *ARGS.get(script.name, [])], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     assert proc.stdout.strip(), "an example should show what it did"
+    if script.name == "qwen3_inference.py":  # says what it proves and what not
+        assert "weights: RANDOM" in proc.stdout and "gibberish by design" in proc.stdout
+        assert "same tokens as transformers: True" in proc.stdout
+        assert "over 2 interleaved rounds, median [min-max]" in proc.stdout and "hybrid/transformers" in proc.stdout
 
 
 def _run_readme_snippet(heading_pattern: str) -> str:

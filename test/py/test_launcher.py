@@ -1,4 +1,4 @@
-"""The launcher against stand-in sidecars (VTPU_NODE=python, VTPU_SIDECAR_JS=a script)."""
+"""The launcher against stand-in sidecars (VTPU_NODE=a Python posing as Node 20, VTPU_SIDECAR_JS=a script)."""
 
 import os
 import sys
@@ -30,12 +30,20 @@ sys.exit(3)
 """
 
 
+def fake_node(tmp_path, version="v20.0.0"):
+    """An executable that says it is Node ``version`` and runs its script with this Python."""
+    exe = tmp_path / "fake-node"
+    exe.write_text(f'#!/bin/sh\nif [ "$1" = --version ]; then echo {version}; exit 0; fi\nexec {sys.executable} "$@"\n')
+    exe.chmod(0o755)
+    return exe
+
+
 @pytest.fixture
 def stand_in(tmp_path, monkeypatch):
     def make(source):
         script = tmp_path / "fake_sidecar.py"
         script.write_text(textwrap.dedent(source))
-        monkeypatch.setenv("VTPU_NODE", sys.executable)
+        monkeypatch.setenv("VTPU_NODE", str(fake_node(tmp_path)))
         monkeypatch.setenv("VTPU_SIDECAR_JS", str(script))
         return script
 
@@ -88,3 +96,54 @@ def test_missing_cli_message(monkeypatch, tmp_path):
     monkeypatch.setenv("VTPU_NODE", str(tmp_path / "no-node"))
     with pytest.raises(vtpu.SidecarError, match="node"):
         launcher.find_node()
+
+
+@pytest.mark.parametrize("version", ["v18.19.0", "v8.0.0", "Python 3.11.7", ""])
+def test_old_or_foreign_node_is_one_clear_error(tmp_path, monkeypatch, version):
+    monkeypatch.setenv("VTPU_NODE", str(fake_node(tmp_path, version)))
+    with pytest.raises(vtpu.SidecarError) as info:
+        vtpu.connect()
+    msg = str(info.value)
+    assert "VTPU_NODE=" in msg and "needs 20+" in msg and "https://nodejs.org" in msg and "vtpu[node]" in msg
+
+
+def test_no_node_anywhere_says_how_to_get_one(tmp_path, monkeypatch):
+    monkeypatch.delenv("VTPU_NODE", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no node on it
+    monkeypatch.setattr(launcher, "_wheel_node", lambda: None)
+    with pytest.raises(vtpu.SidecarError, match="no `node` on PATH.*install Node.js 20 or newer"):
+        launcher.find_node()
+
+
+def test_the_real_node_passes_the_check():
+    node = launcher.find_node()
+    assert launcher._node_ok[node].startswith("v")
+
+
+def test_a_wheel_sidecar_on_another_platform_says_where_it_runs(tmp_path, monkeypatch):
+    bundled = tmp_path / "_sidecar" / "bin" / "vtpu.js"
+    bundled.parent.mkdir(parents=True)
+    bundled.write_text("")
+    monkeypatch.delenv("VTPU_SIDECAR_JS", raising=False)
+    monkeypatch.setattr(launcher, "_BUNDLED", bundled)
+    assert launcher.find_cli() == bundled  # the wheel's sidecar comes before any checkout
+    monkeypatch.setattr(launcher.platform, "machine", lambda: "aarch64")
+    with pytest.raises(vtpu.SidecarError, match="built for Linux x86-64.*not linux aarch64"):
+        launcher.find_cli()
+
+
+def test_an_install_without_a_sidecar_says_how_to_get_one(tmp_path, monkeypatch):
+    monkeypatch.delenv("VTPU_SIDECAR_JS", raising=False)
+    monkeypatch.setattr(launcher, "_BUNDLED", tmp_path / "none" / "vtpu.js")
+    monkeypatch.setattr(launcher, "_REPO", tmp_path)  # not a checkout either
+    with pytest.raises(vtpu.SidecarError, match="has no sidecar.*install the vtpu wheel"):
+        launcher.find_cli()
+
+
+def test_the_node_floor_is_package_jsons():
+    import json
+    import re
+    from pathlib import Path
+
+    engines = json.loads((Path(__file__).resolve().parents[2] / "package.json").read_text())["engines"]["node"]
+    assert re.fullmatch(r">=\s*(\d+)", engines).group(1) == str(launcher._NODE_MAJOR)

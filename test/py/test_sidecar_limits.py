@@ -29,10 +29,9 @@ def test_oversized_request_and_batch_are_refused_then_served():
 
 def test_client_reconnects_when_the_sidecar_returns():
     address = f"ipc://{tempfile.mkdtemp(prefix='vtpu-test-')}/restart.sock"
-    with vtpu.connect(address, timeout=2) as c:
-        with vtpu.Sidecar(address=address) as first:
-            c.cput(COORD, "before")
-            first.stop()
+    with vtpu.Sidecar(address=address) as first, vtpu.connect(address, timeout=2) as c:
+        c.cput(COORD, "before")
+        first.stop()
         with pytest.raises(vtpu.SidecarError):
             c.ping(timeout=0.5)  # nobody is listening: an error, never a hang
         with vtpu.Sidecar(address=address):

@@ -4,6 +4,9 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'fs'
 import * as os from 'os';
 import * as path from 'path';
 import { parseServeFlags } from '../../../bridge/cli';
+import { CLI, flagsOf } from '../../../bridge/cli_flags';
+import { DURABLE_FLAGS } from '../../../bridge/durable/flags';
+import { readFileSync } from 'fs';
 import { loadVectors, repoRoot, utf8 } from '../phext/vectors';
 import { ensureBuilt } from './build';
 
@@ -88,6 +91,31 @@ describe('vtpu errors', () => {
   });
 
   test.each([
+    ['serve'], ['keygen'], ['phext'], ['phext', 'explode'], ['phext', 'implode'], ['phext', 'checksum'],
+  ])('%s --help shows that command and exits 0', (...cmd) => {
+    for (const help of ['--help', '-h']) {
+      const r = vtpu([...cmd, help]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const text = r.stdout.toString();
+      expect(text).toMatch(new RegExp(`^usage: vtpu ${cmd.join(' ')}`));
+      for (const flag of Object.keys(flagsOf(cmd.join(' ')))) expect(text).toContain(`  ${flag}`);
+    }
+  });
+
+  test('serve --help lists every serve flag of the table, with its value name', () => {
+    const text = vtpu(['serve', '--help']).stdout.toString();
+    for (const [flag, spec] of Object.entries(flagsOf('serve'))) expect(text).toContain(spec.value ? `${flag} ${spec.value}` : flag);
+  });
+
+  test('--version prints the package version', () => {
+    const pkg = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8'));
+    const r = vtpu(['--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.toString()).toBe(`vtpu ${pkg.version} (node ${process.version})\n`);
+  });
+
+  test.each([
     [[], /no command/],
     [['frobnicate'], /unknown command "frobnicate"/],
     [['phext'], /subcommand/],
@@ -100,6 +128,10 @@ describe('vtpu errors', () => {
     [['serve', '--max-request-bytes', '1.5'], /--max-request-bytes must be a positive integer/],
     [['serve', '--address'], /--address needs a value/],
     [['serve', '--bogus', '1'], /unknown option "--bogus"/],
+    [['serve', '--exit-with-stdin=yes'], /--exit-with-stdin takes no value/],
+    [['serve', 'stray'], /unexpected argument "stray"/],
+    [['keygen', '--out'], /--out needs a value/],
+    [['keygen', 'x'], /unexpected argument "x"/],
   ])('%j', (args, message) => {
     const r = vtpu(args as string[]);
     expectUsageFailure(r, message);
@@ -133,6 +165,12 @@ describe('vtpu errors', () => {
   });
 });
 
+test("npm reads the project's .npmrc without a warning", () => {
+  const r = spawnSync('npm', ['config', 'get', 'fund'], { cwd: repoRoot, encoding: 'utf8' });
+  expect(r.status).toBe(0);
+  expect(r.stderr).not.toMatch(/warn/i);
+});
+
 describe('vtpu serve', () => {
   test('prints the listening line, then stops cleanly on SIGTERM', async () => {
     const child = spawn(process.execPath, [BIN, 'serve', '--address', 'tcp://127.0.0.1:*', '--threads', '1'], { cwd: repoRoot });
@@ -164,5 +202,26 @@ describe('parseServeFlags', () => {
     expect(parseServeFlags(['--address', 'tcp://127.0.0.1:5555', '--max-request-bytes=1024', '--max-batch', '7', '--threads=3']))
       .toEqual({ address: 'tcp://127.0.0.1:5555', maxRequestBytes: 1024, maxBatch: 7, threads: 3 });
     expect(parseServeFlags([])).toEqual({});
+  });
+
+  test('every serve flag in the table lands in the options', () => {
+    const sample: Record<string, string> = { count: '3', port: '0', seconds: '1.5', text: 'x', fsync: '10', snapshot: '5s', owner: 'a=*.*.*/*.*.*/*.*.*' };
+    for (const [flag, spec] of Object.entries(flagsOf('serve'))) {
+      if (spec.read) continue; // reads a file: covered by the sync/security tests
+      const args = spec.value ? [flag, sample[spec.type!]] : [flag];
+      for (let need = spec.needs; need; need = flagsOf('serve')[need].needs) {
+        if (args.includes(need)) break;
+        const n = flagsOf('serve')[need];
+        args.push(need, ...(n.value ? [sample[n.type!]] : []));
+      }
+      const opts = parseServeFlags(args, {}) as Record<string, unknown>;
+      const top = spec.to.split('.')[0].replace('[]', '');
+      expect(opts[top]).toBeDefined();
+    }
+  });
+
+  test('the durable flags of the table are the ones bridge/durable parses', () => {
+    expect(Object.entries(flagsOf('serve')).filter(([, s]) => s.to === 'durable').map(([f]) => f)).toEqual(DURABLE_FLAGS);
+    expect(CLI.program).toBe('vtpu');
   });
 });

@@ -10,7 +10,7 @@ test('serve --data, --fsync and --snapshot-every', () => {
 });
 
 test.each([
-  [['--fsync', '10'], /need --data/],
+  [['--fsync', '10'], /--fsync needs --data DIR/],
   [['--data', 'd', '--fsync', '0'], /positive whole number/],
   [['--data', 'd', '--fsync', 'sometimes'], /positive whole number/],
   [['--data', 'd', '--snapshot-every', '10m'], /N \(writes\) or Ns/],

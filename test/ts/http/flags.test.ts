@@ -17,9 +17,10 @@ describe('serve flags', () => {
 
   test('usage errors exit 2 with a message', async () => {
     for (const [args, msg] of [
-      [['--http-host', 'x'], /need --http PORT/],
-      [['--http', '-1'], /positive integer/],
-      [['--http', '70000'], /HTTP port must be 0..65535/],
+      [['--http-host', 'x'], /--http-host needs --http PORT/],
+      [['--http', '-1'], /--http needs a value \(write --http=-X/],
+      [['--http=-1'], /--http must be a port number 0..65535/],
+      [['--http', '70000'], /--http must be a port number 0..65535 \(0: any free port\), got "70000"/],
       [['--http', '0', '--http-host', '0.0.0.0'], /beyond loopback/],
       [['--http', '0', '--http-key', 'short'], /at least 8/],
     ] as [string[], RegExp][]) {

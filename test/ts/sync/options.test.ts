@@ -12,7 +12,7 @@ describe('sync and security options', () => {
       '--sync-every=0.5', '--sync-pattern', ALL, '--insecure', '--max-peers', '8'], {});
     expect(o).toMatchObject({ agent: 'a1', owns: [ALL], owners: [{ agent: 'b', pattern: '1.*.*/*.*.*/*.*.*' }],
       sync: { peer: 'ipc:///x', everyS: 0.5, pattern: ALL }, insecure: true, maxPeers: 8 });
-    expect(() => parseServeFlags(['--sync-peer', 'ipc:///x'], {})).toThrow(/--sync-every is needed/);
+    expect(() => parseServeFlags(['--sync-peer', 'ipc:///x'], {})).toThrow(/--sync-peer needs --sync-every SECONDS/);
     expect(() => parseServeFlags(['--owner', 'nobody'], {})).toThrow(/AGENT=PATTERN/);
     expect(() => parseServeFlags(['--curve-secret-file', '/no/such/file'], {})).toThrow(/curve-secret-file/);
   });
