@@ -15,7 +15,7 @@ import type { ComputePool } from './compute';
 import type { ExpertHost } from './experts';
 import type { SyncService } from './sync/service';
 import { curveServerOptions } from './security';
-import { PeerLimit } from './peers';
+import { PeerLimit, isDisconnect, notifyDisconnects } from './peers';
 
 /** What the server needs from the engine: synchronous op execution. */
 export interface Executor {
@@ -166,6 +166,7 @@ export class SidecarServer {
       ...curveServerOptions(opts.curveSecretKey),
       // Over-limit requests must reach us to be answered E_LIMIT, so no maxMessageSize.
     });
+    notifyDisconnects(sock);
     try {
       await sock.bind(opts.address.replace(/^(tcp:\/\/[^:]+):0$/, '$1:*'));
     } catch (e) {
@@ -221,6 +222,10 @@ export class SidecarServer {
     try {
       for await (const msg of this.sock) {
         const identity = msg[0];
+        if (isDisconnect(msg)) {
+          this.peers.forget(identity);
+          continue;
+        }
         if (this.closing) {
           this.reply(identity, errorReply(peekId(msg[1]), new VtpuError('E_INTERNAL', 'sidecar is closing')));
           continue;

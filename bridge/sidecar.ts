@@ -48,7 +48,7 @@ export interface SidecarOptions extends SyncOptions {
   curveSecretKey?: string;
   /** Allow binding tcp:// beyond loopback without CURVE (default false). */
   insecure?: boolean;
-  /** Most distinct clients served at once; more get E_LIMIT until one is idle for 60 s (default 1024). */
+  /** Most distinct clients served at once; more get E_LIMIT until one disconnects or is idle for 60 s (default 1024). */
   maxPeers?: number;
 }
 
