@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { Store } from '../../../engine/store/store';
 import { Journal } from '../../../bridge/durable/journal';
 import { frame } from '../../../bridge/durable/record';
-import { inDir, logName } from '../../../bridge/durable/files';
+import { inDir, logName, processIdentity } from '../../../bridge/durable/files';
+import * as arrow from '../../../bridge/arrow';
 import { coord, dump, putText, tensorBatch, tempDir } from './helpers';
 
 let t: ReturnType<typeof tempDir>;
@@ -132,10 +133,45 @@ test('one directory, one sidecar: a live lock is refused', async () => {
 });
 
 test('a LOCK left by a live process is refused; one left by a dead process is taken over', async () => {
-  writeFileSync(join(t.dir, 'LOCK'), `${process.ppid}\n`);
+  writeFileSync(join(t.dir, 'LOCK'), `${process.ppid}\n${processIdentity(process.ppid)}\n`);
   await expect(open()).rejects.toThrow(/in use by process/);
   writeFileSync(join(t.dir, 'LOCK'), '999999999\n');
   (await open()).j.close();
+});
+
+test('a LOCK whose pid now belongs to another process is stale; one that cannot be proven stale says how to clear it', async () => {
+  // The pid is alive (our parent) but started at another time than the LOCK records: a reused pid.
+  writeFileSync(join(t.dir, 'LOCK'), `${process.ppid}\nnot-this-boot:1\n`);
+  const a = await open();
+  expect(readFileSync(join(t.dir, 'LOCK'), 'utf8')).toBe(`${process.pid}\n${processIdentity(process.pid)}\n`);
+  a.j.close();
+  // A LOCK without an identity (an older sidecar's) naming a live pid cannot be proven stale.
+  writeFileSync(join(t.dir, 'LOCK'), `${process.ppid}\n`);
+  await expect(open()).rejects.toThrow(new RegExp(`delete ${join(t.dir, 'LOCK')}`));
+});
+
+test('a snapshot that fails (e.g. a full disk) removes its temp file at once and loses nothing', async () => {
+  const a = await open();
+  for (let i = 1; i <= 5; i++) putText(a.s, 1, i, `v${i}`);
+  const warn = jest.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
+  const fail = jest.spyOn(arrow, 'encodeScrolls').mockImplementation(() => { throw new Error('ENOSPC: no space left on device, write'); });
+  let warnings: unknown[][];
+  try {
+    a.j.snapshot();
+  } finally {
+    warnings = warn.mock.calls.slice();
+    fail.mockRestore();
+    warn.mockRestore();
+  }
+  expect(warnings).toEqual([[expect.stringMatching(/snapshot .* failed: ENOSPC/)]]);
+  expect(readdirSync(t.dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  expect(snaps()).toEqual([]);
+  putText(a.s, 1, 6, 'v6');
+  const want = dump(a.s);
+  a.j.close();
+  const b = await open();
+  expect(dump(b.s)).toEqual(want);
+  b.j.close();
 });
 
 test('options are checked at the boundary', async () => {
