@@ -40,13 +40,17 @@ export const USAGE = `usage: vtpu <command> [args]
                                                    API /api/v2/... on PORT (0: any free port)
                                  --http-host H     bind H (default 127.0.0.1); beyond loopback needs
                                                    --http-key (or $VTPU_HTTP_KEY) or --http-insecure
-             [--data DIR [--fsync always|MS] [--snapshot-every N|Ns]]
+             [--data DIR [--fsync always|MS] [--snapshot-every N|Ns] [--recover refuse|truncate]]
                                  --data DIR        keep the store in DIR (write log + snapshots;
                                                    recovered at start); default memory only
                                  --fsync always|MS fsync each write before its reply (default), or
                                                    every MS ms (a power loss may lose MS ms of writes)
                                  --snapshot-every  snapshot after N logged writes (default 100000)
                                                    or every N seconds (Ns)
+                                 --recover         damage beyond a torn last record (a bad record
+                                                   with intact ones after it, a missing log):
+                                                   refuse to start (default), or truncate there,
+                                                   keeping what is cut in DIR/<file>.cut-<byte>
                                  --curve-secret-file F  serve with ZeroMQ CURVE (F from vtpu keygen);
                                                    tcp:// beyond loopback needs it or --insecure
                                  --agent/--owns    this agent's name and the ranges only it writes
@@ -212,7 +216,7 @@ export function parseServeFlags(args: string[], env: NodeJS.ProcessEnv = process
     else http().maxBodyBytes = positiveInt(flag, value);
   }
   if (Object.keys(durable).length) {
-    if (durable.dir === undefined) throw new UsageError('serve: --fsync and --snapshot-every need --data DIR');
+    if (durable.dir === undefined) throw new UsageError('serve: --fsync, --snapshot-every and --recover need --data DIR');
     opts.durable = durable as DurableOptions;
   }
   finishSync(opts, sync);

@@ -176,8 +176,9 @@ export async function serveForever(opts: ServeOptions = {}): Promise<Sidecar> {
   // Before the ZeroMQ line: the launcher reads everything up to that one.
   const r = sidecar.recovery;
   if (r) {
+    if (r.cut) process.stderr.write(`vtpu: --recover=truncate: ${r.cut.damage}; cut off, kept in ${r.cut.copies.join(', ')}\n`);
     process.stdout.write(`vtpu data recovered ${r.snapshotRows} snapshot rows and ${r.logRecords} log records` +
-      ` (${r.tornBytes} torn bytes dropped) in ${r.ms.toFixed(1)} ms\n`);
+      ` (${r.tornBytes} torn bytes dropped${r.cut ? `; damage cut off, copies in ${r.cut.copies.join(', ')}` : ''}) in ${r.ms.toFixed(1)} ms\n`);
   }
   if (sidecar.http) process.stdout.write(`vtpu http listening on ${sidecar.http.url}\n`);
   process.stdout.write(`vtpu sidecar listening on ${sidecar.address}\n`);
