@@ -31,6 +31,7 @@ export const USAGE = `usage: vtpu <command> [args]
   vtpu serve [--address A] [--max-request-bytes N] [--max-batch N] [--threads N] [--exit-with-stdin]
              [--metrics-file F] [--no-metrics]
              [--http PORT] [--http-host H] [--http-key K] [--http-insecure] [--http-max-body N]
+             [--http-cors ORIGIN]... [--http-name NAME]...
              [--max-peers N] [--curve-secret-file F] [--insecure] [--agent NAME] [--owns PATTERN]... [--owner AGENT=PATTERN]...
              [--sync-peer ADDR --sync-every SECONDS --sync-pattern P [--sync-server-key KEY]]
                                  run the sidecar until SIGTERM or SIGINT (or, with
@@ -40,6 +41,11 @@ export const USAGE = `usage: vtpu <command> [args]
                                                    API /api/v2/... on PORT (0: any free port)
                                  --http-host H     bind H (default 127.0.0.1); beyond loopback needs
                                                    --http-key (or $VTPU_HTTP_KEY) or --http-insecure
+                                 --http-cors O     let pages on origin O (scheme://host:port) call the
+                                                   API cross-origin; default: no CORS, and requests
+                                                   from pages on other origins are refused
+                                 --http-name N     also answer requests whose Host is N (default: the
+                                                   bound address, IP literals, loopback names)
              [--data DIR [--fsync always|MS] [--snapshot-every N|Ns] [--recover refuse|truncate]]
                                  --data DIR        keep the store in DIR (write log + snapshots;
                                                    recovered at start); default memory only
@@ -198,7 +204,7 @@ export function parseServeFlags(args: string[], env: NodeJS.ProcessEnv = process
       }
       continue;
     }
-    if (!['--address', '--max-request-bytes', '--max-batch', '--max-peers', '--threads', '--metrics-file', '--http', '--http-host', '--http-key', '--http-max-body',
+    if (!['--address', '--max-request-bytes', '--max-batch', '--max-peers', '--threads', '--metrics-file', '--http', '--http-host', '--http-key', '--http-max-body', '--http-cors', '--http-name',
       ...SYNC_FLAGS].includes(flag)) {
       throw new UsageError(`serve: unknown option ${JSON.stringify(flag)}`);
     }
@@ -212,6 +218,8 @@ export function parseServeFlags(args: string[], env: NodeJS.ProcessEnv = process
     else if (flag === '--http') http().port = value === '0' ? 0 : positiveInt(flag, value);
     else if (flag === '--http-host') http().host = nonEmpty(flag, value);
     else if (flag === '--http-key') http().key = nonEmpty(flag, value);
+    else if (flag === '--http-cors') (http().cors ??= []).push(nonEmpty(flag, value));
+    else if (flag === '--http-name') (http().names ??= []).push(nonEmpty(flag, value));
     else if (SYNC_FLAGS.includes(flag)) syncFlag(opts, flag, nonEmpty(flag, value), sync);
     else http().maxBodyBytes = positiveInt(flag, value);
   }
@@ -221,7 +229,7 @@ export function parseServeFlags(args: string[], env: NodeJS.ProcessEnv = process
   }
   finishSync(opts, sync);
   if (opts.http) {
-    if (opts.http.port === undefined) throw new UsageError('serve: --http-host, --http-key, --http-insecure and --http-max-body need --http PORT');
+    if (opts.http.port === undefined) throw new UsageError('serve: --http-host, --http-key, --http-insecure, --http-max-body, --http-cors and --http-name need --http PORT');
     // A key in the environment keeps it out of `ps`.
     if (opts.http.key === undefined && env.VTPU_HTTP_KEY) opts.http.key = env.VTPU_HTTP_KEY;
   }
