@@ -13,8 +13,9 @@ const ZMQ_NOTIFY_DISCONNECT = 2;
 
 /**
  * Makes `sock` deliver an empty message from a peer whose connection closed, so the limit
- * frees its slot at once instead of after the idle expiry. Clients never send empty
- * messages (every request has a header), so an empty one is a notification.
+ * frees its slot at once instead of after the idle expiry. A valid request is never empty
+ * (it has a header), so an empty message either is the notification or frees the slot of a
+ * client that sent garbage (it is admitted again with its next message).
  */
 export function notifyDisconnects(sock: zmq.Router): void {
   // zeromq.js types only the stable options; the setter itself is public at run time.

@@ -223,7 +223,11 @@ export class SidecarServer {
       for await (const msg of this.sock) {
         const identity = msg[0];
         if (isDisconnect(msg)) {
+          // Also what an empty request looks like: it is answered as before (ROUTER drops the
+          // answer when the peer is gone), but not counted in the metrics.
+          const req = this.decode(msg, identity);
           this.peers.forget(identity);
+          if (req.reply) this.reply(identity, req.reply);
           continue;
         }
         if (this.closing) {
