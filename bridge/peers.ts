@@ -1,9 +1,33 @@
 /**
  * The connection limit: at most `max` distinct clients (ZeroMQ routing identities: one per
- * client socket, so per Python thread) are served at once. A client idle for `idleMs` stops
- * counting; a new client beyond the limit is answered E_LIMIT (by the server) until one goes idle.
+ * client connection, so per Python thread) are served at once. A client stops counting when
+ * its connection closes (the ROUTER's disconnect notification, see {@link notifyDisconnects})
+ * or after `idleMs` without a message; a new client beyond the limit is answered E_LIMIT (by
+ * the server) until one leaves.
  */
-/** Tracks the clients a ROUTER has heard from recently. */
+import type * as zmq from 'zeromq';
+
+/** libzmq's ZMQ_ROUTER_NOTIFY (a draft option, built into zeromq.js) and ZMQ_NOTIFY_DISCONNECT. */
+const ZMQ_ROUTER_NOTIFY = 97;
+const ZMQ_NOTIFY_DISCONNECT = 2;
+
+/**
+ * Makes `sock` deliver an empty message from a peer whose connection closed, so the limit
+ * frees its slot at once instead of after the idle expiry. A valid request is never empty
+ * (it has a header), so an empty message either is the notification or frees the slot of a
+ * client that sent garbage (it is admitted again with its next message).
+ */
+export function notifyDisconnects(sock: zmq.Router): void {
+  // zeromq.js types only the stable options; the setter itself is public at run time.
+  (sock as unknown as { setInt32Option(option: number, value: number): void }).setInt32Option(ZMQ_ROUTER_NOTIFY, ZMQ_NOTIFY_DISCONNECT);
+}
+
+/** True for the ROUTER's disconnect notification: `[identity, <empty>]`. */
+export function isDisconnect(msg: Buffer[]): boolean {
+  return msg.length === 2 && msg[1].length === 0;
+}
+
+/** Tracks the clients a ROUTER has heard from recently and whose connection is open. */
 export class PeerLimit {
   private readonly seen = new Map<string, number>();
 
@@ -27,6 +51,11 @@ export class PeerLimit {
     if (this.seen.size >= this.max) return false;
     this.seen.set(key, now);
     return true;
+  }
+
+  /** Stops counting `identity` (its connection closed). */
+  forget(identity: Buffer): void {
+    this.seen.delete(identity.toString('latin1'));
   }
 
   private sweep(now: number): void {

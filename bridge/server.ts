@@ -15,7 +15,7 @@ import type { ComputePool } from './compute';
 import type { ExpertHost } from './experts';
 import type { SyncService } from './sync/service';
 import { curveServerOptions } from './security';
-import { PeerLimit } from './peers';
+import { PeerLimit, isDisconnect, notifyDisconnects } from './peers';
 import { Gate } from './gate';
 import { wantsLayout } from './tensor_layout';
 import { isWrite } from '../engine/ops/index';
@@ -130,6 +130,7 @@ export class SidecarServer {
       ...curveServerOptions(opts.curveSecretKey),
       // Over-limit requests must reach us to be answered E_LIMIT, so no maxMessageSize.
     });
+    notifyDisconnects(sock);
     try {
       await sock.bind(opts.address.replace(/^(tcp:\/\/[^:]+):0$/, '$1:*'));
     } catch (e) {
@@ -186,6 +187,14 @@ export class SidecarServer {
     try {
       for await (const msg of this.sock) {
         const identity = msg[0];
+        if (isDisconnect(msg)) {
+          // Also what an empty request looks like: it is answered as before (ROUTER drops the
+          // answer when the peer is gone), but not counted in the metrics.
+          const req = this.decode(msg, identity);
+          this.peers.forget(identity);
+          if (req.reply) this.reply(identity, req.reply);
+          continue;
+        }
         if (this.closing) {
           this.reply(identity, errorReply(peekId(msg[1]), new VtpuError('E_INTERNAL', 'sidecar is closing')));
           continue;

@@ -3,7 +3,6 @@
  * signal. Options are checked here, at the boundary, with TypeErrors that name the option.
  */
 import { availableParallelism, tmpdir } from 'node:os';
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine } from '../engine/engine';
 import { initChecksum } from '../engine/phext';
@@ -19,6 +18,7 @@ import { initSyncHash } from '../engine/sync/hash';
 import { SyncService } from './sync/service';
 import { applyOwnership, checkSyncOptions, type SyncOptions } from './sync/options';
 import { checkExposure, checkKey } from './security';
+import { claimIpc, probeIpc } from './ipc';
 
 /** Options of {@link startSidecar}; every one has a default. */
 export interface SidecarOptions extends SyncOptions {
@@ -48,7 +48,7 @@ export interface SidecarOptions extends SyncOptions {
   curveSecretKey?: string;
   /** Allow binding tcp:// beyond loopback without CURVE (default false). */
   insecure?: boolean;
-  /** Most distinct clients served at once; more get E_LIMIT until one is idle for 60 s (default 1024). */
+  /** Most distinct clients served at once; more get E_LIMIT until one disconnects or is idle for 60 s (default 1024). */
   maxPeers?: number;
 }
 
@@ -64,7 +64,7 @@ export interface Sidecar {
   readonly http?: { readonly port: number; readonly url: string };
   /** What recovery from the data directory found, when the sidecar has one. */
   readonly recovery?: Recovery;
-  /** Graceful stop: no new requests, in-flight ones answered, socket closed, pool destroyed, ipc file removed. */
+  /** Graceful stop: no new requests, in-flight ones answered, socket closed, pool destroyed, ipc file removed (if still ours). */
   close(): Promise<void>;
 }
 
@@ -75,10 +75,13 @@ export function defaultAddress(): string {
 
 /**
  * Starts a sidecar and resolves once its socket is bound. Throws TypeError on bad
- * options (synchronously checked, reported as a rejection); rejects when binding fails.
+ * options (synchronously checked, reported as a rejection); rejects when binding fails,
+ * or when an ipc address already has a live process answering on it (./ipc).
  */
 export async function startSidecar(opts: SidecarOptions = {}): Promise<Sidecar> {
   const o = checkOptions(opts);
+  // Before anything else is set up: binding an ipc path a live sidecar uses would steal it.
+  await probeIpc(o.address);
   // PHEXT_EXPORT checksums synchronously, so the WASM hash must be compiled before serving.
   await initChecksum();
   await initSyncHash();
@@ -104,6 +107,7 @@ export async function startSidecar(opts: SidecarOptions = {}): Promise<Sidecar> 
     journal?.close();
     throw e;
   }
+  const releaseIpc = claimIpc(server.address);
   let http: HttpServer | undefined;
   let stopFile: (() => void) | undefined;
   try {
@@ -112,6 +116,7 @@ export async function startSidecar(opts: SidecarOptions = {}): Promise<Sidecar> 
   } catch (e) {
     http?.close();
     await server.close();
+    releaseIpc();
     await pool?.destroy();
     journal?.close();
     throw e;
@@ -136,7 +141,7 @@ export async function startSidecar(opts: SidecarOptions = {}): Promise<Sidecar> 
       await pool?.destroy();
       await compute?.destroy();
       await experts.destroy();
-      if (server.address.startsWith('ipc://')) rmSync(server.address.slice('ipc://'.length), { force: true });
+      releaseIpc();
     })()),
   };
 }
@@ -177,8 +182,9 @@ export async function serveForever(opts: ServeOptions = {}): Promise<Sidecar> {
   // Before the ZeroMQ line: the launcher reads everything up to that one.
   const r = sidecar.recovery;
   if (r) {
+    if (r.cut) process.stderr.write(`vtpu: --recover=truncate: ${r.cut.damage}; cut off, kept in ${r.cut.copies.join(', ')}\n`);
     process.stdout.write(`vtpu data recovered ${r.snapshotRows} snapshot rows and ${r.logRecords} log records` +
-      ` (${r.tornBytes} torn bytes dropped) in ${r.ms.toFixed(1)} ms\n`);
+      ` (${r.tornBytes} torn bytes dropped${r.cut ? `; damage cut off, copies in ${r.cut.copies.join(', ')}` : ''}) in ${r.ms.toFixed(1)} ms\n`);
   }
   if (sidecar.http) process.stdout.write(`vtpu http listening on ${sidecar.http.url}\n`);
   process.stdout.write(`vtpu sidecar listening on ${sidecar.address}\n`);

@@ -1,8 +1,8 @@
 /**
  * The data directory's layout and the file-system steps that make it crash-safe:
  * `log-<seq>.vlog` (append-only write log), `snapshot-<seq>.vsnap` (the store as of the
- * start of log `<seq>`), `*.tmp` (a snapshot being written; removed at startup) and `LOCK`
- * (pid of the sidecar using the directory). Every name is made here and confined to the
+ * start of log `<seq>`), `*.tmp` (a snapshot being written; removed when it fails and at startup) and `LOCK`
+ * (pid and start time of the sidecar using the directory). Every name is made here and confined to the
  * directory.
  */
 import { closeSync, fsyncSync, ftruncateSync, openSync, readFileSync, readdirSync, realpathSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
@@ -73,15 +73,21 @@ export function truncateDurably(path: string, len: number): void {
 
 /** Writes `name` via a temp file: `write(fd)`, fsync, rename, fsync the directory. */
 export function writeAtomic(dir: string, name: string, write: (fd: number) => void): void {
-  const tmp = inDir(dir, `${name}.tmp`);
-  const fd = openSync(tmp, 'w', 0o600);
+  const tmp = `${name}.tmp`;
+  const fd = openSync(inDir(dir, tmp), 'w', 0o600);
   try {
-    write(fd);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    try {
+      write(fd);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(inDir(dir, tmp), inDir(dir, name));
+  } catch (e) {
+    // A failed write (e.g. a full disk) must not leave its partial file taking space.
+    removeFile(dir, tmp);
+    throw e;
   }
-  renameSync(tmp, inDir(dir, name));
   syncDir(dir);
 }
 
@@ -98,9 +104,27 @@ export function removeFile(dir: string, name: string): void {
 const held = new Set<string>();
 
 /**
- * Takes the directory's LOCK for this process. A lock whose process is gone (a crash) is
- * taken over; one held by a live process (or by this one) is an error, as two writers
- * would corrupt the log.
+ * What identifies a running process beyond its pid, which the kernel reuses: the boot and
+ * the process's start time (Linux /proc), or undefined where the platform does not say.
+ */
+export function processIdentity(pid: number): string | undefined {
+  try {
+    const boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): state is field 3, starttime 22.
+    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return start ? `${boot}:${start}` : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Takes the directory's LOCK for this process. The LOCK names the pid and its identity
+ * ({@link processIdentity}); one whose process is gone (a crash) or whose pid now belongs
+ * to another process is taken over. One held by a live sidecar (or by this process) is an
+ * error, as two writers would corrupt the log; when liveness cannot be proven either way
+ * the error says how to clear the LOCK by hand.
  */
 export function lockDir(dir: string): () => void {
   const key = realpathSync(dir);
@@ -108,7 +132,7 @@ export function lockDir(dir: string): () => void {
   if (held.has(key)) throw new TypeError(`data directory ${dir} is already open in this process`);
   for (let attempt = 0; ; attempt++) {
     try {
-      writeFileSync(path, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      writeFileSync(path, `${process.pid}\n${processIdentity(process.pid) ?? ''}\n`, { flag: 'wx', mode: 0o600 });
       held.add(key);
       return () => {
         held.delete(key);
@@ -117,9 +141,15 @@ export function lockDir(dir: string): () => void {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw e;
     }
-    const pid = Number(readFileSync(path, 'utf8').trim());
+    const [pidLine, identity = ''] = readFileSync(path, 'utf8').split('\n');
+    const pid = Number(pidLine.trim());
     if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-      throw new TypeError(`data directory ${dir} is in use by process ${pid} (its LOCK file)`);
+      const now = processIdentity(pid);
+      const reused = identity.trim() !== '' && now !== undefined && now !== identity.trim();
+      if (!reused) {
+        throw new TypeError(`data directory ${dir} is in use by process ${pid} (its LOCK file); stop that sidecar, ` +
+          `or if process ${pid} is not a vtpu sidecar using this directory, delete ${path}`);
+      }
     }
     removeFile(dir, 'LOCK');
   }

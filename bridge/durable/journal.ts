@@ -1,17 +1,20 @@
 /**
- * Durability for one store: recovery at open (latest snapshot, then every later log in
- * order, a torn final record dropped and cut off), then every store write appended to the
+ * Durability for one store: recovery at open (./recover: latest snapshot, then every later
+ * log in order, a torn final record dropped and cut off), then every store write appended to the
  * current log before the write is applied (so before its reply), periodic snapshots that
  * rotate the log and delete what they supersede. See README "Durability".
  */
 import { mkdirSync } from 'node:fs';
 import type { Store } from '../../engine/store/store';
 import { VtpuError } from '../../engine/errors';
-import { applyRecord, encodeWrite } from './codec';
-import { inDir, listDir, lockDir, logName, removeFile, snapshotName, syncDir, truncateDurably } from './files';
-import { LogWriter, readLog, type FsyncPolicy } from './log';
+import { encodeWrite } from './codec';
+import { inDir, listDir, lockDir, logName, removeFile, snapshotName, syncDir } from './files';
+import { LogWriter, type FsyncPolicy } from './log';
 import { initRecords } from './record';
-import { loadSnapshot, writeSnapshot } from './snapshot';
+import { writeSnapshot } from './snapshot';
+import { recoverDir, type RecoverMode, type Recovery } from './recover';
+
+export type { Recovery, RecoverMode } from './recover';
 
 /** When to snapshot: after this many logged writes, or every this many seconds (with writes). */
 export type SnapshotPolicy = { writes: number } | { seconds: number };
@@ -24,21 +27,14 @@ export interface DurableOptions {
   fsync?: FsyncPolicy;
   /** Default `{ writes: 100000 }`. */
   snapshotEvery?: SnapshotPolicy;
-}
-
-/** What recovery found. */
-export interface Recovery {
-  snapshotRows: number;
-  logRecords: number;
-  /** Bytes of a torn final record that were dropped (0 when the log ended cleanly). */
-  tornBytes: number;
-  ms: number;
+  /** Damage beyond a torn tail: `refuse` to start (default), or `truncate` it, keeping copies of what is cut. */
+  recover?: RecoverMode;
 }
 
 /** Checks durable options at the boundary; TypeErrors name the option. */
 export function checkDurableOptions(o: unknown): Required<DurableOptions> {
   if (typeof o !== 'object' || o === null) throw new TypeError(`option 'durable' must be an object`);
-  const { dir, fsync = 'always', snapshotEvery = { writes: 100_000 }, ...extra } = o as DurableOptions;
+  const { dir, fsync = 'always', snapshotEvery = { writes: 100_000 }, recover = 'refuse', ...extra } = o as DurableOptions;
   const unknown = Object.keys(extra)[0];
   if (unknown !== undefined) throw new TypeError(`unknown durable option '${unknown}'`);
   if (typeof dir !== 'string' || dir === '' || dir.includes('\0')) throw new TypeError(`option 'durable.dir' must be a directory path`);
@@ -50,7 +46,8 @@ export function checkDurableOptions(o: unknown): Required<DurableOptions> {
   if (!Number.isSafeInteger(n) || (n as number) < 1) {
     throw new TypeError(`option 'durable.snapshotEvery' must be {writes: N} or {seconds: N} with N >= 1`);
   }
-  return { dir, fsync, snapshotEvery };
+  if (recover !== 'refuse' && recover !== 'truncate') throw new TypeError(`option 'durable.recover' must be 'refuse' or 'truncate', got ${String(recover)}`);
+  return { dir, fsync, snapshotEvery, recover };
 }
 
 /** The durable log and snapshots of one store. */
@@ -68,8 +65,8 @@ export class Journal {
 
   /**
    * Locks the directory, recovers its contents into `store` (which should be empty), and
-   * logs every later write of `store`. Throws when the directory is in use or damaged
-   * beyond a torn final record.
+   * logs every later write of `store`. Throws when the directory is in use, or (a
+   * DataLossError) damaged beyond a torn final record unless `recover` is `truncate`.
    */
   static async open(store: Store, opts: DurableOptions): Promise<Journal> {
     const o = checkDurableOptions(opts);
@@ -95,7 +92,7 @@ export class Journal {
     if (this.closed) return;
     const seq = this.rotate();
     try {
-      writeSnapshot(this.o.dir, seq, this.store);
+      writeSnapshot(this.o.dir, seq, this.store, this.writer.first - 1);
     } catch (e) {
       // The rotated logs are still there, so nothing is lost; the next snapshot retries.
       process.emitWarning(`vtpu: snapshot ${snapshotName(seq)} failed: ${(e as Error).message}`);
@@ -129,49 +126,19 @@ export class Journal {
   }
 
   private recover(): void {
-    const t0 = performance.now();
-    const dir = this.o.dir;
-    const { logs, snapshots, temps } = listDir(dir);
-    for (const t of temps) removeFile(dir, t);
-    const base = snapshots.length ? snapshots[snapshots.length - 1] : 0;
-    const snapshotRows = base ? loadSnapshot(dir, base, this.store) : 0;
-    const replay = logs.filter((s) => s >= base);
-    let logRecords = 0;
-    let tornBytes = 0;
-    replay.forEach((seq, k) => {
-      const path = inDir(dir, logName(seq));
-      const scan = readLog(path);
-      if (scan.torn && k < replay.length - 1) {
-        throw new VtpuError('E_INTERNAL', `log ${logName(seq)} is damaged (${scan.torn}) and later logs exist; refusing to skip writes`);
-      }
-      scan.payloads.forEach((p, r) => {
-        try {
-          applyRecord(this.store, p);
-        } catch (e) {
-          // E.g. a batch logged under a larger --max-batch than this start's.
-          throw new VtpuError('E_INTERNAL', `replaying ${logName(seq)} record ${r + 1}: ${(e as Error).message}`);
-        }
-      });
-      logRecords += scan.payloads.length;
-      if (scan.torn) {
-        tornBytes = scan.size - scan.validBytes;
-        // Cut the torn tail so this log ends cleanly before later ones; drop it if nothing is left.
-        if (scan.validBytes === 0) removeFile(dir, logName(seq));
-        else truncateDurably(path, scan.validBytes);
-      }
-    });
-    this.prune(base);
-    const next = Math.max(base, ...replay, 0) + 1;
-    this.writer = new LogWriter(inDir(dir, logName(next)), this.o.fsync, true);
-    syncDir(dir);
-    this.recovery = { snapshotRows, logRecords, tornBytes, ms: performance.now() - t0 };
+    const r = recoverDir(this.o.dir, this.store, this.o.recover);
+    this.prune(r.base);
+    this.writer = new LogWriter(inDir(this.o.dir, logName(r.nextLog)), this.o.fsync, r.nextLog, r.nextRecord);
+    syncDir(this.o.dir);
+    this.recovery = r.recovery;
   }
 
   /** Closes the current log and opens the next; returns the new log's sequence number. */
   private rotate(): number {
-    const seq = Number(/(\d+)\.vlog$/.exec(this.writer.path)![1]) + 1;
+    const seq = this.writer.seq + 1;
+    const first = this.writer.nextSeq;
     this.writer.close();
-    this.writer = new LogWriter(inDir(this.o.dir, logName(seq)), this.o.fsync, true);
+    this.writer = new LogWriter(inDir(this.o.dir, logName(seq)), this.o.fsync, seq, first);
     syncDir(this.o.dir);
     this.sinceSnapshot = 0;
     return seq;

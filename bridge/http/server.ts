@@ -12,6 +12,7 @@ import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from '../../engine/metrics/
 import type { Engine } from '../../engine/engine';
 import type { SidecarServer } from '../server';
 import { KeyCheck, checkExposure } from './auth';
+import { OriginPolicy } from './origin';
 import { DocumentNameError, Documents } from './documents';
 import { BadRequest, SQ_ROUTES, coordParam, runSq, scrollText, type SqCall } from './sq';
 import { MetricsHistory } from './history';
@@ -28,6 +29,10 @@ export interface HttpOptions {
   insecure?: boolean;
   /** Largest request body in bytes; larger ones are answered 413 (default 64 MiB, SQ's limit). */
   maxBodyBytes?: number;
+  /** Origins (scheme://host:port) whose pages may call the API cross-origin; default none (./origin). */
+  cors?: string[];
+  /** Host names besides the bound address that requests may name (e.g. a proxy's); default none. */
+  names?: string[];
 }
 
 /** A listening HTTP front end. */
@@ -60,6 +65,9 @@ export function startHttp(sidecar: SidecarServer, engine: Engine, opts: HttpOpti
   if (!Number.isSafeInteger(maxBody) || maxBody < 1) throw new TypeError(`HTTP max body must be a positive integer, got ${maxBody}`);
   checkExposure(host, opts.key, opts.insecure ?? false);
   const keys = new KeyCheck(opts.key);
+  if (opts.cors !== undefined && !Array.isArray(opts.cors)) throw new TypeError('HTTP cors must be a list of origins');
+  if (opts.names !== undefined && (!Array.isArray(opts.names) || opts.names.some((n) => typeof n !== 'string' || n === ''))) throw new TypeError('HTTP names must be a list of host names');
+  const access = new OriginPolicy(host, opts.names, opts.cors);
   const metrics = sidecar.metrics;
   const docs = new Documents(engine.store);
   const dashboard = readFileSync(dashboardFile());
@@ -67,18 +75,27 @@ export function startHttp(sidecar: SidecarServer, engine: Engine, opts: HttpOpti
   const history = new MetricsHistory();
   const app = uWS.App();
 
-  const send = (res: uWS.HttpResponse, status: number, body: string | Uint8Array, type = TEXT) => {
+  /** `cors`: the Access-Control-Allow-Origin value, only for an origin --http-cors allows. */
+  const send = (res: uWS.HttpResponse, status: number, body: string | Uint8Array, type = TEXT, cors?: string) => {
     metrics.recordHttp(status);
     res.cork(() => {
-      res.writeStatus(STATUS[status] ?? `${status} Error`).writeHeader('Access-Control-Allow-Origin', '*').writeHeader('Content-Type', type);
+      res.writeStatus(STATUS[status] ?? `${status} Error`);
+      if (cors !== undefined) res.writeHeader('Access-Control-Allow-Origin', cors).writeHeader('Vary', 'Origin');
+      res.writeHeader('Content-Type', type);
       res.end(body);
     });
   };
+  const foreignHost = (hostHeader: string) => `Forbidden: Host ${JSON.stringify(hostHeader)} is not this server's name (--http-name adds one)`;
+  const foreignPage = (origin: string) => `Forbidden: requests from pages on ${origin || 'another site'} are not allowed (--http-cors allows an origin)`;
 
   app.ws('/ws', {
     maxPayloadLength: 1024,
     idleTimeout: 60,
     upgrade: (res, req, ctx) => {
+      const hostHeader = req.getHeader('host');
+      const origin = req.getHeader('origin');
+      if (!access.hostAllowed(hostHeader)) return send(res, 403, foreignHost(hostHeader));
+      if (access.fromForeignPage(origin, hostHeader, req.getHeader('sec-fetch-site'))) return send(res, 403, foreignPage(origin));
       const allowed = keys.allows(req.getHeader('authorization'), new URLSearchParams(req.getQuery() ?? '').get('key'));
       if (!allowed) return send(res, 401, 'Unauthorized');
       res.upgrade({}, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), ctx);
@@ -103,6 +120,14 @@ export function startHttp(sidecar: SidecarServer, engine: Engine, opts: HttpOpti
     const query = new URLSearchParams(req.getQuery() ?? '');
     const authorization = req.getHeader('authorization');
     const length = req.getHeader('content-length');
+    const origin = req.getHeader('origin');
+    const hostHeader = req.getHeader('host');
+    if (!access.hostAllowed(hostHeader)) return send(res, 403, foreignHost(hostHeader));
+    // A foreign page may only navigate the browser to a read (a link to the dashboard); writes are refused below.
+    const foreign = access.fromForeignPage(origin, hostHeader, req.getHeader('sec-fetch-site'));
+    if (foreign && !(method === 'GET' && req.getHeader('sec-fetch-mode') === 'navigate')) return send(res, 403, foreignPage(origin));
+    const cors = access.corsFor(origin);
+    const out = (status: number, body: string | Uint8Array, type = TEXT) => send(res, status, body, type, cors);
     // A request to an SQ route counts as that op even when refused before it runs.
     const sq = /^\/api\/v2\/([a-z]+)$/.exec(url)?.[1];
     const sqOp = sq !== undefined && Object.hasOwn(SQ_ROUTES, sq) ? `HTTP ${sq}` : undefined;
@@ -110,22 +135,30 @@ export function startHttp(sidecar: SidecarServer, engine: Engine, opts: HttpOpti
     const head = url.length + (req.getQuery() ?? '').length;
     const refuse = (status: number, text: string) => {
       if (sqOp) metrics.record(sqOp, performance.now() - t0, head, Buffer.byteLength(text), false);
-      send(res, status, text);
+      out(status, text);
     };
     if (method === 'OPTIONS') {
       metrics.recordHttp(204);
-      res.cork(() => res.writeStatus(STATUS[204]).writeHeader('Access-Control-Allow-Origin', '*')
-        .writeHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS').writeHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type')
-        .writeHeader('Access-Control-Max-Age', '86400').end());
+      res.cork(() => {
+        res.writeStatus(STATUS[204]);
+        // A preflight from an origin --http-cors does not allow gets no CORS headers: the browser stops there.
+        if (cors !== undefined) {
+          res.writeHeader('Access-Control-Allow-Origin', cors).writeHeader('Vary', 'Origin')
+            .writeHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS').writeHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type')
+            .writeHeader('Access-Control-Max-Age', '86400');
+        }
+        res.end();
+      });
       return;
     }
-    if (method !== 'GET' && method !== 'POST') return send(res, 400, 'Bad Request');
-    if (url === '/metrics' && method === 'GET') return send(res, 200, renderPrometheus(metrics), PROMETHEUS_CONTENT_TYPE);
+    if (method !== 'GET' && method !== 'POST') return out(400, 'Bad Request');
+    if (url === '/metrics' && method === 'GET') return out(200, renderPrometheus(metrics), PROMETHEUS_CONTENT_TYPE);
     if (!keys.allows(authorization, url === '/' ? query.get('key') : null)) return refuse(401, 'Unauthorized');
-    if ((url === '/' || url === '/index.html') && method === 'GET') return send(res, 200, dashboard, 'text/html; charset=utf-8');
+    if ((url === '/' || url === '/index.html') && method === 'GET') return out(200, dashboard, 'text/html; charset=utf-8');
     const m = /^\/api\/v2\/([a-z]+)$/.exec(url);
     const route = m ? SQ_ROUTES[m[1]] : undefined;
     if (!m || !route || (method === 'POST' && !route.body)) return refuse(404, 'Not Found');
+    if (foreign && route.write) return refuse(403, foreignPage(origin));
     let call: SqCall;
     try {
       call = { route: m[1], doc: query.get('p') ?? '' };
@@ -142,19 +175,19 @@ export function startHttp(sidecar: SidecarServer, engine: Engine, opts: HttpOpti
         return refuse(400, (e as Error).message);
       }
       sidecar.call(`HTTP ${call.route}`, route.write, bytesIn, () => runSq(engine.store, docs, call), (r) => (typeof r === 'string' ? Buffer.byteLength(r) : r.length))
-        .then((out) => { if (!aborted) send(res, 200, out); }, (e) => { if (!aborted) fail(res, e); });
+        .then((r) => { if (!aborted) out(200, r); }, (e) => { if (!aborted) fail(res, e, cors); });
     };
     if (method === 'GET') return run(undefined);
     if (length !== '' && Number(length) > maxBody) return tooLarge(res, Number(length), maxBody, sqOp, t0, head);
     readBody(res, maxBody, run, (n) => { if (!aborted) tooLarge(res, n, maxBody, sqOp, t0, head + n); });
   });
 
-  const fail = (res: uWS.HttpResponse, e: unknown) => {
-    if (e instanceof BadRequest) return send(res, 400, e.message);
-    if (e instanceof DocumentNameError) return send(res, 403, `Forbidden: ${e.message}`);
-    if (e instanceof VtpuError && (e.code === 'E_COORD' || e.code === 'E_PARAM' || e.code === 'E_DTYPE')) return send(res, 400, e.message);
-    if (e instanceof VtpuError && e.code === 'E_LIMIT') return send(res, 413, e.message);
-    return send(res, 500, `Internal Server Error: ${(e as Error).message}`);
+  const fail = (res: uWS.HttpResponse, e: unknown, cors?: string) => {
+    if (e instanceof BadRequest) return send(res, 400, e.message, TEXT, cors);
+    if (e instanceof DocumentNameError) return send(res, 403, `Forbidden: ${e.message}`, TEXT, cors);
+    if (e instanceof VtpuError && (e.code === 'E_COORD' || e.code === 'E_PARAM' || e.code === 'E_DTYPE')) return send(res, 400, e.message, TEXT, cors);
+    if (e instanceof VtpuError && e.code === 'E_LIMIT') return send(res, 413, e.message, TEXT, cors);
+    return send(res, 500, `Internal Server Error: ${(e as Error).message}`, TEXT, cors);
   };
   const tooLarge = (res: uWS.HttpResponse, n: number, max: number, op: string | undefined, t0: number, bytesIn: number) => {
     const text = `body of ${n} bytes is over the limit of ${max} bytes`;

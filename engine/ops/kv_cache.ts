@@ -19,6 +19,8 @@ export const KV_KEY = 1;
 /** Kind component of a value vector's coordinate. */
 export const KV_VALUE = 2;
 const OP = 'CATTEND';
+/** Most elements in the k (and in the v) read from the cache: 1 GiB of float32 each. */
+const MAX_READ = 1 << 28;
 
 /** The 9 components of one cache vector's coordinate. */
 export function kvCoord(layer: number, head: number, pos: number, kind: number, batch: number): Uint32Array {
@@ -38,6 +40,7 @@ export interface KvRequest {
 /** Kv heads stored for a layer: heads 0, 1, … whose key at position 0, batch 0 exists. */
 function countHeads(store: Store, layer: number): number {
   let h = 0;
+  // Bounded by what is stored: each head counted is a stored vector.
   while (store.get(kvCoord(layer, h, 0, KV_KEY, 0)) !== undefined) h++;
   return h;
 }
@@ -68,19 +71,26 @@ export function readKvCache(store: Store, r: KvRequest, makeSpec: (Hkv: number) 
     Hkv = r.heads;
   }
   if (r.Hq % Hkv !== 0) throw new VtpuError('E_SHAPE', `${OP}: q heads ${r.Hq} must be a multiple of the cache's kv heads ${Hkv}`);
+  // Sizes are checked against what the store holds before anything is allocated by them:
+  // a length past the cache is refused in one lookup, whatever its value.
+  if (store.get(kvCoord(r.layer, Hkv - 1, r.length - 1, KV_VALUE, r.B - 1)) === undefined) {
+    throw new VtpuError('E_PARAM', `${OP}: kv.length ${r.length} is beyond the KV cache: layer ${r.layer} has no value at head ${Hkv - 1} position ${r.length - 1} batch ${r.B - 1}`);
+  }
+  const most = r.B * Hkv * r.length * r.D;
   const spec = makeSpec(Hkv);
   const need = new Uint8Array(r.length);
   for (const g of rowGroups(spec)) for (const j of g.keys) need[j] = 1;
-  const positions: number[] = [];
-  for (let j = 0; j < r.length; j++) if (need[j]) positions.push(j);
-  const compact = positions.length * 2 < r.length;
-  const rows = compact ? positions.length : r.length;
-  const n = r.B * Hkv * rows * r.D;
-  if (n > 1 << 28) throw new VtpuError('E_LIMIT', `${OP}: KV cache read of ${n} elements is over the limit`);
+  let P = 0;
+  for (let j = 0; j < r.length; j++) P += need[j];
+  const positions = new Int32Array(P);
+  for (let j = 0, i = 0; j < r.length; j++) if (need[j]) positions[i++] = j;
+  const compact = P * 2 < r.length;
+  const rows = compact ? P : r.length;
+  const n = compact ? r.B * Hkv * rows * r.D : most;
+  if (n > MAX_READ) throw new VtpuError('E_LIMIT', `${OP}: KV cache read of ${n} elements is over the limit of ${MAX_READ}`);
   const keyRow = compact ? new Int32Array(r.length).fill(-1) : null;
   if (keyRow) positions.forEach((j, i) => (keyRow[j] = i));
   // One lookup batch: (b, h, position, kind) in row order.
-  const P = positions.length;
   const coords = new Uint32Array(r.B * Hkv * P * 2 * 9);
   let at = 0;
   for (let b = 0; b < r.B; b++) for (let h = 0; h < Hkv; h++) for (const j of positions) for (let kind = KV_KEY; kind <= KV_VALUE; kind++) {

@@ -7,6 +7,7 @@ Short by default (3 kills); ``VTPU_SOAK=1`` (``make soak``) kills 25 times.
 from __future__ import annotations
 
 import os
+import re
 import random
 import threading
 import time
@@ -172,3 +173,25 @@ def test_fsync_group_commit_survives_sigkill(tmp_path) -> None:
     with vtpu.Sidecar(args) as sc, vtpu.Client(sc.address) as c:
         assert c.cget(key(1, 200 % 60 + 1)) == "v200"
         assert len(c.crange().coords) == 60
+
+
+def test_a_flipped_bit_mid_log_refuses_to_start_and_truncate_keeps_a_copy(tmp_path) -> None:
+    """The issue's case: 400 CPUTs, one bit flipped at 25% of the log. Not a torn tail: the
+    sidecar refuses, naming the file and byte; ``--recover truncate`` keeps the prefix and a
+    copy of every byte it cuts."""
+    with vtpu.Sidecar(["--data", str(tmp_path)]) as sc, vtpu.Client(sc.address) as c:
+        for i in range(1, 401):
+            c.cput(key(1, i), f"v{i}")
+    (log,) = sorted(tmp_path.glob("log-*.vlog"))
+    data = bytearray(log.read_bytes())
+    data[len(data) // 4] ^= 0x04
+    log.write_bytes(data)
+    with pytest.raises(vtpu.SidecarError, match=rf"{log.name} is damaged at byte (\d+).*record \d+ onward.*--recover=truncate") as err:
+        vtpu.Sidecar(["--data", str(tmp_path)]).start()
+    offset = int(re.search(r"damaged at byte (\d+)", str(err.value)).group(1))
+    assert log.read_bytes() == bytes(data)  # refusing cut nothing
+    with vtpu.Sidecar(["--data", str(tmp_path), "--recover", "truncate"]) as sc, vtpu.Client(sc.address) as c:
+        kept = len(c.crange().coords)
+        assert 50 < kept < 150
+        assert c.cget(key(1, kept)) == f"v{kept}"
+    assert (tmp_path / f"{log.name}.cut-{offset}").read_bytes() == bytes(data[offset:])

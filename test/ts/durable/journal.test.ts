@@ -1,9 +1,13 @@
-import { appendFileSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Store } from '../../../engine/store/store';
 import { Journal } from '../../../bridge/durable/journal';
-import { frame } from '../../../bridge/durable/record';
-import { inDir, logName } from '../../../bridge/durable/files';
+import { FRAME_HEADER, checksum64, frame } from '../../../bridge/durable/record';
+import { LOG_HEADER } from '../../../bridge/durable/log';
+import { DataLossError } from '../../../bridge/durable/recover';
+import { encodeWrite } from '../../../bridge/durable/codec';
+import { inDir, logName, processIdentity } from '../../../bridge/durable/files';
+import * as arrow from '../../../bridge/arrow';
 import { coord, dump, putText, tensorBatch, tempDir } from './helpers';
 
 let t: ReturnType<typeof tempDir>;
@@ -55,7 +59,7 @@ test('a torn final record is dropped and cut off; the write before it is kept', 
   putText(a.s, 1, 1, 'acknowledged');
   a.j.close();
   const log = inDir(t.dir, logs()[logs().length - 1]);
-  const whole = frame(Buffer.from('a record that was being written'));
+  const whole = frame(2, Buffer.from('a record that was being written'));
   appendFileSync(log, whole.subarray(0, whole.length - 3));
   const size = statSync(log).size;
   const b = await open();
@@ -80,7 +84,111 @@ test('a damaged log followed by later logs is refused, not skipped', async () =>
   const bytes = readFileSync(first);
   bytes[bytes.length - 1] ^= 1;
   writeFileSync(first, bytes);
-  await expect(open()).rejects.toThrow(/damaged .* later logs exist/);
+  await expect(open()).rejects.toThrow(/log-000000000001.vlog is damaged at byte \d+: checksum mismatch .* 1 later log\(s\) \(log-000000000002.vlog\)/);
+});
+
+/** Writes `n` text scrolls 1.1.1/1.1.1/1.a.i in one session of the directory (one log, unless snapshots rotate it). */
+async function session(a: number, n: number, opts: Partial<Parameters<typeof Journal.open>[1]> = {}): Promise<void> {
+  const x = await open(opts);
+  for (let i = 1; i <= n; i++) {
+    putText(x.s, a, i, `value ${a}.${i}`);
+    await new Promise((r) => setImmediate(r)); // a queued snapshot runs between writes
+  }
+  x.j.close();
+}
+
+test('a flipped bit in the middle of the newest log is corruption, not a torn tail: refused, naming file, byte and loss', async () => {
+  await session(1, 400);
+  const log = inDir(t.dir, logs()[0]);
+  const bytes = readFileSync(log);
+  bytes[Math.floor(bytes.length / 4)] ^= 0x10;
+  writeFileSync(log, bytes);
+  const err = await open().catch((e) => e);
+  expect(err).toBeInstanceOf(DataLossError);
+  expect(err.file).toBe(logs()[0]);
+  expect(err.offset).toBeGreaterThan(0);
+  expect(err.message).toMatch(new RegExp(`${logs()[0]} is damaged at byte ${err.offset}: checksum mismatch .*record \\d+ onward, intact records from \\d+ .* --recover=truncate`));
+  expect(readFileSync(log)).toEqual(bytes); // refused: nothing was cut
+});
+
+test('a flipped length field mid-log is corruption too', async () => {
+  await session(1, 50);
+  const log = inDir(t.dir, logs()[0]);
+  const bytes = readFileSync(log);
+  const second = LOG_HEADER + bytes.readUInt32LE(LOG_HEADER) + FRAME_HEADER; // the second record's header
+  bytes[second + 3] ^= 0x80; // its length now points far past the end
+  writeFileSync(log, bytes);
+  await expect(open()).rejects.toThrow(/damaged at byte \d+: short record .* intact records from 3/);
+});
+
+test('--recover=truncate keeps the intact prefix and a copy of every byte it cuts', async () => {
+  await session(1, 400);
+  const name = logs()[0];
+  const bytes = readFileSync(inDir(t.dir, name));
+  bytes[Math.floor(bytes.length / 4)] ^= 0x10;
+  writeFileSync(inDir(t.dir, name), bytes);
+  const offset = ((await open().catch((e) => e)) as DataLossError).offset;
+  const a = await open({ recover: 'truncate' });
+  const kept = a.s.size;
+  expect(kept).toBeGreaterThan(50);
+  expect(kept).toBeLessThan(150);
+  expect(a.j.recovery.cut?.copies).toEqual([`${name}.cut-${offset}`]);
+  expect(readFileSync(join(t.dir, `${name}.cut-${offset}`))).toEqual(bytes.subarray(offset));
+  expect(readFileSync(inDir(t.dir, name))).toEqual(bytes.subarray(0, offset));
+  putText(a.s, 2, 1, 'after the cut');
+  a.j.close();
+  const b = await open(); // the cut directory now starts normally
+  expect(b.s.size).toBe(kept + 1);
+  b.j.close();
+});
+
+test('a deleted newest snapshot is a gap: refused, naming the missing records', async () => {
+  await session(1, 250, { snapshotEvery: { writes: 100 } });
+  expect(snaps()).toEqual(['snapshot-000000000003.vsnap']);
+  rmSync(join(t.dir, snaps()[0]));
+  await expect(open()).rejects.toThrow(/log-000000000003.vlog is damaged at byte 0: records 1 to 200 are missing before it/);
+  const a = await open({ recover: 'truncate' });
+  expect(a.s.size).toBe(0); // nothing before the gap: an explicit, copied loss
+  expect(a.j.recovery.cut?.copies).toEqual(['log-000000000003.vlog.cut-0']);
+  a.j.close();
+});
+
+test('a deleted middle log is a gap: refused; truncate keeps what came before it', async () => {
+  for (let a = 1; a <= 3; a++) await session(a, 100);
+  expect(logs()).toHaveLength(3); // one log per session
+  rmSync(join(t.dir, 'log-000000000002.vlog'));
+  await expect(open()).rejects.toThrow(/log-000000000003.vlog is damaged at byte 0: records 101 to 200 are missing before it/);
+  const a = await open({ recover: 'truncate' });
+  expect(a.s.size).toBe(100);
+  expect(a.j.recovery.cut?.copies).toEqual(['log-000000000003.vlog.cut-0']);
+  a.j.close();
+  const b = await open();
+  expect(b.s.size).toBe(100);
+  b.j.close();
+});
+
+test('a snapshot whose log is missing is refused', async () => {
+  await session(1, 30, { snapshotEvery: { writes: 10 } });
+  const snap = snaps()[0];
+  const seq = Number(/(\d+)/.exec(snap)![1]);
+  for (const l of logs()) rmSync(join(t.dir, l));
+  await expect(open()).rejects.toThrow(new RegExp(`${logName(seq)} is damaged at byte 0: the file is missing`));
+});
+
+test('format 1 data directories (unnumbered records) still recover', async () => {
+  const src = new Store();
+  const payloads: Uint8Array[] = [];
+  src.onWrite((w) => { payloads.push(Buffer.concat(encodeWrite(w))); });
+  for (let i = 1; i <= 5; i++) putText(src, 1, i, `old ${i}`);
+  const v1 = payloads.map((p) => Buffer.concat([Buffer.from(Uint32Array.of(p.length).buffer), checksum64(p), p]));
+  writeFileSync(join(t.dir, logName(1)), Buffer.concat([Buffer.from('VTPULOG1'), ...v1]));
+  const a = await open();
+  expect(dump(a.s)).toEqual(dump(src));
+  putText(a.s, 2, 1, 'new');
+  a.j.close();
+  const b = await open();
+  expect(b.s.size).toBe(6);
+  b.j.close();
 });
 
 test('a damaged snapshot is refused', async () => {
@@ -132,10 +240,45 @@ test('one directory, one sidecar: a live lock is refused', async () => {
 });
 
 test('a LOCK left by a live process is refused; one left by a dead process is taken over', async () => {
-  writeFileSync(join(t.dir, 'LOCK'), `${process.ppid}\n`);
+  writeFileSync(join(t.dir, 'LOCK'), `${process.ppid}\n${processIdentity(process.ppid)}\n`);
   await expect(open()).rejects.toThrow(/in use by process/);
   writeFileSync(join(t.dir, 'LOCK'), '999999999\n');
   (await open()).j.close();
+});
+
+test('a LOCK whose pid now belongs to another process is stale; one that cannot be proven stale says how to clear it', async () => {
+  // The pid is alive (our parent) but started at another time than the LOCK records: a reused pid.
+  writeFileSync(join(t.dir, 'LOCK'), `${process.ppid}\nnot-this-boot:1\n`);
+  const a = await open();
+  expect(readFileSync(join(t.dir, 'LOCK'), 'utf8')).toBe(`${process.pid}\n${processIdentity(process.pid)}\n`);
+  a.j.close();
+  // A LOCK without an identity (an older sidecar's) naming a live pid cannot be proven stale.
+  writeFileSync(join(t.dir, 'LOCK'), `${process.ppid}\n`);
+  await expect(open()).rejects.toThrow(new RegExp(`delete ${join(t.dir, 'LOCK')}`));
+});
+
+test('a snapshot that fails (e.g. a full disk) removes its temp file at once and loses nothing', async () => {
+  const a = await open();
+  for (let i = 1; i <= 5; i++) putText(a.s, 1, i, `v${i}`);
+  const warn = jest.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
+  const fail = jest.spyOn(arrow, 'encodeScrolls').mockImplementation(() => { throw new Error('ENOSPC: no space left on device, write'); });
+  let warnings: unknown[][];
+  try {
+    a.j.snapshot();
+  } finally {
+    warnings = warn.mock.calls.slice();
+    fail.mockRestore();
+    warn.mockRestore();
+  }
+  expect(warnings).toEqual([[expect.stringMatching(/snapshot .* failed: ENOSPC/)]]);
+  expect(readdirSync(t.dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  expect(snaps()).toEqual([]);
+  putText(a.s, 1, 6, 'v6');
+  const want = dump(a.s);
+  a.j.close();
+  const b = await open();
+  expect(dump(b.s)).toEqual(want);
+  b.j.close();
 });
 
 test('options are checked at the boundary', async () => {

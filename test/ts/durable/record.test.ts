@@ -1,6 +1,6 @@
 import { Store } from '../../../engine/store/store';
 import { applyRecord, encodeWrite } from '../../../bridge/durable/codec';
-import { FRAME_HEADER, frame, initRecords, scanRecords } from '../../../bridge/durable/record';
+import { FRAME_HEADER, checksum64, findRecord, frame, initRecords, scanRecords, scanRecordsV1 } from '../../../bridge/durable/record';
 import { coord, dump, putText, tensorBatch } from './helpers';
 
 beforeAll(() => initRecords());
@@ -8,39 +8,54 @@ beforeAll(() => initRecords());
 describe('record framing', () => {
   const records = [Buffer.from('alpha'), Buffer.alloc(0), Buffer.from('a longer third record payload')];
   let bytes: Buffer;
-  beforeAll(() => { bytes = Buffer.concat(records.map((r) => frame(r))); });
+  beforeAll(() => { bytes = Buffer.concat(records.map((r, i) => frame(7 + i, r))); });
 
   test('round trip', () => {
-    const scan = scanRecords(bytes);
+    const scan = scanRecords(bytes, 0, 7);
     expect(scan.torn).toBeUndefined();
     expect(scan.validBytes).toBe(bytes.length);
+    expect(scan.nextSeq).toBe(10);
     expect(scan.payloads.map((p) => Buffer.from(p).toString())).toEqual(records.map((r) => r.toString()));
   });
 
-  test('a record cut at any byte is dropped whole, earlier ones kept', () => {
+  test('a record cut at any byte is dropped whole, earlier ones kept, and nothing intact follows it', () => {
     const lastStart = bytes.length - FRAME_HEADER - records[2].length;
     for (let cut = lastStart + 1; cut < bytes.length; cut++) {
-      const scan = scanRecords(bytes.subarray(0, cut));
+      const scan = scanRecords(bytes.subarray(0, cut), 0, 7);
       expect(scan.payloads).toHaveLength(2);
       expect(scan.validBytes).toBe(lastStart);
       expect(scan.torn).toMatch(/short/);
+      expect(findRecord(bytes.subarray(0, cut), scan.validBytes, scan.nextSeq)).toBeUndefined();
     }
   });
 
-  test('a flipped payload or checksum byte stops the scan there', () => {
-    for (const at of [FRAME_HEADER + 2, 5]) {
+  test('a flipped bit anywhere in a record stops the scan there, and the next intact record is found past it', () => {
+    const second = FRAME_HEADER + records[0].length;
+    for (let at = 0; at < second * 8; at++) {
       const bad = Buffer.from(bytes);
-      bad[at] ^= 0x40;
-      const scan = scanRecords(bad);
+      bad[at >> 3] ^= 1 << (at & 7);
+      const scan = scanRecords(bad, 0, 7);
       expect(scan.payloads).toHaveLength(0);
-      expect(scan.torn).toMatch(/checksum/);
+      expect(scan.torn).toMatch(/checksum|short record|record \d+ where record 7 belongs/);
+      expect(findRecord(bad, 0, 7)).toEqual({ at: second, seq: 8 });
     }
   });
 
-  test('a length field pointing past the end is torn, not read out of bounds', () => {
+  test('a record out of sequence stops the scan', () => {
+    expect(scanRecords(bytes, 0, 6)).toMatchObject({ payloads: [], validBytes: 0, torn: 'record 7 where record 6 belongs, at byte 0' });
+  });
+
+  test('a length field pointing past the end is short, not read out of bounds', () => {
     const bad = Buffer.from(bytes);
     bad.writeUInt32LE(0xfffffff0, 0);
-    expect(scanRecords(bad)).toMatchObject({ payloads: [], validBytes: 0, torn: expect.stringMatching(/short record/) });
+    expect(scanRecords(bad, 0, 7)).toMatchObject({ payloads: [], validBytes: 0, torn: expect.stringMatching(/short record/) });
+  });
+
+  test('format 1 records (no sequence numbers) are still read', () => {
+    const v1 = Buffer.concat(records.map((r) => Buffer.concat([Buffer.from(Uint32Array.of(r.length).buffer), checksum64(r), r])));
+    const scan = scanRecordsV1(v1);
+    expect(scan.payloads.map((p) => Buffer.from(p).toString())).toEqual(records.map((r) => r.toString()));
+    expect(scanRecordsV1(v1.subarray(0, v1.length - 1)).torn).toMatch(/short record/);
   });
 });
 

@@ -108,6 +108,11 @@ describe('CATTEND op', () => {
     expect(code(() => e.execute('CATTEND', request({ kv: { layer: 3, length: 9 } }, q1)))).toBe('E_PARAM');
     expect(code(() => e.execute('CATTEND', request({ kv: { layer: 4, length: 9 } }, q1)))).toBe('E_PARAM');
     expect(code(() => e.execute('CATTEND', request({ kv: { layer: 3, length: 9, heads: 3 } }, q1)))).toBe('E_SHAPE');
+    // Lengths past the cache are refused by one lookup, before anything is sized by them.
+    for (const length of [10, 2 ** 24, 2 ** 26, 2 ** 28]) {
+      expect(() => e.execute('CATTEND', request({ window: 3, kv: { layer: 3, length } }, q1))).toThrow(new RegExp(`kv.length ${length} is beyond the KV cache`));
+    }
+    expect(code(() => e.execute('CATTEND', request({ kv: { layer: 3, length: 2 ** 28 + 1 } }, q1)))).toBe('E_PARAM');
   });
 
   test('bad input is a typed error', () => {

@@ -11,6 +11,8 @@ describe('serve flags', () => {
     expect(parseServeFlags(['--http', '0', '--http-host', '0.0.0.0', '--http-key', 'k'.repeat(10), '--http-max-body', '100', '--metrics-file', 'm.jsonl', '--no-metrics'], {}))
       .toEqual({ http: { port: 0, host: '0.0.0.0', key: 'k'.repeat(10), maxBodyBytes: 100 }, metricsFile: 'm.jsonl', metrics: false });
     expect(parseServeFlags(['--http=8080', '--http-insecure'], {})).toEqual({ http: { port: 8080, insecure: true } });
+    expect(parseServeFlags(['--http=0', '--http-cors', 'http://a.example:3000', '--http-cors=https://b.example', '--http-name', 'vtpu.lan'], {}))
+      .toEqual({ http: { port: 0, cors: ['http://a.example:3000', 'https://b.example'], names: ['vtpu.lan'] } });
     // The key may come from the environment, so it stays out of `ps`.
     expect(parseServeFlags(['--http', '1'], { VTPU_HTTP_KEY: 'from-env-key' })).toEqual({ http: { port: 1, key: 'from-env-key' } });
   });
@@ -23,6 +25,8 @@ describe('serve flags', () => {
       [['--http', '70000'], /--http must be a port number 0..65535 \(0: any free port\), got "70000"/],
       [['--http', '0', '--http-host', '0.0.0.0'], /beyond loopback/],
       [['--http', '0', '--http-key', 'short'], /at least 8/],
+      [['--http', '0', '--http-cors', '*'], /scheme:\/\/host/],
+      [['--http-cors', 'http://a.example'], /needs --http PORT/],
     ] as [string[], RegExp][]) {
       let err = '';
       const rc = await main(['serve', '--address', 'tcp://127.0.0.1:0', ...args], { stdout: async () => undefined, stderr: (t) => { err += t; } });

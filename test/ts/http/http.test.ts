@@ -1,5 +1,4 @@
 /** The HTTP front end: SQ routes and replies, limits, keys, malformed requests, /metrics. */
-import { request } from 'node:http';
 import { connect } from 'node:net';
 import { startSidecar, type Sidecar } from '../../../bridge/sidecar';
 import { DOC_STRIDE } from '../../../bridge/http/documents';
@@ -7,6 +6,7 @@ import { SCROLL_MISSING } from '../../../bridge/http/sq';
 import { checksum, explode, implode } from '../../../engine/phext';
 import { formatCoord, parseCoord } from '../../../engine/coords';
 import { Client } from '../bridge/helpers';
+import { httpRequest, wsFirstMessage, type Reply } from './helpers';
 
 const C1 = '1.1.1/1.1.1/1.1.1';
 const C2 = '1.1.1/1.1.1/1.1.2';
@@ -15,54 +15,8 @@ const C3 = '2.1.1/1.1.1/1.1.1';
 let sc: Sidecar;
 let base: string;
 
-interface Reply { status: number; text: string; bytes: Buffer; headers: Record<string, string | string[] | undefined> }
-
-/**
- * One request on its own connection (node:http without keep-alive, so no idle socket
- * outlives the tests). `body` may be a list of chunks, sent with chunked encoding.
- */
-function http(path: string, init: { method?: string; body?: string | Buffer | string[]; headers?: Record<string, string> } = {}, url = base): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request(url + path, { method: init.method ?? 'GET', headers: init.headers, agent: false }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (d: Buffer) => parts.push(d));
-      res.on('end', () => {
-        const bytes = Buffer.concat(parts);
-        resolve({ status: res.statusCode!, text: bytes.toString('utf8'), bytes, headers: res.headers });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    if (Array.isArray(init.body)) for (const chunk of init.body) req.write(chunk);
-    else if (init.body !== undefined) req.write(init.body);
-    req.end();
-  });
-}
-
-/** Opens /ws by hand (Node 20 has no WebSocket client): the status, and the first text frame on 101. */
-function wsFirstMessage(url: string, path: string): Promise<{ status: number; message?: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url + path, {
-      agent: false,
-      headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' },
-    });
-    req.on('response', (res) => { res.resume(); resolve({ status: res.statusCode! }); });
-    req.on('upgrade', (res, sock) => {
-      let buf = Buffer.alloc(0);
-      sock.on('data', (d: Buffer) => {
-        buf = Buffer.concat([buf, d]);
-        const len7 = buf[1] & 0x7f;
-        const [len, at] = len7 === 126 ? [buf.readUInt16BE(2), 4] : len7 === 127 ? [Number(buf.readBigUInt64BE(2)), 10] : [len7, 2];
-        if (buf.length >= at + len) {
-          sock.destroy();
-          resolve({ status: res.statusCode!, message: buf.subarray(at, at + len).toString() });
-        }
-      });
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+/** One request to `url + path` (default: the shared sidecar). */
+const http = (path: string, init: Parameters<typeof httpRequest>[1] = {}, url = base): Promise<Reply> => httpRequest(url + path, init);
 
 const q = (route: string, params: Record<string, string>) => `/api/v2/${route}?${new URLSearchParams(params)}`;
 
@@ -247,10 +201,12 @@ describe('exposure and keys', () => {
       .rejects.toThrow(/cannot listen for HTTP/);
   });
 
-  test('CORS preflight is answered without a key', async () => {
+  test('no CORS by default: responses and preflights carry no Access-Control headers', async () => {
     const r = await http(q('select', { c: C1 }), { method: 'OPTIONS' });
     expect(r.status).toBe(204);
-    expect(r.headers['access-control-allow-methods']).toBe('GET, POST, OPTIONS');
+    expect(r.headers['access-control-allow-origin']).toBeUndefined();
+    expect(r.headers['access-control-allow-methods']).toBeUndefined();
+    expect((await http(q('select', { c: C1 }))).headers['access-control-allow-origin']).toBeUndefined();
   });
 
   test('beyond loopback without a key or --http-insecure is refused', async () => {
