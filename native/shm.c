@@ -25,22 +25,30 @@ static int int_arg(napi_env env, napi_value v, double *out) {
   return napi_get_value_double(env, v, out) == napi_ok && *out >= 0 && *out <= 9007199254740991.0;
 }
 
+/* The three non-negative integer arguments both functions take, the last >= 1; else a
+ * TypeError with `usage` and 0. */
+static int three_ints(napi_env env, napi_callback_info info, double v[3], const char *usage) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 3 || !int_arg(env, argv[0], &v[0]) || !int_arg(env, argv[1], &v[1]) || !int_arg(env, argv[2], &v[2]) || v[2] < 1) {
+    napi_throw_type_error(env, "EINVAL", usage);
+    return 0;
+  }
+  return 1;
+}
+
 static void unmap(napi_env env, void *data, void *hint) {
   (void)env;
   munmap(data, (size_t)(uintptr_t)hint);
 }
 
-/* map(fd, size, ino): an ArrayBuffer over the whole file, shared with every other mapping of
+/* map(fd, ino, size): an ArrayBuffer over the whole file, shared with every other mapping of
  * it. `ino` must match the file's inode: a descriptor number reused for another file is refused. */
 static napi_value map_fd(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  double fd, size, ino;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 3 || !int_arg(env, argv[0], &fd) || !int_arg(env, argv[1], &size) || !int_arg(env, argv[2], &ino) || size < 1) {
-    napi_throw_type_error(env, "EINVAL", "map(fd, size, ino) takes three non-negative integers, size >= 1");
-    return NULL;
-  }
+  double v[3];
+  if (!three_ints(env, info, v, "map(fd, ino, size) takes three non-negative integers, size >= 1")) return NULL;
+  double fd = v[0], ino = v[1], size = v[2];
   struct stat st;
   if (fstat((int)fd, &st) != 0) return fail(env, "fstat", errno);
   if (!S_ISREG(st.st_mode) || (double)st.st_ino != ino) return fail(env, "map: descriptor is not the expected file", EBADF);
@@ -58,14 +66,9 @@ static napi_value map_fd(napi_env env, napi_callback_info info) {
 
 /* reserve(fd, offset, length): posix_fallocate; throws ENOSPC when the file system is full. */
 static napi_value reserve(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  double fd, off, len;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 3 || !int_arg(env, argv[0], &fd) || !int_arg(env, argv[1], &off) || !int_arg(env, argv[2], &len) || len < 1) {
-    napi_throw_type_error(env, "EINVAL", "reserve(fd, offset, length) takes non-negative integers, length >= 1");
-    return NULL;
-  }
+  double v[3];
+  if (!three_ints(env, info, v, "reserve(fd, offset, length) takes non-negative integers, length >= 1")) return NULL;
+  double fd = v[0], off = v[1], len = v[2];
   int err = posix_fallocate((int)fd, (off_t)off, (off_t)len);
   if (err != 0) return fail(env, "posix_fallocate", err);
   return NULL;

@@ -62,7 +62,7 @@ export class Arena {
       if (typeof process.getuid === 'function' && st.uid !== process.getuid()) throw param(`${path} belongs to another user`);
       if ((st.mode & 0o077) !== 0) throw param(`${path} must be readable by its owner only (mode ${(st.mode & 0o777).toString(8)})`);
       if (st.size !== size) throw param(`${path} has ${st.size} bytes, the client said ${size}`);
-      const a = new Arena(path, fd, st.ino, size, addon.map(fd, size, st.ino));
+      const a = new Arena(path, fd, st.ino, size, addon.map(fd, st.ino, size));
       if (!Buffer.from(a.buffer, 0, TOKEN_BYTES).equals(token)) throw param(`${path} does not hold the client's token`);
       return a;
     } catch (e) {
@@ -78,7 +78,7 @@ export class Arena {
     try {
       ftruncateSync(fd, size);
       addon.reserve(fd, 0, HEAD_BYTES);
-      const a = new Arena(path, fd, fstatSync(fd).ino, size, addon.map(fd, size, fstatSync(fd).ino));
+      const a = new Arena(path, fd, fstatSync(fd).ino, size, addon.map(fd, fstatSync(fd).ino, size));
       randomBytes(TOKEN_BYTES).copy(Buffer.from(a.buffer, 0, TOKEN_BYTES));
       return a;
     } catch (e) {

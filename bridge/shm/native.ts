@@ -8,7 +8,7 @@ import { join } from 'node:path';
 /** What native/shm.c exports. */
 export interface ShmAddon {
   /** An ArrayBuffer over the first `size` bytes of the file open as `fd`, whose inode must be `ino`. */
-  map(fd: number, size: number, ino: number): ArrayBuffer;
+  map(fd: number, ino: number, size: number): ArrayBuffer;
   /** Reserves [offset, offset + length) of the file (throws code ENOSPC when full). */
   reserve(fd: number, offset: number, length: number): void;
 }

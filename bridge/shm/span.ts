@@ -27,7 +27,7 @@ export function spanBytes(s: ArenaSpan): Uint8Array {
   if (!buf) {
     const addon = shmAddon();
     if (!addon) throw new VtpuError('E_INTERNAL', 'shm: the addon is missing in a worker thread');
-    buf = addon.map(s.fd, s.size, s.ino);
+    buf = addon.map(s.fd, s.ino, s.size);
     mapped.set(key, buf);
     if (mapped.size > KEEP) mapped.delete(mapped.keys().next().value as string);
   }

@@ -11,24 +11,12 @@ import numpy as np
 import zmq
 
 import vtpu
+from bench_roundtrip import _latencies as _lat  # sorted µs of n calls after a warm-up
 from common import child, ipc_address, median, percentile
 
 COORD = "1.2.3/4.5.6/7.8.9"
 H, I, E = 2048, 768, 8  # Qwen3-30B-A3B width; 8 experts, every one active (top-8): 8 KB in and out
 SKV, HQ, HKV, D = 4096, 16, 8, 128  # decode step: one query row over a 4096-long KV cache
-
-
-def _lat(call, n: int) -> list[float]:
-    """Sorted µs of n calls after a warm-up."""
-    for _ in range(min(200, n)):
-        call()
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter_ns()
-        call()
-        out.append((time.perf_counter_ns() - t0) / 1000.0)
-    out.sort()
-    return out
 
 
 def echo_p50(address: str, n: int, body: bytes | None) -> float:
