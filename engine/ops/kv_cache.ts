@@ -7,6 +7,7 @@
  * One vector per scroll keeps a decode step's write to 2·B·Hkv rows of one CPUT batch, and
  * lets a read fetch only the positions the mask can see (band + globals), not the whole cache.
  */
+import schema from '../../pyclient/vtpu/protocol.json';
 import { DType, Kind } from '../types';
 import { VtpuError } from '../errors';
 import type { Store } from '../store/store';
@@ -14,17 +15,26 @@ import { toFloat32 } from '../tensors';
 import { AttnSpec } from '../kernels/attention_spec';
 import { rowGroups } from '../kernels/attention';
 
-/** Kind component of a key vector's coordinate. */
-export const KV_KEY = 1;
+const LAYOUT = schema.layouts.kv_cache;
+/** Kind component of a key vector's coordinate (protocol.json `layouts.kv_cache`). */
+export const KV_KEY = LAYOUT.kinds.key;
 /** Kind component of a value vector's coordinate. */
-export const KV_VALUE = 2;
+export const KV_VALUE = LAYOUT.kinds.value;
+/** Index of each part of a cache vector's coordinate. */
+const AT = LAYOUT.components;
 const OP = 'CATTEND';
 /** Most elements in the k (and in the v) read from the cache: 1 GiB of float32 each. */
 const MAX_READ = 1 << 28;
 
 /** The 9 components of one cache vector's coordinate. */
 export function kvCoord(layer: number, head: number, pos: number, kind: number, batch: number): Uint32Array {
-  return Uint32Array.of(layer, head, pos, kind, batch, 0, 0, 0, 0);
+  const c = new Uint32Array(9);
+  c[AT.layer] = layer;
+  c[AT.head] = head;
+  c[AT.pos] = pos;
+  c[AT.kind] = kind;
+  c[AT.batch] = batch;
+  return c;
 }
 
 /** What a cache read needs to know. `heads` (kv heads) is counted from the store when absent. */
@@ -93,8 +103,8 @@ export function readKvCache(store: Store, r: KvRequest, makeSpec: (Hkv: number) 
   // One lookup batch: (b, h, position, kind) in row order.
   const coords = new Uint32Array(r.B * Hkv * P * 2 * 9);
   let at = 0;
-  for (let b = 0; b < r.B; b++) for (let h = 0; h < Hkv; h++) for (const j of positions) for (let kind = KV_KEY; kind <= KV_VALUE; kind++) {
-    coords[at] = r.layer; coords[at + 1] = h; coords[at + 2] = j; coords[at + 3] = kind; coords[at + 4] = b;
+  for (let b = 0; b < r.B; b++) for (let h = 0; h < Hkv; h++) for (const j of positions) for (const kind of [KV_KEY, KV_VALUE]) {
+    coords[at + AT.layer] = r.layer; coords[at + AT.head] = h; coords[at + AT.pos] = j; coords[at + AT.kind] = kind; coords[at + AT.batch] = b;
     at += 9;
   }
   const { batch } = store.getBatch(coords);
@@ -103,7 +113,7 @@ export function readKvCache(store: Store, r: KvRequest, makeSpec: (Hkv: number) 
   const f32 = batch.values.byteOffset % 4 === 0 ? new Float32Array(batch.values.buffer, batch.values.byteOffset, batch.values.byteLength >> 2) : null;
   for (let i = 0; i < batch.n; i++) {
     const c = i * 9;
-    const h = coords[c + 1], j = coords[c + 2], kind = coords[c + 3], b = coords[c + 4];
+    const h = coords[c + AT.head], j = coords[c + AT.pos], kind = coords[c + AT.kind], b = coords[c + AT.batch];
     const what = () => `${kind === KV_KEY ? 'key' : 'value'} of layer ${r.layer} head ${h} position ${j} batch ${b}`;
     if (batch.kind[i] === Kind.Missing) throw new VtpuError('E_PARAM', `${OP}: KV cache has no ${what()}`);
     if (batch.kind[i] !== Kind.Tensor) throw new VtpuError('E_DTYPE', `${OP}: KV cache ${what()} is not a tensor`);

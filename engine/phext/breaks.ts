@@ -1,25 +1,15 @@
 /**
- * Phext break bytes. Component index i follows the engine's coordinate order:
- * 0 = library … 8 = scroll (`library.shelf.series/collection.volume.book/chapter.section.scroll`).
+ * Phext break bytes, from protocol.json (`phext`). Component index i follows the engine's
+ * coordinate order: 0 = library … 8 = scroll
+ * (`library.shelf.series/collection.volume.book/chapter.section.scroll`).
  */
+import schema from '../../pyclient/vtpu/protocol.json';
 
-/** Break byte per component index (0 = library … 8 = scroll). */
-export const BREAK_BYTES: readonly number[] = Object.freeze([
-  0x01, // library
-  0x1f, // shelf
-  0x1e, // series
-  0x1d, // collection
-  0x1c, // volume
-  0x1a, // book
-  0x19, // chapter
-  0x18, // section
-  0x17, // scroll
-]);
+/** Break byte per component index (0 = library … 8 = scroll): 0x01, 0x1f, 0x1e, 0x1d, 0x1c, 0x1a, 0x19, 0x18, 0x17. */
+export const BREAK_BYTES: readonly number[] = Object.freeze([...schema.phext.breaks]);
 
 /** Component names, index-aligned with {@link BREAK_BYTES}; for messages. */
-export const COMPONENT_NAMES: readonly string[] = Object.freeze([
-  'library', 'shelf', 'series', 'collection', 'volume', 'book', 'chapter', 'section', 'scroll',
-]);
+export const COMPONENT_NAMES: readonly string[] = Object.freeze([...schema.phext.components]);
 
 /** byte → component index of its break, or -1 for content bytes. A table keeps the scan branch-light. */
 export const BREAK_LEVEL: Int8Array = (() => {

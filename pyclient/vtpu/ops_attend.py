@@ -12,13 +12,15 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ._schema import SCHEMA
 from .errors import ParamError
 
 __all__ = ["AttendMixin", "KV_KEY", "KV_VALUE"]
 
-KV_KEY = 1
+_KV = SCHEMA["layouts"]["kv_cache"]  # protocol.json: where each part of a cache vector's coordinate goes
+KV_KEY: int = _KV["kinds"]["key"]
 """Kind component of a cached key vector's coordinate ``layer.head.pos/kind.batch.0/0.0.0``."""
-KV_VALUE = 2
+KV_VALUE: int = _KV["kinds"]["value"]
 """Kind component of a cached value vector's coordinate."""
 
 # Rows per CPUT batch when writing the cache (keeps each request well under the size limit).
@@ -180,11 +182,12 @@ class AttendMixin:
         n = B * H * S
         coords = np.zeros((2 * n, 9), np.uint32)
         for part, kind in ((slice(0, n), KV_KEY), (slice(n, 2 * n), KV_VALUE)):
-            coords[part, 0] = int(layer)
-            coords[part, 1] = h.reshape(-1)
-            coords[part, 2] = s.reshape(-1) + int(start)
-            coords[part, 3] = kind
-            coords[part, 4] = b.reshape(-1)
+            at = _KV["components"]
+            coords[part, at["layer"]] = int(layer)
+            coords[part, at["head"]] = h.reshape(-1)
+            coords[part, at["pos"]] = s.reshape(-1) + int(start)
+            coords[part, at["kind"]] = kind
+            coords[part, at["batch"]] = b.reshape(-1)
         values = np.concatenate([ka.reshape(n, D), va.reshape(n, D)])
         written = 0
         for at in range(0, 2 * n, _KV_ROWS_PER_REQUEST):

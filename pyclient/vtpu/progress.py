@@ -11,12 +11,14 @@ import sys
 import time
 from typing import Any, Iterator
 
+from ._schema import SCHEMA
+
 __all__ = ["progress_bar", "split_phext"]
 
-# Break byte per coordinate component, library (0) .. scroll (8): engine/phext/breaks.ts.
-BREAK_BYTES = (0x01, 0x1F, 0x1E, 0x1D, 0x1C, 0x1A, 0x19, 0x18, 0x17)
+# Break byte per coordinate component, library (0) .. scroll (8): protocol.json's `phext`.
+BREAK_BYTES: tuple[int, ...] = tuple(SCHEMA["phext"]["breaks"])
 _LEVEL = {b: i for i, b in enumerate(BREAK_BYTES)}
-_BREAK = re.compile(rb"[\x01\x17-\x1a\x1c-\x1f]")
+_BREAK = re.compile(b"[" + b"".join(re.escape(bytes([b])) for b in BREAK_BYTES) + b"]")
 
 
 class _TextBar:
