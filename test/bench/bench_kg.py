@@ -128,7 +128,9 @@ def run(quick: bool = False, rounds: int | None = None) -> dict:
             out["store"] = client.ping()["store"]
     out["path_ends"] = int(sum(len(e) for e in ends))
     out["vtpu"] = {"path_e2e_us": median(path_e2e), "path_engine_us": median(path_eng),
-                   "tree_e2e_us": median(tree_e2e), "tree_engine_us": median(tree_eng)}
+                   "tree_e2e_us": median(tree_e2e), "tree_engine_us": median(tree_eng),
+                   # the slowest and fastest round's median (REPS calls a round)
+                   "tree_engine_spread_us": [f(median(tree_eng[i:i + REPS]) for i in range(0, len(tree_eng), REPS)) for f in (min, max)]}
     out["networkx"] = networkx_runs(edges, starts, ends, rounds)
     return out
 
@@ -147,7 +149,8 @@ def updates(client: vtpu.Client, entities: int, root: dict, reps: int) -> dict:
         q_us.append(res["elapsed_us"])
         client.kg_delete(new)
         del_us.append(client.request("CKG", {**root, "depth": 65535})[0]["build_us"])
-    return {"append_us": median(add_us), "delete_us": median(del_us), "query_after_write_us": median(q_us)}
+    return {"append_us": median(add_us), "delete_us": median(del_us), "query_after_write_us": median(q_us),
+            "edges_per_write": int(len(new))}
 
 
 def networkx_runs(edges: np.ndarray, starts: np.ndarray, ends: list, rounds: int) -> dict:

@@ -30,6 +30,7 @@ import sys
 import time
 
 from common import median, rss_bytes
+from report_common import HEAD, _fmt, _row
 
 #: The benchmark shape is qwen3_models' "bench" (Qwen3-30B-A3B's layer) with this many layers: one
 #: is 2.4 GB of fp32 experts, and the fp32 child peaks near 7 GB in Python plus ~2.7x the expert
@@ -247,7 +248,6 @@ def _same(v: str, x: dict) -> str:
 
 def render(r: dict) -> list[str]:
     """Markdown for BENCHMARKS.md: hybrid vs transformers per variant, round trips, memory, misses."""
-    from report import HEAD, _fmt, _row
 
     c, vs = r["config"], r["variants"]
     base = vs.get("torch", {})
