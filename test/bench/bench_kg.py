@@ -83,11 +83,13 @@ def run(quick: bool = False, rounds: int | None = None) -> dict:
     entities, relations = (10_000, 100_000) if quick else (1_000_000, 10_000_000)
     rounds = rounds or (3 if quick else 5)
     t0 = time.perf_counter()
-    edges = np.concatenate([random_edges(entities, relations), tree_edges()])
+    tree = tree_edges()
+    edges = np.concatenate([random_edges(entities, relations), tree])
     gen_s = time.perf_counter() - t0
     rng = np.random.default_rng(13)
     starts = np.stack([np.full(100, ENTITY), rng.integers(0, entities, 100)], axis=1)
-    out: dict = {"entities": entities, "edges": int(len(edges)), "rounds": rounds, "reps": REPS, "gen_s": gen_s, "path": PATH, "starts": len(starts)}
+    out: dict = {"entities": entities, "edges": int(len(edges)), "rounds": rounds, "reps": REPS, "gen_s": gen_s, "path": PATH, "starts": len(starts),
+                 "tree_nodes": len(tree) + 1}
     addr = ipc_address("kg")
     with child(["node", "bin/vtpu.js", "serve", "--address", addr], "vtpu sidecar listening") as proc:
         with vtpu.connect(addr, timeout=600) as client:

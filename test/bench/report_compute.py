@@ -93,8 +93,9 @@ def kg(k: dict) -> list[str]:
     peer += ", the same graph)" if x["full_graph"] else f", only the first {x['edges']:,} edges: the full graph would not fit in memory)"
     lines = [
         f"## CKG knowledge-graph traversal ({k['entities']:,} entities, {k['edges']:,} relations)",
-        f"Peer: {peer}. A 4-hop relation path ({' → '.join(map(str, k['path']))}) from a batch of {k['starts']} starts "
-        f"({k['path_ends']:,} ends), and a full BFS of a 1,000-node dependency tree stored in the same graph. *Engine-side* is "
+        f"Peer: {peer}. A {len(k['path'])}-hop relation path ({' → '.join(map(str, k['path']))}) from a batch of {k['starts']} starts "
+        f"({k['path_ends']:,} ends), and a full BFS of a " + (f"{k['tree_nodes']:,}-node " if "tree_nodes" in k else "")
+        + "dependency tree stored in the same graph. *Engine-side* is "
         "the op's own `elapsed_us` (traversal and reply rows; not Arrow encoding or the socket); *end to end* is the Python "
         f"call. Median of {k['rounds']} rounds × {k['reps']} calls after a warm-up round, for both.",
         "", HEAD,
@@ -103,14 +104,14 @@ def kg(k: dict) -> list[str]:
              at_most(v.get("tree_engine_spread_us", [v["tree_engine_us"]]), 999.999, lambda lo, hi: f"{_fmt(lo, ' µs')}–{_fmt(hi, ' µs')}")),
         _row("tree BFS, end to end", _fmt(v["tree_e2e_us"], " µs"), _fmt(x["tree_us"], " µs"),
              f"{x['tree_us'] / v['tree_e2e_us']:.2f}× networkx speed", "reported", True),
-        _row("4-hop path × starts, engine-side", _fmt(v["path_engine_us"], " µs"), _fmt(x["path_us"], " µs"),
+        _row(f"{len(k['path'])}-hop path × starts, engine-side", _fmt(v["path_engine_us"], " µs"), _fmt(x["path_us"], " µs"),
              f"{x['path_us'] / max(v['path_engine_us'], 1):.1f}× faster" if same else "n/a (other graph)", "reported", True),
-        _row("4-hop path × starts, end to end", _fmt(v["path_e2e_us"], " µs"), _fmt(x["path_us"], " µs"),
+        _row(f"{len(k['path'])}-hop path × starts, end to end", _fmt(v["path_e2e_us"], " µs"), _fmt(x["path_us"], " µs"),
              f"{x['path_us'] / v['path_e2e_us']:.2f}× networkx speed" if same else "n/a (other graph)", "reported", True),
         "",
         f"End to end includes the fixed cost of a round trip (a `PING` took {_fmt(k['ping_us'], ' µs')} in this run) and "
         "the Arrow encoding of the reply on both sides"
-        + ("; that fixed cost is why networkx, working in process, is faster end to end on the 1,000-node tree."
+        + ("; that fixed cost is why networkx, working in process, is faster end to end on the tree."
            if v["tree_e2e_us"] > x["tree_us"] else "."),
         "",
         f"Load: batched `kg_put` of {k['edges']:,} edges in {_fmt(k['load_s'] * 1000, ' ms')} "

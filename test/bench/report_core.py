@@ -25,8 +25,8 @@ def _batch(r: dict) -> list[str]:
     v, p = r["vtpu"], r["redis"]
     lines = [
         f"## Batched CPUT then CGET of {r['n']:,} coordinates (16-byte values, numpy in and out)",
-        "Peer: redis-server (unix socket, no persistence) through redis-py pipelines of 10,000 "
-        f"(MSET, then MGET). Median of {r['rounds']} rounds after one unmeasured warm-up round, for both; "
+        "Peer: redis-server (unix socket, no persistence) through redis-py pipelines"
+        + (f" of {p['pipeline']:,}" if "pipeline" in p else "") + f" (MSET, then MGET). Median of {r['rounds']} rounds after one unmeasured warm-up round, for both; "
         "the spread is the slowest and fastest round. *bytes*: 16-byte rows in, an (N, 16) uint8 array out; "
         "*tensor*: (N, 4) float32 in and out; *shm*: bodies through the shared-memory arenas, *frames*: "
         "through the socket.",

@@ -110,13 +110,24 @@ def check(results: dict, report_dir: Path) -> list[str]:
     return problems
 
 
+def write_report() -> None:
+    """BENCHMARKS.md and its plots from every kept suite result."""
+    saved = {p.stem: json.loads(p.read_text()) for p in sorted(SUITES_DIR.glob("*.json")) if p.stem in SUITES}
+    plots = write_plots({n: s["result"] for n, s in saved.items()}, ROOT / PLOTS_DIR)
+    (ROOT / "BENCHMARKS.md").write_text(render(saved, list(SUITES), plots))
+    print("wrote BENCHMARKS.md and " + PLOTS_DIR + "/")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true",
                     help="reduced size of every suite; checks figures and rendering (never speed); keeps no results")
     ap.add_argument("--only", default="", help="comma-separated suites to run (default: all): " + ", ".join(SUITES))
     ap.add_argument("--report-dir", default="", help="--quick: where to write the rendered check report (default: a temp dir)")
+    ap.add_argument("--render-only", action="store_true", help="run nothing: rewrite BENCHMARKS.md and its plots from the kept results")
     args = ap.parse_args()
+    if args.render_only:
+        return write_report()
     names = [n for n in args.only.split(",") if n] or list(SUITES)
     unknown = [n for n in names if n not in SUITES]
     if unknown:
@@ -151,10 +162,7 @@ def main() -> None:
             sys.exit("bench-quick FAILED:\n" + "\n".join(problems))
         print(f"bench-quick: {len(results)} suites ran and produced their figures; the report rendered")
         return
-    saved = {p.stem: json.loads(p.read_text()) for p in sorted(SUITES_DIR.glob("*.json")) if p.stem in SUITES}
-    plots = write_plots({n: s["result"] for n, s in saved.items()}, ROOT / PLOTS_DIR)
-    (ROOT / "BENCHMARKS.md").write_text(render(saved, list(SUITES), plots))
-    print("wrote BENCHMARKS.md and " + PLOTS_DIR + "/")
+    write_report()
     if failed:
         sys.exit(f"suites that failed (their previous results, if any, were kept): {', '.join(failed)}")
 
