@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_attend  # noqa: E402
 import bench_batch  # noqa: E402
+import bench_crange_e2e  # noqa: E402
 import bench_durable  # noqa: E402
 import bench_fastpath  # noqa: E402
 import bench_moe  # noqa: E402
@@ -63,6 +64,7 @@ def core(quick: bool) -> dict:
             "batch": bench_batch.run(rounds=min(rounds, 3), n=n),
             "engine": engine_bench(path, rounds, n),
             "sqlite": bench_sqlite.run(path, repeats=5 if quick else 30),
+            "crange_e2e": bench_crange_e2e.run(path, repeats=5 if quick else 30),
         }
 
 
