@@ -48,23 +48,32 @@ def _moe(m: dict) -> Verdict:
 
 
 def _kg_hops(k: dict) -> Verdict:
-    v, x = k["vtpu"], k["networkx"]
-    eng, e2e = x["path_us"] / max(v["path_engine_us"], 1), x["path_us"] / v["path_e2e_us"]
-    ours = f"{len(k['path'])}-hop path × {k['starts']} starts: engine-side {_fmt(v['path_engine_us'], ' µs')}, end to end {_fmt(v['path_e2e_us'], ' µs')}"
-    peer = f"networkx in process {_fmt(x['path_us'], ' µs')}" + ("" if x["full_graph"] else " (smaller graph)")
-    if not x["full_graph"]:
+    """Judged against the strongest in-memory peer measured: scipy's sparse matrices where they ran, else networkx."""
+    v, x, c = k["vtpu"], k["networkx"], k.get("csgraph")
+    ours = (f"{len(k['path'])}-hop path × {k['starts']} starts: engine-side {_fmt(v['path_engine_us'], ' µs')}, "
+            f"end to end {_fmt(v['path_e2e_us'], ' µs')}")
+    peer = f"networkx {_fmt(x['path_us'], ' µs')}" + ("" if x["full_graph"] else " (smaller graph)")
+    if c:
+        peer += f"; scipy sparse {_fmt(c['path_us'], ' µs')}"
+    best_us = c["path_us"] if c else x["path_us"]
+    if not c and not x["full_graph"]:
         return ours, peer, "partly held", "networkx could not hold the full graph here: no like-for-like ratio"
+    eng, e2e = best_us / max(v["path_engine_us"], 1), best_us / v["path_e2e_us"]
+    vs_nx = x["path_us"] / max(v["path_engine_us"], 1)
+    name = "scipy sparse" if c else "networkx"
+    why = f"{eng:.2f}× {name} engine-side, {e2e:.2f}× end to end" + (f"; {vs_nx:.1f}× networkx engine-side" if c else "")
     if eng >= 9 and e2e >= 9:
-        return ours, peer, "held", f"{eng:.1f}× engine-side, {e2e:.1f}× end to end, against a pure-Python graph library"
+        return ours, peer, "held", why
     if eng > 1:
-        return ours, peer, "partly held", f"{eng:.1f}× engine-side, {e2e:.1f}× end to end (9× projected), against a pure-Python graph library"
-    return ours, peer, "refuted", f"networkx is faster: {eng:.2f}× engine-side"
+        return ours, peer, "partly held", why
+    return ours, peer, "refuted", why + f": {name} is faster"
 
 
 def _tree(k: dict) -> Verdict:
     v, x = k["vtpu"], k["networkx"]
     ours = f"engine-side {_fmt(v['tree_engine_us'], ' µs')}, end to end {_fmt(v['tree_e2e_us'], ' µs')}"
-    peer = f"networkx BFS {_fmt(x['tree_us'], ' µs')}"
+    peer = f"networkx BFS {_fmt(x['tree_us'], ' µs')}" + (
+        f"; scipy csgraph {_fmt(k['csgraph']['tree_us'], ' µs')}" if k.get("csgraph") else "")
     if v["tree_e2e_us"] < 1000:
         return ours, peer, "held", "under 1 ms end to end from Python"
     if v["tree_engine_us"] < 1000:

@@ -75,3 +75,18 @@ def test_claims_table_says_which_suites_did_not_run():
 def test_incomplete_result_is_shown_not_raised():
     lines = report_claims.render({"moe": {"torch_ms": 1.0}})
     assert any("incomplete result" in line for line in lines)
+
+
+def _kg(engine_us, e2e_us, nx_us, scipy_us=None):
+    k = {"path": [1, 2, 3, 4], "starts": 100, "vtpu": {"path_engine_us": engine_us, "path_e2e_us": e2e_us},
+         "networkx": {"path_us": nx_us, "full_graph": True}}
+    if scipy_us is not None:
+        k["csgraph"] = {"path_us": scipy_us}
+    return k
+
+
+def test_kg_claim_is_judged_against_the_compiled_peer_when_it_ran():
+    assert report_claims._kg_hops(_kg(100, 5000, 20_000))[2] == "partly held"  # 200× engine-side, 4× end to end
+    assert report_claims._kg_hops(_kg(100, 100, 20_000))[2] == "held"
+    verdict, why = report_claims._kg_hops(_kg(280, 1750, 4000, 126))[2:]
+    assert verdict == "refuted" and "scipy sparse is faster" in why
