@@ -34,7 +34,7 @@ def render(r: dict) -> list[str]:
                               _fmt(p["sdpa_s"] * 1e3, " ms"), faster(ratio), "≥ 5× SDPA",
                               at_least(ratio_rounds(ours, p.get("sdpa_rounds_s", [p["sdpa_s"]]), False), 5, _x)))
         else:
-            lines.append(_row(f"prefill S={s}, vs SDPA", _fmt(p["ours_s"] * 1e3, " ms"), f"could not run: {p['sdpa_error']}", "n/a", "≥ 5× SDPA", False))
+            lines.append(_row(f"prefill S={s}, vs SDPA", _fmt(p["ours_s"] * 1e3, " ms"), f"could not run: {p['sdpa_error']}", "n/a", "≥ 5× SDPA", "n/a (peer failed)"))
         if "flex_s" in p:
             ratio = p["flex_s"] / p["ours_s"]
             lines.append(_row(f"prefill S={s}, vs compiled flex_attention (max err {p['max_abs_err_vs_flex']:.1e})", _fmt(p["ours_s"] * 1e3, " ms"),
@@ -42,7 +42,7 @@ def render(r: dict) -> list[str]:
                               at_least(ratio_rounds(ours, p.get("flex_rounds_s", [p["flex_s"]]), False), 1, _x)))
         else:
             lines.append(_row(f"prefill S={s}, vs compiled flex_attention", _fmt(p["ours_s"] * 1e3, " ms"),
-                              f"failed: {p.get('flex_error', 'not run')}", "n/a", "≥ 1× flex", False))
+                              f"failed: {p.get('flex_error', 'not run')}", "n/a", "≥ 1× flex", "n/a (peer failed)"))
     for d in r["decode"]:
         label = f"decode step at S={d['s']} (KV cache in the sidecar: send new k/v + attend; {d['rounds']} rounds)"
         ours = d.get("ours_rounds_s", [d["ours_s"]])

@@ -16,6 +16,8 @@ NO_TARGET = "none"
 def _fmt(x: float, unit: str = "") -> str:
     if unit == " µs" and x >= 1000:
         return _fmt(x / 1000, " ms")
+    if unit == " ms" and x >= 10_000:
+        return _fmt(x / 1000, " s")
     if x >= 1e6:
         s = f"{x / 1e6:.2f} M"
     elif x >= 1e4:

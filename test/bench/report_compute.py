@@ -75,9 +75,10 @@ def nearest(r: dict) -> list[str]:
         f"Index builds: our k-d tree is built lazily by the first query after a load, {_fmt(e['first_query_s'] * 1000, ' ms')} "
         f"for {r['n']:,} coordinates (engine-side, first query included)"
         + (f"; `cKDTree` construction {_fmt(kd['build_s'] * 1000, ' ms')}" if "build_s" in kd else "")
-        + ". Exactness: the k distances per query equal FAISS's on "
-        f"{r.get('agree_with_faiss', float('nan')) * 100:.1f}% of the queries and cKDTree's on "
-        f"{r.get('agree_with_ckdtree', float('nan')) * 100:.1f}% (tie order may differ; ours is coordinate order).",
+        + ". Exactness: the k distances per query equal "
+        + " and ".join(f"{name}'s on {r[key] * 100:.1f}%" for name, key in (("FAISS", "agree_with_faiss"), ("cKDTree", "agree_with_ckdtree"))
+                       if key in r)
+        + " of the queries (tie order may differ; ours is coordinate order).",
         "",
     ]
     if "one_thread" in kd and kd["one_thread"]["queries_per_s"] > l2["queries_per_s"]:
