@@ -72,7 +72,8 @@ def _flex(q, k, v, s: int, rounds: int, warmup: int):
             return (kj <= qi) & (((qi - kj) < WINDOW) | g[kj] | g[qi])
 
         bm = create_block_mask(mask_mod, B=None, H=None, Q_LEN=s, KV_LEN=s, device="cpu")
-        fn = torch.compile(flex_attention)
+        # one static compile per shape: the default dynamic recompile for the second S failed to build (C++) here
+        fn = torch.compile(flex_attention, dynamic=False)
         return _timed_rounds(lambda: fn(q, k, v, block_mask=bm, enable_gqa=True), rounds, warmup)
     except Exception as e:  # the peer's failure is reported as its figure, not hidden
         return f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}", None
