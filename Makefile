@@ -10,7 +10,7 @@ PY := .venv/bin/python
 TORCH ?= torch==2.13.0+cpu
 TS_SOURCES := $(shell find engine bridge -name '*.ts' 2>/dev/null) pyclient/vtpu/protocol.json pyclient/vtpu/cli.json tsconfig.json
 
-.PHONY: all install build wheel test test-ts test-py bench soak demo clean
+.PHONY: all install build wheel test test-ts test-py bench bench-quick soak demo clean
 
 all: build
 
@@ -60,9 +60,16 @@ test-ts: build
 test-py: install
 	$(PY) -m pytest -q test/py
 
+# Every suite in one go on this machine: results in test/bench/results, BENCHMARKS.md and its plots.
 bench: install
 	bash test/bench/setup.sh
 	$(PY) test/bench/run.py
+
+# A reduced size of every suite (a few minutes, CI): fails when a suite breaks or yields no figures, or
+# the report no longer renders from them; never on a speed. Keeps no results.
+bench-quick: install
+	bash test/bench/setup.sh
+	$(PY) test/bench/run.py --quick
 
 # Long versions of the crash and load tests: 25 SIGKILLs, 16 clients x 10,000 ops.
 soak: install

@@ -92,7 +92,7 @@ def redis_runs(coords, values, rounds: int, chunk: int = 10_000) -> dict:
                 put_s.append(t_put); get_s.append(time.perf_counter() - t0)
             assert out[0] == vals[0] and out[-1] == vals[-1]
         n = len(keys)
-        return {"put_per_s": n / median(put_s), "get_per_s": n / median(get_s),
+        return {"pipeline": chunk, "put_per_s": n / median(put_s), "get_per_s": n / median(get_s),
                 "put_spread": [n / max(put_s), n / min(put_s)], "get_spread": [n / max(get_s), n / min(get_s)]}
     finally:
         proc.terminate(); proc.wait(5)

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "pyclient"))
 
 import vtpu  # noqa: E402
 from common import median, percentile  # noqa: E402
+from report_common import HEAD, _fmt, _row  # noqa: E402
 
 VALUE = b"v" * 100
 GROUP_MS = 5  # the group-commit policy measured
@@ -162,7 +163,6 @@ def run(quick: bool) -> dict:
 
 
 def render(r: dict) -> list[str]:
-    from report import HEAD, _fmt, _row
 
     e, rec = r["etcd"], r["recovery"]
     peer = (lambda k: _fmt(e[k], " µs")) if "p50_us" in e else (lambda k: e.get("error", "n/a"))

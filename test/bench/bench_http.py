@@ -87,7 +87,8 @@ def metrics_overhead(rounds: int, n: int) -> dict:
     engine = json.loads(subprocess.run(["node", "test/bench/metrics_bench.js", str(max(3, rounds))], cwd=ROOT,
                                        capture_output=True, text=True, check=True).stdout)
     on_m, off_m = median(on_p50), median(off_p50)
-    return {"on_p50_us": on_m, "off_p50_us": off_m, "overhead": on_m / off_m - 1, "rounds": rounds, "calls_per_round": n, "engine": engine}
+    return {"on_p50_us": on_m, "off_p50_us": off_m, "overhead": on_m / off_m - 1,
+            "on_p50_rounds_us": on_p50, "off_p50_rounds_us": off_p50, "rounds": rounds, "calls_per_round": n, "engine": engine}
 
 
 def run(rounds: int = 5, seconds: float = 5.0, n: int = 20000) -> dict:

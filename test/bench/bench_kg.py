@@ -83,11 +83,13 @@ def run(quick: bool = False, rounds: int | None = None) -> dict:
     entities, relations = (10_000, 100_000) if quick else (1_000_000, 10_000_000)
     rounds = rounds or (3 if quick else 5)
     t0 = time.perf_counter()
-    edges = np.concatenate([random_edges(entities, relations), tree_edges()])
+    tree = tree_edges()
+    edges = np.concatenate([random_edges(entities, relations), tree])
     gen_s = time.perf_counter() - t0
     rng = np.random.default_rng(13)
     starts = np.stack([np.full(100, ENTITY), rng.integers(0, entities, 100)], axis=1)
-    out: dict = {"entities": entities, "edges": int(len(edges)), "rounds": rounds, "reps": REPS, "gen_s": gen_s, "path": PATH, "starts": len(starts)}
+    out: dict = {"entities": entities, "edges": int(len(edges)), "rounds": rounds, "reps": REPS, "gen_s": gen_s, "path": PATH, "starts": len(starts),
+                 "tree_nodes": len(tree) + 1}
     addr = ipc_address("kg")
     with child(["node", "bin/vtpu.js", "serve", "--address", addr], "vtpu sidecar listening") as proc:
         with vtpu.connect(addr, timeout=600) as client:
@@ -128,8 +130,11 @@ def run(quick: bool = False, rounds: int | None = None) -> dict:
             out["store"] = client.ping()["store"]
     out["path_ends"] = int(sum(len(e) for e in ends))
     out["vtpu"] = {"path_e2e_us": median(path_e2e), "path_engine_us": median(path_eng),
-                   "tree_e2e_us": median(tree_e2e), "tree_engine_us": median(tree_eng)}
+                   "tree_e2e_us": median(tree_e2e), "tree_engine_us": median(tree_eng),
+                   # the slowest and fastest round's median (REPS calls a round)
+                   "tree_engine_spread_us": [f(median(tree_eng[i:i + REPS]) for i in range(0, len(tree_eng), REPS)) for f in (min, max)]}
     out["networkx"] = networkx_runs(edges, starts, ends, rounds)
+    out["csgraph"] = csgraph_runs(edges, entities, starts, ends, rounds)
     return out
 
 
@@ -147,7 +152,49 @@ def updates(client: vtpu.Client, entities: int, root: dict, reps: int) -> dict:
         q_us.append(res["elapsed_us"])
         client.kg_delete(new)
         del_us.append(client.request("CKG", {**root, "depth": 65535})[0]["build_us"])
-    return {"append_us": median(add_us), "delete_us": median(del_us), "query_after_write_us": median(q_us)}
+    return {"append_us": median(add_us), "delete_us": median(del_us), "query_after_write_us": median(q_us),
+            "edges_per_write": int(len(new))}
+
+
+def csgraph_runs(edges: np.ndarray, entities: int, starts: np.ndarray, ends: list, rounds: int) -> dict:
+    """The compiled peer: one scipy CSR matrix per relation (built once, as a user of
+    scipy.sparse would), the path as successive sparse products from the starts' indicator
+    rows, the tree as `csgraph.breadth_first_order`. Same answers as CKG, checked."""
+    from scipy import sparse
+    from scipy.sparse import csgraph
+
+    t0 = time.perf_counter()
+    ent = edges[(edges[:, 0] == ENTITY) & (edges[:, 3] == ENTITY)]
+    by_rel = {}
+    for r in PATH:
+        e = ent[ent[:, 2] == r]
+        by_rel[r] = sparse.csr_matrix((np.ones(len(e), np.float32), (e[:, 1], e[:, 4])), shape=(entities, entities))
+    t = edges[(edges[:, 0] == TREE) & (edges[:, 2] == DEPENDS)]
+    nodes = int(t[:, [1, 4]].max()) + 1
+    tree = sparse.csr_matrix((np.ones(len(t), np.float32), (t[:, 1], t[:, 4])), shape=(nodes, nodes))
+    build_s = time.perf_counter() - t0
+    start_rows = sparse.csr_matrix((np.ones(len(starts), np.float32), (np.arange(len(starts)), starts[:, 1])),
+                                   shape=(len(starts), entities))
+
+    def path():
+        f = start_rows
+        for r in PATH:
+            f = f @ by_rel[r]
+        return f
+
+    path_us, tree_us = [], []
+    for _ in range(rounds * REPS):
+        t0 = time.perf_counter()
+        f = path()
+        path_us.append((time.perf_counter() - t0) * 1e6)
+        t0 = time.perf_counter()
+        order = csgraph.breadth_first_order(tree, 0, directed=True, return_predecessors=False)
+        tree_us.append((time.perf_counter() - t0) * 1e6)
+    assert len(order) == nodes
+    f = f.tocsr()
+    got = [sorted((ENTITY, int(j)) for j in f.indices[f.indptr[i]:f.indptr[i + 1]]) for i in range(len(starts))]
+    assert [sorted(map(tuple, e.tolist())) for e in ends] == got, "CKG and the scipy peer must agree"
+    return {"build_s": build_s, "path_us": median(path_us), "tree_us": median(tree_us)}
 
 
 def networkx_runs(edges: np.ndarray, starts: np.ndarray, ends: list, rounds: int) -> dict:

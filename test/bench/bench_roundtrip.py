@@ -48,6 +48,7 @@ def vtpu_round(client, n: int) -> list[float]:
 def run(rounds: int = 5, n: int = 20000) -> dict:
     echo_addr, side_addr = ipc_address("echo"), ipc_address("sidecar")
     echo_p50, echo_p99, our_p50, our_p99 = [], [], [], []
+    e = v = []
     with child(["node", "test/bench/echo_server.js", echo_addr], "echo listening"), \
          child(["node", "bin/vtpu.js", "serve", "--address", side_addr], "vtpu sidecar listening"):
         with vtpu.connect(side_addr) as client:
@@ -57,9 +58,15 @@ def run(rounds: int = 5, n: int = 20000) -> dict:
                 v = vtpu_round(client, n)
                 echo_p50.append(percentile(e, 0.5)); echo_p99.append(percentile(e, 0.99))
                 our_p50.append(percentile(v, 0.5)); our_p99.append(percentile(v, 0.99))
+    quantiles = [i / 100 for i in range(1, 100)] + [0.995, 0.999]
     return {
         "echo_p50_us": median(echo_p50), "echo_p99_us": median(echo_p99),
         "cget_p50_us": median(our_p50), "cget_p99_us": median(our_p99),
+        "echo_p50_rounds_us": echo_p50, "cget_p50_rounds_us": our_p50,
+        # the last round's latency distribution (percentiles 1..99, 99.5, 99.9), for the plot
+        "quantiles": quantiles,
+        "echo_quantiles_us": [percentile(e, q) for q in quantiles],
+        "cget_quantiles_us": [percentile(v, q) for q in quantiles],
         "rounds": rounds, "calls_per_round": n,
     }
 

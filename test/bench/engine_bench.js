@@ -1,7 +1,8 @@
 // Engine-side benchmarks on one thread, each beside a peer in the same process and run:
-//   - batched CGET: Store.getBatch vs a JS Map keyed by the coordinate string;
+//   - batched CGET: Store.getBatch vs a JS Map keyed by the coordinate string, and vs a Map keyed
+//     by a 32-bit hash of the nine components (no string per lookup; each bucket's keys compared);
 //   - CRANGE with a leading-wildcard pattern: the range index vs a linear scan of the same store.
-// Usage: node test/bench/engine_bench.js CRANGE_DATA.u32 [rounds]   (prints one JSON object)
+// Usage: node test/bench/engine_bench.js CRANGE_DATA.u32 [rounds] [cget rows]   (prints one JSON object)
 const fs = require('fs');
 const path = require('path');
 const dist = path.resolve(__dirname, '../../dist/engine');
@@ -84,6 +85,50 @@ function mapGetBatch(map, q) {
   return { offsets, out };
 }
 
+/** FNV-1a over the nine uint32 components of row r: the number key of the hashed Map peer. */
+function hashOf(c, r) {
+  let h = 0x811c9dc5;
+  for (let d = r * DIMS, e = d + DIMS; d < e; d++) h = Math.imul(h ^ c[d], 0x01000193);
+  return h >>> 0;
+}
+
+/** The hashed Map peer: number keys, buckets of [row, value] checked component by component. */
+function buildHashedMap(coords, values) {
+  const map = new Map();
+  const n = coords.length / DIMS;
+  for (let i = 0; i < n; i++) {
+    const h = hashOf(coords, i);
+    const entry = [i, values.subarray(i * VALUE_BYTES, (i + 1) * VALUE_BYTES)];
+    const bucket = map.get(h);
+    if (bucket) bucket.push(entry); else map.set(h, [entry]);
+  }
+  return map;
+}
+
+function hashedGetBatch(map, keys, q) {
+  const n = q.length / DIMS;
+  const offsets = new Int32Array(n + 1);
+  const found = [];
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    let v;
+    const bucket = map.get(hashOf(q, i));
+    if (bucket) {
+      for (const [row, val] of bucket) {
+        let same = true;
+        for (let d = 0; d < DIMS && same; d++) same = keys[row * DIMS + d] === q[i * DIMS + d];
+        if (same) { v = val; break; }
+      }
+    }
+    found.push(v);
+    if (v) total += v.length;
+    offsets[i + 1] = total;
+  }
+  const out = new Uint8Array(total);
+  for (let i = 0; i < n; i++) if (found[i]) out.set(found[i], offsets[i]);
+  return { offsets, out };
+}
+
 function benchCget(n, rounds) {
   const coords = randomCoords(n, 1);
   const batch = bytesBatch(coords);
@@ -91,9 +136,11 @@ function benchCget(n, rounds) {
   store.putBatch(batch);
   const map = new Map();
   for (let i = 0; i < n; i++) map.set(keyOf(coords, i), batch.values.subarray(i * 16, i * 16 + 16));
+  const hashed = buildHashedMap(coords, batch.values);
   const q = shuffledRows(coords, 2);
   const ours = [];
   const peer = [];
+  const peerHashed = [];
   for (let r = 0; r < rounds; r++) {
     const [t1, res] = timeIt(() => store.getBatch(q));
     if (res.found !== n) throw new Error('store lost rows');
@@ -101,8 +148,15 @@ function benchCget(n, rounds) {
     const [t2, m] = timeIt(() => mapGetBatch(map, q));
     if (m.out.length !== n * 16) throw new Error('map lost rows');
     peer.push(t2);
+    const [t3, h] = timeIt(() => hashedGetBatch(hashed, coords, q));
+    if (h.out.length !== n * 16) throw new Error('hashed map lost rows');
+    peerHashed.push(t3);
   }
-  return { n, store_lookups_per_s: n / median(ours), map_lookups_per_s: n / median(peer) };
+  const perS = (ts) => ts.map((t) => n / t);
+  return {
+    n, store_lookups_per_s: n / median(ours), map_lookups_per_s: n / median(peer), hashed_map_lookups_per_s: n / median(peerHashed),
+    store_rounds_per_s: perS(ours), map_rounds_per_s: perS(peer), hashed_map_rounds_per_s: perS(peerHashed),
+  };
 }
 
 /** The scan peer: test every stored key, then sort and gather exactly as a range reply. */
@@ -147,6 +201,7 @@ function benchCrange(file, rounds) {
     for (let r = 0; r < rounds; r++) warm.push(timeIt(() => store.range(p, 1 << 24))[0]);
     out.patterns[count] = {
       first_query_us: first * 1e6, warm_us: median(warm) * 1e6, cold_us: median(cold) * 1e6, scan_us: median(scans) * 1e6,
+      warm_rounds_us: warm.map((t) => t * 1e6), cold_rounds_us: cold.map((t) => t * 1e6), scan_rounds_us: scans.map((t) => t * 1e6),
     };
   }
   const stats = store.stats();
@@ -158,6 +213,7 @@ function benchCrange(file, rounds) {
 
 const [file, roundsArg] = process.argv.slice(2);
 const rounds = Number(roundsArg || 5);
-const result = { cget: benchCget(1_000_000, rounds) };
+const n = Number(process.argv[4] || 1_000_000);
+const result = { cget: benchCget(n, rounds) };
 if (file) result.crange = benchCrange(file, Math.max(rounds * 4, 20));
 process.stdout.write(JSON.stringify(result, null, 1) + '\n');

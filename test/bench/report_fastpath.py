@@ -12,9 +12,10 @@ def _sp(xs: list[float], f=_us) -> str:
     return f"{f(xs[0])}–{f(xs[1])}"
 
 
-def _verdict(worst: float, best: float, limit: float) -> str:
-    """Lower is better: met when even the worst round is under the limit."""
-    return "yes" if worst <= limit else "within noise" if best <= limit else "**no**"
+def _verdict(worst: float, best: float, limit: float, spread: str) -> str:
+    """Lower is better: met when even the worst round is under the limit; ``spread`` is printed
+    with a "within noise" verdict (report_common's rule)."""
+    return "yes" if worst <= limit else f"within noise ({spread})" if best <= limit else "**no**"
 
 
 def render(r: dict) -> list[str]:
@@ -33,23 +34,23 @@ def render(r: dict) -> list[str]:
         "| figure | shm | frames | peer | ratio (shm) | target | met |",
         "|---|---|---|---|---|---|---|",
         f"| PING p50 | {_us(s['ping_us'])} ({_sp(s['ping_us_spread'])}) | {_us(f['ping_us'])} | {_us(o['echo_us'])} echo | "
-        f"{s['ping_us'] / o['echo_us']:.2f}× echo | reported | – |",
+        f"{s['ping_us'] / o['echo_us']:.2f}× echo | none | — |",
     ]
     ratio = s["cget_us"] / o["echo_us"]
     worst, best = s["cget_us_spread"][1] / o["echo_spread"][0], s["cget_us_spread"][0] / o["echo_spread"][1]
     lines.append(f"| CGET 16 B p50 | {_us(s['cget_us'])} ({_sp(s['cget_us_spread'])}) | {_us(f['cget_us'])} | "
-                 f"{_us(o['echo_us'])} echo ({_sp(o['echo_spread'])}) | {ratio:.2f}× echo | ≤ 1.3× echo | {_verdict(worst, best, 1.3)} |")
+                 f"{_us(o['echo_us'])} echo ({_sp(o['echo_spread'])}) | {ratio:.2f}× echo | ≤ 1.3× echo | {_verdict(worst, best, 1.3, f'{best:.2f}–{worst:.2f}× echo')} |")
     limit = s["ping_us"] + 150
     ex = s["experts_overhead_us_spread"]
     lines.append(f"| one-token experts call, overhead beyond the runtime | {_us(s['experts_overhead_us'])} ({_sp(ex)}) | "
                  f"{_us(f['experts_overhead_us'])} | {_us(o['echo_8k_us'])} echo of 8 KB | "
                  f"{s['experts_overhead_us'] / s['ping_us']:.1f}× PING | ≤ PING + 0.15 ms ({_us(limit)}) | "
-                 f"{_verdict(ex[1], ex[0], limit)} |")
-    lines.append(f"| one-token experts call, wall | {_us(s['experts_us'])} ({_sp(s['experts_us_spread'])}) | {_us(f['experts_us'])} | – | – | reported | – |")
+                 f"{_verdict(ex[1], ex[0], limit, _sp(ex))} |")
+    lines.append(f"| one-token experts call, wall | {_us(s['experts_us'])} ({_sp(s['experts_us_spread'])}) | {_us(f['experts_us'])} | – | – | none | — |")
     dec_over = s["decode_us"] - s["decode_sidecar_us"]
-    lines.append(f"| CATTEND decode step, wall | {_us(s['decode_us'])} ({_sp(s['decode_us_spread'])}) | {_us(f['decode_us'])} | – | – | reported | – |")
+    lines.append(f"| CATTEND decode step, wall | {_us(s['decode_us'])} ({_sp(s['decode_us_spread'])}) | {_us(f['decode_us'])} | – | – | none | — |")
     lines.append(f"| CATTEND decode step, overhead beyond the sidecar | {_us(dec_over)} | "
-                 f"{_us(f['decode_us'] - f['decode_sidecar_us'])} | – | {dec_over / s['ping_us']:.1f}× PING | reported | – |")
+                 f"{_us(f['decode_us'] - f['decode_sidecar_us'])} | – | {dec_over / s['ping_us']:.1f}× PING | none | — |")
     inside = s["experts_request_us"] - s["experts_runtime_us"]
     outside = s["experts_us"] - s["experts_request_us"]
     lines += ["", f"Where the experts call's {_us(s['experts_overhead_us'])} beyond the runtime go (shm, medians): "
@@ -69,8 +70,10 @@ def render(r: dict) -> list[str]:
     for row in t["rows"]:
         frac = row["shm_gbps"] / row["memcpy_gbps"]
         big = row["mib"] >= 16
-        verdict = _verdict(-row["shm_spread"][0] / row["memcpy_gbps"], -row["shm_spread"][1] / row["memcpy_gbps"], -0.5) if big else "–"
+        verdict = (_verdict(-row["shm_spread"][0] / row["memcpy_gbps"], -row["shm_spread"][1] / row["memcpy_gbps"], -0.5,
+                            f"{row['shm_spread'][0] / row['memcpy_gbps']:.2f}–{row['shm_spread'][1] / row['memcpy_gbps']:.2f}× memcpy")
+                   if big else "—")
         lines.append(f"| {row['mib']} MiB | {gb(row['shm_gbps'])} ({_sp(row['shm_spread'], gb)}) | {gb(row['frames_gbps'])} | "
-                     f"{gb(row['memcpy_gbps'])} | {frac:.2f}× | {'≥ 0.5× memcpy' if big else 'reported'} | {verdict} |")
+                     f"{gb(row['memcpy_gbps'])} | {frac:.2f}× | {'≥ 0.5× memcpy' if big else 'none'} | {verdict} |")
     lines.append("")
     return lines

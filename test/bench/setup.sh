@@ -10,4 +10,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
   else sudo apt-get update -qq && sudo apt-get install -y -qq "${missing[@]}" >/dev/null; fi
 fi
-.venv/bin/python -c 'import redis, faiss' 2>/dev/null || PIP_RETRIES=0 .venv/bin/pip install -q -e '.[bench]'
+.venv/bin/python -c 'import redis, faiss, scipy, matplotlib' 2>/dev/null || PIP_RETRIES=0 .venv/bin/pip install -q -e '.[bench]'

@@ -1,0 +1,92 @@
+"""The benchmark report's verdict rules (test/bench/report_common.py) and the seeds' claims
+table (report_claims.py), on hand-made results: no benchmark runs here."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+import report_claims  # noqa: E402
+from report_common import _row, at_least, at_most, faster, ratio_rounds  # noqa: E402
+
+
+def test_row_without_a_target_has_no_verdict():
+    row = _row("p99", "1 ms", "2 ms", "0.5×", "reported", True)
+    assert row.endswith("| none | — |")
+    assert "yes" not in row
+
+
+def test_row_with_a_target_keeps_its_verdict():
+    assert _row("p50", "1", "2", "x", "≤ 1.3×", True).endswith("| ≤ 1.3× | yes |")
+    assert _row("p50", "1", "2", "x", "≤ 1.3×", False).endswith("| **no** |")
+    assert _row("p50", "1", "2", "x", "≤ 1.3×", "within noise (a–b)").endswith("| within noise (a–b) |")
+
+
+def test_spread_straddling_the_target_is_within_noise_with_the_spread_printed():
+    assert at_least([2.5, 3.5], 3) == "within noise (2.50–3.50)"
+    assert at_most([0.02, 0.04], 0.03) == "within noise (0.02–0.04)"
+
+
+def test_whole_spread_on_one_side_decides():
+    assert at_least([3.1, 9], 3) == "yes"
+    assert at_least([1, 2.9], 3) == "**no**"
+    assert at_most([0.01, 0.02], 0.03) == "yes"
+    assert at_most([0.05, 0.07], 0.03) == "**no**"
+
+
+def test_ratio_spread_pairs_the_extreme_rounds():
+    # ours 2..4 per second, peer 1..2: the ratio can be anywhere from 1 to 4
+    assert sorted(ratio_rounds([2, 3, 4], [1, 2])) == [1, 2, 2, 4]
+    # times: peer time / ours
+    assert max(ratio_rounds([1, 2], [4, 8], higher_is_better=False)) == 8
+
+
+def test_faster_says_slower_below_one():
+    assert faster(2) == "2.00× faster"
+    assert faster(0.5) == "2.00× slower"
+
+
+def _attend(ours_s, sdpa_s, flex_s):
+    return {"prefill": [{"s": 8192, "ours_s": ours_s, "sdpa_s": sdpa_s, "flex_s": flex_s}]}
+
+
+def test_sparse_attention_claim_is_judged_against_the_strongest_peer():
+    assert report_claims._sparse_attention(_attend(1, 20, 11))[2] == "held"
+    assert report_claims._sparse_attention(_attend(1, 20, 3))[2] == "partly held"
+    # 9× dense SDPA does not hold when compiled flex_attention is faster than ours
+    verdict, why = report_claims._sparse_attention(_attend(1.7, 15.3, 0.5))[2:]
+    assert verdict == "refuted" and "9.0× dense masked SDPA" in why
+
+
+def test_qwen3_claim_uses_the_fastest_transformers_variant():
+    r = {"variants": {"torch": {"prefill_tps": 100, "decode_tps": 10},
+                      "torch-eager": {"prefill_tps": 300, "decode_tps": 12},
+                      "fp32": {"prefill_tps": 250, "decode_tps": 11}}}
+    ours, peer, verdict, why = report_claims._qwen3(r)
+    assert verdict == "refuted" and "torch-eager" in peer and "0.83×" in why
+
+
+def test_claims_table_says_which_suites_did_not_run():
+    lines = report_claims.render({})
+    assert len([line for line in lines if "not judged" in line]) == len(report_claims.CLAIMS)
+
+
+def test_incomplete_result_is_shown_not_raised():
+    lines = report_claims.render({"moe": {"torch_ms": 1.0}})
+    assert any("incomplete result" in line for line in lines)
+
+
+def _kg(engine_us, e2e_us, nx_us, scipy_us=None):
+    k = {"path": [1, 2, 3, 4], "starts": 100, "vtpu": {"path_engine_us": engine_us, "path_e2e_us": e2e_us},
+         "networkx": {"path_us": nx_us, "full_graph": True}}
+    if scipy_us is not None:
+        k["csgraph"] = {"path_us": scipy_us}
+    return k
+
+
+def test_kg_claim_is_judged_against_the_compiled_peer_when_it_ran():
+    assert report_claims._kg_hops(_kg(100, 5000, 20_000))[2] == "partly held"  # 200× engine-side, 4× end to end
+    assert report_claims._kg_hops(_kg(100, 100, 20_000))[2] == "held"
+    verdict, why = report_claims._kg_hops(_kg(280, 1750, 4000, 126))[2:]
+    assert verdict == "refuted" and "scipy sparse is faster" in why
