@@ -12,7 +12,8 @@ from __future__ import annotations
 from . import arrow, coords, errors, kg, layout, program, protocol
 from .aio import AsyncClient, connect_async
 from .arrow import Values
-from .client import Client, RangeResult, connect
+from .client import Client, RangeResult
+from .connection import connect
 from .coords import coords_array, format_coord, parse_coord, pattern_string
 from .errors import *  # noqa: F403 - the hierarchy is the public API
 from .launcher import Sidecar

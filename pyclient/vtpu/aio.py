@@ -13,7 +13,8 @@ import inspect
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .client import Client, connect
+from .client import Client
+from .connection import connect
 
 __all__ = ["AsyncClient", "connect_async"]
 
