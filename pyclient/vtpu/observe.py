@@ -13,6 +13,7 @@ from typing import Any
 from . import arrow
 from .coords import coords_array
 from .progress import progress_bar, split_phext
+from ._host import ClientHost
 
 __all__ = ["ObserveMixin", "MetricsSnapshot"]
 
@@ -73,7 +74,7 @@ class MetricsSnapshot(dict):
         )
 
 
-class ObserveMixin:
+class ObserveMixin(ClientHost):
     """Metrics, the HTTP address, and chunked uploads/imports with progress bars."""
 
     _http_url: str | None = None
@@ -96,7 +97,7 @@ class ObserveMixin:
             tokens the sidecar routed to each expert per layer since upload; the dashboard's heatmap).
         """
         params: dict[str, Any] = {"format": format, **({"details": True} if details else {})}
-        res, frames = self.request("METRICS", params, timeout=timeout)  # type: ignore[attr-defined]
+        res, frames = self.request("METRICS", params, timeout=timeout)
         if format == "prometheus":
             return bytes(frames[0]).decode("utf-8") if frames else ""
         return MetricsSnapshot(res)
@@ -157,7 +158,7 @@ class ObserveMixin:
             for at in range(0, n, chunk):
                 part = values[at : at + chunk]
                 body = arrow.encode_scrolls(c[at : at + chunk], part, kind=kind, dtype=dtype)
-                res, _ = self.request("CPUT", {"batch": True}, [body], timeout=timeout)  # type: ignore[attr-defined]
+                res, _ = self.request("CPUT", {"batch": True}, [body], timeout=timeout)
                 written += int(res.get("written", 0))
                 bar.update(len(c[at : at + chunk]))
         return written
@@ -175,7 +176,7 @@ class ObserveMixin:
         written = 0
         with progress_bar(len(data), f"import {Path(path).name}", "B", enabled=progress) as bar:
             for piece, covered in split_phext(data, chunk_bytes):
-                res, _ = self.request("PHEXT_IMPORT", {}, [piece], timeout=timeout)  # type: ignore[attr-defined]
+                res, _ = self.request("PHEXT_IMPORT", {}, [piece], timeout=timeout)
                 written += int(res.get("written", 0))
                 bar.update(covered)
         return written

@@ -14,6 +14,7 @@ import numpy as np
 
 from ._schema import SCHEMA
 from .errors import ParamError
+from ._host import ClientHost
 
 __all__ = ["AttendMixin", "KV_KEY", "KV_VALUE"]
 
@@ -43,7 +44,7 @@ def _float32(x: Any) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(x, dtype=np.float32))
 
 
-class AttendMixin:
+class AttendMixin(ClientHost):
     """CATTEND methods of :class:`vtpu.Client` (needs ``self.compute`` and ``self.cput_batch``)."""
 
     def cattend(
@@ -112,7 +113,7 @@ class AttendMixin:
             raise ParamError("E_PARAM", "cattend: k and v are required (or layer and kv_length)")
         else:
             tensors.update(k=k, v=v)
-        _, out = self.compute("CATTEND", params, tensors, timeout=timeout)  # type: ignore[attr-defined]
+        _, out = self.compute("CATTEND", params, tensors, timeout=timeout)
         return (out["o"], out["lse"]) if return_lse else out["o"]
 
     def cattend_backward(
@@ -149,7 +150,7 @@ class AttendMixin:
         """
         params = _mask_params(window, global_tokens, causal, scale)
         params["backward"] = True
-        _, out = self.compute("CATTEND", params, {"q": q, "k": k, "v": v, "o": o, "do": do, "lse": lse}, timeout=timeout)  # type: ignore[attr-defined]
+        _, out = self.compute("CATTEND", params, {"q": q, "k": k, "v": v, "o": o, "do": do, "lse": lse}, timeout=timeout)
         return out["dq"], out["dk"], out["dv"]
 
     def kv_put(self, layer: int, k: Any, v: Any, start: int = 0, *, timeout: float | None = None) -> int:
@@ -192,5 +193,5 @@ class AttendMixin:
         written = 0
         for at in range(0, 2 * n, _KV_ROWS_PER_REQUEST):
             end = min(2 * n, at + _KV_ROWS_PER_REQUEST)
-            written += self.cput_batch(coords[at:end], values[at:end], timeout=timeout)  # type: ignore[attr-defined]
+            written += self.cput_batch(coords[at:end], values[at:end], timeout=timeout)
         return written

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .errors import ParamError
+from ._host import ClientHost
 
 __all__ = ["ExpertsMixin", "ExpertsOutput", "EXPERT_FORMATS"]
 
@@ -53,7 +54,7 @@ def _np(x: Any) -> np.ndarray:
     return np.ascontiguousarray(x, np.float32)
 
 
-class ExpertsMixin:
+class ExpertsMixin(ClientHost):
     """CEXPERTS methods of :class:`vtpu.Client` (they call ``self.compute``)."""
 
     def experts_load(
@@ -123,11 +124,11 @@ class ExpertsMixin:
             params["threads"] = int(threads)
         per = max(1, int(chunk_bytes) // max(1, 4 * (I2 * H + int(np.prod(dn.shape[1:])))))
         # A chunk that completes a group waits for its sessions to be built (seconds for big layers).
-        wait = timeout if timeout is not None else max(self.timeout, LOAD_TIMEOUT)  # type: ignore[attr-defined]
+        wait = timeout if timeout is not None else max(self.timeout, LOAD_TIMEOUT)
         res: dict[str, Any] = {}
         for first in range(0, E, per):
             p = {**params, "first": first, "replace": first == 0}
-            res, _ = self.compute("CEXPERTS", p, {"gate_up": _np(gu[first : first + per]), "down": _np(dn[first : first + per])}, timeout=wait)  # type: ignore[attr-defined]
+            res, _ = self.compute("CEXPERTS", p, {"gate_up": _np(gu[first : first + per]), "down": _np(dn[first : first + per])}, timeout=wait)
         res.pop("mode", None)
         res.pop("tensors", None)
         return res.get("info", res)
@@ -190,7 +191,7 @@ class ExpertsMixin:
             ids = expert_ids.detach().to("cpu").numpy() if hasattr(expert_ids, "detach") else np.asarray(expert_ids)
             tensors["expert_ids"] = np.ascontiguousarray(ids, np.int32)
             tensors["weights"] = weights
-        res, t = self.compute("CEXPERTS", params, tensors, timeout=timeout)  # type: ignore[attr-defined]
+        res, t = self.compute("CEXPERTS", params, tensors, timeout=timeout)
         return ExpertsOutput(t["y"], t["counts"].astype(np.int64), float(res.get("elapsed_ms", 0.0)))
 
     def experts_info(self, layer: int | None = None, *, timeout: float | None = None) -> list[dict[str, Any]]:
@@ -198,7 +199,7 @@ class ExpertsMixin:
         params: dict[str, Any] = {"mode": "info"}
         if layer is not None:
             params["layer"] = int(layer)
-        res, _ = self.compute("CEXPERTS", params, timeout=timeout)  # type: ignore[attr-defined]
+        res, _ = self.compute("CEXPERTS", params, timeout=timeout)
         return list(res.get("layers", []))
 
     def experts_drop(self, layer: int | None = None, *, timeout: float | None = None) -> int:
@@ -206,5 +207,5 @@ class ExpertsMixin:
         params: dict[str, Any] = {"mode": "drop"}
         if layer is not None:
             params["layer"] = int(layer)
-        res, _ = self.compute("CEXPERTS", params, timeout=timeout)  # type: ignore[attr-defined]
+        res, _ = self.compute("CEXPERTS", params, timeout=timeout)
         return int(res.get("dropped", 0))

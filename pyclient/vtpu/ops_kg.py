@@ -15,6 +15,7 @@ import numpy as np
 from . import arrow
 from .errors import ProtocolError
 from .kg import KgSchema, edge_coords, hops_param, relations_param, start_coords
+from ._host import ClientHost
 
 __all__ = ["KgMixin", "KgTree", "KgResults"]
 
@@ -73,7 +74,7 @@ def _results(items: list[Any], res: dict[str, Any]) -> KgResults:
     return out
 
 
-class KgMixin:
+class KgMixin(ClientHost):
     """CKG methods; mixed into :class:`vtpu.Client` (uses its ``request``)."""
 
     def _ckg(self, starts: Any, params: dict[str, Any], schema: KgSchema | None, timeout: float | None):
@@ -82,7 +83,7 @@ class KgMixin:
             params, bodies = {**params, "start": coords[0].tolist()}, []
         else:
             params, bodies = {**params, "batch": True}, [arrow.encode_coords(coords)]
-        res, frames = self.request("CKG", params, bodies, timeout=timeout)  # type: ignore[attr-defined]
+        res, frames = self.request("CKG", params, bodies, timeout=timeout)
         table = _body(frames)
         ents = arrow.decode_coords(table)[:, :2].astype(np.int64)
         return res, ents, table, np.asarray(res["offsets"], np.int64), single
@@ -109,11 +110,11 @@ class KgMixin:
             For an unknown name, a relation 0 or an id outside 0..2**32-1.
         """
         c = edge_coords(edges, schema)
-        return self.cput_batch(c, np.zeros((len(c), 0), np.uint8), kind="bytes", timeout=timeout)  # type: ignore[attr-defined]
+        return self.cput_batch(c, np.zeros((len(c), 0), np.uint8), kind="bytes", timeout=timeout)
 
     def kg_delete(self, edges: Any, *, schema: KgSchema | None = None, timeout: float | None = None) -> int:
         """Delete edges (same rows as :meth:`kg_put`); returns how many existed."""
-        return self.cdel_batch(edge_coords(edges, schema), timeout=timeout)  # type: ignore[attr-defined]
+        return self.cdel_batch(edge_coords(edges, schema), timeout=timeout)
 
     def ckg_path(self, starts: Any, path: Any, *, paths: bool = False, limit: int | None = None,
                  schema: KgSchema | None = None, timeout: float | None = None) -> Any:

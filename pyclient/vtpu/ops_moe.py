@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .errors import ParamError
+from ._host import ClientHost
 
 __all__ = ["MoeMixin", "MoeRouting"]
 
@@ -88,7 +89,7 @@ def _plan_tensors(routing: MoeRouting) -> dict[str, np.ndarray]:
     }
 
 
-class MoeMixin:
+class MoeMixin(ClientHost):
     """CMOE methods of :class:`vtpu.Client` (they call ``self.compute``)."""
 
     def cmoe(
@@ -150,7 +151,7 @@ class MoeMixin:
             from .coords import format_coord
 
             params["expert_base"] = format_coord(expert_base)
-        res, t = self.compute("CMOE", params, {"logits": logits}, timeout=timeout)  # type: ignore[attr-defined]
+        res, t = self.compute("CMOE", params, {"logits": logits}, timeout=timeout)
         a = res["aux"]
         aux = {
             "aux_loss": float(a["aux_loss"]),
@@ -198,7 +199,7 @@ class MoeMixin:
         ShapeError
             ``expert_out`` is not 2-D or its row count differs from ``len(routing.order)``.
         """
-        _, t = self.compute("CMOE", {"mode": "combine"}, {"expert_out": expert_out, **_plan_tensors(routing)}, timeout=timeout)  # type: ignore[attr-defined]
+        _, t = self.compute("CMOE", {"mode": "combine"}, {"expert_out": expert_out, **_plan_tensors(routing)}, timeout=timeout)
         return t["y"]
 
     def cmoe_combine_backward(
@@ -230,5 +231,5 @@ class MoeMixin:
             Mismatched shapes (``dy`` must be (T, H)).
         """
         named = {"expert_out": expert_out, **_plan_tensors(routing), "dy": dy}
-        _, t = self.compute("CMOE", {"mode": "combine_backward"}, named, timeout=timeout)  # type: ignore[attr-defined]
+        _, t = self.compute("CMOE", {"mode": "combine_backward"}, named, timeout=timeout)
         return t["d_expert_out"], t["d_weights"]

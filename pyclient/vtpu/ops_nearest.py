@@ -10,6 +10,7 @@ from . import arrow
 from .coords import format_coord, pattern_string
 from .errors import ProtocolError
 from .tensors import decode_tensors
+from ._host import ClientHost
 
 __all__ = ["NearestMixin"]
 
@@ -33,7 +34,7 @@ def _tensor(named: dict[str, np.ndarray], name: str) -> np.ndarray:
     return named[name]
 
 
-class NearestMixin:
+class NearestMixin(ClientHost):
     """Nearest-neighbour methods of :class:`vtpu.Client` (uses ``request``)."""
 
     def cnearest(
@@ -86,7 +87,7 @@ class NearestMixin:
         else:
             params["batch"] = True
             bodies.append(arrow.encode_coords(coords))
-        res, frames = self.request("CNEAREST", params, bodies, timeout=timeout)  # type: ignore[attr-defined]
+        res, frames = self.request("CNEAREST", params, bodies, timeout=timeout)
         named = decode_tensors(res, frames, "CNEAREST")
         out = _tensor(named, "coords").astype(np.uint32)
         d = _tensor(named, "dist")
@@ -145,7 +146,7 @@ class NearestMixin:
         if one:
             q = q.reshape(1, -1)
         params = {"k": _k(k), "metric": metric, "pattern": pattern_string(pattern), "skip_mismatched": bool(skip_mismatched)}
-        res, named = self.compute("CNEAREST", params, {"queries": q}, timeout=timeout)  # type: ignore[attr-defined]
+        res, named = self.compute("CNEAREST", params, {"queries": q}, timeout=timeout)
         out = _tensor(named, "coords").astype(np.uint32)
         scores = _tensor(named, "score")
         return (out[0], scores[0]) if one else (out, scores)

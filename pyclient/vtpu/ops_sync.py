@@ -12,6 +12,7 @@ from typing import Any
 
 from .coords import pattern_string
 from .errors import ParamError
+from ._host import ClientHost
 
 __all__ = ["SyncMixin", "check_server_key"]
 
@@ -29,7 +30,7 @@ def check_server_key(key: Any) -> str | None:
     return key
 
 
-class SyncMixin:
+class SyncMixin(ClientHost):
     """Range sync between sidecars; mixed into :class:`vtpu.Client`."""
 
     def sync(
@@ -92,7 +93,7 @@ class SyncMixin:
         key = check_server_key(server_key)
         if key is not None:
             params["server_key"] = key
-        res, _ = self.request("CSYNC", params, timeout=timeout)  # type: ignore[attr-defined]
+        res, _ = self.request("CSYNC", params, timeout=timeout)
         return dict(res)
 
     def range_hash(self, pattern: Any, *, timeout: float | None = None) -> dict[str, Any]:
@@ -105,5 +106,5 @@ class SyncMixin:
             sidecars iff their ranges hold the same scrolls), ``agent`` and ``owns`` (this
             sidecar's ownership rules).
         """
-        res, _ = self.request("CSYNC", {"step": "hello", "pattern": pattern_string(pattern)}, timeout=timeout)  # type: ignore[attr-defined]
+        res, _ = self.request("CSYNC", {"step": "hello", "pattern": pattern_string(pattern)}, timeout=timeout)
         return dict(res)
