@@ -5,13 +5,13 @@
  * arrow-js Data and lets the stream writer lay them out (one copy into the frame).
  */
 import {
-  Binary, DataType, Field, FixedSizeList, List, RecordBatch, RecordBatchReader, RecordBatchStreamWriter, Schema,
-  Struct, Table, Type, Uint8, Uint32, makeData, tableToIPC,
+  Field, RecordBatch, RecordBatchReader, RecordBatchStreamWriter, Schema, Struct, Table, makeData, tableToIPC,
 } from 'apache-arrow';
-import type { Data } from 'apache-arrow';
+import type { Binary, Data, FixedSizeList, List, Uint32, Uint8 } from 'apache-arrow';
 import { DIMS, type ScrollBatch } from '../engine/types';
 import { VtpuError } from '../engine/errors';
 import { checkArrowFraming } from './arrow_guard';
+import { BODY_FIELDS, field, specOf, typeOf, typeSpelling, type BodySchema } from './arrow_schema';
 
 /** Which body schema a decoded stream matched. */
 export type ArrowBody =
@@ -20,17 +20,19 @@ export type ArrowBody =
   | { schema: 'shards'; shards: Uint32Array };
 
 const EOS = [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];
-const u8 = () => new Uint8();
-const u32 = () => new Uint32();
-const coordsType = () => new FixedSizeList(DIMS, new Field('item', u32(), false));
-const shapeType = () => new List(new Field('item', u32(), false));
+// Types from protocol.json's Arrow schemas (bridge/arrow_schema.ts).
+const u8 = () => typeOf('scrolls', 'kind') as Uint8;
+const u32 = () => typeOf('shards', 'shard') as Uint32;
+const binary = () => typeOf('scrolls', 'value') as Binary;
+const coordsType = () => typeOf('coords', 'coords') as FixedSizeList<Uint32>;
+const shapeType = () => typeOf('scrolls', 'shape') as List<Uint32>;
 
 // ---------------------------------------------------------------------------- encode
 
 /** Encodes n*9 uint32 components as an Arrow "coords" stream. */
 export function encodeCoords(coords: Uint32Array): Uint8Array {
   const n = rowsOf(coords);
-  return writeStream([new Field('coords', coordsType(), false)], n, [coordsData(coords, n)]);
+  return writeStream([field('coords', 'coords')], n, [coordsData(coords, n)]);
 }
 
 /** Encodes a ScrollBatch as an Arrow "scrolls" stream (with coords when the batch has them). */
@@ -59,11 +61,10 @@ export function scrollsTable(b: ScrollBatch): Table {
   const fields: Field[] = [];
   const cols: Data[] = [];
   if (b.coords) {
-    fields.push(new Field('coords', coordsType(), false));
+    fields.push(field('scrolls', 'coords'));
     cols.push(coordsData(b.coords, n));
   }
-  fields.push(new Field('kind', u8(), false), new Field('dtype', u8(), false),
-    new Field('shape', shapeType(), false), new Field('value', new Binary(), false));
+  fields.push(field('scrolls', 'kind'), field('scrolls', 'dtype'), field('scrolls', 'shape'), field('scrolls', 'value'));
   cols.push(
     makeData({ type: u8(), length: n, nullCount: 0, data: b.kind.subarray(0, n) }),
     makeData({ type: u8(), length: n, nullCount: 0, data: b.dtype.subarray(0, n) }),
@@ -71,7 +72,7 @@ export function scrollsTable(b: ScrollBatch): Table {
       type: shapeType(), length: n, nullCount: 0, valueOffsets: b.shapeOffsets.subarray(0, n + 1),
       child: makeData({ type: u32(), length: b.shapeValues.length, nullCount: 0, data: b.shapeValues }),
     }),
-    makeData({ type: new Binary(), length: n, nullCount: 0, valueOffsets: b.valueOffsets.subarray(0, n + 1), data: b.values }),
+    makeData({ type: binary(), length: n, nullCount: 0, valueOffsets: b.valueOffsets.subarray(0, n + 1), data: b.values }),
   );
   return table(fields, n, cols);
 }
@@ -79,7 +80,7 @@ export function scrollsTable(b: ScrollBatch): Table {
 /** Encodes one uint32 shard id per row as an Arrow "shards" stream. */
 export function encodeShards(shards: Uint32Array): Uint8Array {
   const n = shards.length;
-  return writeStream([new Field('shard', u32(), false)], n, [makeData({ type: u32(), length: n, nullCount: 0, data: shards })]);
+  return writeStream([field('shards', 'shard')], n, [makeData({ type: u32(), length: n, nullCount: 0, data: shards })]);
 }
 
 function coordsData(coords: Uint32Array, n: number): Data {
@@ -134,9 +135,9 @@ export function decodeShards(bytes: Uint8Array): Uint32Array {
 export function decodeBody(bytes: Uint8Array): ArrowBody {
   const { schema, batches } = readStream(bytes);
   const names = schema.fields.map((f) => f.name);
-  const kind = names.includes('shard') ? 'shards' : names.includes('kind') ? 'scrolls' : 'coords';
-  const expect = kind === 'shards' ? ['shard'] : kind === 'coords' ? ['coords']
-    : names.includes('coords') ? ['coords', 'kind', 'dtype', 'shape', 'value'] : ['kind', 'dtype', 'shape', 'value'];
+  const kind: BodySchema = names.includes('shard') ? 'shards' : names.includes('kind') ? 'scrolls' : 'coords';
+  // protocol.json's fields of that schema: every required one, and the optional ones sent.
+  const expect = BODY_FIELDS[kind].filter((f) => !f.optional || names.includes(f.name)).map((f) => f.name);
   if (names.length !== expect.length || expect.some((e) => !names.includes(e))) {
     throw frame(`Arrow fields [${names.join(', ')}] match no body schema (expected [${expect.join(', ')}])`);
   }
@@ -187,16 +188,9 @@ function readStream(bytes: Uint8Array): { schema: Schema; batches: RecordBatch[]
 }
 
 function checkType(f: Field): void {
-  const t = f.type as DataType;
-  const isU = (x: DataType, bits: number) => DataType.isInt(x) && x.bitWidth === bits && !x.isSigned;
-  const ok =
-    f.name === 'coords' ? DataType.isFixedSizeList(t) && t.listSize === DIMS && isU(t.children[0].type, 32)
-    : f.name === 'kind' || f.name === 'dtype' ? isU(t, 8)
-    : f.name === 'shape' ? t.typeId === Type.List && isU(t.children[0].type, 32)
-    : f.name === 'value' ? t.typeId === Type.Binary
-    : f.name === 'shard' ? isU(t, 32)
-    : false;
-  if (!ok) throw frame(`Arrow field '${f.name}' has type ${String(t)}, not the protocol's`);
+  const want = specOf(f.name);
+  const got = typeSpelling(f.type);
+  if (want === undefined || got !== want) throw frame(`Arrow field '${f.name}' has type ${got}, not the protocol's ${want ?? '(no such field)'}`);
 }
 
 function noNulls(d: Data, name: string): void {

@@ -178,3 +178,19 @@ print(json.dumps(out, default=lambda b: b.hex()))`;
     expect(res[2]).toEqual({ schema: ['shard:uint32'], rows: [{ shard: 3 }, { shard: 4 }] });
   });
 });
+
+describe('Arrow schemas come from protocol.json', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const schema = require('../../../pyclient/vtpu/protocol.json') as { arrow: Record<string, { fields: { name: string; type: string }[] }> };
+  it('the encoder writes exactly the fields and types the JSON declares', () => {
+    const { RecordBatchReader } = require('apache-arrow') as typeof import('apache-arrow');
+    const { encodeCoords: ec, encodeShards: es, encodeScrolls: esc } = require('../../../bridge/arrow') as typeof import('../../../bridge/arrow');
+    const { typeSpelling } = require('../../../bridge/arrow_schema') as typeof import('../../../bridge/arrow_schema');
+    const batch = { n: 1, coords: new Uint32Array(9), kind: new Uint8Array([1]), dtype: new Uint8Array([0]), shapeOffsets: new Int32Array([0, 0]), shapeValues: new Uint32Array(0), valueOffsets: new Int32Array([0, 1]), values: new Uint8Array([65]) };
+    const streams: [string, Uint8Array][] = [['coords', ec(new Uint32Array(9))], ['shards', es(new Uint32Array([3]))], ['scrolls', esc(batch)]];
+    for (const [body, bytes] of streams) {
+      const fields = RecordBatchReader.from(bytes).open().schema.fields.map((f) => [f.name, typeSpelling(f.type)]);
+      expect(fields).toEqual(schema.arrow[body].fields.map((f) => [f.name, f.type]));
+    }
+  });
+});
