@@ -15,8 +15,13 @@ from bench_roundtrip import _latencies as _lat  # sorted µs of n calls after a 
 from common import child, ipc_address, median, percentile
 
 COORD = "1.2.3/4.5.6/7.8.9"
+VALUE = b"0123456789abcdef"  # the single CGET's value
 H, I, E = 2048, 768, 8  # Qwen3-30B-A3B width; 8 experts, every one active (top-8): 8 KB in and out
 SKV, HQ, HKV, D = 4096, 16, 8, 128  # decode step: one query row over a 4096-long KV cache
+WINDOW, GLOBALS = 256, [0, 1, 2, 3]
+#: What the report says about the shapes, kept with the figures.
+SETUP = {"value_bytes": len(VALUE), "hidden": H, "intermediate": I, "experts": E, "payload_bytes": 4 * H,
+         "kv_length": SKV, "q_heads": HQ, "kv_heads": HKV, "head_dim": D, "window": WINDOW, "globals": len(GLOBALS)}
 
 
 def echo_p50(address: str, n: int, body: bytes | None) -> float:
@@ -80,7 +85,7 @@ def _decode(c: vtpu.Client, n: int) -> dict:
     k = rng.standard_normal((1, HKV, SKV, D), np.float32)
     c.kv_put(9, k, k)
     q = rng.standard_normal((1, HQ, 1, D), np.float32)
-    lat = _lat(lambda: c.cattend(q, layer=9, kv_length=SKV, window=256, global_tokens=[0, 1, 2, 3]), n)
+    lat = _lat(lambda: c.cattend(q, layer=9, kv_length=SKV, window=WINDOW, global_tokens=GLOBALS), n)
     return {"p50_us": percentile(lat, 0.5), "sidecar_p50_us": _sidecar_p50_us(c, "CATTEND")}
 
 
@@ -93,7 +98,7 @@ def overhead(rounds: int, n: int) -> dict:
     echo, echo8 = [], []
     with child(["node", "test/bench/echo_server.js", echo_addr], "echo listening"), clients(120) as cs:
         for c in cs.values():
-            c.cput(COORD, b"0123456789abcdef")
+            c.cput(COORD, VALUE)
         for _ in range(rounds):
             echo.append(echo_p50(echo_addr, n, None))
             echo8.append(echo_p50(echo_addr, n, bytes(4 * H)))
@@ -151,6 +156,7 @@ def transfer(sizes_mib: list[int], rounds: int) -> dict:
 
 def run(quick: bool = False) -> dict:
     return {
+        "setup": SETUP,
         "overhead": overhead(rounds=2 if quick else 5, n=500 if quick else 3000),
         "transfer": transfer([1, 16] if quick else [1, 4, 16, 64, 256], rounds=2 if quick else 5),
     }
