@@ -141,6 +141,7 @@ def transfer(sizes_mib: list[int], rounds: int) -> dict:
                         t.append(dt)
                 row[f"{m}_gbps"] = 2 * src.nbytes / median(t) / 1e9
                 row[f"{m}_spread"] = [2 * src.nbytes / max(t) / 1e9, 2 * src.nbytes / min(t) / 1e9]
+                row[f"{m}_rounds"] = [2 * src.nbytes / x / 1e9 for x in t]
             mc = []
             for _ in range(rounds + 1):
                 t0 = time.perf_counter()
