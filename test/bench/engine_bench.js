@@ -71,17 +71,21 @@ const keyOf = (c, r) => {
 /** The Map peer does the same work as getBatch: look up each row and gather its bytes. */
 function mapGetBatch(map, q) {
   const n = q.length / DIMS;
-  const offsets = new Int32Array(n + 1);
   const found = [];
+  for (let i = 0; i < n; i++) found.push(map.get(keyOf(q, i)));
+  return gathered(found);
+}
+
+/** Both Map peers' last step, as getBatch's: the found values' bytes back to back, with offsets. */
+function gathered(found) {
+  const offsets = new Int32Array(found.length + 1);
   let total = 0;
-  for (let i = 0; i < n; i++) {
-    const v = map.get(keyOf(q, i));
-    found.push(v);
-    if (v) total += v.length;
+  for (let i = 0; i < found.length; i++) {
+    if (found[i]) total += found[i].length;
     offsets[i + 1] = total;
   }
   const out = new Uint8Array(total);
-  for (let i = 0; i < n; i++) if (found[i]) out.set(found[i], offsets[i]);
+  for (let i = 0; i < found.length; i++) if (found[i]) out.set(found[i], offsets[i]);
   return { offsets, out };
 }
 
@@ -107,9 +111,7 @@ function buildHashedMap(coords, values) {
 
 function hashedGetBatch(map, keys, q) {
   const n = q.length / DIMS;
-  const offsets = new Int32Array(n + 1);
   const found = [];
-  let total = 0;
   for (let i = 0; i < n; i++) {
     let v;
     const bucket = map.get(hashOf(q, i));
@@ -121,12 +123,8 @@ function hashedGetBatch(map, keys, q) {
       }
     }
     found.push(v);
-    if (v) total += v.length;
-    offsets[i + 1] = total;
   }
-  const out = new Uint8Array(total);
-  for (let i = 0; i < n; i++) if (found[i]) out.set(found[i], offsets[i]);
-  return { offsets, out };
+  return gathered(found);
 }
 
 function benchCget(n, rounds) {

@@ -28,21 +28,16 @@ def render(r: dict) -> list[str]:
         s = p["s"]
         rounds = f"{p['rounds']} rounds (peers {p['peer_rounds']})"
         ours = p.get("ours_rounds_s", [p["ours_s"]])
-        if "sdpa_s" in p:
-            ratio = p["sdpa_s"] / p["ours_s"]
-            lines.append(_row(f"prefill S={s}, vs SDPA ({rounds}; max err {p['max_abs_err_vs_sdpa']:.1e})", _fmt(p["ours_s"] * 1e3, " ms"),
-                              _fmt(p["sdpa_s"] * 1e3, " ms"), faster(ratio), "≥ 5× SDPA",
-                              at_least(ratio_rounds(ours, p.get("sdpa_rounds_s", [p["sdpa_s"]]), False), 5, _x)))
-        else:
-            lines.append(_row(f"prefill S={s}, vs SDPA", _fmt(p["ours_s"] * 1e3, " ms"), f"could not run: {p['sdpa_error']}", "n/a", "≥ 5× SDPA", "n/a (peer failed)"))
-        if "flex_s" in p:
-            ratio = p["flex_s"] / p["ours_s"]
-            lines.append(_row(f"prefill S={s}, vs compiled flex_attention (max err {p['max_abs_err_vs_flex']:.1e})", _fmt(p["ours_s"] * 1e3, " ms"),
-                              _fmt(p["flex_s"] * 1e3, " ms"), faster(ratio), "≥ 1× flex",
-                              at_least(ratio_rounds(ours, p.get("flex_rounds_s", [p["flex_s"]]), False), 1, _x)))
-        else:
-            lines.append(_row(f"prefill S={s}, vs compiled flex_attention", _fmt(p["ours_s"] * 1e3, " ms"),
-                              f"failed: {p.get('flex_error', 'not run')}", "n/a", "≥ 1× flex", "n/a (peer failed)"))
+        for peer, label, target, detail in (("sdpa", "SDPA", 5, f"{rounds}; "), ("flex", "compiled flex_attention", 1, "")):
+            if f"{peer}_s" not in p:
+                why = p.get(f"{peer}_error", "not run")
+                lines.append(_row(f"prefill S={s}, vs {label}", _fmt(p["ours_s"] * 1e3, " ms"), f"failed: {why}", "n/a",
+                                  f"≥ {target}× {peer if peer == 'flex' else label}", "n/a (peer failed)"))
+                continue
+            ratio = p[f"{peer}_s"] / p["ours_s"]
+            lines.append(_row(f"prefill S={s}, vs {label} ({detail}max err {p[f'max_abs_err_vs_{peer}']:.1e})", _fmt(p["ours_s"] * 1e3, " ms"),
+                              _fmt(p[f"{peer}_s"] * 1e3, " ms"), faster(ratio), f"≥ {target}× {peer if peer == 'flex' else label}",
+                              at_least(ratio_rounds(ours, p.get(f"{peer}_rounds_s", [p[f"{peer}_s"]]), False), target, _x)))
     for d in r["decode"]:
         label = f"decode step at S={d['s']} (KV cache in the sidecar: send new k/v + attend; {d['rounds']} rounds)"
         ours = d.get("ours_rounds_s", [d["ours_s"]])
