@@ -168,7 +168,13 @@ export class Store {
     this.checkValue(s.bytes.length, -1);
     this.writeGuard?.(coords, i, 1, false);
     const shape = Uint32Array.from(s.shape);
-    this.reserve(1, s.bytes.length, shape.length);
+    // A value replacing one at least as long is written in place (writeRow): reserving room
+    // for it anyway would grow the heap by a whole value, fresh pages and a copy of the heap.
+    const old = findEntry(this.v, coords, i);
+    const m = old * META;
+    const sameBytes = old >= 0 && this.v.meta[m + M_LEN] >= s.bytes.length;
+    const sameShape = old >= 0 && ((this.v.meta[m + M_KDN] >>> 16) & 0xff) >= shape.length;
+    this.reserve(old >= 0 ? 0 : 1, sameBytes ? 0 : s.bytes.length, sameShape ? 0 : shape.length);
     if (this.writeHooks.length) this.emit({ op: 'put', coords, row: i, scroll: s });
     this.writes++;
     const h = hashKey(coords, i * DIMS);
