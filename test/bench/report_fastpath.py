@@ -85,7 +85,6 @@ def render(r: dict) -> list[str]:
                   f"figure; over frames the same pair reaches {max(row['frames_gbps'] for row in big):.2f} GB/s at best."]
         first = [row for row in t["rows"] if row.get("shm_rounds") and min(row["shm_rounds"]) == row["shm_rounds"][0]]
         if first:
-            lines[-1] += (f" At {len(first)} of {len(t['rows'])} sizes the slowest round was the first after the warm-up: "
-                          "the store reserves room for a whole new value before it knows the write lands in place, and grows its heap once.")
+            lines[-1] += f" At {len(first)} of {len(t['rows'])} sizes the slowest round was the first after the warm-up."
     lines.append("")
     return lines
