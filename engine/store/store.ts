@@ -9,11 +9,12 @@ import { validateScroll, validateBatch } from '../values';
 import { validateCoordsArray } from '../coords';
 import { Pattern } from '../pattern';
 import { hashKey } from './hash';
+import { allocated, emptyView, probe, rehashed } from './view';
 import {
-  EMPTY, TOMBSTONE, CHUNK, META, M_OFF, M_LEN, M_KDN, M_SHAPE, StoreView, LookupResult, findEntry, readScroll,
+  TOMBSTONE, CHUNK, META, M_OFF, M_LEN, M_KDN, M_SHAPE, StoreView, LookupResult, findEntry, readScroll,
   getBatchFromView, gatherEntries,
 } from './reader';
-import { sharedArray, growShared, nextPow2, newTable } from './shared';
+import { growShared } from './shared';
 import { RangeIndex, PrefixCount } from './rangeindex';
 import { compactView } from './compact';
 
@@ -55,23 +56,6 @@ export interface StoreStats {
 const MAX_HEAP = 0xffffffff;
 /** Keeps warm-up loads observable so the JIT cannot drop them. */
 let touched = 0;
-
-function emptyView(): StoreView {
-  return {
-    count: 0,
-    table: newTable(16),
-    keys: sharedArray(Uint32Array, 16 * DIMS),
-    kind: sharedArray(Uint8Array, 16), meta: sharedArray(Uint32Array, 16 * META),
-    heap: sharedArray(Uint8Array, 1024), shapes: sharedArray(Uint32Array, 16),
-  };
-}
-
-/** Bytes behind every typed array of a view. */
-function allocated(v: StoreView): number {
-  let n = 0;
-  for (const x of Object.values(v)) if (ArrayBuffer.isView(x)) n += x.byteLength;
-  return n;
-}
 
 /** The coordinate-addressed store. */
 export class Store {
@@ -168,17 +152,14 @@ export class Store {
     this.checkValue(s.bytes.length, -1);
     this.writeGuard?.(coords, i, 1, false);
     const shape = Uint32Array.from(s.shape);
-    // A value replacing one at least as long is written in place (writeRow): reserving room
-    // for it anyway would grow the heap by a whole value, fresh pages and a copy of the heap.
-    const old = findEntry(this.v, coords, i);
-    const m = old * META;
-    const sameBytes = old >= 0 && this.v.meta[m + M_LEN] >= s.bytes.length;
-    const sameShape = old >= 0 && ((this.v.meta[m + M_KDN] >>> 16) & 0xff) >= shape.length;
-    this.reserve(old >= 0 ? 0 : 1, sameBytes ? 0 : s.bytes.length, sameShape ? 0 : shape.length);
+    // What writeRow puts in place (a value or shape no longer than the old one) needs no room.
+    const old = findEntry(this.v, coords, i), m = old * META, meta = this.v.meta;
+    const inPlace = old >= 0 && meta[m + M_LEN] >= s.bytes.length, shapeInPlace = old >= 0 && ((meta[m + M_KDN] >>> 16) & 0xff) >= shape.length;
+    this.reserve(old >= 0 ? 0 : 1, inPlace ? 0 : s.bytes.length, shapeInPlace ? 0 : shape.length);
     if (this.writeHooks.length) this.emit({ op: 'put', coords, row: i, scroll: s });
     this.writes++;
     const h = hashKey(coords, i * DIMS);
-    this.writeRow(coords, i, this.probe(coords, i, h), h, s.kind, s.dtype, shape, 0, shape.length, s.bytes, 0, s.bytes.length);
+    this.writeRow(coords, i, probe(this.v, coords, i, h), h, s.kind, s.dtype, shape, 0, shape.length, s.bytes, 0, s.bytes.length);
     this.maybeCompact();
   }
 
@@ -209,7 +190,7 @@ export class Store {
       touched ^= acc;
       for (let i = r0; i < r1; i++) {
         const h = hs[i - r0];
-        const slot = this.probe(coords, i, h);
+        const slot = probe(this.v, coords, i, h);
         this.writeRow(coords, i, slot, h, kind[i], dtype[i], sv, so[i], so[i + 1] - so[i], values, vo[i], vo[i + 1] - vo[i]);
       }
     }
@@ -336,47 +317,9 @@ export class Store {
     v.heap = growShared(Uint8Array, v.heap, Math.min(MAX_HEAP, this.heapUsed + bytes), this.heapUsed);
     v.shapes = growShared(Uint32Array, v.shapes, this.shapesUsed + dims, this.shapesUsed);
     // Load ≤ 0.5 counting tombstones, so probes always end at an EMPTY slot.
-    if ((this.live + this.tombstones + rows) * 2 > v.table.length >>> 1) this.rehash(this.live + rows);
-  }
-
-  /** Rebuilds the hash table for `expected` live entries, dropping tombstones (hashes come from the old table). */
-  private rehash(expected: number): void {
-    const v = this.v;
-    const old = v.table;
-    const table = newTable(nextPow2(Math.max(16, expected * 2)));
-    const mask = (table.length >>> 1) - 1;
-    for (let o = 0; o < old.length; o += 2) {
-      const id = old[o];
-      if (id < 0) continue;
-      const h = old[o + 1];
-      let s = h & mask;
-      while (table[2 * s] !== EMPTY) s = (s + 1) & mask;
-      table[2 * s] = id;
-      table[2 * s + 1] = h;
-    }
-    v.table = table;
-    this.tombstones = 0;
-  }
-
-  /** Table slot holding row i's key (hash h), or the slot to insert at encoded as -(slot + 1). */
-  private probe(c: ArrayLike<number>, i: number, h: number): number {
-    const { table, keys } = this.v;
-    const mask = (table.length >>> 1) - 1;
-    const base = i * DIMS;
-    let s = h & mask;
-    let free = -1;
-    for (;;) {
-      const id = table[2 * s];
-      if (id === EMPTY) return -((free >= 0 ? free : s) + 1);
-      if (id === TOMBSTONE) {
-        if (free < 0) free = s;
-      } else if (table[2 * s + 1] === h) {
-        const k = id * DIMS;
-        let d = DIMS - 1;
-        while (d >= 0 && keys[k + d] === c[base + d]) d--;
-        if (d < 0) return s;
-      }
-      s = (s + 1) & mask;
+    if ((this.live + this.tombstones + rows) * 2 > v.table.length >>> 1) {
+      v.table = rehashed(v.table, this.live + rows);
+      this.tombstones = 0;
     }
   }
 
@@ -433,7 +376,7 @@ export class Store {
   }
 
   private removeRow(c: ArrayLike<number>, i: number): boolean {
-    const slot = this.probe(c, i, hashKey(c, i * DIMS));
+    const slot = probe(this.v, c, i, hashKey(c, i * DIMS));
     if (slot < 0) return false;
     const v = this.v;
     const id = v.table[2 * slot];
