@@ -92,9 +92,9 @@ export class ExpertHost {
     const task = expertsTask(input, link !== undefined);
     let block: ReturnType<LinkHandle['reserve']> = null;
     if (task.mode === 'run' && task.x instanceof Float32Array && link) {
+      const H = task.x.length / task.T;
       task.x = link.span(task.x) ?? task.x.slice(); // a view of the request must not move threads
       const E = this.experts.get(task.layer);
-      const H = task.x instanceof Float32Array ? task.x.length / task.T : task.x.length / 4 / task.T;
       if (E !== undefined && wantsLayout(input.params)) block = link.reserve(runReplyBytes(task.T, H, E).total);
       if (block) task.out = block.span;
     }

@@ -262,8 +262,7 @@ export class SidecarServer {
       if (req.shm !== undefined) {
         if (!this.shm) throw new VtpuError('E_FRAME', 'shm: this sidecar serves without shared memory');
         const r = this.shm.resolve(req.shm, req.bodies);
-        for (const b of r.bodies) total += b.length;
-        for (const b of req.bodies) total -= b.length;
+        total = frameBytes(r.bodies) + frameBytes(frames.slice(0, 1)); // the header and every body, wherever it travelled
         if (total > this.opts.maxRequestBytes) throw new VtpuError('E_LIMIT', `request is ${total} bytes, over max_request_bytes ${this.opts.maxRequestBytes}`);
         req.bodies = r.bodies;
         link = r.link;

@@ -161,19 +161,19 @@ class Link:
     def place(self, bodies: Sequence[Any]) -> tuple[str, list[Any], list[int]]:
         """``(shm header field as JSON, frames still to send, .in blocks held until the reply)``."""
         released = self._released
-        if not released and not any(_nbytes(b) >= self.min_bytes for b in bodies):
+        sizes = [_nbytes(b) for b in bodies]
+        if not released and not any(n >= self.min_bytes for n in sizes):
             return self._plain, list(bodies), []  # small calls: one cached string, nothing else
         hdr: dict[str, Any] = {"k": self.key}
-        frames: list[Any] = []
+        frames: list[Any] = []  # laid out by the transport, as without a link
         held: list[int] = []
         if bodies:
             entries: list[Any] = []
-            for body in bodies:
-                n = _nbytes(body)
+            for body, n in zip(bodies, sizes):
                 off = self._blocks.alloc(n) if n >= self.min_bytes else -1
                 if off < 0:
                     entries.append(None)
-                    frames.append(body.frame() if hasattr(body, "write_into") else body)
+                    frames.append(body)
                     continue
                 dst = np.frombuffer(self._in, np.uint8, n, off)
                 if hasattr(body, "write_into"):
