@@ -145,7 +145,7 @@ export class ReadPool {
     const { q, k, metric, pattern } = coordQuery(engine, input);
     const plan = planCoords('CNEAREST', engine.store, q, k, metric, pattern);
     const order = batchOrder(plan, q);
-    if (order === null) return engine.execute('CNEAREST', input);
+    if (order === null) return engine.serve('CNEAREST', input);
     const qs = permuteRows(q, order);
     const n = order.length;
     const per = Math.ceil(n / (this.threads * 4));

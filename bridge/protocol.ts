@@ -26,6 +26,7 @@ export const ERROR_CODES: readonly string[] = Object.freeze(Object.keys(schema.e
 export const DEFAULTS = Object.freeze({
   maxRequestBytes: schema.defaults.max_request_bytes,
   maxBatch: schema.defaults.max_batch,
+  maxLoopMs: schema.defaults.max_loop_ms,
   timeoutMs: schema.defaults.timeout_ms,
 });
 

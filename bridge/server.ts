@@ -24,6 +24,8 @@ import { ShmLinks, type LinkHandle } from './shm/links';
 /** What the server needs from the engine: synchronous op execution. */
 export interface Executor {
   execute(op: string, input: OpInput): OpOutput;
+  /** Runs a client's request within the event-loop budget (engine/budget.ts); absent = execute. */
+  serve?(op: string, input: OpInput): OpOutput;
   /** Where the server records each request; absent = a private registry. */
   readonly metrics?: Metrics;
 }
@@ -219,7 +221,7 @@ export class SidecarServer {
           let reply: Uint8Array[];
           let ok = true;
           try {
-            reply = okReply(id, settle(this.engine.execute(op, input), link), wantsLayout(input.params), link?.place);
+            reply = okReply(id, settle(this.serve(op, input), link), wantsLayout(input.params), link?.place);
           } catch (e) {
             reply = errorReply(id, e);
             ok = false;
@@ -304,6 +306,10 @@ export class SidecarServer {
     this.reply(identity, reply);
   }
 
+  private serve(op: string, input: OpInput): OpOutput {
+    return this.engine.serve ? this.engine.serve(op, input) : this.engine.execute(op, input);
+  }
+
   /** Which executor off the event loop serves this request, or null: the engine, inline. Asked once per request. */
   private offload(op: string, input: OpInput): Offload | null {
     const { experts, pool, compute, sync } = this.opts;
@@ -324,7 +330,7 @@ export class SidecarServer {
       case 'compute': return (compute as ComputePool).run(op, input, (fn) => this.gate.run(false, fn), link);
       // A sync holds the gate only for each local step, never across a peer round trip.
       case 'sync': return (sync as SyncService).run(input, (w, fn) => this.gate.run(w, fn));
-      default: return this.gate.run(isWrite(op, input.params), () => settle(this.engine.execute(op, input), link));
+      default: return this.gate.run(isWrite(op, input.params), () => settle(this.serve(op, input), link));
     }
   }
 

@@ -28,6 +28,8 @@ export interface SidecarOptions extends SyncOptions {
   maxRequestBytes?: number;
   /** Most rows in one batch (protocol default). */
   maxBatch?: number;
+  /** Event-loop budget of one request in ms, 0 = none (protocol default; engine/budget.ts). */
+  maxLoopMs?: number;
   /** Pool worker threads (default min(4, available parallelism)). */
   threads?: number;
   /** Batched CGETs with at least this many rows go to the pool; 0 disables the pool (default 65536). */
@@ -86,7 +88,7 @@ export async function startSidecar(opts: SidecarOptions = {}): Promise<Sidecar> 
   await initChecksum();
   await initSyncHash();
   // PING reports the engine's limits, so a new engine gets the server's.
-  const engine = opts.engine ?? new Engine({ maxBatch: o.maxBatch, maxRequestBytes: o.maxRequestBytes });
+  const engine = opts.engine ?? new Engine({ maxBatch: o.maxBatch, maxRequestBytes: o.maxRequestBytes, maxLoopMs: o.maxLoopMs });
   engine.metrics.enabled = opts.metrics ?? true;
   const syncTarget = checkSyncOptions(opts);
   // Recover before serving (no request may see a half-loaded store) and before the
@@ -193,7 +195,7 @@ export async function serveForever(opts: ServeOptions = {}): Promise<Sidecar> {
 
 function checkOptions(opts: SidecarOptions) {
   if (typeof opts !== 'object' || opts === null) throw new TypeError('options must be an object');
-  const known = ['address', 'maxRequestBytes', 'maxBatch', 'threads', 'poolThreshold', 'engine', 'metrics', 'metricsFile', 'http', 'computeThreshold', 'durable',
+  const known = ['address', 'maxRequestBytes', 'maxBatch', 'maxLoopMs', 'threads', 'poolThreshold', 'engine', 'metrics', 'metricsFile', 'http', 'computeThreshold', 'durable',
     'agent', 'owns', 'owners', 'sync', 'curveSecretKey', 'insecure', 'maxPeers'];
   for (const k of Object.keys(opts)) if (!known.includes(k)) throw new TypeError(`unknown option '${k}'`);
   const address = opts.address ?? defaultAddress();
@@ -220,6 +222,7 @@ function checkOptions(opts: SidecarOptions) {
     curveSecretKey: opts.curveSecretKey,
     maxRequestBytes: int('maxRequestBytes', opts.maxRequestBytes, 1, opts.engine?.maxRequestBytes ?? DEFAULTS.maxRequestBytes),
     maxBatch: int('maxBatch', opts.maxBatch, 1, opts.engine?.maxBatch ?? DEFAULTS.maxBatch),
+    maxLoopMs: int('maxLoopMs', opts.maxLoopMs, 0, opts.engine?.maxLoopMs ?? DEFAULTS.maxLoopMs),
     threads: int('threads', opts.threads, 1, Math.min(4, availableParallelism())),
     maxPeers: int('maxPeers', opts.maxPeers, 1, 1024),
     poolThreshold: int('poolThreshold', opts.poolThreshold, 0, 65_536),

@@ -9,6 +9,7 @@ import { Store } from './store/store';
 import { RouteTable } from './routes';
 import { INSTRUCTIONS } from './ops/index';
 import { Metrics, METRICS } from './metrics/index';
+import { withBudget, type Clock } from './budget';
 import schema from '../pyclient/vtpu/protocol.json';
 
 /** Engine limits. */
@@ -19,6 +20,10 @@ export interface EngineOptions {
   maxValueBytes?: number;
   /** Largest request in bytes, reported by PING (enforced by the bridge). */
   maxRequestBytes?: number;
+  /** Event-loop budget of one client request in ms, 0 = none (default protocol.json's max_loop_ms; see engine/budget.ts). */
+  maxLoopMs?: number;
+  /** The clock budgets are measured on (default performance.now; tests inject one). */
+  clock?: Clock;
 }
 
 export type { Instruction };
@@ -31,6 +36,9 @@ export class Engine implements EngineContext {
   readonly routes = new RouteTable();
   /** Largest request in bytes (reported by PING). */
   readonly maxRequestBytes: number;
+  /** Event-loop budget of one client request in ms, 0 = none (reported by PING, applied by {@link serve}). */
+  readonly maxLoopMs: number;
+  private readonly clock: Clock;
   /** What this engine's server measures (see engine/metrics); ops may add named timers. */
   readonly metrics = new Metrics();
   private readonly ops = new Map<string, Instruction>();
@@ -39,6 +47,8 @@ export class Engine implements EngineContext {
   constructor(opts: EngineOptions = {}) {
     this.store = new Store({ maxBatch: opts.maxBatch ?? schema.defaults.max_batch, maxValueBytes: opts.maxValueBytes });
     this.maxRequestBytes = opts.maxRequestBytes ?? schema.defaults.max_request_bytes;
+    this.maxLoopMs = opts.maxLoopMs ?? schema.defaults.max_loop_ms;
+    this.clock = opts.clock ?? (() => performance.now());
     for (const instr of INSTRUCTIONS) this.register(instr);
     this.register(METRICS);
     this.metrics.section('store', () => {
@@ -86,5 +96,13 @@ export class Engine implements EngineContext {
       if (e instanceof VtpuError) throw e;
       throw new VtpuError('E_INTERNAL', `${op}: ${e instanceof Error ? e.message : String(e)}`);
     }
+  }
+
+  /**
+   * Runs one client request: {@link execute} within the event-loop budget, so a request
+   * whose scan or walk runs past maxLoopMs stops with E_LIMIT instead of stalling others.
+   */
+  serve(op: string, input: OpInput): OpOutput {
+    return withBudget(typeof op === 'string' ? op : '?', this.maxLoopMs, this.clock, () => this.execute(op, input));
   }
 }

@@ -20,6 +20,8 @@ export interface EngineContext {
   readonly maxBatch: number;
   /** Largest request in bytes (reported by PING). */
   readonly maxRequestBytes: number;
+  /** Event-loop budget of one client request in ms, 0 = none (reported by PING). */
+  readonly maxLoopMs: number;
   /** Registered op names, in registration order. */
   opNames(): string[];
   /** Runs another op (PROGRAM's steps). */

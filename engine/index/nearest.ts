@@ -19,6 +19,7 @@ import { Pattern } from '../pattern';
 import { Box, SearchStack, inBox, localityOrder } from './kdtree';
 import { Prepared, l2Exact, prepare, searchPrepared } from './coordindex';
 import { TopK } from './topk';
+import { tick } from '../budget';
 import { CoordAnswer, CoordMetric, SCAN_MAX, Work, emitDistances, newAnswer, scan } from './scan';
 import { hierSorted, hierTree } from './hier';
 
@@ -39,8 +40,10 @@ function liveKeys(src: { keys: Uint32Array; kind: Uint8Array; count: number }, b
   const keep = (id: number): boolean => kind[id] !== 0 && (box === null || inBox(keys, id, box));
   let n = 0;
   for (let id = 0; id < count; id++) if (keep(id)) n++;
+  tick(count);
   const out = new Uint32Array(n * DIMS);
   for (let id = 0, j = 0; id < count; id++) if (keep(id)) out.set(keys.subarray(id * DIMS, id * DIMS + DIMS), DIMS * j++);
+  tick(count);
   return out;
 }
 

@@ -5,6 +5,7 @@
  */
 import { Graph, nextEpoch } from './graph';
 import { IntList } from '../intlist';
+import { tick } from '../budget';
 import { edgesOf, idOf, isDead, Run, typeOf } from './overlay';
 
 /** Relations followed one way: sorted distinct ids, or '*' for any. */
@@ -118,6 +119,7 @@ export function pathEnds(g: Graph, start: number, hops: readonly RelSet[], limit
     const visit = (st: Step): void => {
       const { rel, dst, b } = st;
       for (let e = st.a; e < b; e++) {
+        tick();
         const v = dst[e];
         if (mark[v] === ep || isDead(st, e) || !allows(st.allow, rel[e])) continue;
         mark[v] = ep;
@@ -152,6 +154,7 @@ export function pathWalks(g: Graph, start: number, hops: readonly RelSet[], limi
   let level = 0;
   let found = 0;
   while (level >= 0) {
+    tick();
     const st = steps[level][at[level]];
     if (st === undefined) {
       level--;
@@ -200,6 +203,7 @@ export function bfs(g: Graph, starts: ArrayLike<number>, maxDepth: number, rs: R
   const expand = (st: Step, head: number, d: number): boolean => {
     const { rel, dst, b } = st;
     for (let e = st.a; e < b; e++) {
+      tick();
       const v = dst[e];
       if (mark[v] === ep || isDead(st, e) || !allows(st.allow, rel[e])) continue;
       if (out.n - base === limit) return false;

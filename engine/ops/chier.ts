@@ -10,6 +10,7 @@ import { VtpuError } from '../errors';
 import { coordFromParam } from '../coords';
 import { formatPattern, patternFromPrefix } from '../pattern';
 import { intParam } from './params';
+import { tick } from '../budget';
 
 /** One node of a CHIER reply. */
 export interface HierNode {
@@ -41,7 +42,12 @@ export const CHIER: Instruction = {
       for (let l = level - 1; l >= Math.max(0, level - depth); l--) nodes.push(node(coord, l, engine.store.countPrefix(coord, l)));
     } else {
       for (let l = level + 1; l <= Math.min(DIMS, level + depth); l++) {
-        for (const c of engine.store.children(coord, level, l)) nodes.push(node(c.prefix, l, c.count));
+        const children = engine.store.children(coord, level, l);
+        // Each node is a JSON object in the reply: as many as a batch holds, no more.
+        if (nodes.length + children.length > engine.maxBatch) {
+          throw new VtpuError('E_LIMIT', `CHIER: ${nodes.length + children.length} nodes down to level ${l}, over the batch limit ${engine.maxBatch}; walk fewer levels`);
+        }
+        for (const c of children) { tick(); nodes.push(node(c.prefix, l, c.count)); }
       }
     }
     return { result: { nodes } };

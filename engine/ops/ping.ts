@@ -19,7 +19,7 @@ export const PING: Instruction = {
         version: schema.version,
         engine: ENGINE_VERSION,
         ops: engine.opNames(),
-        limits: { max_request_bytes: engine.maxRequestBytes, max_batch: engine.maxBatch },
+        limits: { max_request_bytes: engine.maxRequestBytes, max_batch: engine.maxBatch, max_loop_ms: engine.maxLoopMs },
         store: storeSummary(engine),
       },
     };

@@ -1,6 +1,7 @@
 /** Conversions between exploded phext scrolls and the engine's columnar ScrollBatch. */
 import { formatCoord } from '../coords';
 import { VtpuError } from '../errors';
+import { tick } from '../budget';
 import { DIMS, DType, Kind, type ScrollBatch } from '../types';
 import { kindName } from '../values';
 import type { PhextSlice } from './explode';
@@ -40,6 +41,7 @@ export function batchToSlices(batch: ScrollBatch): PhextSlice[] {
   if (!coords) throw new VtpuError('E_PARAM', 'a phext export needs scrolls with coordinates');
   const out: PhextSlice[] = [];
   for (let i = 0; i < batch.n; i++) {
+    tick();
     const coord = coords.subarray(i * DIMS, (i + 1) * DIMS);
     const kind = batch.kind[i];
     if (kind === Kind.Missing) continue;

@@ -1,6 +1,7 @@
 /** implode: scrolls → phext bytes with the fewest breaks, byte-exact with libphext. */
 import { checkPhextRange, compareCoords, formatCoord } from '../coords';
 import { VtpuError } from '../errors';
+import { tick } from '../budget';
 import { DIMS } from '../types';
 import { BREAK_BYTES, COMPONENT_NAMES, findBreak } from './breaks';
 import type { PhextScroll, PhextSlice } from './explode';
@@ -26,6 +27,7 @@ export function implodeSlices(slices: Iterable<PhextSlice>): Uint8Array {
   let at = 0;
   let cur: ArrayLike<number> = new Uint32Array(DIMS).fill(1);
   for (const s of sorted) {
+    tick();
     at = writeBreaks(out, at, cur, s.coord);
     out.set(s.bytes, at);
     at += s.bytes.length;

@@ -15,6 +15,7 @@ import { Pattern, matchesPattern, isWildcard } from '../pattern';
 import { StoreView } from './reader';
 import { ALL_WORDS, orderingWords, radixSortIds, sortIdsByKey } from './radix';
 import { IntList } from '../intlist';
+import { tick } from '../budget';
 
 /** Ids in coordinate order, at most `limit`; `truncated` when more matched. */
 export interface RangeQuery {
@@ -241,6 +242,7 @@ export class RangeIndex {
     const { kind, keys } = v;
     let out: IntList | null = null;
     for (let id = this.built[d]; id < v.count; id++) {
+      tick();
       if (kind[id] !== 0 && matchesPattern(p, keys, id)) (out ??= new IntList(16)).push(id);
     }
     return out === null ? EMPTY_IDS : sortIdsByKey(out.view(), keys);
@@ -262,6 +264,7 @@ export class RangeIndex {
         out.set(order.subarray(a, a + n));
       } else {
         for (let i = a; i < b && n < cap; i++) {
+          tick();
           const id = order[i];
           if (kind[id] !== 0 && (!check || matchesPattern(p, keys, id))) out[n++] = id;
         }
@@ -270,7 +273,8 @@ export class RangeIndex {
       let i = a;
       let j = 0;
       while (n < cap) {
-        while (i < b && (kind[order[i]] === 0 || (check && !matchesPattern(p, keys, order[i])))) i++;
+        while (i < b && (kind[order[i]] === 0 || (check && !matchesPattern(p, keys, order[i])))) { i++; tick(); }
+        tick();
         if (i < b && (j >= delta.length || cmpIds(keys, order[i], delta[j]) < 0)) out[n++] = order[i++];
         else if (j < delta.length) out[n++] = delta[j++];
         else break;
@@ -285,10 +289,14 @@ export class RangeIndex {
     const { keys, kind } = v;
     const out = new IntList(b - a);
     for (let i = a; i < b; i++) {
+      tick();
       const id = order[i];
       if (kind[id] !== 0 && matchesPattern(p, keys, id)) out.push(id);
     }
-    for (let id = this.built[d]; id < v.count; id++) if (kind[id] !== 0 && matchesPattern(p, keys, id)) out.push(id);
+    for (let id = this.built[d]; id < v.count; id++) {
+      tick();
+      if (kind[id] !== 0 && matchesPattern(p, keys, id)) out.push(id);
+    }
     const ids = sortIdsByKey(out.view(), keys);
     return { ids: ids.subarray(0, Math.min(ids.length, limit)), truncated: ids.length > limit };
   }
@@ -301,6 +309,7 @@ export class RangeIndex {
     let n = b - a;
     if (this.dead[0] > 0) for (let i = a; i < b; i++) if (v.kind[o0[i]] === 0) n--;
     for (let id = this.built[0]; id < v.count; id++) {
+      tick();
       if (v.kind[id] !== 0 && cmpPrefix(v.keys, id, prefix, level) === 0) n++;
     }
     return n;
@@ -319,6 +328,7 @@ export class RangeIndex {
     const out: PrefixCount[] = [];
     const hiTarget = new Float64Array(childLevel);
     for (let i = a; i < b;) {
+      tick();
       const base = o0[i] * DIMS;
       for (let j = 0; j < childLevel; j++) hiTarget[j] = keys[base + j];
       hiTarget[childLevel - 1] += 1;
@@ -330,6 +340,7 @@ export class RangeIndex {
     }
     let merged = false;
     for (let id = this.built[0]; id < v.count; id++) {
+      tick();
       if (v.kind[id] === 0 || cmpPrefix(keys, id, prefix, level) !== 0) continue;
       const hit = byKey.get(keys.subarray(id * DIMS, id * DIMS + childLevel).join('.'));
       if (hit !== undefined) hit.count++;

@@ -1,11 +1,12 @@
 /**
  * Read-side of the store: lookups over a {@link StoreView}. The same functions serve
  * Store.get/getBatch on the main thread and worker threads holding a posted view, so there
- * is one copy of the probing code. Depends only on ../types and ./hash (no Node APIs) so a
- * worker can load it alone.
+ * is one copy of the probing code. Depends only on ../types, ./hash and ../budget (no Node
+ * APIs) so a worker can load it alone.
  */
 import { DIMS, Kind, Scroll, ScrollBatch } from '../types';
 import { hashKey } from './hash';
+import { tick } from '../budget';
 
 /** Hash-table slot states; entry ids are ≥ 0. */
 export const EMPTY = -1;
@@ -143,6 +144,7 @@ export function gatherEntries(
   let acc = 0;
   for (let r0 = 0; r0 < n; r0 += CHUNK) {
     const r1 = Math.min(n, r0 + CHUNK);
+    tick(r1 - r0);
     // Warm the chunk's value lines before the copy loop needs them.
     for (let i = r0; i < r1; i++) acc += heap[offs[i]];
     for (let i = r0; i < r1; i++) {

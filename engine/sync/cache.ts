@@ -12,6 +12,7 @@ import { formatPattern, matchesPattern, parsePattern, type Pattern } from '../pa
 import { compareCoords } from '../coords';
 import { entryDigests } from './hash';
 import { DEPTH, buildTree, leafOf, type SyncTree } from './tree';
+import { unbudgeted } from '../budget';
 import { keyCoords } from './clock';
 
 const cache = new WeakMap<EngineContext, { version: number; tree: SyncTree; tracked: boolean }>();
@@ -50,8 +51,10 @@ export function treeFor(engine: EngineContext, patternText: string): SyncTree {
       return hit.tree;
     }
   }
-  const { batch } = engine.store.range(p, Math.max(1, engine.store.size), true);
-  const tree = buildTree(canonical, batch.coords as Uint32Array, entryDigests(batch));
+  const tree = unbudgeted(() => {
+    const { batch } = engine.store.range(p, Math.max(1, engine.store.size), true);
+    return buildTree(canonical, batch.coords as Uint32Array, entryDigests(batch));
+  });
   dirty?.clear();
   cache.set(engine, { version, tree, tracked: dirty !== undefined });
   return tree;

@@ -63,3 +63,20 @@ def test_owned_sidecar_exits_when_its_python_process_is_killed():
         pytest.fail("the sidecar outlived the process that started it")
     finally:
         py.kill()
+
+
+def test_a_request_past_the_event_loop_budget_is_stopped_and_the_sidecar_serves_on():
+    # 200k scrolls: walking every level below the root visits each of them more than once.
+    n = 200_000
+    idx = np.arange(n)
+    coords = np.ones((n, 9), np.uint32)
+    coords[:, 6], coords[:, 7], coords[:, 8] = 1 + idx % 97, 1 + idx // 97 % 89, 1 + idx // 8633
+    with vtpu.Sidecar(args=["--max-loop-ms", "20"]) as sc, vtpu.connect(sc.address, timeout=60) as c:
+        assert c.ping()["limits"]["max_loop_ms"] == 20
+        c.cput_batch(coords, ["v"] * n)
+        with pytest.raises(vtpu.LimitError, match=r"event-loop budget of 20 ms \(--max-loop-ms\)"):
+            c.chier(COORD, direction="down", depth=9, level=0)
+        # Nothing was changed and small requests are answered as before.
+        assert c.ping()["store"]["entries"] == n
+        under = (coords[:, 6] == 1) & (coords[:, 7] == 1)
+        assert [x["count"] for x in c.chier(COORD, direction="down", depth=1, level=8)] == [1] * int(under.sum())

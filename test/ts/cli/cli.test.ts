@@ -205,7 +205,7 @@ describe('parseServeFlags', () => {
   });
 
   test('every serve flag in the table lands in the options', () => {
-    const sample: Record<string, string> = { count: '3', port: '0', seconds: '1.5', text: 'x', fsync: '10', snapshot: '5s', owner: 'a=*.*.*/*.*.*/*.*.*', recover: 'truncate' };
+    const sample: Record<string, string> = { count: '3', port: '0', seconds: '1.5', text: 'x', fsync: '10', snapshot: '5s', owner: 'a=*.*.*/*.*.*/*.*.*', recover: 'truncate', ms: '250' };
     for (const [flag, spec] of Object.entries(flagsOf('serve'))) {
       if (spec.read) continue; // reads a file: covered by the sync/security tests
       const args = spec.value ? [flag, sample[spec.type!]] : [flag];

@@ -48,7 +48,7 @@ describe('engine dispatch', () => {
     const r = new Engine({ maxBatch: 1000 }).execute('PING', { params: {} }).result;
     expect(r.version).toBe(schema.version);
     expect(r.ops).toEqual(expect.arrayContaining(['CGET', 'CPUT', 'CDEL', 'CRANGE', 'CDELTA', 'CHIER', 'CROUTE', 'PROGRAM', 'PING']));
-    expect(r.limits).toEqual({ max_request_bytes: schema.defaults.max_request_bytes, max_batch: 1000 });
+    expect(r.limits).toEqual({ max_request_bytes: schema.defaults.max_request_bytes, max_batch: 1000, max_loop_ms: schema.defaults.max_loop_ms });
     const e = new Engine();
     const before = e.execute('PING', { params: {} }).result.store as Record<string, number>;
     e.execute('CPUT', { params: { coord: '1.2.3/4.5.6/7.8.9', kind: 'bytes' }, raw: new Uint8Array(100) });

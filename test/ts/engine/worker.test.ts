@@ -12,7 +12,7 @@ const ENGINE = path.join(__dirname, '../../../engine');
 /** Transpiles the reader and what it imports to plain JS a worker thread can require. */
 function compileReader(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vtpu-reader-'));
-  for (const rel of ['types.ts', 'store/reader.ts', 'store/hash.ts']) {
+  for (const rel of ['types.ts', 'store/reader.ts', 'store/hash.ts', 'budget.ts', 'errors.ts']) {
     const src = fs.readFileSync(path.join(ENGINE, rel), 'utf8');
     const js = ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 } }).outputText;
     fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
