@@ -8,7 +8,7 @@ export ONNXRUNTIME_NODE_INSTALL := skip
 PYTHON ?= python3
 PY := .venv/bin/python
 TORCH ?= torch==2.13.0+cpu
-TS_SOURCES := $(shell find engine bridge -name '*.ts' 2>/dev/null) pyclient/vtpu/protocol.json pyclient/vtpu/cli.json tsconfig.json
+TS_SOURCES := $(shell find engine bridge -name '*.ts' 2>/dev/null) protocol/protocol.json protocol/cli.json tsconfig.json
 
 .PHONY: all install build wheel test test-ts test-py bench bench-quick soak demo clean
 

@@ -5,7 +5,7 @@
  * JSON only; the Python client derives its pyarrow schemas from the same entries.
  */
 import { Binary, DataType, Field, FixedSizeList, List, Type, Uint32, Uint8 } from 'apache-arrow';
-import schema from '../pyclient/vtpu/protocol.json';
+import schema from '../protocol/protocol.json';
 
 /** The three body schemas. */
 export type BodySchema = keyof typeof schema.arrow;

@@ -22,7 +22,7 @@ import { parseDurableFlag } from './durable/flags';
 import type { DurableOptions } from './durable/journal';
 import { checkValue, CLI, helpText, parseFlags, UsageError, type FlagSpec } from './cli_flags';
 
-/** `vtpu --help`: generated from the flag table (pyclient/vtpu/cli.json). */
+/** `vtpu --help`: generated from the flag table (protocol/cli.json). */
 export const USAGE = helpText();
 
 const processIO: CliIO = {

@@ -1,12 +1,12 @@
 /**
- * The `vtpu` flag table (pyclient/vtpu/cli.json) put to work: parsing with node:util's
+ * The `vtpu` flag table (protocol/cli.json) put to work: parsing with node:util's
  * parseArgs, value rules, where each value goes, and the --help text. The Python launcher
  * reads the same table, so the flags are written down once.
  *
- * The import compiles to dist/pyclient/vtpu/cli.json (tsconfig includes it), like protocol.json.
+ * The import compiles to dist/protocol/cli.json (tsconfig includes it), like protocol.json.
  */
 import { parseArgs } from 'node:util';
-import table from '../pyclient/vtpu/cli.json';
+import table from '../protocol/cli.json';
 
 /** One flag as the table writes it; a flag without `value` is a switch. */
 export interface FlagSpec {

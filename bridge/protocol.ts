@@ -1,13 +1,13 @@
 /**
- * The wire protocol, loaded from pyclient/vtpu/protocol.json — the one schema both the
+ * The wire protocol, loaded from protocol/protocol.json — the one schema both the
  * sidecar and the Python client read. Nothing here restates it; names, codes and
  * defaults are derived from the JSON so the two languages cannot drift. Kinds and dtypes
  * are read in engine/values.ts; which body each op takes, in the op's own file.
  *
- * The import compiles to dist/pyclient/vtpu/protocol.json (tsconfig includes the file),
+ * The import compiles to dist/protocol/protocol.json (tsconfig includes the file),
  * so the relative path holds from bridge/*.ts under ts-jest and from dist/bridge/*.js.
  */
-import schema from '../pyclient/vtpu/protocol.json';
+import schema from '../protocol/protocol.json';
 import type { ErrorCode } from '../engine/errors';
 
 /** The parsed protocol.json, typed as it is written. */

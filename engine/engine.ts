@@ -10,7 +10,7 @@ import { RouteTable } from './routes';
 import { INSTRUCTIONS } from './ops/index';
 import { Metrics, METRICS } from './metrics/index';
 import { withBudget, type Clock } from './budget';
-import schema from '../pyclient/vtpu/protocol.json';
+import schema from '../protocol/protocol.json';
 
 /** Engine limits. */
 export interface EngineOptions {

@@ -1,4 +1,4 @@
-import type schema from '../pyclient/vtpu/protocol.json';
+import type schema from '../protocol/protocol.json';
 
 /**
  * Wire error codes, one per failure family: protocol.json's `errors`, less the two only

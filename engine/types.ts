@@ -1,6 +1,6 @@
 /**
  * Shared engine types. A coordinate is 9 uint32 components; batches are columnar so
- * they map onto the Arrow "scrolls" schema (pyclient/vtpu/protocol.json) without copies.
+ * they map onto the Arrow "scrolls" schema (protocol/protocol.json) without copies.
  */
 
 /** Number of components in a coordinate (phext's library … scroll). */

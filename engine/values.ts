@@ -1,8 +1,8 @@
 /**
- * Value kinds and dtypes (names and codes from pyclient/vtpu/protocol.json) and the checks a
+ * Value kinds and dtypes (names and codes from protocol/protocol.json) and the checks a
  * scroll or a whole batch must pass before the store accepts it.
  */
-import schema from '../pyclient/vtpu/protocol.json';
+import schema from '../protocol/protocol.json';
 import { DIMS, Kind, DType, ScrollBatch } from './types';
 import { VtpuError } from './errors';
 

@@ -7,7 +7,7 @@
  * One vector per scroll keeps a decode step's write to 2·B·Hkv rows of one CPUT batch, and
  * lets a read fetch only the positions the mask can see (band + globals), not the whole cache.
  */
-import schema from '../../pyclient/vtpu/protocol.json';
+import schema from '../../protocol/protocol.json';
 import { DType, Kind } from '../types';
 import { VtpuError } from '../errors';
 import type { Store } from '../store/store';

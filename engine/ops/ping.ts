@@ -1,6 +1,6 @@
 /** PING: protocol and engine versions, op names, limits and the store's size. */
 import type { Instruction } from '../instruction';
-import schema from '../../pyclient/vtpu/protocol.json';
+import schema from '../../protocol/protocol.json';
 
 /** Engine version reported by PING (kept equal to package.json's; a test checks). */
 export const ENGINE_VERSION = '0.1.0';

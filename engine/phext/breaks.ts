@@ -3,7 +3,7 @@
  * coordinate order: 0 = library … 8 = scroll
  * (`library.shelf.series/collection.volume.book/chapter.section.scroll`).
  */
-import schema from '../../pyclient/vtpu/protocol.json';
+import schema from '../../protocol/protocol.json';
 
 /** Break byte per component index (0 = library … 8 = scroll): 0x01, 0x1f, 0x1e, 0x1d, 0x1c, 0x1a, 0x19, 0x18, 0x17. */
 export const BREAK_BYTES: readonly number[] = Object.freeze([...schema.phext.breaks]);

@@ -181,7 +181,7 @@ print(json.dumps(out, default=lambda b: b.hex()))`;
 
 describe('Arrow schemas come from protocol.json', () => {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const schema = require('../../../pyclient/vtpu/protocol.json') as { arrow: Record<string, { fields: { name: string; type: string }[] }> };
+  const schema = require('../../../protocol/protocol.json') as { arrow: Record<string, { fields: { name: string; type: string }[] }> };
   it('the encoder writes exactly the fields and types the JSON declares', () => {
     const { RecordBatchReader } = require('apache-arrow') as typeof import('apache-arrow');
     const { encodeCoords: ec, encodeShards: es, encodeScrolls: esc } = require('../../../bridge/arrow') as typeof import('../../../bridge/arrow');

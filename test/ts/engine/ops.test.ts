@@ -4,7 +4,7 @@ import { Engine } from '../../../engine/engine';
 import { ENGINE_VERSION } from '../../../engine/ops/ping';
 import { formatCoord } from '../../../engine/coords';
 import { Kind, OpInput, ScrollBatch } from '../../../engine/types';
-import schema from '../../../pyclient/vtpu/protocol.json';
+import schema from '../../../protocol/protocol.json';
 import { code, coordsOf, dec, enc, stringBatch } from './helpers';
 
 const textBatch = (rows: number[][], vals: string[]) => stringBatch(rows, vals, Kind.Text);

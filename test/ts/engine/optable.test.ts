@@ -9,7 +9,7 @@ describe('the op table', () => {
   });
 
   it('declares the bodies protocol.json describes', () => {
-    const schema = require('../../../pyclient/vtpu/protocol.json') as { ops: Record<string, Record<string, { body?: string }>> };
+    const schema = require('../../../protocol/protocol.json') as { ops: Record<string, Record<string, { body?: string }>> };
     for (const op of ['CGET', 'CDEL', 'CDELTA', 'CROUTE']) {
       expect(schema.ops[op].batch.body).toBe('arrow coords');
       expect([requestBody(op, { batch: true }), requestBody(op, {})]).toEqual(['coords', 'none']);

@@ -1,4 +1,4 @@
-import schema from '../../../pyclient/vtpu/protocol.json';
+import schema from '../../../protocol/protocol.json';
 import { DType, Kind } from '../../../engine/types';
 import { DTYPE_SIZES, dtypeCode, kindCode } from '../../../engine/values';
 
