@@ -1,20 +1,21 @@
 /**
  * The sidecar's HTTP and WebSocket front end on uWebSockets.js: `/metrics` (Prometheus
  * text), `/` (the live dashboard), `/ws` (metrics snapshots at ~10 Hz) and the SQ subset
- * under `/api/v2/`. Off unless a port is given; loopback unless told otherwise. SQ routes
- * run under the ZeroMQ server's store gate and are recorded in its metrics as `HTTP <route>`.
+ * under `/api/v2/`. Off unless a port is given; loopback unless told otherwise. This file
+ * binds, checks Host/Origin/CORS and the key, and serves /ws; the routes are a table in
+ * routes.ts. SQ routes run under the ZeroMQ server's store gate and are recorded in its
+ * metrics as `HTTP <route>`.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as uWS from 'uWebSockets.js';
-import { VtpuError } from '../../engine/errors';
-import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from '../../engine/metrics/index';
 import type { Engine } from '../../engine/engine';
 import type { SidecarServer } from '../server';
 import { KeyCheck, checkExposure } from './auth';
 import { OriginPolicy } from './origin';
-import { DocumentNameError, Documents } from './documents';
-import { BadRequest, SQ_ROUTES, coordParam, runSq, scrollText, type SqCall } from './sq';
+import { Documents } from './documents';
+import { SQ_ROUTES } from './sq';
+import { STATUS, TEXT, findRoute, type Exchange, type RouteDeps } from './routes';
 import { MetricsHistory } from './history';
 
 /** Options of {@link startHttp}. */
@@ -43,13 +44,8 @@ export interface HttpServer {
   close(): void;
 }
 
-const TEXT = 'text/plain; charset=utf-8';
 /** uWS's LIBUS_LISTEN_EXCLUSIVE_PORT (exported at run time; the typings only name the enum). */
 const EXCLUSIVE_PORT = (uWS as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT: number }).LIBUS_LISTEN_EXCLUSIVE_PORT;
-const STATUS: Record<number, string> = {
-  200: '200 OK', 204: '204 No Content', 400: '400 Bad Request', 401: '401 Unauthorized', 403: '403 Forbidden',
-  404: '404 Not Found', 413: '413 Payload Too Large', 500: '500 Internal Server Error',
-};
 
 /** The dashboard page: a static file beside this module's source (no build step). */
 export function dashboardFile(): string {
@@ -112,88 +108,60 @@ export function startHttp(sidecar: SidecarServer, engine: Engine, opts: HttpOpti
     },
   });
 
+  const deps: RouteDeps = {
+    sidecar, engine, metrics, docs, dashboard, maxBody, foreignPage, recordHttp: (status) => metrics.recordHttp(status),
+  };
+
   app.any('/*', (res, req) => {
     let aborted = false;
     res.onAborted(() => { aborted = true; });
     const method = req.getMethod().toUpperCase();
     const url = req.getUrl();
-    const query = new URLSearchParams(req.getQuery() ?? '');
-    const authorization = req.getHeader('authorization');
-    const length = req.getHeader('content-length');
     const origin = req.getHeader('origin');
     const hostHeader = req.getHeader('host');
     if (!access.hostAllowed(hostHeader)) return send(res, 403, foreignHost(hostHeader));
-    // A foreign page may only navigate the browser to a read (a link to the dashboard); writes are refused below.
+    // A foreign page may only navigate the browser to a read (a link to the dashboard); writes are refused by the route.
     const foreign = access.fromForeignPage(origin, hostHeader, req.getHeader('sec-fetch-site'));
     if (foreign && !(method === 'GET' && req.getHeader('sec-fetch-mode') === 'navigate')) return send(res, 403, foreignPage(origin));
     const cors = access.corsFor(origin);
-    const out = (status: number, body: string | Uint8Array, type = TEXT) => send(res, status, body, type, cors);
+    if (method === 'OPTIONS') return preflight(res, cors);
     // A request to an SQ route counts as that op even when refused before it runs.
     const sq = /^\/api\/v2\/([a-z]+)$/.exec(url)?.[1];
-    const sqOp = sq !== undefined && Object.hasOwn(SQ_ROUTES, sq) ? `HTTP ${sq}` : undefined;
-    const t0 = performance.now();
-    const head = url.length + (req.getQuery() ?? '').length;
-    const refuse = (status: number, text: string) => {
-      if (sqOp) metrics.record(sqOp, performance.now() - t0, head, Buffer.byteLength(text), false);
-      out(status, text);
+    const x: Exchange = {
+      res, method, url, origin, foreign, cors,
+      query: new URLSearchParams(req.getQuery() ?? ''),
+      length: req.getHeader('content-length'),
+      sqOp: sq !== undefined && Object.hasOwn(SQ_ROUTES, sq) ? `HTTP ${sq}` : undefined,
+      t0: performance.now(),
+      head: url.length + (req.getQuery() ?? '').length,
+      aborted: () => aborted,
+      out: (status, body, type = TEXT) => send(res, status, body, type, cors),
+      refuse: (status, text) => {
+        if (x.sqOp) metrics.record(x.sqOp, performance.now() - x.t0, x.head, Buffer.byteLength(text), false);
+        x.out(status, text);
+      },
     };
-    if (method === 'OPTIONS') {
-      metrics.recordHttp(204);
-      res.cork(() => {
-        res.writeStatus(STATUS[204]);
-        // A preflight from an origin --http-cors does not allow gets no CORS headers: the browser stops there.
-        if (cors !== undefined) {
-          res.writeHeader('Access-Control-Allow-Origin', cors).writeHeader('Vary', 'Origin')
-            .writeHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS').writeHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type')
-            .writeHeader('Access-Control-Max-Age', '86400');
-        }
-        res.end();
-      });
-      return;
+    if (method !== 'GET' && method !== 'POST') return x.out(400, 'Bad Request');
+    const route = findRoute(method, url);
+    if (route?.auth !== 'none' && !keys.allows(req.getHeader('authorization'), route?.auth === 'header-or-query' ? x.query.get('key') : null)) {
+      return x.refuse(401, 'Unauthorized');
     }
-    if (method !== 'GET' && method !== 'POST') return out(400, 'Bad Request');
-    if (url === '/metrics' && method === 'GET') return out(200, renderPrometheus(metrics), PROMETHEUS_CONTENT_TYPE);
-    if (!keys.allows(authorization, url === '/' ? query.get('key') : null)) return refuse(401, 'Unauthorized');
-    if ((url === '/' || url === '/index.html') && method === 'GET') return out(200, dashboard, 'text/html; charset=utf-8');
-    const m = /^\/api\/v2\/([a-z]+)$/.exec(url);
-    const route = m ? SQ_ROUTES[m[1]] : undefined;
-    if (!m || !route || (method === 'POST' && !route.body)) return refuse(404, 'Not Found');
-    if (foreign && route.write) return refuse(403, foreignPage(origin));
-    let call: SqCall;
-    try {
-      call = { route: m[1], doc: query.get('p') ?? '' };
-      if (['select', 'insert', 'update', 'delete'].includes(call.route)) call.coord = coordParam(query.get('c'));
-      if (method === 'GET' && route.body) call.text = scrollText(Buffer.from(query.get('s') ?? ''));
-    } catch (e) {
-      return refuse(400, (e as Error).message);
-    }
-    const run = (body: Uint8Array | undefined) => {
-      const bytesIn = head + (body?.length ?? 0);
-      try {
-        if (body !== undefined) call.text = scrollText(body);
-      } catch (e) {
-        return refuse(400, (e as Error).message);
-      }
-      sidecar.call(`HTTP ${call.route}`, route.write, bytesIn, () => runSq(engine.store, docs, call), (r) => (typeof r === 'string' ? Buffer.byteLength(r) : r.length))
-        .then((r) => { if (!aborted) out(200, r); }, (e) => { if (!aborted) fail(res, e, cors); });
-    };
-    if (method === 'GET') return run(undefined);
-    if (length !== '' && Number(length) > maxBody) return tooLarge(res, Number(length), maxBody, sqOp, t0, head);
-    readBody(res, maxBody, run, (n) => { if (!aborted) tooLarge(res, n, maxBody, sqOp, t0, head + n); });
+    if (!route) return x.refuse(404, 'Not Found');
+    route.handle(x, deps);
   });
 
-  const fail = (res: uWS.HttpResponse, e: unknown, cors?: string) => {
-    if (e instanceof BadRequest) return send(res, 400, e.message, TEXT, cors);
-    if (e instanceof DocumentNameError) return send(res, 403, `Forbidden: ${e.message}`, TEXT, cors);
-    if (e instanceof VtpuError && (e.code === 'E_COORD' || e.code === 'E_PARAM' || e.code === 'E_DTYPE')) return send(res, 400, e.message, TEXT, cors);
-    if (e instanceof VtpuError && e.code === 'E_LIMIT') return send(res, 413, e.message, TEXT, cors);
-    return send(res, 500, `Internal Server Error: ${(e as Error).message}`, TEXT, cors);
-  };
-  const tooLarge = (res: uWS.HttpResponse, n: number, max: number, op: string | undefined, t0: number, bytesIn: number) => {
-    const text = `body of ${n} bytes is over the limit of ${max} bytes`;
-    if (op) metrics.record(op, performance.now() - t0, bytesIn, Buffer.byteLength(text), false);
-    metrics.recordHttp(413);
-    res.cork(() => res.writeStatus(STATUS[413]).writeHeader('Content-Type', TEXT).end(text, true));
+  /** A CORS preflight: the allow headers only for an origin --http-cors allows (else the browser stops there). */
+  const preflight = (res: uWS.HttpResponse, cors: string | undefined) => {
+    metrics.recordHttp(204);
+    res.cork(() => {
+      res.writeStatus(STATUS[204]);
+      if (cors !== undefined) {
+        res.writeHeader('Access-Control-Allow-Origin', cors).writeHeader('Vary', 'Origin')
+          .writeHeader('Access-Control-Allow-Methods', 'GET, POST, OPTIONS').writeHeader('Access-Control-Allow-Headers', 'Authorization, Content-Type')
+          .writeHeader('Access-Control-Max-Age', '86400');
+      }
+      res.end();
+    });
   };
 
   let ticks = 0;
@@ -226,23 +194,5 @@ export function startHttp(sidecar: SidecarServer, engine: Engine, opts: HttpOpti
         },
       });
     });
-  });
-}
-
-/** Collects a streamed body, giving up (once) as soon as it passes `max` bytes. */
-function readBody(res: uWS.HttpResponse, max: number, done: (body: Uint8Array) => void, over: (n: number) => void): void {
-  const parts: Buffer[] = [];
-  let n = 0;
-  let refused = false;
-  res.onData((chunk, isLast) => {
-    if (refused) return;
-    n += chunk.byteLength;
-    if (n > max) {
-      refused = true;
-      over(n);
-      return;
-    }
-    parts.push(Buffer.from(chunk.slice(0))); // uWS reuses the chunk's memory after this call
-    if (isLast) done(Buffer.concat(parts));
   });
 }
