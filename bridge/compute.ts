@@ -13,13 +13,13 @@ import { Piscina } from 'piscina';
 import { VtpuError } from '../engine/errors';
 import type { Engine } from '../engine/engine';
 import type { OpInput, OpOutput } from '../engine/types';
-import { AttendJob, backwardOutput, forwardOutput, forwardTensors, prepareAttend } from '../engine/ops/cattend';
+import type { Offload } from '../engine/instruction';
+import { AttendJob, attendKernel, backwardOutput, forwardOutput, forwardTensors, prepareAttend } from '../engine/ops/cattend';
 import { layOutRaw, layOutTensorFrame } from './tensor_frame';
 import { wantsLayout } from './tensor_layout';
 import type { LinkHandle } from './shm/links';
 import type { ArenaSpan } from './shm/span';
 import { attnUnits } from '../engine/kernels/attention';
-import { ortShapeOk } from '../engine/kernels/attention_ort';
 import type { AttendTask, OrtResult, OrtTask } from './compute_worker';
 
 /** Options of {@link ComputePool}. */
@@ -57,32 +57,6 @@ function resolvable(name: string): boolean {
   }
 }
 
-/** Shape of a named tensor row of a request, or undefined. */
-function rowShape(input: OpInput, name: string): number[] | undefined {
-  const t = input.tensors?.get(name);
-  if (t) return t.shape;
-  const names = input.params.tensors;
-  const b = input.scrolls;
-  if (!Array.isArray(names) || !b) return undefined;
-  const i = names.indexOf(name);
-  if (i < 0 || i >= b.n) return undefined;
-  return Array.from(b.shapeValues.subarray(b.shapeOffsets[i], b.shapeOffsets[i + 1]));
-}
-
-/** Rough flop count of a CATTEND request from its header and shapes (0 when unreadable). */
-export function attendFlops(input: OpInput): number {
-  const q = rowShape(input, 'q');
-  if (!q || q.length < 3) return 0;
-  const kv = input.params.kv as { length?: unknown } | undefined;
-  const k = rowShape(input, 'k');
-  const skv = typeof kv?.length === 'number' ? kv.length : k ? k[k.length - 2] : 0;
-  const w = input.params.window;
-  const g = Array.isArray(input.params.global) ? input.params.global.length : 0;
-  const keys = typeof w === 'number' ? Math.min(skv, w + g) : skv;
-  const rows = q.slice(0, -1).reduce((a, d) => a * d, 1);
-  return 4 * rows * keys * q[q.length - 1] * (input.params.backward === true ? 2.5 : 1);
-}
-
 /** Off-main-thread CATTEND. */
 export class ComputePool {
   readonly threads: number;
@@ -112,9 +86,9 @@ export class ComputePool {
     this.ortThread = new Piscina({ filename, minThreads: 0, maxThreads: 1, idleTimeout: 600_000 });
   }
 
-  /** True for a CATTEND request estimated at or over minFlops. */
-  wants(op: string, input: OpInput): boolean {
-    return op === 'CATTEND' && !this.destroyed && attendFlops(input) >= this.minFlops;
+  /** Takes a request whose op asks for the compute pool (CATTEND) with an estimate at or over minFlops. */
+  accepts(hint: Offload): boolean {
+    return hint.to === 'compute' && !this.destroyed && hint.flops >= this.minFlops;
   }
 
   /**
@@ -125,7 +99,7 @@ export class ComputePool {
   async run(op: string, input: OpInput, readGate: ReadGate, link?: LinkHandle): Promise<OpOutput> {
     if (op !== 'CATTEND') throw new VtpuError('E_INTERNAL', `the compute pool serves CATTEND, not ${op}`);
     const job = await readGate(() => prepareAttend(this.engine, input));
-    if (!job.grad && !job.keyRow && this.useOrt && ortShapeOk(job.spec)) {
+    if (attendKernel(job, this.useOrt) === 'ort') {
       const spans = link ? [job.q, job.k, job.v].map((a) => link.span(a)) : [];
       const inArena = spans.length === 3 && spans.every((x) => x !== null);
       // Else own, transferred copies (the ORT binding rejects SharedArrayBuffer-backed
@@ -147,7 +121,8 @@ export class ComputePool {
         if (!frame) return forwardOutput(job, r.o as Float32Array, r.lse, 'ort');
         const result: Record<string, unknown> = { kernel: 'ort', tensors: tensors.map((t) => t.name) };
         if (frame.layout) result.layout = frame.layout;
-        return { result, raw: block ? block.bytes : new Uint8Array((r.o as Float32Array).buffer as ArrayBuffer, 0, frame.length) };
+        const body = new Uint8Array((r.o as Float32Array).buffer as ArrayBuffer, 0, frame.length);
+        return block ? { result, raw: block.bytes } : raw ? { result, raw: body } : { result, encoded: body };
       } catch (e) {
         if (block) link?.unreserve(block.bytes);
         // A broken ORT install must not fail requests: say so once and use the JS kernels.

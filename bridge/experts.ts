@@ -53,8 +53,8 @@ export class ExpertHost {
   constructor(private readonly opts: ExpertHostOptions = {}) {}
 
   /** True for the op this host serves. */
-  wants(op: string): boolean {
-    return op === OP && !this.closed;
+  accepts(): boolean {
+    return !this.closed;
   }
 
   private start(): Worker {

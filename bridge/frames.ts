@@ -143,8 +143,9 @@ export function rowsIn(input: OpInput): number {
 }
 
 /** Encodes one body as a frame: raw bytes as they are, batches as Arrow IPC streams. */
-export function encodeBody(b: OpBody): Uint8Array | undefined {
+export function encodeBody(b: OpBody & Pick<OpOutput, 'encoded'>): Uint8Array | undefined {
   if (b.raw) return b.raw;
+  if (b.encoded) return b.encoded;
   if (b.scrolls) return encodeScrolls(b.scrolls);
   if (b.coords) return encodeCoords(b.coords);
   if (b.shards) return encodeShards(b.shards);

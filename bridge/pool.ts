@@ -15,6 +15,7 @@ import { DIMS, type OpInput, type OpOutput } from '../engine/types';
 import { concatScrolls } from './arrow';
 import type { NearestTask, ReadResult, ReadTask } from './worker';
 import type { Engine } from '../engine/engine';
+import type { Offload } from '../engine/instruction';
 import { coordQuery, coordReply } from '../engine/ops/cnearest';
 import { batchOrder, newAnswer, permuteRows, planCoords, unpermute, type CoordAnswer } from '../engine/index/nearest';
 
@@ -87,13 +88,11 @@ export class ReadPool {
     engine.metrics?.section('pool', () => ({ threads: this.threads, queue_depth: this.piscina.queueSize, tasks_completed_total: this.piscina.completed }));
   }
 
-  /** True when this request should run in the pool: a plain batched CGET at or over the threshold. */
-  wants(op: string, input: OpInput): boolean {
-    if (op === 'CNEAREST') return this.wantsNearest(input);
-    if (op !== 'CGET' || input.params.batch !== true || !input.coords || this.destroyed) return false;
-    // Only the params the pool path implements, so its result equals the engine's.
-    if (Object.keys(input.params).some((k) => k !== 'batch')) return false;
-    return input.coords.length / DIMS >= this.threshold;
+  /** Takes a request its op sends to the pool (engine/ops: batched CGET, CNEAREST) with at least the op's threshold of rows. */
+  accepts(op: string, hint: Offload): boolean {
+    if (hint.to !== 'pool' || this.destroyed) return false;
+    if (op === 'CNEAREST') return 'execute' in this.engine && hint.rows >= this.nearestThreshold;
+    return op === 'CGET' && hint.rows >= this.threshold;
   }
 
   /**
@@ -126,13 +125,6 @@ export class ReadPool {
     const batch = parts.length === 1 ? parts[0].batch : concatScrolls(parts.map((p) => p.batch), false);
     delete batch.coords;
     return { result: { n, found: parts.reduce((s, p) => s + p.found, 0) }, scrolls: batch };
-  }
-
-  /** A batched coordinate-form CNEAREST with enough queries. */
-  private wantsNearest(input: OpInput): boolean {
-    const p = input.params;
-    if (this.destroyed || !('execute' in this.engine) || p.batch !== true || !input.coords || p.tensors !== undefined) return false;
-    return input.coords.length / DIMS >= this.nearestThreshold;
   }
 
   /**

@@ -18,7 +18,8 @@ import { curveServerOptions } from './security';
 import { PeerLimit, isDisconnect, notifyDisconnects } from './peers';
 import { Gate } from './gate';
 import { wantsLayout } from './tensor_layout';
-import { isWrite } from '../engine/ops/index';
+import { isWrite, offloadOf } from '../engine/ops/index';
+import type { Offload as Hint } from '../engine/instruction';
 import { ShmLinks, type LinkHandle } from './shm/links';
 
 /** What the server needs from the engine: synchronous op execution. */
@@ -76,7 +77,7 @@ function settle(out: OpOutput, link?: LinkHandle): OpOutput {
 }
 
 /** The executors that take requests off the event loop (see SidecarServer.offload). */
-type Offload = 'experts' | 'pool' | 'compute' | 'sync';
+type Offload = Hint['to'];
 
 /** How long ZeroMQ may go on sending queued replies after the server closes. */
 const CLOSE_LINGER_MS = 1_000;
@@ -312,12 +313,11 @@ export class SidecarServer {
 
   /** Which executor off the event loop serves this request, or null: the engine, inline. Asked once per request. */
   private offload(op: string, input: OpInput): Offload | null {
-    const { experts, pool, compute, sync } = this.opts;
-    if (experts?.wants(op)) return 'experts';
-    if (pool?.wants(op, input)) return 'pool';
-    if (compute?.wants(op, input)) return 'compute';
-    if (sync?.wants(op, input)) return 'sync';
-    return null;
+    const hint = offloadOf(op, input); // the op's file says where it may go...
+    if (hint === null) return null;
+    const { experts, pool, compute, sync } = this.opts; // ...and the executor, if served, whether it takes it
+    const taken = { experts: experts?.accepts(), pool: pool?.accepts(op, hint), compute: compute?.accepts(hint), sync: sync?.accepts() }[hint.to];
+    return taken ? hint.to : null;
   }
 
   private run(op: string, input: OpInput, link: LinkHandle | undefined, offload: Offload | null): Promise<OpOutput> {

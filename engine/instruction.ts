@@ -29,6 +29,19 @@ export interface EngineContext {
 }
 
 /**
+ * Where a request may leave the event loop, and the size the executor's threshold compares
+ * (the executors live in the bridge; each takes a hint or leaves the request inline):
+ * `pool` batched reads over a shared view of the store (bridge/pool.ts), `compute` CATTEND
+ * on ONNX Runtime or worker threads (bridge/compute.ts), `experts` the expert runtime
+ * thread (bridge/experts.ts), `sync` a sync driven against a peer (bridge/sync/service.ts).
+ */
+export type Offload =
+  | { to: 'pool'; rows: number }
+  | { to: 'compute'; flops: number }
+  | { to: 'experts' }
+  | { to: 'sync' };
+
+/**
  * One instruction: everything about an op lives in its file — its wire name, the body its
  * requests carry, whether it writes, and what it does. The bridge decodes and gates
  * requests from these (bridge/frames.ts, bridge/server.ts); protocol.json says the same
@@ -44,6 +57,8 @@ export interface Instruction {
    * alone under the store gate (default: false). `lookup` finds other ops (PROGRAM's steps).
    */
   writes?(params: Record<string, unknown>, lookup: (op: string) => Instruction | undefined): boolean;
+  /** Where a request with this input may run off the event loop (default: inline). */
+  offload?(input: OpInput): Offload | null;
   /** Runs the op; throws VtpuError on bad input. */
   run(engine: EngineContext, input: OpInput): OpOutput;
 }

@@ -89,6 +89,8 @@ export interface OpOutput {
   /** CROUTE batch: owning shard per row. */
   shards?: Uint32Array;
   raw?: Uint8Array;
+  /** A body already encoded as an Arrow IPC stream (the compute pool writes tensors straight into one): sent as it is. */
+  encoded?: Uint8Array;
   /** `raw` is a view of the store's memory (only when the input asked, `replyViews`): valid until the next write. */
   rawIsView?: boolean;
   /**

@@ -23,8 +23,8 @@ export class SyncService {
   constructor(private readonly engine: Engine) {}
 
   /** True for the requests this service handles (the driving step). */
-  wants(op: string, input: OpInput): boolean {
-    return op === 'CSYNC' && input.params.step === 'run';
+  accepts(): boolean {
+    return true;
   }
 
   /** Handles `CSYNC {step: "run", peer, pattern, server_key?, timeout_ms?, passes?}`. */

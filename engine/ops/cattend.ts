@@ -14,6 +14,7 @@ import { AttnSpec } from '../kernels/attention_spec';
 import { attendForward, attnUnits } from '../kernels/attention';
 import { attendBackward } from '../kernels/attention_backward';
 import { readKvCache } from './kv_cache';
+import { ortShapeOk } from '../kernels/attention_ort';
 
 const OP = 'CATTEND';
 /** Most elements in any one input or output tensor (1 GiB of float32). */
@@ -139,6 +140,41 @@ export function backwardOutput(job: AttendJob, dq: Float32Array, dk: Float32Arra
   });
 }
 
+/** Shape of a named tensor row of a request, or undefined. */
+function rowShape(input: OpInput, name: string): number[] | undefined {
+  const t = input.tensors?.get(name);
+  if (t) return t.shape;
+  const names = input.params.tensors;
+  const b = input.scrolls;
+  if (!Array.isArray(names) || !b) return undefined;
+  const i = names.indexOf(name);
+  if (i < 0 || i >= b.n) return undefined;
+  return Array.from(b.shapeValues.subarray(b.shapeOffsets[i], b.shapeOffsets[i + 1]));
+}
+
+/** Rough flop count of a CATTEND request from its header and shapes (0 when unreadable). */
+export function attendFlops(input: OpInput): number {
+  const q = rowShape(input, 'q');
+  if (!q || q.length < 3) return 0;
+  const kv = input.params.kv as { length?: unknown } | undefined;
+  const k = rowShape(input, 'k');
+  const skv = typeof kv?.length === 'number' ? kv.length : k ? k[k.length - 2] : 0;
+  const w = input.params.window;
+  const g = Array.isArray(input.params.global) ? input.params.global.length : 0;
+  const keys = typeof w === 'number' ? Math.min(skv, w + g) : skv;
+  const rows = q.slice(0, -1).reduce((a, d) => a * d, 1);
+  return 4 * rows * keys * q[q.length - 1] * (input.params.backward === true ? 2.5 : 1);
+}
+
+/**
+ * The kernel for a job off the event loop: ONNX Runtime (when it loaded) for the forward
+ * passes it takes — no gradient, no per-row key limits, a shape it supports — else the JS
+ * kernels split over worker threads. On the event loop itself the op runs the JS kernels.
+ */
+export function attendKernel(job: AttendJob, ortLoaded: boolean): 'ort' | 'pool' {
+  return ortLoaded && !job.grad && !job.keyRow && ortShapeOk(job.spec) ? 'ort' : 'pool';
+}
+
 /** Runs a job on the calling thread with the plain-JS kernels. */
 export function runAttendJs(job: AttendJob): OpOutput {
   const s = job.spec;
@@ -156,6 +192,8 @@ export function runAttendJs(job: AttendJob): OpOutput {
 export const CATTEND: Instruction = {
   name: OP,
   body: tensorsBody,
+  // Off the event loop when the work is big enough for the bridge's compute pool (its threshold).
+  offload: (input) => ({ to: 'compute', flops: attendFlops(input) }),
   run(engine, input) {
     return runAttendJs(prepareAttend(engine, input));
   },

@@ -173,6 +173,8 @@ export function expertsOutput(a: ExpertsAnswer, block?: Uint8Array): OpOutput {
 export const CEXPERTS: Instruction = {
   name: OP,
   body: tensorsBody,
+  // Expert weights live in the runtime's own thread, never in the store.
+  offload: () => ({ to: 'experts' }),
   run() {
     throw new VtpuError('E_INTERNAL', `${OP} runs in the sidecar's expert runtime; this engine has none`);
   },

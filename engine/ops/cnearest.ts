@@ -113,6 +113,9 @@ export function coordReply(k: number, metric: CoordMetric, ans: CoordAnswer): Op
 export const CNEAREST: Instruction = {
   name: OP,
   body: tensorsBody,
+  // Batched coordinate queries to the read pool (the plan is made on the loop, slices searched in workers).
+  offload: (input) => (input.params.batch === true && input.coords && input.params.tensors === undefined
+    ? { to: 'pool', rows: input.coords.length / DIMS } : null),
   run(engine, input) {
     const p = input.params;
     const named = namedTensors(OP, input);

@@ -90,6 +90,8 @@ export const CSYNC: Instruction = {
   name: 'CSYNC',
   body: (p) => (p.step === 'apply' ? 'scrolls' : p.step === 'delete' ? 'coords' : 'none'),
   writes: (p) => p.step === 'apply' || p.step === 'delete',
+  // A run talks to a peer: the service holds the gate only for each local step.
+  offload: (input) => (input.params.step === 'run' ? { to: 'sync' } : null),
   run(engine, input) {
     const step = input.params.step;
     const fn = typeof step === 'string' && Object.hasOwn(STEPS, step) ? STEPS[step] : undefined;

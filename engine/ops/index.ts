@@ -1,6 +1,6 @@
 /** The built-in op table: one explicit list, registered by the Engine constructor. */
-import type { Instruction } from '../instruction';
-import type { BodyKind } from '../types';
+import type { Instruction, Offload } from '../instruction';
+import type { BodyKind, OpInput } from '../types';
 import { PING } from './ping';
 import { CGET } from './cget';
 import { CPUT } from './cput';
@@ -32,6 +32,11 @@ export function instruction(op: string): Instruction | undefined {
 /** The body a request for `op` with `params` carries, as the op's file declares it (none for ops it does not know). */
 export function requestBody(op: string, params: Record<string, unknown>): BodyKind {
   return BY_NAME.get(op)?.body?.(params) ?? 'none';
+}
+
+/** Where a request for `op` may leave the event loop, as the op's file says (null: inline). */
+export function offloadOf(op: string, input: OpInput): Offload | null {
+  return BY_NAME.get(op)?.offload?.(input) ?? null;
 }
 
 /** True when a request for `op` with `params` changes the store or the route table (the op's file says). */

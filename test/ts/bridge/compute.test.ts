@@ -1,4 +1,6 @@
-import { ComputePool, attendFlops } from '../../../bridge/compute';
+import { ComputePool } from '../../../bridge/compute';
+import { attendFlops } from '../../../engine/ops/cattend';
+import { offloadOf } from '../../../engine/ops/index';
 import { Engine } from '../../../engine/engine';
 import { namedTensors, floatInput } from '../../../engine/tensors';
 import type { OpInput, OpOutput } from '../../../engine/types';
@@ -32,12 +34,14 @@ describe('CATTEND compute pool', () => {
     await withOrt.destroy();
   });
 
-  test('wants only CATTEND at or over the flop threshold', () => {
+  test('takes only CATTEND at or over the flop threshold', () => {
     const input: OpInput = request(params, body);
     expect(attendFlops(input)).toBe(4 * 2 * 4 * 70 * 12 * 16);
-    expect(workers.wants('CATTEND', input)).toBe(true);
-    expect(workers.wants('CGET', input)).toBe(false);
-    expect(new ComputePool(engine, { threads: 1, minFlops: 1e12 }).wants('CATTEND', input)).toBe(false);
+    const hint = offloadOf('CATTEND', input);
+    expect(hint).toEqual({ to: 'compute', flops: attendFlops(input) });
+    expect(workers.accepts(hint!)).toBe(true);
+    expect(offloadOf('CGET', input)).toBeNull();
+    expect(new ComputePool(engine, { threads: 1, minFlops: 1e12 }).accepts(hint!)).toBe(false);
   });
 
   test('worker threads give exactly the main-thread result (forward and backward)', async () => {
@@ -70,9 +74,9 @@ describe('CATTEND compute pool', () => {
         for (const c of cases) {
           ortLimits.maxScores = c.maxScores;
           const out = await pool.run('CATTEND', req(c.params, c.body), gate);
-          // ORT writes into a laid-out reply frame (raw Arrow bytes); the worker path replies with a batch.
-          const t = namedTensors('T', { params: { tensors: out.result.tensors }, scrolls: out.raw ? decodeScrolls(out.raw) : out.scrolls });
-          got.push({ kernel: out.result.kernel, raw: Boolean(out.raw), o: Array.from(floatInput('T', t, 'o').data), lse: t.has('lse') ? Array.from(floatInput('T', t, 'lse').data) : null });
+          // ORT writes into a laid-out reply frame (an encoded Arrow stream); the worker path replies with a batch.
+          const t = namedTensors('T', { params: { tensors: out.result.tensors }, scrolls: out.encoded ? decodeScrolls(out.encoded) : out.scrolls });
+          got.push({ kernel: out.result.kernel, encoded: Boolean(out.encoded), o: Array.from(floatInput('T', t, 'o').data), lse: t.has('lse') ? Array.from(floatInput('T', t, 'lse').data) : null });
         }
         process.stdout.write(JSON.stringify(got));
         await pool.destroy();
@@ -105,7 +109,7 @@ describe('CATTEND compute pool', () => {
     const got = JSON.parse(r.stdout);
     cases.forEach((c, i) => {
       expect(got[i].kernel).toBe('ort');
-      expect(got[i].raw).toBe(true);
+      expect(got[i].encoded).toBe(true);
       const ref = denseAttention(c.spec, c.t.q, c.t.k, c.t.v);
       expect(maxDiff(got[i].o, ref.o)).toBeLessThan(1e-5);
       expect(maxDiff(got[i].lse, ref.lse)).toBeLessThan(1e-4);

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeScrolls, encodeCoords, encodeScrolls } from '../../../bridge/arrow';
 import { startSidecar, type Sidecar } from '../../../bridge/sidecar';
+import { defaults as schemaDefaults } from '../../../protocol/protocol.json';
 import { Client, bytesBatch, coordsFor, rng, row } from './helpers';
 
 const MAX_REQ = 1 << 20;
@@ -41,7 +42,7 @@ describe.each(['ipc', 'tcp'])('sidecar over %s', (transport) => {
     expect(r.header).toMatchObject({ v: 1, ok: true });
     expect(r.header.result!.version).toBe(1);
     expect(r.header.result!.ops).toEqual(expect.arrayContaining(['CGET', 'CPUT', 'CRANGE', 'PROGRAM']));
-    expect(r.header.result!.limits).toEqual({ max_request_bytes: MAX_REQ, max_batch: MAX_BATCH });
+    expect(r.header.result!.limits).toEqual({ max_request_bytes: MAX_REQ, max_batch: MAX_BATCH, max_loop_ms: schemaDefaults.max_loop_ms });
   });
 
   test('CPUT / CGET single round trip', async () => {
