@@ -86,8 +86,13 @@ export class Metrics {
   private readonly details = new Map<string, () => unknown>();
   private readonly ring: Sample[] = [];
   private readonly listeners = new Set<(s: MetricsSnapshot) => void>();
-  private readonly started = performance.now();
+  private readonly started: number;
   private timer?: NodeJS.Timeout;
+
+  /** `clock`: milliseconds for windows and uptime (default performance.now; tests pass their own). */
+  constructor(private readonly clock: () => number = () => performance.now()) {
+    this.started = clock();
+  }
 
   /** Records one finished request: its op, latency, bytes received and sent, and outcome. */
   record(op: string, ms: number, bytesIn: number, bytesOut: number, ok: boolean): void {
@@ -193,7 +198,7 @@ export class Metrics {
     for (const [op, c] of this.ops) {
       ops.set(op, { count: c.count, errors: c.errors, bytesIn: c.bytesIn, bytesOut: c.bytesOut, counts: c.latency.snapshot() });
     }
-    this.ring.push({ t: performance.now(), ops, busy: new Map(this.busy) });
+    this.ring.push({ t: this.clock(), ops, busy: new Map(this.busy) });
     if (this.ring.length > RING) this.ring.shift();
     if (this.listeners.size) {
       const snap = this.snapshot();
@@ -209,7 +214,7 @@ export class Metrics {
 
   /** Everything measured so far, with rates and percentiles over the last window. */
   snapshot(): MetricsSnapshot {
-    const now = performance.now();
+    const now = this.clock();
     const base = this.ring.length ? this.ring[0] : undefined;
     const span = base && now - base.t > 1 ? (now - base.t) / 1000 : null;
     const ops: Record<string, OpSnapshot> = {};

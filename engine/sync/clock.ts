@@ -25,13 +25,15 @@ export function keyCoords(key: string): Uint32Array {
 
 /** Per-coordinate write times of one engine. */
 export class SyncClock {
+  /** Wall-clock milliseconds (tests set their own to order writes exactly). */
+  now: () => number = () => Date.now();
   private last = 0;
   private readonly times = new Map<string, number>();
   private readonly tombs = new Set<string>();
 
   /** A new time, later than every time seen so far. */
   tick(): number {
-    this.last = Math.max(Date.now(), this.last + 1);
+    this.last = Math.max(this.now(), this.last + 1);
     return this.last;
   }
 

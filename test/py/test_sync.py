@@ -97,6 +97,8 @@ def test_deletes_propagate_and_later_write_wins(pair) -> None:
     assert b.cget(coords[7]) == "v7"
     b.cdel(coords[7])
     a.cput(coords[8], "a first")
+    # Two processes on one wall clock (ms): 10 ms apart orders them. The exact ordering rules
+    # run with injected clocks in test/ts/sync/driver.test.ts.
     time.sleep(0.01)
     b.cput(coords[8], "b later")
     st = a.sync(sb.address, ALL)

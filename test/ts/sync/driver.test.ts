@@ -10,6 +10,13 @@ import { pickWinner, syncWith, type GateRun } from '../../../bridge/sync/driver'
 import type { Peer } from '../../../bridge/sync/peer';
 import { code, coordsOf, dec, stringBatch } from '../engine/helpers';
 
+/** Sets both engines' write clocks so that every write on `later` is an hour after any on `earlier`. */
+function laterOn(later: Engine, earlier: Engine): void {
+  const base = Date.now() + 1_000_000;
+  syncState(earlier).clock.now = () => base;
+  syncState(later).clock.now = () => base + 3_600_000;
+}
+
 const ALL = '*.*.*/*.*.*/*.*.*';
 const gate: GateRun = async (_w, fn) => fn();
 const rowsOf = (n: number) => Array.from({ length: n }, (_, i) => [2, 1, 1, 1, 1, 1, 1 + (i >> 8), 1, 1 + (i & 255)]);
@@ -73,8 +80,8 @@ describe('syncWith', () => {
 
   test('the later write wins a scroll changed on both sides', async () => {
     const [a, b, rows] = pair(300);
+    laterOn(b, a);
     a.store.putBatch(stringBatch([rows[5]], ['older'], Kind.Text));
-    await new Promise((r) => setTimeout(r, 5));
     b.store.putBatch(stringBatch([rows[5]], ['newer'], Kind.Text));
     await syncWith(a, gate, fakePeer(b), ALL, 3);
     expect(text(a, rows[5])).toBe('newer');
@@ -87,8 +94,8 @@ describe('syncWith', () => {
     sa.owners.agent = 'alice';
     sa.owners.add('alice', '2.*.*/*.*.*/*.*.*');
     syncState(b).owners.agent = 'bob';
+    laterOn(b, a);
     a.store.putBatch(stringBatch([rows[5]], ['alice wrote'], Kind.Text));
-    await new Promise((r) => setTimeout(r, 5));
     b.store.putBatch(stringBatch([rows[5]], ['bob wrote later'], Kind.Text)); // bob does not know yet
     await syncWith(a, gate, fakePeer(b), ALL, 3);
     expect(text(b, rows[5])).toBe('alice wrote');
