@@ -73,21 +73,27 @@ def sparse_attention(
     only the new positions' (unpadded batches only).
     """
     client = _client()
-    o = torch.zeros_like(q)
-    lse = q.new_zeros(q.shape[:3], dtype=torch.float32) if want_lse else q.new_empty(0, dtype=torch.float32)
-    for rows, qs, s, n in _pieces(q, mask, k.shape[2], causal):
+    no_lse = q.new_empty(0, dtype=torch.float32)
+    sq = q.shape[2]
+    pieces = list(_pieces(q, mask, k.shape[2], causal))
+    if kv_layer >= 0:
+        if len(pieces) != 1 or pieces[0][2] or not isinstance(pieces[0][0], slice):
+            raise ValueError("vtpu_sparse with kv_layer (keys in the sidecar's KV cache) does not support padded batches")
+        n = pieces[0][3]
+        client.kv_put(kv_layer, k[:, :, n - sq : n], v[:, :, n - sq : n], start=n - sq)
+        return _t(client.cattend(q, layer=kv_layer, kv_length=n, **_opts(n, window, global_tokens, causal, scale)), q), no_lse
+    whole = len(pieces) == 1 and isinstance(pieces[0][0], slice) and pieces[0][1:3] == (0, 0)
+    o = None if whole else torch.zeros_like(q)  # unpadded: CATTEND's output is the result, no copy
+    lse = q.new_zeros(q.shape[:3], dtype=torch.float32) if want_lse and not whole else no_lse
+    for rows, qs, s, n in pieces:
         opts = _opts(n - s, window, global_tokens, causal, scale)
-        if kv_layer >= 0:
-            if s or not isinstance(rows, slice):
-                raise ValueError("vtpu_sparse with kv_layer (keys in the sidecar's KV cache) does not support padded batches")
-            client.kv_put(kv_layer, k[:, :, n - q.shape[2] : n], v[:, :, n - q.shape[2] : n], start=n - q.shape[2])
-            o = _t(client.cattend(q, layer=kv_layer, kv_length=n, **opts), q)
-            continue
         got = client.cattend(q[rows, :, qs:], k[rows, :, s:n], v[rows, :, s:n], return_lse=want_lse, **opts)
+        out, row_lse = (got[0], got[1]) if want_lse else (got, None)
+        if whole:
+            return _t(out, q), (_t(row_lse, no_lse) if want_lse else no_lse)
+        o[rows, :, qs:] = _t(out, q)
         if want_lse:
-            o[rows, :, qs:], lse[rows, :, qs:] = _t(got[0], q), _t(got[1], lse)
-        else:
-            o[rows, :, qs:] = _t(got, q)
+            lse[rows, :, qs:] = _t(row_lse, lse)
     return o, lse
 
 

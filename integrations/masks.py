@@ -8,7 +8,7 @@ first key it sees (left padding) and the keys that exist (a static cache's fille
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 import torch
 
@@ -56,31 +56,21 @@ def sparse_mask(
     return vis & (j <= p) if causal else vis
 
 
-def span_mask(
-    starts: list[int],
-    n: int,
-    sq: int,
-    skv: int,
-    *,
-    window: int | None = None,
-    global_tokens: Iterable[int] = (),
-    causal: bool = True,
-    device: torch.device | str | None = None,
-) -> torch.Tensor:
+def span_mask(starts: list[int], n: int, sq: int, skv: int, *, causal: bool = True, **rule: Any) -> torch.Tensor:
     """Boolean ``(len(starts), sq, skv)`` mask of a left-padded batch under CATTEND's rule.
 
     Row ``b`` holds padding in keys ``0..starts[b]-1``, its sequence in ``starts[b]..n-1``
     and nothing in ``n..skv-1``; the queries are the last ``sq`` of the ``n`` positions.
-    Within its sequence a row follows :func:`sparse_mask` with positions counted from its
-    first real token (so ``global_tokens`` and the window are per sequence); a query that
-    sits on padding (causal only) sees no key.
+    Within its sequence a row follows :func:`sparse_mask` (``rule``: its ``window``,
+    ``global_tokens``, ``device``) with positions counted from the row's first real token,
+    so the window and global tokens are per sequence; a query that sits on padding (causal
+    only) sees no key.
     """
-    out = torch.zeros(len(starts), sq, skv, dtype=torch.bool, device=device)
+    out = torch.zeros(len(starts), sq, skv, dtype=torch.bool, device=rule.get("device"))
     for b, s in enumerate(starts):
         qs = max(0, s - (n - sq)) if causal else 0
         if qs < sq:
-            g = [t for t in global_tokens if t < n - s]
-            out[b, qs:, s:n] = sparse_mask(sq - qs, n - s, window=window, global_tokens=g, causal=causal, device=device)
+            out[b, qs:, s:n] = sparse_mask(sq - qs, n - s, causal=causal, **rule)
     return out
 
 
