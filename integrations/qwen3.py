@@ -11,6 +11,11 @@ The router, attention and everything else stay in PyTorch; each MoE layer sends 
 hidden states and transformers' routing to the sidecar, which groups tokens by expert,
 runs each active expert's SwiGLU FFN and returns the weighted sum. Importing this module
 registers ``experts_implementation="vtpu"`` (see :mod:`vtpu.integrations.experts`).
+
+The hooked experts are one opaque op per layer (``torch.compile`` works), differentiable
+(the backward runs in torch), and never stale: weights changed in torch
+(``load_state_dict``, an optimizer step, in-place edits) are uploaded again before the next
+forward; after edits through ``param.data`` call :func:`refresh`.
 """
 
 from __future__ import annotations
