@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-import numpy as np
 import torch
 
 from . import resolve_client

@@ -40,6 +40,17 @@ def _lookup(handle: int) -> Any:
     return b
 
 
+def _routes(top_k_index: torch.Tensor, num_experts: int) -> Any:
+    """(expert, slots routed to it, their tokens) for every expert with work."""
+    T, k = top_k_index.shape
+    flat = top_k_index.reshape(-1)
+    token = torch.arange(T, device=top_k_index.device).repeat_interleave(k)
+    for e in flat.unique().tolist():
+        if 0 <= e < num_experts:
+            sel = (flat == e).nonzero().squeeze(1)
+            yield e, sel, token[sel]
+
+
 def swiglu_experts(x: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor, gate_up: torch.Tensor, down: torch.Tensor) -> torch.Tensor:
     """Routed SwiGLU experts in plain torch (the fused transformers layout).
 
@@ -67,17 +78,6 @@ def experts(hidden: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torc
 @experts.register_fake
 def _experts_fake(hidden, top_k_index, top_k_weights, gate_up, down, handle):  # type: ignore[no-untyped-def]
     return torch.empty_like(hidden)
-
-
-def _routes(top_k_index: torch.Tensor, num_experts: int) -> Any:
-    """(expert, slots routed to it, their tokens) for every expert with work."""
-    T, k = top_k_index.shape
-    flat = top_k_index.reshape(-1)
-    token = torch.arange(T, device=top_k_index.device).repeat_interleave(k)
-    for e in flat.unique().tolist():
-        if 0 <= e < num_experts:
-            sel = (flat == e).nonzero().squeeze(1)
-            yield e, sel, token[sel]
 
 
 @torch.library.custom_op(
