@@ -79,7 +79,7 @@ class ExpertsBinding:
     uploads: int = 0
     group: int | None = None
     threads: int | None = None
-    module: Any = None  # weakref to the experts module
+    module: Any = None  # weakref to the experts module; None when the weights never were in torch
     stamp: tuple = ()
     handle: int = 0
 
@@ -90,7 +90,9 @@ class ExpertsBinding:
 
     def upload(self) -> None:
         """Upload the module's current weights (replacing the layer) and remember their stamp."""
-        m = self.module()
+        m = None if self.module is None else self.module()
+        if m is None:
+            raise ValueError(f"sidecar layer {self.layer} has no experts module in torch to upload from")
         with torch.no_grad():
             resolve_client(self.client).experts_load(
                 self.layer, m.gate_up_proj, m.down_proj, format=self.format, group=self.group, threads=self.threads)
@@ -98,10 +100,10 @@ class ExpertsBinding:
 
     def run(self, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor) -> torch.Tensor:
         """The sidecar's forward, after uploading the weights again if they changed."""
-        m = self.module()
-        if m is None:
+        m = None if self.module is None else self.module()  # None: made without a module (weights only in the sidecar)
+        if self.module is not None and m is None:
             raise RuntimeError(f"the experts module bound to sidecar layer {self.layer} no longer exists")
-        if not self.released and weights_stamp(m) != self.stamp:
+        if m is not None and not self.released and weights_stamp(m) != self.stamp:
             self.upload()
         out = resolve_client(self.client).experts_run(self.layer, hidden_states.detach(), expert_ids=top_k_index, weights=top_k_weights.detach())
         self.last_counts = out.counts

@@ -10,7 +10,7 @@ pytest.importorskip("transformers")
 
 import vtpu.integrations.qwen3 as vq  # noqa: E402
 from test_qwen3_experts import prompts, tiny_model  # noqa: E402
-from vtpu.integrations.experts import binding  # noqa: E402
+from vtpu.integrations.experts import ExpertsBinding, binding  # noqa: E402
 from vtpu.integrations.experts_op import swiglu_experts  # noqa: E402
 
 
@@ -122,4 +122,21 @@ def test_released_weights_refuse_gradients(client):
             vq.refresh(m)
     finally:
         for layer in range(340, 344):
+            client.experts_drop(layer)
+
+
+def test_a_binding_without_a_torch_module_runs(client):
+    """Weights streamed straight into the sidecar (no torch copy ever): nothing to compare or upload."""
+    m = tiny_model()
+    ids = prompts(1, 6)
+    want = logits(m, ids)
+    vq.hook(m, client, "fp32", layer_base=360, release=True)
+    for i, e in vq.expert_modules(m).items():
+        e.vtpu_experts = ExpertsBinding(layer=360 + i, client=client, format="fp32", num_experts=8, released=True)
+    try:
+        assert (logits(m, ids) - want).abs().max().item() < 1e-4
+        with pytest.raises(ValueError, match="no experts module"):
+            ExpertsBinding(layer=360, client=client, format="fp32", num_experts=8).upload()
+    finally:
+        for layer in range(360, 364):
             client.experts_drop(layer)
