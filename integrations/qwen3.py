@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from . import resolve_client
-from .experts import NAME, ExpertsBinding, bind, binding, refresh as refresh_module, unbind
+from .experts import refresh as refresh_module
+from .experts import NAME, ExpertsBinding, bind, binding, unbind
 
 __all__ = ["hook", "unhook", "refresh", "expert_modules", "routing_stats", "reset_stats", "load_matrix", "format_accuracy", "EXPERT_FORMATS"]
 
