@@ -16,6 +16,7 @@ import vtpu  # noqa: E402
 import vtpu.integrations as vi  # noqa: E402
 import vtpu.integrations.qwen3 as vq  # noqa: E402
 from vtpu.integrations import transformers as vt  # noqa: E402
+from vtpu.integrations.experts import binding  # noqa: E402
 from vtpu.integrations.qwen3_models import load_model  # noqa: E402
 
 PAD = 151_643  # the tiny configs' pad token (Qwen3's)
@@ -85,5 +86,6 @@ def test_compiled_fullgraph_matches_transformers(pc: vtpu.Client) -> None:
             want, got = ref.generate(ids, **kw), ours.generate(ids, **kw)
         assert torch.equal(got, want)
         assert sum(s["calls"] for s in vq.routing_stats(ours).values()) == 2 * 3  # 2 layers x (prefill + 2 decode steps)
+        assert [binding(e).uploads for e in vq.expert_modules(ours).values()] == [1, 1]  # compiled calls leave the weights' stamp alone
     finally:
         vq.unhook(ours)
