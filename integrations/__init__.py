@@ -12,8 +12,10 @@ Submodules (each imports torch; this one does not until you touch them):
 - :mod:`vtpu.integrations.modules`: ``SparseAttention``, ``VtpuMoE``, ``ExpertFFN``
 - :mod:`vtpu.integrations.masks`: the visibility rule of CATTEND as a dense boolean mask (reference)
 - :mod:`vtpu.integrations.transformers`: ``attn_implementation="vtpu_sparse"`` (registered on import)
+- :mod:`vtpu.integrations.attention_op`: ``vtpu::sparse_attention``, that attention as an opaque custom op (padded rows, compile)
 - :mod:`vtpu.integrations.qwen3_moe`: ``use_vtpu_routing(model)`` routes a Qwen3-MoE model's experts via CMOE
 - :mod:`vtpu.integrations.experts`: ``experts_implementation="vtpu"`` (registered on import): experts run in the sidecar
+- :mod:`vtpu.integrations.experts_op`: ``vtpu::experts``, those experts as an opaque custom op (compile, gradients)
 - :mod:`vtpu.integrations.qwen3`: ``hook(model, expert_format=...)`` uploads a Qwen3-MoE model's experts and switches to it
 
 The default client is created lazily by :func:`default_client` (``vtpu.connect()``: the

@@ -10,12 +10,20 @@ forward sends the hidden states with transformers' own routing (``top_k_index``,
 match transformers' up to float rounding. Modules left unbound run transformers' eager
 experts forward.
 
-Inference only: no gradient flows through the sidecar's experts (training-mode forwards
-that need one raise ``RuntimeError``).
+The forward is one opaque op, ``vtpu::experts`` (:mod:`vtpu.integrations.experts_op`), so
+``torch.compile`` (``fullgraph=True`` included) works. Gradients reach the hidden states, the
+routing weights and the expert weights: the backward recomputes the experts in torch.
+
+Stale weights cannot happen silently: before each forward the module's ``gate_up_proj`` /
+``down_proj`` are compared (storage address, shape and autograd version counter) with what
+was uploaded, and changed weights (``load_state_dict``, an optimizer step, any in-place edit
+of the parameters, a new tensor assigned) are uploaded again first. The one change the
+version counter cannot see is an edit through ``param.data``; call :func:`refresh` after one.
 """
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +32,9 @@ import torch
 from transformers.integrations.moe import ExpertsInterface
 
 from . import resolve_client
+from .experts_op import experts as experts_op, register_binding
 
-__all__ = ["NAME", "ExpertsBinding", "bind", "unbind", "binding", "vtpu_experts_forward", "register"]
+__all__ = ["NAME", "ExpertsBinding", "bind", "unbind", "binding", "refresh", "weights_stamp", "vtpu_experts_forward", "register"]
 
 NAME = "vtpu"
 
@@ -52,6 +61,10 @@ class ExpertsBinding:
         Summed time inside the sidecar's expert runtime.
     released : bool
         The module's torch copies of the weights were freed (:func:`bind` with ``release``).
+    uploads : int
+        Times the weights were uploaded (1 at binding, one more per change detected).
+    group, threads : int or None
+        The upload options, reused when changed weights are uploaded again.
     """
 
     layer: int
@@ -63,10 +76,41 @@ class ExpertsBinding:
     calls: int = 0
     sidecar_ms: float = 0.0
     released: bool = False
+    uploads: int = 0
+    group: int | None = None
+    threads: int | None = None
+    module: Any = None  # weakref to the experts module; None when the weights never were in torch
+    stamp: tuple = ()
+    handle: int = 0
 
     def __post_init__(self) -> None:
         if self.total_counts is None:
             self.total_counts = np.zeros(self.num_experts, np.int64)
+        self.handle = register_binding(self)
+
+    def upload(self) -> None:
+        """Upload the module's current weights (replacing the layer) and remember their stamp."""
+        m = None if self.module is None else self.module()
+        if m is None:
+            raise ValueError(f"sidecar layer {self.layer} has no experts module in torch to upload from")
+        with torch.no_grad():
+            resolve_client(self.client).experts_load(
+                self.layer, m.gate_up_proj, m.down_proj, format=self.format, group=self.group, threads=self.threads)
+        self.stamp, self.uploads = weights_stamp(m), self.uploads + 1
+
+    def run(self, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor) -> torch.Tensor:
+        """The sidecar's forward, after uploading the weights again if they changed."""
+        m = None if self.module is None else self.module()  # None: made without a module (weights only in the sidecar)
+        if self.module is not None and m is None:
+            raise RuntimeError(f"the experts module bound to sidecar layer {self.layer} no longer exists")
+        if m is not None and not self.released and weights_stamp(m) != self.stamp:
+            self.upload()
+        out = resolve_client(self.client).experts_run(self.layer, hidden_states.detach(), expert_ids=top_k_index, weights=top_k_weights.detach())
+        self.last_counts = out.counts
+        self.total_counts += out.counts
+        self.calls += 1
+        self.sidecar_ms += out.elapsed_ms
+        return torch.from_numpy(out.y).to(device=hidden_states.device, dtype=hidden_states.dtype)
 
     def reset(self) -> None:
         """Zero the statistics."""
@@ -83,6 +127,11 @@ def _check_layout(module: torch.nn.Module) -> None:
     act = getattr(getattr(module, "config", None), "hidden_act", "silu")
     if act not in ("silu", "swish"):
         raise ValueError(f"vtpu experts compute SwiGLU (silu); this model uses {act!r}")
+
+
+def weights_stamp(module: torch.nn.Module) -> tuple:
+    """What identifies the current expert weights: (address, shape, version) of each parameter."""
+    return tuple((p.data_ptr(), tuple(p.shape), p._version) for p in (module.gate_up_proj, module.down_proj))
 
 
 def bind(
@@ -115,10 +164,10 @@ def bind(
     ExpertsBinding
     """
     _check_layout(module)
-    c = resolve_client(client)
-    with torch.no_grad():
-        c.experts_load(layer, module.gate_up_proj, module.down_proj, format=format, group=group, threads=threads)
-    b = ExpertsBinding(layer=int(layer), client=client, format=format, num_experts=int(module.gate_up_proj.shape[0]))
+    resolve_client(client)
+    b = ExpertsBinding(layer=int(layer), client=client, format=format, num_experts=int(module.gate_up_proj.shape[0]),
+                       group=group, threads=threads, module=weakref.ref(module))
+    b.upload()
     module.vtpu_experts = b
     if release:
         for p in (module.gate_up_proj, module.down_proj):
@@ -130,6 +179,17 @@ def bind(
 def binding(module: torch.nn.Module) -> ExpertsBinding | None:
     """The module's :class:`ExpertsBinding`, or None when it is not bound."""
     return getattr(module, "vtpu_experts", None)
+
+
+def refresh(module: torch.nn.Module) -> None:
+    """Upload a bound module's weights again now (needed only after edits through ``param.data``,
+    which the version check cannot see). Refused for a module whose weights were released."""
+    b = binding(module)
+    if b is None:
+        raise ValueError(f"{type(module).__name__} is not bound to the sidecar")
+    if b.released:
+        raise ValueError("bind(release=True) freed this module's expert weights: nothing to upload")
+    b.upload()
 
 
 def unbind(module: torch.nn.Module, *, drop: bool = True) -> None:
@@ -151,14 +211,7 @@ def vtpu_experts_forward(
     b = binding(self)
     if b is None:  # not offloaded: transformers' own eager loop
         return type(self).forward.__wrapped__(self, hidden_states, top_k_index, top_k_weights)
-    if self.training and torch.is_grad_enabled() and hidden_states.requires_grad:
-        raise RuntimeError("vtpu experts are inference only: call model.eval() or run under torch.no_grad()")
-    out = resolve_client(b.client).experts_run(b.layer, hidden_states, expert_ids=top_k_index, weights=top_k_weights)
-    b.last_counts = out.counts
-    b.total_counts += out.counts
-    b.calls += 1
-    b.sidecar_ms += out.elapsed_ms
-    return torch.from_numpy(out.y).to(device=hidden_states.device, dtype=hidden_states.dtype)
+    return experts_op(hidden_states, top_k_index, top_k_weights, self.gate_up_proj, self.down_proj, b.handle)
 
 
 def register() -> None:

@@ -11,6 +11,11 @@ The router, attention and everything else stay in PyTorch; each MoE layer sends 
 hidden states and transformers' routing to the sidecar, which groups tokens by expert,
 runs each active expert's SwiGLU FFN and returns the weighted sum. Importing this module
 registers ``experts_implementation="vtpu"`` (see :mod:`vtpu.integrations.experts`).
+
+The hooked experts are one opaque op per layer (``torch.compile`` works), differentiable
+(the backward runs in torch), and never stale: weights changed in torch
+(``load_state_dict``, an optimizer step, in-place edits) are uploaded again before the next
+forward; after edits through ``param.data`` call :func:`refresh`.
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ import numpy as np
 import torch
 
 from . import resolve_client
+from .experts import refresh as refresh_module
 from .experts import NAME, ExpertsBinding, bind, binding, unbind
 
-__all__ = ["hook", "unhook", "expert_modules", "routing_stats", "reset_stats", "load_matrix", "format_accuracy", "EXPERT_FORMATS"]
+__all__ = ["hook", "unhook", "refresh", "expert_modules", "routing_stats", "reset_stats", "load_matrix", "format_accuracy", "EXPERT_FORMATS"]
 
 #: Weight formats ``hook`` accepts.
 EXPERT_FORMATS = ("fp32", "int8", "q8", "q4")
@@ -118,6 +124,19 @@ def unhook(model: torch.nn.Module, *, drop: bool = True) -> torch.nn.Module:
     if prev is not None and prev != NAME:
         model.set_experts_implementation(prev)
     return model
+
+
+def refresh(model: torch.nn.Module) -> int:
+    """Upload every offloaded layer's expert weights again now; returns how many layers.
+
+    Changes through the parameters themselves (``load_state_dict``, optimizer steps, in-place
+    ops, assigning a new tensor) are detected and uploaded before the next forward on their
+    own; only edits through ``param.data`` (which bypass the version counter) need this.
+    """
+    mods = [m for m in expert_modules(model).values() if binding(m) is not None]
+    for m in mods:
+        refresh_module(m)
+    return len(mods)
 
 
 def _bindings(model: torch.nn.Module) -> dict[int, ExpertsBinding]:

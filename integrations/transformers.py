@@ -15,10 +15,11 @@ caches evict old keys, global tokens among them.
 
 Masks: the registered mask function returns ``None`` when the batch is plain causal
 (no padding, queries at the end of the keys), else transformers' boolean mask. The
-attention function accepts a mask only when it is plain causal, possibly with trailing
-keys hidden from every query (a static cache's empty slots, which it cuts off); a mask
-with padding, sliding windows or custom patterns raises ``ValueError`` instead of being
-ignored.
+attention function (one opaque op, ``vtpu::sparse_attention`` in
+:mod:`vtpu.integrations.attention_op`, so ``torch.compile`` works) accepts a mask that is
+the causal rule over left-padded rows, possibly with trailing keys hidden from every query
+(a static cache's empty slots, which it cuts off); right padding, sliding windows or custom
+patterns raise ``ValueError`` instead of being ignored.
 """
 
 from __future__ import annotations
@@ -29,9 +30,7 @@ import torch
 from transformers import AttentionInterface
 from transformers.masking_utils import AttentionMaskInterface, causal_mask_function, sdpa_mask
 
-from . import resolve_client
-from .autograd import _like, _opts, cattend
-from .masks import sparse_mask
+from .attention_op import sparse_attention
 
 __all__ = ["NAME", "configure", "settings", "kv_layer", "vtpu_sparse_attention", "vtpu_sparse_mask", "register"]
 
@@ -119,7 +118,8 @@ def vtpu_sparse_mask(
     plain = (
         allow_is_causal_skip
         and mask_function is causal_mask_function
-        and (attention_mask is None or bool(attention_mask.all()))
+        # while compiling, the mask's values are not known: the attention op reads them
+        and (attention_mask is None or (not torch.compiler.is_compiling() and bool(attention_mask.all())))
         and q_offset + q_length == kv_offset + kv_length
     )
     if plain:
@@ -135,47 +135,6 @@ def vtpu_sparse_mask(
         allow_is_causal_skip=False,
         **kwargs,
     )
-
-
-def _visible(mask: torch.Tensor) -> torch.Tensor:
-    """Boolean "may attend" from a boolean or additive float mask."""
-    if mask.dtype == torch.bool:
-        return mask
-    hidden = mask <= torch.finfo(mask.dtype).min / 2
-    if not bool(((mask == 0) | hidden).all()):
-        raise ValueError("vtpu_sparse cannot apply an additive attention bias (only 0 / -inf masks)")
-    return ~hidden
-
-
-def usable_keys(mask: torch.Tensor | None, sq: int, skv: int, causal: bool) -> int:
-    """How many leading keys CATTEND should see, after checking ``mask`` is its own rule.
-
-    Accepts ``None``, or a (B|1, H|1, sq, skv) mask equal to the plain causal (or full)
-    mask over the first ``L`` keys with keys ``L..skv`` hidden from every query. Anything
-    else (padding, per-row differences, sliding windows) raises ``ValueError``.
-    """
-    if mask is None:
-        return skv
-    vis = _visible(mask)
-    if vis.dim() != 4 or tuple(vis.shape[-2:]) != (sq, skv):
-        raise ValueError(f"vtpu_sparse expects a (B, H, {sq}, {skv}) mask, got {tuple(vis.shape)}")
-    first = vis[:1, :1]
-    if not bool((vis == first).all()):
-        raise ValueError(
-            "vtpu_sparse does not support padded batches (the attention mask differs between rows): "
-            "run unpadded sequences one at a time or use attn_implementation='sdpa'"
-        )
-    cols = first[0, 0].any(0).nonzero()
-    if cols.numel() == 0:
-        raise ValueError("vtpu_sparse got a mask that hides every key")
-    n = int(cols.max()) + 1
-    want = sparse_mask(sq, n, causal=causal, device=vis.device)
-    if not bool((first[0, 0, :, :n] == want).all()):
-        raise ValueError(
-            "vtpu_sparse only applies its own causal rule: this mask has padding, a sliding window or a custom "
-            "pattern (set sparsity with vtpu.integrations.transformers.configure, not use_sliding_window)"
-        )
-    return n
 
 
 def vtpu_sparse_attention(
@@ -199,25 +158,17 @@ def vtpu_sparse_attention(
             "vtpu.integrations.transformers.configure(model, window=...)"
         )
     causal = is_causal if is_causal is not None else getattr(module, "is_causal", True)
-    sq, skv = query.shape[2], key.shape[2]
-    n = usable_keys(attention_mask, sq, skv, causal)
-    if n < skv:
-        key, value = key[:, :, :n], value[:, :, :n]
     cfg = getattr(module, "config", None)
     window, global_tokens = settings(cfg)
-    client = resolve_client(_GLOBAL["client"])
     base = kv_layer(cfg)
     grads = torch.is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad)
+    layer = -1
     if base is not None and not grads:
         idx = getattr(module, "layer_idx", None)
         if idx is None:
             raise ValueError("kv_layer needs attention modules that know their layer_idx")
-        layer, start = base + int(idx), n - sq  # the queries are the newest positions
-        client.kv_put(layer, key[:, :, start:], value[:, :, start:], start=start)
-        opts = _opts(n, window, global_tokens, causal, scaling)
-        o = _like(client.cattend(query, layer=layer, kv_length=n, **opts), query)
-    else:
-        o = cattend(query, key, value, window=window, global_tokens=global_tokens, causal=causal, scale=scaling, client=client)
+        layer = base + int(idx)
+    o, _ = sparse_attention(query, key, value, attention_mask, window, list(global_tokens), causal, scaling, grads, layer)
     return o.transpose(1, 2).contiguous(), None
 
 

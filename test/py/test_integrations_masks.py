@@ -10,7 +10,7 @@ pytest.importorskip("transformers")
 import vtpu  # noqa: E402
 import vtpu.integrations as vi  # noqa: E402
 from vtpu.integrations import transformers as vt  # noqa: E402
-from vtpu.integrations.masks import dense_attention, sparse_mask  # noqa: E402
+from vtpu.integrations.masks import dense_attention, key_spans, span_mask, sparse_mask  # noqa: E402
 
 
 def rule(p: int, j: int, window, g, causal: bool) -> bool:
@@ -48,28 +48,44 @@ def test_mask_function_skips_plain_causal_only() -> None:
     assert m is not None and m.shape == (2, 1, 6, 6)
     # a static cache: 8 slots, 3 in use, queries not at the end of the keys
     m = vt.vtpu_sparse_mask(1, 3, 8, q_offset=0, kv_offset=0)
-    assert m is not None and vt.usable_keys(m, 3, 8, True) == 3
+    assert m is not None and key_spans(m, 3, 8, True) == ([0], 3)
+    assert key_spans(vt.vtpu_sparse_mask(2, 6, 6, attention_mask=pad), 6, 6, True) == ([2, 0], 6)
 
 
-def test_usable_keys_accepts_causal_and_refuses_the_rest() -> None:
-    assert vt.usable_keys(None, 4, 9, True) == 9
+def test_key_spans_accepts_left_padding_and_refuses_the_rest() -> None:
+    assert key_spans(None, 4, 9, True) == ([0], 9)
     causal = sparse_mask(3, 5)[None, None].expand(2, 1, 3, 5)
-    assert vt.usable_keys(causal, 3, 5, True) == 5
+    assert key_spans(causal, 3, 5, True) == ([0, 0], 5)
     additive = torch.zeros(1, 1, 3, 5).masked_fill(~sparse_mask(3, 5), float("-inf"))
-    assert vt.usable_keys(additive, 3, 5, True) == 5
-    padded = causal.clone()
-    padded[1, :, :, 0] = False
-    with pytest.raises(ValueError, match="padded"):
-        vt.usable_keys(padded, 3, 5, True)
-    left_pad = causal[:1].clone()
-    left_pad[..., 0] = False
-    with pytest.raises(ValueError, match="padding, a sliding window"):
-        vt.usable_keys(left_pad, 3, 5, True)
+    assert key_spans(additive, 3, 5, True) == ([0], 5)
+    left = span_mask([3, 0], 5, 5, 7)[:, None]  # prefill: row 0 padded by 3, two empty cache slots
+    assert key_spans(left, 5, 7, True) == ([3, 0], 5)
+    assert not bool(left[0, 0, :3].any()) and bool(left[0, 0, 3:, 3:5].any())  # queries on padding see nothing
+    right = causal.clone()
+    right[1, :, :, 4] = False  # row 1 ends a key earlier: right padding
+    with pytest.raises(ValueError, match="left padding only"):
+        key_spans(right, 3, 5, True)
+    holed = causal[:1].clone()
+    holed[..., 1] = False  # padding inside the row
+    with pytest.raises(ValueError, match="padding inside a row"):
+        key_spans(holed, 3, 5, True)
+    heads = torch.cat([causal[:1], left[:1, :, :3, 2:]], 1)
+    with pytest.raises(ValueError, match="every head"):
+        key_spans(heads, 3, 5, True)
     with pytest.raises(ValueError, match="sliding window"):
-        vt.usable_keys(sparse_mask(3, 5, window=2)[None, None], 3, 5, True)
+        key_spans(sparse_mask(3, 5, window=2)[None, None], 3, 5, True)
     with pytest.raises(ValueError, match="bias"):
-        vt.usable_keys(torch.full((1, 1, 3, 5), 0.5), 3, 5, True)
-    assert vt.usable_keys(torch.ones(1, 1, 3, 5, dtype=torch.bool), 3, 5, False) == 5
+        key_spans(torch.full((1, 1, 3, 5), 0.5), 3, 5, True)
+    with pytest.raises(ValueError, match="hides every key"):
+        key_spans(torch.zeros(1, 1, 3, 5, dtype=torch.bool), 3, 5, True)
+    assert key_spans(torch.ones(1, 1, 3, 5, dtype=torch.bool), 3, 5, False) == ([0], 5)
+
+
+def test_span_mask_counts_positions_from_each_rows_first_token() -> None:
+    m = span_mask([2, 0], 6, 4, 6, window=2, global_tokens=[0])
+    assert torch.equal(m[1], sparse_mask(4, 6, window=2, global_tokens=[0]))
+    assert torch.equal(m[0, :, 2:], sparse_mask(4, 4, window=2, global_tokens=[0]))  # token 2 is row 0's global 0
+    assert not bool(m[0, :, :2].any())
 
 
 def test_configure_per_model_and_process_wide() -> None:

@@ -1,5 +1,5 @@
 """attn_implementation="vtpu_sparse" on a small Qwen3: exact when dense, the sparse rule when windowed,
-generate() with a KV cache, padding refused, gradients through the model."""
+generate() with a KV cache, left-padded batches, gradients through the model."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ transformers = pytest.importorskip("transformers")
 import vtpu  # noqa: E402
 import vtpu.integrations as vi  # noqa: E402
 from vtpu.integrations import transformers as vt  # noqa: E402
-from vtpu.integrations.masks import dense_attention, sparse_mask  # noqa: E402
+from vtpu.integrations.masks import dense_attention, key_spans, span_mask  # noqa: E402
 
 from transformers import AttentionInterface, Qwen3Config, Qwen3ForCausalLM  # noqa: E402
 from transformers.masking_utils import AttentionMaskInterface  # noqa: E402
@@ -24,10 +24,10 @@ REF = "vtpu_test_dense_reference"
 
 def reference_attention(module: Any, q, k, v, mask, dropout=0.0, scaling=None, **kw: Any):
     """CATTEND's rule computed in torch (registered as the comparison implementation)."""
-    n = vt.usable_keys(mask, q.shape[2], k.shape[2], True)
+    starts, n = key_spans(mask, q.shape[2], k.shape[2], True)
     window, g = vt.settings(module.config)
-    m = sparse_mask(q.shape[2], n, window=window, global_tokens=[t for t in g if t < n])
-    return dense_attention(q, k[:, :, :n], v[:, :, :n], m, scaling).transpose(1, 2).contiguous(), None
+    m = span_mask(starts, n, q.shape[2], k.shape[2], window=window, global_tokens=g)[:, None]
+    return dense_attention(q, k, v, m, scaling).transpose(1, 2).contiguous(), None
 
 
 @pytest.fixture(scope="module")
@@ -120,14 +120,61 @@ def test_generate_with_the_kv_cache_in_vtpu(vc: vtpu.Client, window, monkeypatch
     assert ours.model.layers[0].self_attn.q_proj.weight.grad is not None
 
 
-def test_padding_is_refused_not_ignored(vc: vtpu.Client) -> None:
-    (ours,) = models(vt.NAME)
-    mask = torch.ones_like(IDS)
-    mask[0, :3] = 0
-    with torch.no_grad(), pytest.raises(ValueError, match="padd"):
-        ours(IDS, attention_mask=mask)
+def left_padded(ids: torch.Tensor, pads: list[int], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``ids`` with row ``b``'s first ``pads[b]`` tokens replaced by padding, and the mask."""
+    ids, mask = ids.clone(), torch.ones_like(ids)
+    for b, p in enumerate(pads):
+        ids[b, :p], mask[b, :p] = pad_id, 0
+    return ids, mask
+
+
+def test_left_padded_batch_matches_transformers(vc: vtpu.Client) -> None:
+    eager, ours = models("eager", vt.NAME)
+    ids, mask = left_padded(IDS, [3, 0])
     with torch.no_grad():
-        assert ours(IDS[:1, 3:]).logits.shape == (1, 11, 1000)  # the unpadded row alone is fine
+        a, b = eager(ids, attention_mask=mask).logits, ours(ids, attention_mask=mask).logits
+    real = mask.bool()
+    assert float((a - b)[real].abs().max()) <= 1e-4  # padded positions are garbage in both
+    right = mask.flip(-1)
+    with torch.no_grad(), pytest.raises(ValueError, match="left padding only"):
+        ours(ids.flip(-1), attention_mask=right)
+
+
+@pytest.mark.parametrize("window", [None, 5])
+def test_padded_generate_with_dynamic_and_static_caches(vc: vtpu.Client, window) -> None:
+    ref, ours = models(REF if window else "eager", vt.NAME)
+    for m in (ref, ours):
+        vt.configure(m, window=window, global_tokens=[0] if window else [])
+    ids, mask = left_padded(IDS[:, :9], [4, 0])
+    kw = dict(attention_mask=mask, max_new_tokens=6, do_sample=False, pad_token_id=0)
+    with torch.no_grad():
+        want = ref.generate(ids, **kw)
+        got = ours.generate(ids, **kw)
+        static = ours.generate(ids, cache_implementation="static", **kw)
+        alone = ours.generate(ids[:1, 4:], max_new_tokens=6, do_sample=False, pad_token_id=0)
+    assert got.shape == (2, 15) and torch.equal(got, want) and torch.equal(static, want)
+    assert torch.equal(alone, got[:1, 4:])  # positions, window and global token 0 count from the row's first token
+
+
+def test_padding_with_the_kv_cache_in_vtpu_is_refused(vc: vtpu.Client) -> None:
+    (ours,) = models(vt.NAME)
+    vt.configure(ours, kv_layer=4100)
+    ids, mask = left_padded(IDS, [3, 0])
+    with torch.no_grad(), pytest.raises(ValueError, match="kv_layer"):
+        ours(ids, attention_mask=mask)
+
+
+def test_padded_gradients_match_eager(vc: vtpu.Client) -> None:
+    eager, ours = models("eager", vt.NAME)
+    ids, mask = left_padded(IDS, [5, 0])
+    labels = ids.masked_fill(mask == 0, -100)
+    labels[0, 5] = -100  # the logit predicting it sits on padding (garbage in both)
+    for m in (eager, ours):
+        m.train()
+        m(ids, attention_mask=mask, labels=labels).loss.backward()
+    for (name, a), (_, b) in zip(eager.named_parameters(), ours.named_parameters()):
+        scale = max(float(a.grad.abs().max()), 1e-12)
+        assert float((a.grad - b.grad).abs().max()) / scale <= 1e-3, name
 
 
 def test_transformers_sliding_window_is_refused(vc: vtpu.Client) -> None:
