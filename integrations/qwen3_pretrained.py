@@ -31,7 +31,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ from vtpu.errors import ParamError, ShapeError
 from . import resolve_client
 from .experts import NAME, ExpertsBinding, _check_layout
 
-__all__ = ["from_pretrained", "CheckpointError", "Checkpoint", "CHUNK_BYTES"]
+__all__ = ["from_pretrained", "CheckpointError", "Checkpoint", "empty_model", "set_parameter", "upload_experts", "CHUNK_BYTES"]
 
 #: Default float32 bytes of experts read into one upload chunk.
 CHUNK_BYTES = 64 << 20
@@ -147,8 +147,9 @@ def _is_qwen3_moe(config: Any) -> bool:
     return getattr(config, "model_type", None) == "qwen3_moe"
 
 
-def _build_on_meta(config: Any, attn_implementation: str | None) -> torch.nn.Module:
-    """The model with every parameter on the meta device and real buffers (the rotary tables)."""
+def empty_model(config: Any, attn_implementation: str | None = None) -> torch.nn.Module:
+    """A ``Qwen3MoeForCausalLM`` with every parameter on the meta device (no memory, no init)
+    and real buffers (the rotary tables), in eval mode. Fill it with :func:`set_parameter`."""
     from transformers import Qwen3MoeForCausalLM
 
     if attn_implementation is not None:
@@ -164,7 +165,8 @@ def _build_on_meta(config: Any, attn_implementation: str | None) -> torch.nn.Mod
     return model.eval()
 
 
-def _assign(model: torch.nn.Module, name: str, value: torch.Tensor) -> None:
+def set_parameter(model: torch.nn.Module, name: str, value: torch.Tensor) -> None:
+    """Replace parameter ``name`` (e.g. a meta one) by ``value``, as it is (no copy)."""
     owner, _, attr = name.rpartition(".")
     mod = model.get_submodule(owner)
     mod._parameters[attr] = torch.nn.Parameter(value, requires_grad=mod._parameters[attr].requires_grad)
@@ -294,19 +296,22 @@ def from_pretrained(
         raise CheckpointError("E_PARAM", f"{path}: model_type {getattr(config, 'model_type', None)!r} is not qwen3_moe (a Qwen3-MoE checkpoint is needed)")
     ckpt = Checkpoint(path)
     try:
-        model = _build_on_meta(config, attn_implementation)
+        model = empty_model(config, attn_implementation)
         layers = _moe_layers(model, ckpt)
         tie = bool(getattr(config, "tie_word_embeddings", False)) and "lm_head.weight" not in ckpt
         want = _expected(model, layers, tie)
         _check(ckpt, want)
-        c = resolve_client(client)  # fail before any upload when no sidecar is reachable
+        resolve_client(client)  # fail before loading anything when no sidecar is reachable
         _load_dense(model, ckpt, want, dtype, torch.device(device), tie)
-        _stream_experts(model, ckpt, layers, c, client, expert_format, layer_base, group, threads, chunk_bytes)
+        by_index = {lay.index: lay for lay in layers}
+
+        def chunks_of(i: int, E: int, H: int, I: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+            return _chunks(ckpt, by_index[i], max(1, int(chunk_bytes) // (3 * H * I * 4)))
+
+        return upload_experts(model, chunks_of, client=client, expert_format=expert_format,
+                              layer_base=layer_base, group=group, threads=threads)
     finally:
         ckpt.close()
-    model._vtpu_prev_experts = "eager"
-    model.set_experts_implementation(NAME)
-    return model
 
 
 def _load_dense(model: torch.nn.Module, ckpt: Checkpoint, want: dict, dtype: torch.dtype, device: torch.device, tie: bool) -> None:
@@ -314,29 +319,72 @@ def _load_dense(model: torch.nn.Module, ckpt: Checkpoint, want: dict, dtype: tor
     expert_keys = {k for k in want if ".mlp.experts." in k}
     for name, _ in list(model.named_parameters(remove_duplicate=False)):
         if name in want and name not in expert_keys:
-            _assign(model, name, ckpt.tensor(name).to(device=device, dtype=dtype))
+            set_parameter(model, name, ckpt.tensor(name).to(device=device, dtype=dtype))
     if tie:
         model.lm_head.weight = model.get_input_embeddings().weight
-    for lay_mod in {id(m): m for m in model.modules() if hasattr(m, "gate_up_proj") and hasattr(m, "down_proj")}.values():
-        for attr in ("gate_up_proj", "down_proj"):  # no expert weights in torch: empty, as after hook(release=True)
-            lay_mod._parameters[attr] = torch.nn.Parameter(torch.empty(0, dtype=dtype, device=device), requires_grad=False)
-    model.to(device)  # the rebuilt rotary tables
+    for b_owner in [m for m in model.modules() if any(b.device != device for b in m.buffers(recurse=False))]:
+        b_owner.to(device)  # the rebuilt rotary tables
 
 
-def _stream_experts(model: torch.nn.Module, ckpt: Checkpoint, layers: list[_Layer], c: Any, client: Any, fmt: str,
-                    layer_base: int, group: int | None, threads: int | None, chunk_bytes: int) -> None:
-    """Upload each layer's experts chunk by chunk; on any failure drop what this call uploaded."""
+def upload_experts(
+    model: torch.nn.Module,
+    chunks_of: Callable[[int, int, int, int], Iterable[tuple[int, Any, Any]]],
+    *,
+    client: Any = None,
+    expert_format: str = "q4",
+    layer_base: int = 0,
+    group: int | None = None,
+    threads: int | None = None,
+) -> torch.nn.Module:
+    """Fill every MoE layer's experts in the sidecar from chunks made one at a time, and route there.
+
+    Parameters
+    ----------
+    model : transformers.Qwen3MoeForCausalLM
+        E.g. from :func:`empty_model`; its expert tensors are replaced by empty ones.
+    chunks_of : callable
+        ``chunks_of(layer, experts, hidden, intermediate)`` yields ``(first, gate_up
+        (n, 2I, H), down (n, H, I))`` for decoder layer ``layer`` (see
+        ``Client.experts_load_chunks``).
+    client, expert_format, layer_base, group, threads
+        As :func:`from_pretrained`.
+
+    Returns
+    -------
+    torch.nn.Module
+        ``model`` with ``experts_implementation="vtpu"`` and released bindings.
+
+    Raises
+    ------
+    Exception
+        Whatever a chunk or the sidecar raised, after every layer this call uploaded was dropped.
+    """
+    from .qwen3 import expert_modules
+
+    c = resolve_client(client)
+    mods = sorted(expert_modules(model).items())
     uploaded: list[int] = []
     try:
-        for lay in layers:
-            per = max(1, int(chunk_bytes) // (3 * lay.hidden * lay.intermediate * 4))
-            sid = layer_base + lay.index
-            uploaded.append(sid)
-            c.experts_load_chunks(sid, _chunks(ckpt, lay, per), experts=lay.experts, format=fmt, group=group, threads=threads)
+        for i, mod in mods:
+            _check_layout(mod)
+            E, I2, H = (int(d) for d in mod.gate_up_proj.shape)
+            uploaded.append(layer_base + i)
+            c.experts_load_chunks(layer_base + i, chunks_of(i, E, H, I2 // 2), experts=E, format=expert_format, group=group, threads=threads)
     except BaseException:
         for sid in uploaded:
             with contextlib.suppress(Exception):
                 c.experts_drop(sid)
         raise
-    for lay in layers:
-        lay.module.vtpu_experts = ExpertsBinding(layer=layer_base + lay.index, client=client, format=fmt, num_experts=lay.experts, released=True)
+    for i, mod in mods:
+        E = int(mod.gate_up_proj.shape[0])
+        for attr in ("gate_up_proj", "down_proj"):  # no expert weights in torch: empty, as after hook(release=True)
+            p = mod._parameters[attr]
+            mod._parameters[attr] = torch.nn.Parameter(torch.empty(0, dtype=p.dtype, device=_device(model)), requires_grad=False)
+        mod.vtpu_experts = ExpertsBinding(layer=layer_base + i, client=client, format=expert_format, num_experts=E, released=True)
+    model._vtpu_prev_experts = "eager"
+    model.set_experts_implementation(NAME)
+    return model
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next((p.device for p in model.parameters() if not p.is_meta), torch.device("cpu"))
