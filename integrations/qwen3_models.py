@@ -9,7 +9,8 @@
 Named configs (:data:`MOE_CONFIGS`, :data:`DENSE_CONFIGS`) keep the real vocabulary so the
 real tokenizer's ids fit; ``bench`` is the per-layer shape of Qwen3-30B-A3B (hidden 2048,
 32 query / 4 KV heads of 128, 128 experts, top-8, expert intermediate 768,
-``norm_topk_prob=True``) with few layers, so a baseline copy fits beside it. Nothing here
+``norm_topk_prob=True``) with few layers, so a baseline copy fits beside it; ``30b-a3b`` is
+that model's whole config (48 layers; see ``examples/qwen3_30b_a3b.py``). Nothing here
 touches the network: checkpoints load with ``local_files_only=True``.
 """
 
@@ -56,6 +57,8 @@ MOE_CONFIGS: dict[str, dict[str, Any]] = {
         tie_word_embeddings=False, max_position_embeddings=40_960, rope_parameters={"rope_type": "default", "rope_theta": 1e6},
     ),
 }
+#: Qwen/Qwen3-30B-A3B's own config (48 layers of the ``bench`` shape, 30.5 B parameters).
+MOE_CONFIGS["30b-a3b"] = {**MOE_CONFIGS["bench"], "num_hidden_layers": 48, "max_window_layers": 48, "rms_norm_eps": 1e-6}
 for _c in MOE_CONFIGS.values():
     _c.update(vocab_size=_VOCAB, norm_topk_prob=True, **_SPECIAL)
 

@@ -65,19 +65,31 @@ export function quantizeBlocks(w: Float32Array, N: number, K: number, bits: 4 | 
   const blob = (bs * bits) / 8;
   const q = new Uint8Array(N * blocks * blob);
   const scale = new Float32Array(N * blocks);
-  const zp = 1 << (bits - 1);
+  const zp = 1 << (bits - 1), lo = 1 - zp, hi = zp - 1;
+  // One code per weight: round(clamp(v / scale)) + zp, rounding half up as Math.round does, but as
+  // a truncation of a positive number (several times faster in V8, and this runs over every weight).
+  const code = (v: number, inv: number): number => {
+    const x = v * inv;
+    return ((x < lo ? lo : x > hi ? hi : x) + zp + 0.5) | 0;
+  };
   for (let n = 0; n < N; n++) for (let b = 0; b < blocks; b++) {
-    const k0 = b * bs, k1 = Math.min(K, k0 + bs);
+    const at = n * K + b * bs, len = Math.min(bs, K - b * bs);
     let m = 0;
-    for (let k = k0; k < k1; k++) m = Math.max(m, Math.abs(w[n * K + k]));
-    const s = m > 0 ? m / (zp - 1) : 1;
+    for (let j = 0; j < len; j++) {
+      const a = Math.abs(w[at + j]);
+      if (a > m) m = a;
+    }
+    const s = m > 0 ? m / hi : 1;
     scale[n * blocks + b] = s;
     const inv = 1 / Math.fround(s);
     const o = (n * blocks + b) * blob;
-    for (let j = 0; j < bs; j++) {
-      const v = k0 + j < k1 ? Math.max(1 - zp, Math.min(zp - 1, Math.round(w[n * K + k0 + j] * inv))) + zp : zp;
-      if (bits === 8) q[o + j] = v;
-      else q[o + (j >> 1)] |= (j & 1 ? v << 4 : v);
+    if (bits === 8) {
+      for (let j = 0; j < bs; j++) q[o + j] = j < len ? code(w[at + j], inv) : zp;
+    } else {
+      for (let j = 0; j < bs; j += 2) {
+        const a = j < len ? code(w[at + j], inv) : zp, c = j + 1 < len ? code(w[at + j + 1], inv) : zp;
+        q[o + (j >> 1)] = a | (c << 4); // two 4-bit values a byte, low nibble first
+      }
     }
   }
   return { q, scale, blocks };
