@@ -22,16 +22,14 @@ from __future__ import annotations
 import argparse
 import resource
 import time
-import zlib
-from typing import Any, Iterator
+from typing import Any
 
-import numpy as np
 import torch
 
 import vtpu
 from vtpu.integrations import qwen3_models as qm
 from vtpu.integrations.qwen3 import EXPERT_FORMATS, routing_stats
-from vtpu.integrations.qwen3_pretrained import empty_model, set_parameter, upload_experts
+from vtpu.integrations.qwen3_pretrained import empty_model, upload_experts
 
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 GIB = 2**30
@@ -58,39 +56,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if getattr(args, k) < 1:
             ap.error(f"--{k.replace('_', '-')} must be >= 1")
     return args
-
-
-def _generator(*key: int | str) -> torch.Generator:
-    return torch.Generator().manual_seed(zlib.crc32(repr(key).encode()))
-
-
-def fill_dense(model: torch.nn.Module, dtype: torch.dtype, seed: int, std: float) -> int:
-    """Seeded random dense weights (norms 1, the rest N(0, std)), a few rows at a time; returns bytes."""
-    total = 0
-    for name, p in list(model.named_parameters()):
-        if ".mlp.experts." in name:
-            continue
-        if "norm" in name:
-            t = torch.ones(p.shape, dtype=dtype)
-        else:
-            t = torch.empty(p.shape, dtype=dtype)
-            g, rows = _generator(seed, name), max(1, (16 << 20) // max(1, p[0].numel()))
-            for r in range(0, p.shape[0], rows):  # no full-size float32 temporary for the embeddings
-                t[r : r + rows] = torch.randn(t[r : r + rows].shape, generator=g) * std
-        set_parameter(model, name, t)
-        total += t.numel() * t.element_size()
-    return total
-
-
-def random_experts(seed: int, per: int, std: float):
-    """``chunks_of`` for :func:`upload_experts`: seeded float32 chunks of ``per`` experts."""
-
-    def chunks_of(layer: int, E: int, H: int, I: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        for first in range(0, E, per):
-            n, g = min(per, E - first), _generator(seed, layer, first)
-            yield first, (torch.randn(n, 2 * I, H, generator=g) * std).numpy(), (torch.randn(n, H, I, generator=g) * std).numpy()
-
-    return chunks_of
 
 
 def peak_rss(pid: int | str = "self") -> int:
@@ -134,13 +99,13 @@ def main(argv: list[str] | None = None) -> dict:
     tok = qm.load_tokenizer()
     model = empty_model(cfg)
     t0 = time.perf_counter()
-    dense = fill_dense(model, dtype, args.seed, std)
+    dense = qm.random_dense(model, dtype, seed=args.seed, std=std)
     print(f"dense weights ({args.dtype}) generated in torch: {dense / GIB:.2f} GiB in {time.perf_counter() - t0:.0f} s")
     with vtpu.connect(timeout=600) as client:
         pid = client.sidecar.proc.pid if client.sidecar else None
         rss0 = client.metrics().get("memory", {}).get("rss_bytes", 0)
         t0 = time.perf_counter()
-        upload_experts(model, random_experts(args.seed, args.chunk_experts, std), client=client, expert_format=args.expert_format)
+        upload_experts(model, qm.random_expert_chunks(seed=args.seed, per=args.chunk_experts, std=std), client=client, expert_format=args.expert_format)
         up = time.perf_counter() - t0
         held = client.experts_info()
         experts_bytes = sum(i["bytes"] for i in held)

@@ -199,3 +199,19 @@ def test_dense_half_on_cuda(saved, sidecar_layers):
     assert loaded.device.type == "cuda"
     out = loaded(ids.cuda(), attention_mask=mask.cuda()).logits.cpu()
     assert (out - model(ids, attention_mask=mask).logits)[mask.bool()].abs().max().item() < 1e-3
+
+
+@torch.no_grad()
+def test_seeded_weights_streamed_and_in_torch_are_the_same_model(sidecar_layers):
+    """What the benchmark and the 30B-A3B example build: the peer's experts in torch equal the sidecar's."""
+    from vtpu.integrations.qwen3_pretrained import empty_model, upload_experts
+
+    cfg = qm.moe_config("tiny", vocab_size=VOCAB, num_hidden_layers=2, **SPECIAL)
+    chunks = qm.random_expert_chunks(seed=3, per=3, std=0.1)
+    peer, hybrid = empty_model(cfg), empty_model(cfg)
+    assert qm.random_dense(peer, torch.float32, seed=3, std=0.1) == qm.random_dense(hybrid, torch.float32, seed=3, std=0.1)
+    assert qm.experts_into_torch(peer, chunks) == 2 * 8 * 3 * 64 * 32 * 4
+    upload_experts(hybrid, chunks, client=sidecar_layers, expert_format="fp32", layer_base=BASE)
+    ids, mask = padded_batch()
+    ref, out = peer(ids, attention_mask=mask).logits, hybrid(ids, attention_mask=mask).logits
+    assert ref.abs().max() > 0.1 and (out - ref)[mask.bool()].abs().max().item() < 1e-4
