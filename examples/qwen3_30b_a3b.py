@@ -103,13 +103,21 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"dense weights ({args.dtype}) generated in torch: {dense / GIB:.2f} GiB in {time.perf_counter() - t0:.0f} s")
     with vtpu.connect(timeout=600) as client:
         pid = client.sidecar.proc.pid if client.sidecar else None
-        rss0 = client.metrics().get("memory", {}).get("rss_bytes", 0)
+        rss = [client.metrics().get("memory", {}).get("rss_bytes", 0)]  # the sidecar's, before each layer and at the end
+        chunks = qm.random_expert_chunks(seed=args.seed, per=args.chunk_experts, std=std)
+
+        def chunks_of(i: int, *shape: int):
+            if i:
+                rss.append(client.metrics().get("memory", {}).get("rss_bytes", 0))
+            return chunks(i, *shape)
+
         t0 = time.perf_counter()
-        upload_experts(model, qm.random_expert_chunks(seed=args.seed, per=args.chunk_experts, std=std), client=client, expert_format=args.expert_format)
+        upload_experts(model, chunks_of, client=client, expert_format=args.expert_format)
         up = time.perf_counter() - t0
         held = client.experts_info()
         experts_bytes = sum(i["bytes"] for i in held)
         side_rss = client.metrics().get("memory", {}).get("rss_bytes", 0)
+        rss.append(side_rss)
         print(f"experts generated into the sidecar ({args.expert_format}): {len(held)} layers, {experts_bytes / GIB:.2f} GiB of weights, "
               f"sidecar RSS {side_rss / GIB:.2f} GiB, in {up:.0f} s")
         inputs = qm.chat_inputs(tok, args.prompt)
@@ -118,29 +126,40 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"tokens/s: prefill {prefill:.1f}, decode {decode:.2f} (one run each, torch threads {torch.get_num_threads()})")
         loads = [int((st["total"] > 0).sum()) for st in routing_stats(model).values()]
         print(f"routing: experts used per layer {min(loads)}-{max(loads)} of {cfg.num_experts}")
-        res = report(args, cfg, model, dense, experts_bytes, rss0, side_rss, pid)
+        res = report(args, model, dense, experts_bytes, rss, pid)
     res.update(prefill_tps=prefill, decode_tps=decode, upload_s=up, tokens=ids[0].tolist())
     return res
 
 
-def report(args, cfg, model, dense: int, experts_bytes: int, rss0: int, side_rss: int, pid: int | None) -> dict:
-    """Peak RSS of both processes and the bytes per layer, projected to 48 layers."""
+def report(args, model, dense: int, experts_bytes: int, rss: list[int], pid: int | None) -> dict:
+    """Peak RSS of both processes, the bytes per layer, and what 48 layers would take at those rates.
+
+    ``rss``: the sidecar's RSS before the upload, after each layer, at the end. Its growth per
+    layer is taken after the first (which also pays one-off buffers), when there are two or more.
+    """
     py_peak = peak_rss()
     side_peak = peak_rss(pid) if pid else None
     fixed = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if ".layers." not in n)
     per_dense = (dense - fixed) / args.layers
-    per_side = (side_rss - rss0) / args.layers  # measured growth of the sidecar per layer held
+    per_side = (rss[-1] - rss[1]) / (args.layers - 1) if args.layers > 1 else rss[-1] - rss[0]
     print(f"peak RSS: Python {py_peak / GIB:.2f} GiB, sidecar {'n/a' if side_peak is None else f'{side_peak / GIB:.2f} GiB'}"
           f" (ru_maxrss Python {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB)")
     print(f"per layer: {per_dense / 2**20:.0f} MiB dense in torch + {experts_bytes / args.layers / 2**20:.0f} MiB of "
-          f"{args.expert_format} expert weights ({per_side / 2**20:.0f} MiB of sidecar RSS); fixed: {fixed / GIB:.2f} GiB "
-          "(embeddings, lm_head, final norm)")
-    proj = fixed + 48 * (per_dense + per_side) + rss0
-    print(f"48 layers at these rates: about {proj / GIB:.1f} GiB resident in both processes together "
-          "(a projection from the bytes held, not a measurement)")
+          f"{args.expert_format} expert weights, {per_side / 2**20:.0f} MiB of sidecar RSS"
+          f"{' after the first layer' if args.layers > 1 else ' (one layer: one-off buffers included)'}; "
+          f"fixed: {fixed / GIB:.2f} GiB (embeddings, lm_head, final norm)")
+    per_layer = per_dense + per_side
+    proj = py_peak + (side_peak or rss[-1]) + (48 - args.layers) * per_layer
+    with open("/proc/meminfo") as f:
+        total = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemTotal:"))
+    room = total - 2 * GIB - py_peak - (side_peak or rss[-1])  # 2 GiB left to the system
+    deepest = args.layers + max(0, int(room // per_layer)) if per_layer > 0 else None
+    print(f"48 layers at these rates: about {proj / GIB:.1f} GiB in both processes together; this machine "
+          f"({total / GIB:.0f} GiB, 2 GiB left to the system) fits about {deepest} layers "
+          "(projections from the bytes held, not measurements)")
     return {"python_peak_rss": py_peak, "sidecar_peak_rss": side_peak, "dense_bytes_per_layer": per_dense,
             "expert_bytes_per_layer": experts_bytes / args.layers, "sidecar_rss_per_layer": per_side, "fixed_bytes": fixed,
-            "projected_48_layers_bytes": proj}
+            "projected_48_layers_bytes": proj, "deepest_fitting_layers": deepest}
 
 
 if __name__ == "__main__":
