@@ -37,7 +37,6 @@ console.log(JSON.stringify({
   decode_tps_rounds: measured.map((r) => cfg.decode / r.decode_s),
   tokens: measured[measured.length - 1].tokens,
   peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
-  llama_cpp: llama.llamaCppRelease?.release ?? null,
 }));
 await context.dispose();
 await model.dispose();
