@@ -215,3 +215,15 @@ def test_seeded_weights_streamed_and_in_torch_are_the_same_model(sidecar_layers)
     ids, mask = padded_batch()
     ref, out = peer(ids, attention_mask=mask).logits, hybrid(ids, attention_mask=mask).logits
     assert ref.abs().max() > 0.1 and (out - ref)[mask.bool()].abs().max().item() < 1e-4
+
+
+@torch.no_grad()
+def test_tied_embeddings_and_bf16_dense(sidecar_layers, tmp_path):
+    model = tiny(seed=1, tie_word_embeddings=True)
+    model.save_pretrained(tmp_path)
+    assert "lm_head.weight" not in Checkpoint(tmp_path)
+    loaded = vq.from_pretrained(tmp_path, expert_format="fp32", client=sidecar_layers, layer_base=BASE, dtype=torch.bfloat16)
+    assert loaded.lm_head.weight is loaded.get_input_embeddings().weight and loaded.lm_head.weight.dtype == torch.bfloat16
+    ids, _ = padded_batch()
+    ref = model(ids).logits
+    assert (loaded(ids).logits.float() - ref).abs().max().item() < 0.05 * ref.abs().max().item()  # bf16 dense half
