@@ -78,9 +78,11 @@ class TokenClock:
 
 
 def timed_generate(model: Any, inputs: dict, n: int) -> tuple[torch.Tensor, float, float]:
-    """New tokens (greedy), prefill tokens/s (prompt to first new token) and decode tokens/s (the rest)."""
+    """New tokens (greedy), prefill tokens/s (prompt to first new token) and decode tokens/s (the rest),
+    of one run after a short warm-up."""
     clock = TokenClock()
     with torch.no_grad():
+        model.generate(**inputs, max_new_tokens=2, do_sample=False)  # warm-up: first runs of every session and kernel
         t0 = time.perf_counter()
         out = model.generate(**inputs, max_new_tokens=n, min_new_tokens=n, do_sample=False, streamer=clock)
     t = [t0] + clock.times[1:]  # times[0]: the prompt handed to the streamer before any compute
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
         inputs = qm.chat_inputs(tok, args.prompt)
         ids, prefill, decode = timed_generate(model, inputs, args.max_new_tokens)
         print(f"prompt: {inputs['input_ids'].shape[1]} tokens; reply (random weights): {tok.decode(ids[0], skip_special_tokens=True)!r}")
-        print(f"tokens/s: prefill {prefill:.1f}, decode {decode:.2f} (one run each, torch threads {torch.get_num_threads()})")
+        print(f"tokens/s: prefill {prefill:.1f}, decode {decode:.2f} (one run after a warm-up, torch threads {torch.get_num_threads()})")
         loads = [int((st["total"] > 0).sum()) for st in routing_stats(model).values()]
         print(f"routing: experts used per layer {min(loads)}-{max(loads)} of {cfg.num_experts}")
         res = report(args, model, dense, experts_bytes, rss, pid)
