@@ -80,7 +80,7 @@ demo: install
 	$(PY) examples/phext_library.py
 	$(PY) examples/knowledge_graph.py
 	@# hybrid Qwen3-MoE: experts in the sidecar, sparse attention, real tokenizer; both throughputs
-	$(PY) examples/qwen3_inference.py --config demo --attention vtpu_sparse --max-new-tokens 24 --http-port 0
+	$(PY) examples/qwen3_inference.py --config demo --attention vtpu_sparse --max-new-tokens 24 --rounds 5 --http-port 0
 
 clean:
 	rm -rf dist node_modules .venv build wheelhouse

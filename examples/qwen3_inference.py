@@ -83,16 +83,30 @@ def generate(model: Any, inputs: dict, args: argparse.Namespace) -> tuple[torch.
 
 
 def routing_summary(stats: dict) -> str:
-    """One line per offloaded layer: calls, sidecar time, experts used, the busiest experts."""
+    """One line per offloaded layer: calls, sidecar time, experts used, the busiest experts and
+    how far the busiest is above an even share (the expert load a serving system balances)."""
     lines = []
     for i, st in sorted(stats.items()):
         total = st["total"]
         slots = int(total.sum())
         top = sorted(range(len(total)), key=lambda e: -int(total[e]))[:3]
         busiest = ", ".join(f"#{e} {int(total[e]) / max(slots, 1):.0%}" for e in top)
+        imbalance = float(total.max()) / max(slots / len(total), 1e-9)  # 1.0: every expert got the same share
         lines.append(f"  layer {i} ({st['format']}): {st['calls']} calls, {st['sidecar_ms']:.0f} ms in the sidecar, "
-                     f"{int((total > 0).sum())}/{len(total)} experts used by {slots} token-slots; busiest {busiest}")
+                     f"{int((total > 0).sum())}/{len(total)} experts used by {slots} token-slots; busiest {busiest}; "
+                     f"busiest/mean load {imbalance:.1f}")
     return "\n".join(lines)
+
+
+def verdict(ratios: list[float]) -> str:
+    """What the per-round ratios (each from one interleaved pair) allow one to say."""
+    if len(ratios) < 2:
+        return "one round: no spread to judge it by, use --rounds 3 or more"
+    if min(ratios) > 1:
+        return "hybrid faster in every round"
+    if max(ratios) < 1:
+        return "hybrid slower in every round"
+    return "the rounds disagree: within noise on this machine now"
 
 
 def spread(values: list[float]) -> str:
@@ -136,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"same tokens as transformers: {same}{proof}")
         ratios = [h / b for h, b in zip(result["hybrid_rates"], result["baseline_rates"])]
         print(f"tokens/s over {rounds}: transformers {spread(result['baseline_rates'])}, hybrid {spread(result['hybrid_rates'])}; "
-              f"hybrid/transformers {spread(ratios)}x")
+              f"hybrid/transformers {spread(ratios)}x ({verdict(ratios)})")
         result["ratio_median"] = statistics.median(ratios)
     else:
         print(f"tokens/s over {rounds}: hybrid {spread(result['hybrid_rates'])}")

@@ -3,6 +3,7 @@
     import vtpu.integrations.qwen3 as vq
     model = Qwen3MoeForCausalLM.from_pretrained(path)    # or built from a config
     vq.hook(model, expert_format="int8")                 # upload experts, switch to "vtpu"
+    model = vq.from_pretrained(path, expert_format="q4") # or: experts streamed from the shards, never in torch
     model.generate(ids, max_new_tokens=32)               # unchanged
     vq.routing_stats(model)                              # tokens per expert, per layer
     vq.unhook(model)                                     # back to transformers' experts
@@ -28,8 +29,9 @@ import torch
 from . import resolve_client
 from .experts import refresh as refresh_module
 from .experts import NAME, ExpertsBinding, bind, binding, unbind
+from .qwen3_pretrained import CheckpointError, from_pretrained
 
-__all__ = ["hook", "unhook", "refresh", "expert_modules", "routing_stats", "reset_stats", "load_matrix", "format_accuracy", "EXPERT_FORMATS"]
+__all__ = ["from_pretrained", "CheckpointError", "hook", "unhook", "refresh", "expert_modules", "routing_stats", "reset_stats", "load_matrix", "format_accuracy", "EXPERT_FORMATS"]
 
 #: Weight formats ``hook`` accepts.
 EXPERT_FORMATS = ("fp32", "int8", "q8", "q4")

@@ -9,7 +9,8 @@
 Named configs (:data:`MOE_CONFIGS`, :data:`DENSE_CONFIGS`) keep the real vocabulary so the
 real tokenizer's ids fit; ``bench`` is the per-layer shape of Qwen3-30B-A3B (hidden 2048,
 32 query / 4 KV heads of 128, 128 experts, top-8, expert intermediate 768,
-``norm_topk_prob=True``) with few layers, so a baseline copy fits beside it. Nothing here
+``norm_topk_prob=True``) with few layers, so a baseline copy fits beside it; ``30b-a3b`` is
+that model's whole config (48 layers; see ``examples/qwen3_30b_a3b.py``). Nothing here
 touches the network: checkpoints load with ``local_files_only=True``.
 """
 
@@ -17,8 +18,9 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -32,6 +34,9 @@ __all__ = [
     "build_model",
     "load_model",
     "chat_inputs",
+    "random_dense",
+    "random_expert_chunks",
+    "experts_into_torch",
 ]
 
 _VOCAB = 151_936  # Qwen3's embedding rows (the tokenizer uses 151,669 of them)
@@ -56,6 +61,8 @@ MOE_CONFIGS: dict[str, dict[str, Any]] = {
         tie_word_embeddings=False, max_position_embeddings=40_960, rope_parameters={"rope_type": "default", "rope_theta": 1e6},
     ),
 }
+#: Qwen/Qwen3-30B-A3B's own config (48 layers of the ``bench`` shape, 30.5 B parameters).
+MOE_CONFIGS["30b-a3b"] = {**MOE_CONFIGS["bench"], "num_hidden_layers": 48, "max_window_layers": 48, "rms_norm_eps": 1e-6}
 for _c in MOE_CONFIGS.values():
     _c.update(vocab_size=_VOCAB, norm_topk_prob=True, **_SPECIAL)
 
@@ -204,3 +211,63 @@ def chat_inputs(tokenizer: Any, prompts: str | list[str], *, system: str | None 
     tokenizer.padding_side = "left"
     enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
     return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+
+# Seeded weights made one tensor (or a few experts) at a time, so a model far bigger than memory
+# can be put together: the dense half in torch, the experts streamed into the sidecar
+# (vtpu.integrations.qwen3_pretrained.upload_experts) or, for a peer, into torch from the same chunks.
+
+
+def _generator(*key: Any) -> torch.Generator:
+    return torch.Generator().manual_seed(zlib.crc32(repr(key).encode()))
+
+
+def random_dense(model: torch.nn.Module, dtype: torch.dtype, *, seed: int = 0, std: float = 0.02) -> int:
+    """Fill a meta-built model's non-expert parameters: norms 1, the rest N(0, std), each
+    seeded by its name (a few MiB of rows at a time: no full-size float32 temporary). Returns bytes."""
+    from .qwen3_pretrained import set_parameter
+
+    total = 0
+    for name, p in list(model.named_parameters()):
+        if ".mlp.experts." in name:
+            continue
+        if "norm" in name:
+            t = torch.ones(p.shape, dtype=dtype)
+        else:
+            t = torch.empty(p.shape, dtype=dtype)
+            g, rows = _generator(seed, name), max(1, (16 << 20) // max(1, p[0].numel()))
+            for r in range(0, p.shape[0], rows):
+                t[r : r + rows] = torch.randn(t[r : r + rows].shape, generator=g) * std
+        set_parameter(model, name, t)
+        total += t.numel() * t.element_size()
+    return total
+
+
+def random_expert_chunks(*, seed: int = 0, per: int = 8, std: float = 0.02) -> Callable[[int, int, int, int], Iterator[tuple]]:
+    """``chunks_of(layer, E, H, I)`` for ``upload_experts``: seeded float32 chunks of ``per`` experts
+    ``(first, gate_up (n, 2I, H), down (n, H, I))`` as numpy arrays."""
+
+    def chunks_of(layer: int, E: int, H: int, I: int) -> Iterator[tuple]:
+        for first in range(0, E, per):
+            n, g = min(per, E - first), _generator(seed, layer, first)
+            yield first, (torch.randn(n, 2 * I, H, generator=g) * std).numpy(), (torch.randn(n, H, I, generator=g) * std).numpy()
+
+    return chunks_of
+
+
+def experts_into_torch(model: torch.nn.Module, chunks_of: Callable, dtype: torch.dtype = torch.float32) -> int:
+    """The same experts in torch (for transformers' own implementations): each MoE layer's fused
+    ``gate_up_proj`` / ``down_proj`` filled from ``chunks_of``. Returns bytes."""
+    from .qwen3 import expert_modules
+    from .qwen3_pretrained import set_parameter
+
+    total = 0
+    for i, mod in sorted(expert_modules(model).items()):
+        E, I2, H = (int(d) for d in mod.gate_up_proj.shape)
+        gate_up, down = torch.empty(E, I2, H, dtype=dtype), torch.empty(E, H, I2 // 2, dtype=dtype)
+        for first, gu, dn in chunks_of(i, E, H, I2 // 2):
+            gate_up[first : first + len(gu)], down[first : first + len(dn)] = torch.from_numpy(gu), torch.from_numpy(dn)
+        set_parameter(mod, "gate_up_proj", gate_up)
+        set_parameter(mod, "down_proj", down)
+        total += (gate_up.numel() + down.numel()) * gate_up.element_size()
+    return total

@@ -65,58 +65,98 @@ export function quantizeBlocks(w: Float32Array, N: number, K: number, bits: 4 | 
   const blob = (bs * bits) / 8;
   const q = new Uint8Array(N * blocks * blob);
   const scale = new Float32Array(N * blocks);
-  const zp = 1 << (bits - 1);
+  const zp = 1 << (bits - 1), lo = 1 - zp, hi = zp - 1;
+  // One code per weight: round(clamp(v / scale)) + zp, rounding half up as Math.round does, but as
+  // a truncation of a positive number (several times faster in V8, and this runs over every weight).
+  const code = (v: number, inv: number): number => {
+    const x = v * inv;
+    return ((x < lo ? lo : x > hi ? hi : x) + zp + 0.5) | 0;
+  };
   for (let n = 0; n < N; n++) for (let b = 0; b < blocks; b++) {
-    const k0 = b * bs, k1 = Math.min(K, k0 + bs);
+    const at = n * K + b * bs, len = Math.min(bs, K - b * bs);
     let m = 0;
-    for (let k = k0; k < k1; k++) m = Math.max(m, Math.abs(w[n * K + k]));
-    const s = m > 0 ? m / (zp - 1) : 1;
+    for (let j = 0; j < len; j++) {
+      const a = Math.abs(w[at + j]);
+      if (a > m) m = a;
+    }
+    const s = m > 0 ? m / hi : 1;
     scale[n * blocks + b] = s;
     const inv = 1 / Math.fround(s);
     const o = (n * blocks + b) * blob;
-    for (let j = 0; j < bs; j++) {
-      const v = k0 + j < k1 ? Math.max(1 - zp, Math.min(zp - 1, Math.round(w[n * K + k0 + j] * inv))) + zp : zp;
-      if (bits === 8) q[o + j] = v;
-      else q[o + (j >> 1)] |= (j & 1 ? v << 4 : v);
+    if (bits === 8) {
+      for (let j = 0; j < bs; j++) q[o + j] = j < len ? code(w[at + j], inv) : zp;
+    } else {
+      for (let j = 0; j < bs; j += 2) {
+        const a = j < len ? code(w[at + j], inv) : zp, c = j + 1 < len ? code(w[at + j + 1], inv) : zp;
+        q[o + (j >> 1)] = a | (c << 4); // two 4-bit values a byte, low nibble first
+      }
     }
   }
   return { q, scale, blocks };
 }
 
-/** Nodes and initializers of a linear map y = x·Wᵀ for W (N, K) in the given format. */
-function linear(fmt: ExpertFormat, x: string, y: string, w: Float32Array, N: number, K: number, name: string): { nodes: NodeSpec[]; inits: InitSpec[] } {
+/** A linear map's weights W (N, K) in a format, ready to bake into a graph (no fp32 copy kept but fp32's own). */
+export interface PackedLinear {
+  N: number;
+  K: number;
+  /** fp32: W's bytes; int8: int8 Wᵀ (K, N); q8/q4: MatMulNBits blocks (N, blocks, bytes per block). */
+  w: Uint8Array;
+  /** Per-row (int8) or per-block (q8/q4) float32 scales; absent for fp32. */
+  scale?: Uint8Array;
+  blocks?: number;
+}
+
+/** One expert packed in its layer's format: what a layer holds between arrival and its group's build. */
+export interface PackedExpert {
+  gateUp: PackedLinear;
+  down: PackedLinear;
+}
+
+/** W (N rows of K) in a format: quantised now for int8 / q8 / q4, a view of W for fp32. */
+export function packLinear(fmt: ExpertFormat, w: Float32Array, N: number, K: number): PackedLinear {
+  if (fmt === 'fp32') return { N, K, w: bytesOf(w) };
+  if (fmt === 'q8' || fmt === 'q4') {
+    const { q, scale, blocks } = quantizeBlocks(w, N, K, fmt === 'q8' ? 8 : 4);
+    return { N, K, w: q, scale: bytesOf(scale), blocks };
+  }
+  const { q, scale } = quantizeRows(w, N, K);
+  return { N, K, w: bytesOf(q), scale: bytesOf(scale) };
+}
+
+/** An expert's SwiGLU weights in a format (see {@link packLinear}). */
+export function packExpert(fmt: ExpertFormat, H: number, I: number, w: ExpertWeights): PackedExpert {
+  return { gateUp: packLinear(fmt, w.gateUp, 2 * I, H), down: packLinear(fmt, w.down, H, I) };
+}
+
+/** Nodes and initializers of a linear map y = x·Wᵀ for packed W (N, K). */
+function linear(fmt: ExpertFormat, x: string, y: string, p: PackedLinear, name: string): { nodes: NodeSpec[]; inits: InitSpec[] } {
+  const { N, K } = p;
   if (fmt === 'fp32') {
     return {
       nodes: [{ op: 'Gemm', inputs: [x, name], outputs: [y], attrs: { transB: 1 } }],
-      inits: [{ name, elem: Elem.Float, dims: [N, K], data: bytesOf(w) }],
+      inits: [{ name, elem: Elem.Float, dims: [N, K], data: p.w }],
     };
   }
+  const scales = { name: `${name}_s`, elem: Elem.Float, dims: [fmt === 'int8' ? N : N * (p.blocks as number)], data: p.scale as Uint8Array };
   if (fmt === 'q8' || fmt === 'q4') {
     const bits = fmt === 'q8' ? 8 : 4;
-    const { q, scale, blocks } = quantizeBlocks(w, N, K, bits);
     return {
       nodes: [{ op: 'MatMulNBits', domain: 'com.microsoft', inputs: [x, `${name}_q`, `${name}_s`], outputs: [y], attrs: { K, N, bits, block_size: NBITS_BLOCK, accuracy_level: 4 } }],
-      inits: [
-        { name: `${name}_q`, elem: Elem.Uint8, dims: [N, blocks, (NBITS_BLOCK * bits) / 8], data: q },
-        { name: `${name}_s`, elem: Elem.Float, dims: [N * blocks], data: bytesOf(scale) },
-      ],
+      inits: [{ name: `${name}_q`, elem: Elem.Uint8, dims: [N, p.blocks as number, (NBITS_BLOCK * bits) / 8], data: p.w }, scales],
     };
   }
-  const { q, scale } = quantizeRows(w, N, K);
   return {
     nodes: [{ op: 'DynamicQuantizeMatMul', domain: 'com.microsoft', inputs: [x, `${name}_q`, `${name}_s`], outputs: [y] }],
-    inits: [
-      { name: `${name}_q`, elem: Elem.Int8, dims: [K, N], data: bytesOf(q) },
-      { name: `${name}_s`, elem: Elem.Float, dims: [N], data: bytesOf(scale) },
-    ],
+    inits: [{ name: `${name}_q`, elem: Elem.Int8, dims: [K, N], data: p.w }, scales],
   };
 }
 
 /**
- * The model of one expert group (experts in `ws` order, H hidden, I intermediate). Inputs
- * `x` (N, H) float grouped by expert and `split` (n) int64 rows per expert; output `y`.
+ * The model of one expert group (experts in `ws` order, H hidden, I intermediate, each
+ * packed in `fmt` by {@link packExpert}). Inputs `x` (N, H) float grouped by expert and
+ * `split` (n) int64 rows per expert; output `y`.
  */
-export function expertGroupModel(fmt: ExpertFormat, H: number, I: number, ws: ExpertWeights[]): Uint8Array {
+export function expertGroupModel(fmt: ExpertFormat, H: number, I: number, ws: PackedExpert[]): Uint8Array {
   const n = ws.length;
   const nodes: NodeSpec[] = [];
   const inits: InitSpec[] = [{ name: 'half', elem: Elem.Int64, dims: [2], data: bytesOf(BigInt64Array.of(BigInt(I), BigInt(I))) }];
@@ -124,8 +164,8 @@ export function expertGroupModel(fmt: ExpertFormat, H: number, I: number, ws: Ex
   if (n > 1) nodes.push({ op: 'Split', inputs: ['x', 'split'], outputs: xs, attrs: { axis: 0 } });
   const ys: string[] = [];
   ws.forEach((w, j) => {
-    const up = linear(fmt, xs[j], `h${j}`, w.gateUp, 2 * I, H, `gu${j}`);
-    const down = linear(fmt, `m${j}`, `y${j}`, w.down, H, I, `d${j}`);
+    const up = linear(fmt, xs[j], `h${j}`, w.gateUp, `gu${j}`);
+    const down = linear(fmt, `m${j}`, `y${j}`, w.down, `d${j}`);
     nodes.push(
       ...up.nodes,
       { op: 'Split', inputs: [`h${j}`, 'half'], outputs: [`g${j}`, `u${j}`], attrs: { axis: 1 } },
@@ -145,7 +185,7 @@ export function expertGroupModel(fmt: ExpertFormat, H: number, I: number, ws: Ex
 /** Bytes one expert's weights take in a format (initializers only). */
 export function expertBytes(fmt: ExpertFormat, H: number, I: number): number {
   if (fmt === 'fp32') return 3 * H * I * 4;
-  if (fmt === 'int8') return 3 * H * I + (3 * I + H) * 4;
+  if (fmt === 'int8') return 3 * H * I + (2 * I + H) * 4; // int8 weights, a scale per output row of gate_up (2I) and down (H)
   const blocks = 2 * I * Math.ceil(H / NBITS_BLOCK) + H * Math.ceil(I / NBITS_BLOCK);
   return blocks * ((NBITS_BLOCK * (fmt === 'q8' ? 8 : 4)) / 8 + 4);
 }

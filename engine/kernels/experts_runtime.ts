@@ -1,15 +1,16 @@
 /**
  * The expert runtime: per-layer MoE experts held as ONNX Runtime sessions, and the MoE
  * forward over them (route → group tokens by expert → each active expert's SwiGLU FFN →
- * weighted combine). Experts of a layer are uploaded in chunks (any order); each group of
- * `group` consecutive experts becomes one session as soon as all its experts arrived, and
- * their fp32 copies are dropped. Errors are VtpuErrors (typed on the wire).
+ * weighted combine). Experts of a layer are uploaded in chunks (any order), each expert
+ * quantised to the layer's format as it arrives (so a layer never waits for its session in
+ * fp32 unless fp32 is its format); each group of `group` consecutive experts becomes one
+ * session as soon as all its experts arrived. Errors are VtpuErrors (typed on the wire).
  */
 import { VtpuError } from '../errors';
 import { dispatchPlan, route } from './moe';
 import { combine } from './moe_combine';
 import { ort, ortThreads } from './attention_ort';
-import { EXPERT_FORMATS, ExpertFormat, expertBytes, expertGroupModel, ExpertWeights } from './experts_graph';
+import { EXPERT_FORMATS, ExpertFormat, expertBytes, expertGroupModel, packExpert, PackedExpert } from './experts_graph';
 
 const OP = 'CEXPERTS';
 type Session = import('onnxruntime-node').InferenceSession;
@@ -42,7 +43,8 @@ export type RoutingInput =
 interface Layer {
   spec: LayerSpec;
   received: Uint8Array;
-  pending: (ExpertWeights | null)[];
+  /** Experts arrived (already in the layer's format) whose group's session is not built yet. */
+  pending: (PackedExpert | null)[];
   sessions: (Promise<Session> | null)[];
 }
 
@@ -108,8 +110,9 @@ export class ExpertRuntime {
   constructor(private readonly opts: ExpertRuntimeOptions = {}) {}
 
   /**
-   * Stores experts `first..first+n-1` of a layer (gateUp n·2I·H, down n·H·I floats; the
-   * arrays are kept, not copied, until their group's session is built).
+   * Stores experts `first..first+n-1` of a layer (gateUp n·2I·H, down n·H·I floats),
+   * packed in the layer's format now (fp32: the arrays are kept, not copied, until their
+   * group's session is built; quantised formats keep only the quantised weights).
    * A layer with another spec is E_SHAPE unless `replace` (which starts it afresh);
    * an expert uploaded twice is E_PARAM. Resolves when the sessions of every group this
    * chunk completed are built.
@@ -145,7 +148,8 @@ export class ExpertRuntime {
       const e = first + j;
       l.received[e] = 1;
       // Views: the chunk's buffers are handed over (moved here from the event loop).
-      l.pending[e] = { gateUp: gateUp.subarray(j * 2 * I * H, (j + 1) * 2 * I * H), down: down.subarray(j * H * I, (j + 1) * H * I) };
+      const w = { gateUp: gateUp.subarray(j * 2 * I * H, (j + 1) * 2 * I * H), down: down.subarray(j * H * I, (j + 1) * H * I) };
+      l.pending[e] = packExpert(spec.format, H, I, w);
     }
     const g0 = Math.floor(first / spec.group), g1 = Math.floor((first + n - 1) / spec.group);
     for (let g = g0; g <= g1; g++) {
@@ -161,13 +165,13 @@ export class ExpertRuntime {
     return this.info(layer) as LayerInfo;
   }
 
-  /** Starts group g's session when all its experts arrived (their fp32 copies are released). */
+  /** Starts group g's session when all its experts arrived (their packed copies are released). */
   private build(l: Layer, g: number): Promise<Session> | null {
     const { group, experts: E, hidden: H, intermediate: I, format } = l.spec;
     const e0 = g * group, e1 = Math.min(E, e0 + group);
     if (l.sessions[g]) return null;
     for (let e = e0; e < e1; e++) if (!l.received[e]) return null;
-    const ws = l.pending.slice(e0, e1) as ExpertWeights[];
+    const ws = l.pending.slice(e0, e1) as PackedExpert[];
     for (let e = e0; e < e1; e++) l.pending[e] = null;
     const o = ort();
     if (!o) throw new VtpuError('E_INTERNAL', `${OP}: onnxruntime-node is not available`);

@@ -9,7 +9,7 @@ and returns the routing-weighted sum per token.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Iterable, NamedTuple
 
 import numpy as np
 
@@ -109,26 +109,77 @@ class ExpertsMixin(ClientHost):
         ShapeError
             ``gate_up`` and ``down`` do not agree.
         """
-        if format not in EXPERT_FORMATS:
-            raise ParamError("E_PARAM", f"format must be one of {EXPERT_FORMATS}, got {format!r}")
         # Converted chunk by chunk below: a bf16 model never holds a whole fp32 copy here.
         gu = gate_up if hasattr(gate_up, "detach") else np.asarray(gate_up)
         dn = down if hasattr(down, "detach") else np.asarray(down)
         if gu.ndim != 3 or dn.ndim != 3 or gu.shape[1] % 2:
             raise ParamError("E_PARAM", f"gate_up must be (E, 2I, H) and down (E, H, I), got {tuple(gu.shape)} and {tuple(dn.shape)}")
         E, I2, H = (int(d) for d in gu.shape)
-        params: dict[str, Any] = {"mode": "load", "layer": int(layer), "experts": E, "hidden": H, "intermediate": I2 // 2, "format": format}
-        if group is not None:
-            params["group"] = int(group)
-        if threads is not None:
-            params["threads"] = int(threads)
         per = max(1, int(chunk_bytes) // max(1, 4 * (I2 * H + int(np.prod(dn.shape[1:])))))
-        # A chunk that completes a group waits for its sessions to be built (seconds for big layers).
+        chunks = ((first, gu[first : first + per], dn[first : first + per]) for first in range(0, E, per))
+        return self.experts_load_chunks(layer, chunks, experts=E, format=format, group=group, threads=threads, timeout=timeout)
+
+    def experts_load_chunks(
+        self,
+        layer: int,
+        chunks: Iterable[tuple[int, Any, Any]],
+        *,
+        experts: int,
+        format: str = "fp32",  # noqa: A002 - the wire name
+        group: int | None = None,
+        threads: int | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Upload (or replace) one layer's experts from chunks made one at a time.
+
+        What :meth:`experts_load` does with slices of whole arrays, for a caller that
+        produces the weights as it goes (read from a checkpoint, generated): only one
+        chunk is in this process at a time. The first chunk replaces whatever the layer
+        held; a layer left incomplete (an iterator that raised or stopped early) answers
+        runs with ``ParamError`` naming the missing experts until it is dropped or replaced.
+
+        Parameters
+        ----------
+        layer : int
+            Layer id (≥ 0).
+        chunks : iterable of (first, gate_up, down)
+            ``gate_up`` (n, 2I, H) and ``down`` (n, H, I) are experts ``first..first+n-1``
+            (numpy arrays or torch tensors, any float dtype; sent as float32).
+        experts : int
+            E, the layer's expert count.
+        format, group, threads, timeout
+            As :meth:`experts_load`.
+
+        Returns
+        -------
+        dict
+            The layer as the sidecar holds it after the last chunk (see :meth:`experts_load`).
+
+        Raises
+        ------
+        ParamError
+            Unknown format, no chunk, a chunk whose shape differs from the first's.
+        """
+        if format not in EXPERT_FORMATS:
+            raise ParamError("E_PARAM", f"format must be one of {EXPERT_FORMATS}, got {format!r}")
         wait = timeout if timeout is not None else max(self.timeout, LOAD_TIMEOUT)
+        params: dict[str, Any] | None = None
         res: dict[str, Any] = {}
-        for first in range(0, E, per):
-            p = {**params, "first": first, "replace": first == 0}
-            res, _ = self.compute("CEXPERTS", p, {"gate_up": _np(gu[first : first + per]), "down": _np(dn[first : first + per])}, timeout=wait)
+        for sent, (first, gu, dn) in enumerate(chunks):
+            if gu.ndim != 3 or dn.ndim != 3 or gu.shape[1] % 2:
+                raise ParamError("E_PARAM", f"gate_up must be (n, 2I, H) and down (n, H, I), got {tuple(gu.shape)} and {tuple(dn.shape)}")
+            if params is None:
+                I2, H = int(gu.shape[1]), int(gu.shape[2])
+                params = {"mode": "load", "layer": int(layer), "experts": int(experts), "hidden": H, "intermediate": I2 // 2, "format": format}
+                if group is not None:
+                    params["group"] = int(group)
+                if threads is not None:
+                    params["threads"] = int(threads)
+            # A chunk that completes a group waits for its sessions to be built (seconds for big layers).
+            p = {**params, "first": int(first), "replace": sent == 0}
+            res, _ = self.compute("CEXPERTS", p, {"gate_up": _np(gu), "down": _np(dn)}, timeout=wait)
+        if params is None:
+            raise ParamError("E_PARAM", f"no experts to upload for layer {layer}")
         res.pop("mode", None)
         res.pop("tensors", None)
         return res.get("info", res)

@@ -1,22 +1,27 @@
-"""Qwen3-MoE with its experts in the vTPU sidecar (hybrid) beside transformers' default
-experts implementation on CPU: prefill and decode tokens/s, the round trips' share of a
-decode step, and the Python process's peak memory with the experts offloaded or not.
+"""Qwen3-MoE with its experts in the vTPU sidecar (hybrid) beside every experts implementation
+transformers offers on CPU: prefill and decode tokens/s, the round trips' share of a decode
+step, and the peak memory of the Python process and the sidecar.
 
-Each variant (``torch``, ``fp32``, the quantised formats) runs in a child process of its
-own, one after the other, so peak memory is per variant and no variant's weights sit
-beside another's; all build the same seeded model (the per-layer shape of Qwen3-30B-A3B,
-see ``vtpu.integrations.qwen3_models``) with the same torch threads. One round: prefill a
-512-token prompt (``use_cache``, logits of the last position only), then decode greedily
-one token at a time with the KV cache. Median of the rounds after one unmeasured warm-up.
+Each variant (``torch`` = transformers' default experts implementation, ``torch-<name>`` for
+each other one it registers — eager, batched_mm, … — and the hybrid formats) runs in a child
+process of its own, one after the other, so peak memory is per variant and no variant's
+weights sit beside another's. All build the same seeded model (the per-layer shape of
+Qwen3-30B-A3B, ``lm_head`` included, see ``vtpu.integrations.qwen3_models``) on the meta
+device, the dense half generated in torch and the experts generated a few at a time from the
+same seeded chunks: into torch for the transformers variants, straight into the sidecar for
+the hybrid ones (``qwen3_pretrained.upload_experts``: Python never holds them). Same torch
+threads everywhere. One round: prefill a 512-token prompt (``use_cache``, logits of the last
+position only), then decode greedily one token at a time with the KV cache. Median of the
+rounds after one unmeasured warm-up. An implementation that cannot run on CPU (e.g. one
+needing CUDA kernels) is reported with its error.
 
 Round trips: module hooks time each experts call from Python (wall); the sidecar's own
 time is the growth of its per-op request durations (``client.metrics()``) over the decode
 steps, of which the expert runtime's own is the hook's ``sidecar_ms``; transport = wall −
-sidecar time. Memory: after ``hook`` the hybrid variants drop Python's copy of the offloaded
-expert weights (:func:`release_experts`), so the peak from "model ready" on is what
-offloading saves; the whole-run peak includes building the full model.
+sidecar time. Memory: Python's peak from "model ready" on, and the whole run's; the
+sidecar's RSS at the end (it holds the experts).
 
-Usage: python test/bench/bench_qwen3.py [--quick] [--variants torch,fp32,q8]
+Usage: python test/bench/bench_qwen3.py [--quick] [--variants torch,torch-eager,fp32,q8]
 """
 from __future__ import annotations
 
@@ -30,21 +35,46 @@ import sys
 import time
 
 from common import median, rss_bytes
-from report_common import HEAD, _fmt, _row, at_least, ratio_rounds
 
-#: The benchmark shape is qwen3_models' "bench" (Qwen3-30B-A3B's layer) with this many layers: one
-#: is 2.4 GB of fp32 experts, and the fp32 child peaks near 7 GB in Python plus ~2.7x the expert
-#: bytes in the sidecar (measured at a reduced width), so two would not fit 24 GiB.
-FULL = {"config": "bench", "layers": int(os.environ.get("VTPU_BENCH_QWEN3_LAYERS", "1")), "prompt": 512, "decode": 32, "rounds": 3}
-QUICK = {"config": "bench", "layers": 1, "prompt": 32, "decode": 4, "rounds": 1,
+#: The benchmark shape is qwen3_models' "bench" (Qwen3-30B-A3B's layer) with this many layers. A
+#: transformers variant holds 2.4 GB of fp32 experts a layer in Python; a hybrid fp32 one about
+#: 1.2x that in the sidecar (q4: ~0.5 GB a layer), its Python process only the dense half.
+FULL = {"config": "bench", "layers": int(os.environ.get("VTPU_BENCH_QWEN3_LAYERS", "4")), "prompt": 512, "decode": 32, "rounds": 3}
+QUICK = {"config": "bench", "layers": 2, "prompt": 32, "decode": 4, "rounds": 1,
          "overrides": {"hidden_size": 256, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64,
                        "moe_intermediate_size": 128, "num_experts": 16, "vocab_size": 4096,
                        "pad_token_id": 0, "bos_token_id": 0, "eos_token_id": 1}}
-#: ``torch``: transformers' default experts (the peer); ``torch-eager``: its eager loop (context,
-#: full runs only); the rest: hybrid, experts in the sidecar in that weight format.
-# "-frames": the same experts with the shared-memory path off (the transport before issue 12), in the same run.
-VARIANTS = ("torch", "torch-eager", "fp32", "fp32-frames", "int8", "q8", "q4")
-QUICK_VARIANTS = ("torch", "fp32", "q8")
+#: Hybrid variants: experts in the sidecar in that weight format; "-frames": the same experts with
+#: the shared-memory path off (the transport before issue 12), in the same run.
+HYBRID = ("fp32", "fp32-frames", "int8", "q8", "q4")
+QUICK_VARIANTS = ("torch", "torch-eager", "fp32", "q4", "llama.cpp-Q4_0")
+
+
+def torch_variants() -> tuple[str, ...]:
+    """``torch`` (transformers' default experts implementation) and ``torch-<name>`` for every other
+    one it offers (eager and its ExpertsInterface registry), ours excepted."""
+    from transformers.integrations.moe import ExpertsInterface
+
+    import vtpu.integrations.experts as ve
+
+    names = ["eager", *ExpertsInterface._global_mapping]
+    default = _default_implementation()
+    return ("torch", *(f"torch-{n}" for n in dict.fromkeys(names) if n not in (default, ve.NAME)))
+
+
+def _default_implementation() -> str:
+    from vtpu.integrations import qwen3_models as qm
+    from vtpu.integrations.qwen3_pretrained import empty_model
+
+    return empty_model(qm.moe_config("tiny")).config._experts_implementation
+
+
+def all_variants() -> tuple[str, ...]:
+    import bench_qwen3_llamacpp
+
+    return (*torch_variants(), *HYBRID, *bench_qwen3_llamacpp.VARIANTS)
+
+
 _SIDECAR_OPS_SKIPPED = ("METRICS", "PING")  # the measurement's own requests
 
 
@@ -96,24 +126,6 @@ def _sidecar_ms(client) -> float:
     return sum(o["count"] * (o["mean_ms"] or 0.0) for op, o in ops.items() if op not in _SIDECAR_OPS_SKIPPED)
 
 
-def release_experts(model) -> int:
-    """Drop Python's copy of the offloaded expert weights (the sidecar holds them; the vtpu
-    forward never reads them). ``qwen3.hook`` keeps them so that ``unhook`` can restore."""
-    import pyarrow as pa
-    import torch
-    from vtpu.integrations import qwen3
-
-    freed = 0
-    for m in qwen3.expert_modules(model).values():
-        for name in ("gate_up_proj", "down_proj"):
-            p = getattr(m, name)
-            freed += p.numel() * p.element_size()
-            setattr(m, name, torch.nn.Parameter(p.new_empty(0), requires_grad=False))
-    gc.collect()
-    pa.default_memory_pool().release_unused()  # the upload's Arrow buffers: mimalloc keeps them otherwise
-    return freed
-
-
 def _compute_ms(model) -> float:
     """Time inside the sidecar's expert runtime so far, summed over layers (the hook's statistics)."""
     from vtpu.integrations import qwen3
@@ -146,27 +158,33 @@ def _round(model, prompt, steps: int, timer: ExpertTimer, client) -> dict:
 
 def worker(variant: str, cfg: dict) -> dict:
     """One variant, in this process: build, (hook), warm up, measure; returns JSON-able figures."""
+    if variant.startswith("llama.cpp"):  # a GGUF file run by node-llama-cpp
+        import bench_qwen3_llamacpp
+
+        return bench_qwen3_llamacpp.worker(variant, cfg)
     import torch
 
     import vtpu
     from vtpu.integrations import qwen3_models as qm
 
+    from vtpu.integrations.qwen3_pretrained import empty_model, upload_experts
+
     torch.set_num_threads(cfg["threads"])
     t0 = time.perf_counter()
-    model = qm.build_model(qm.moe_config(cfg["config"], num_hidden_layers=cfg["layers"], **cfg.get("overrides", {})), seed=0)
-    if variant == "torch-eager":
-        model.set_experts_implementation("eager")
-    res: dict = {"variant": variant, "build_s": time.perf_counter() - t0, "experts_implementation": model.config._experts_implementation}
+    config = qm.moe_config(cfg["config"], num_hidden_layers=cfg["layers"], **cfg.get("overrides", {}))
+    model = empty_model(config)
+    qm.random_dense(model, torch.float32, seed=0, std=config.initializer_range)
+    chunks = qm.random_expert_chunks(seed=0, std=config.initializer_range)
+    res: dict = {"variant": variant}
     client = None
-    if not variant.startswith("torch"):
-        from vtpu.integrations import qwen3
-
+    if variant.startswith("torch"):
+        qm.experts_into_torch(model, chunks)
+        if variant != "torch":
+            model.set_experts_implementation(variant.removeprefix("torch-"))
+    else:
         client = vtpu.connect(timeout=600, shm=not variant.endswith("-frames"))
-        t0 = time.perf_counter()
-        qwen3.hook(model, client=client, expert_format=variant.removesuffix("-frames"))
-        res["hook_s"] = time.perf_counter() - t0
-        res["released_bytes"] = release_experts(model)
-        res["experts_implementation"] = model.config._experts_implementation
+        upload_experts(model, chunks, client=client, expert_format=variant.removesuffix("-frames"))
+    res.update(build_s=time.perf_counter() - t0, experts_implementation=model.config._experts_implementation)
     gc.collect()
     res["rss_ready_bytes"] = rss_bytes(os.getpid())
     res["build_peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # clear_refs resets it too
@@ -202,7 +220,7 @@ def run(quick: bool = False, variants: tuple[str, ...] | None = None) -> dict:
     """Every variant in its own child process, in order; ratios against ``torch``."""
     import torch
 
-    variants = variants or (QUICK_VARIANTS if quick else VARIANTS)
+    variants = variants or (QUICK_VARIANTS if quick else all_variants())
     cfg = {**(QUICK if quick else FULL), "threads": torch.get_num_threads()}
     out: dict = {"config": cfg, "variants": {}}
     for v in variants:
@@ -226,7 +244,8 @@ def run(quick: bool = False, variants: tuple[str, ...] | None = None) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="a small shape, few tokens (a smoke run)")
-    ap.add_argument("--variants", default="", help=f"comma-separated, of {', '.join(VARIANTS)}")
+    ap.add_argument("--variants", default="", help="comma-separated: torch, torch-<experts implementation>, "
+                    + ", ".join(HYBRID) + ", llama.cpp-Q8_0, llama.cpp-Q4_0")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--cfg", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -238,127 +257,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-def _gib(b) -> str:
-    return "n/a" if b is None else f"{b / 2**30:.2f} GiB"
-
-
-def _same(v: str, x: dict) -> str:
-    if v == "torch":
-        return "–"
-    return "yes" if x.get("same_tokens_as_torch") else f"**no** ({x.get('token_agreement', 0):.0%} of positions)"
-
-
-def best_peer(vs: dict, phase: str) -> tuple[str, dict]:
-    """The transformers variant (``torch``: its default experts implementation, ``torch-eager``) with
-    the most tokens/s in ``phase``, and its figures."""
-    runs = {v: x for v, x in vs.items() if v.startswith("torch") and "error" not in x and f"{phase}_tps" in x}
-    name = max(runs, key=lambda v: runs[v][f"{phase}_tps"])
-    return (f"transformers {runs[name].get('experts_implementation', name)}", runs[name])
-
-
-def render(r: dict) -> list[str]:
-    """Markdown for BENCHMARKS.md: hybrid vs transformers per variant, round trips, memory, misses."""
-
-    c, vs = r["config"], r["variants"]
-    base = vs.get("torch", {})
-    shape = "Qwen3-30B-A3B's layer shape" if not c.get("overrides") else "a reduced shape (quick run)"
-    lines = [
-        f"## Qwen3-MoE, experts in the sidecar (hybrid) vs transformers on CPU: {c['layers']} layer(s) of {shape}",
-        f"Peer: the same seeded model in transformers, the faster in each phase of its default experts implementation "
-        f"(`{base.get('experts_implementation', '?')}`) and its eager one, {c['threads']} torch threads for every variant. Prefill: a "
-        f"{c['prompt']}-token prompt; decode: {c['decode']} greedy tokens one at a time with the KV cache. Each variant "
-        f"in its own process; median of {c['rounds']} rounds after a warm-up (`test/bench/bench_qwen3.py`).",
-        "", HEAD,
-    ]
-    misses = []
-    if "error" in base or not base:
-        return lines + ["", f"The baseline failed: {base.get('error', 'not run')}.", ""]
-    for v, x in vs.items():
-        if v == "torch":
-            continue
-        if "error" in x:
-            misses.append(f"- **{v}**: the run failed: {x['error']}")
-            continue
-        if v == "torch-eager":
-            lines += [_row(f"{p} tokens/s, transformers eager experts (context)", _fmt(x[f"{p}_tps"], "/s"),
-                           _fmt(base[f"{p}_tps"], "/s"), f"{x[f'{p}_ratio']:.2f}×", "reported", True) for p in ("prefill", "decode")]
-            continue
-        target = 1.0 if v.startswith("fp32") else 2.0
-        for phase in ("prefill", "decode"):
-            # The peer a user would pick: the faster of transformers' experts implementations in this phase.
-            name, peer = best_peer(vs, phase)
-            ratio = x[f"{phase}_tps"] / peer[f"{phase}_tps"]
-            ours_r, base_r = x.get(f"{phase}_tps_rounds"), peer.get(f"{phase}_tps_rounds")
-            if ours_r and base_r:  # the ratio's spread over both runs' rounds decides, not the medians alone
-                pairs = ratio_rounds(ours_r, base_r)
-                met: bool | str = at_least(pairs, target)
-                shown = f"{ratio:.2f}× ({min(pairs):.2f}–{max(pairs):.2f})"
-            else:
-                met, shown = ratio >= target, f"{ratio:.2f}×"
-            lines.append(_row(f"{phase} tokens/s, {v} experts", _fmt(x[f"{phase}_tps"], "/s"), f"{_fmt(peer[f'{phase}_tps'], '/s')} ({name})",
-                              shown, f"≥ {target:.0f}× ({'must' if v.startswith('fp32') else 'target'})", met))
-            if met is False or met == "**no**":
-                misses.append(f"- **{phase}, {v}**: {ratio:.2f}× the fastest transformers variant, {name} (target ≥ {target:.0f}×).")
-        if x.get("inference_peak_rss_bytes") and base.get("inference_peak_rss_bytes"):
-            # both processes: Python's peak in inference plus the sidecar's RSS, which holds the offloaded experts
-            ours_b = x["inference_peak_rss_bytes"] + x.get("sidecar_rss_bytes", 0)
-            mem = ours_b / base["inference_peak_rss_bytes"]
-            lines.append(_row(f"memory in inference, {v} experts offloaded (Python peak + sidecar RSS)", _gib(ours_b),
-                              _gib(base["inference_peak_rss_bytes"]), f"{mem:.2f}×", "reported", True))
-    lines += ["", "Per decode token (ms): the experts calls seen from Python (wall), the sidecar's request time "
-              "(metrics), of which inside the expert runtime (the hook's `sidecar_ms`), and transport = wall − "
-              "request time (encoding, ZeroMQ, decoding, waiting).", "",
-              "| variant | decode step | experts (Python wall) | sidecar request | of which compute | transport | same greedy tokens as torch |",
-              "|---|---|---|---|---|---|---|"]
-    for v, x in vs.items():
-        if "error" in x:
-            continue
-        cells = [x.get(k) for k in ("sidecar_ms_per_token", "compute_ms_per_token", "transport_ms_per_token")]
-        lines.append(f"| {v} | {x['decode_ms_per_token']:.2f} | {x['experts_ms_per_token']:.2f} | "
-                     + " | ".join("–" if c is None else f"{c:.2f}" for c in cells) + f" | {_same(v, x)} |")
-    lines += ["", "Peak memory of the Python process (whole run, build included; and from the model ready to the end "
-              "of inference: the hybrid variants have dropped Python's copy of the offloaded experts), and the "
-              "sidecar's RSS:", "", "| variant | peak RSS | inference peak RSS | sidecar RSS |", "|---|---|---|---|"]
-    for v, x in vs.items():
-        if "error" not in x:
-            lines.append(f"| {v} | {_gib(x['peak_rss_bytes'])} | {_gib(x.get('inference_peak_rss_bytes'))} | "
-                         f"{_gib(x.get('sidecar_rss_bytes'))} |")
-    lines += [""] + (["Misses:", ""] + misses + [""] if misses else [])
-    lines += _caveat(base, vs.get("fp32", {}))
-    if misses:
-        lines += _why(base, vs)
-    return lines
-
-
-def _caveat(base: dict, f: dict) -> list[str]:
-    """A met fp32 decode ratio that the experts themselves did not earn is said to be parity, not a win."""
-    if f.get("decode_ratio", 0) < 1 or f.get("experts_ms_per_token", 0) <= base.get("experts_ms_per_token", 0):
-        return []
-    rest, base_rest = f["decode_ms_per_token"] - f["experts_ms_per_token"], base["decode_ms_per_token"] - base["experts_ms_per_token"]
-    return [f"Caveat: fp32 decode reaches {f['decode_ratio']:.2f}× only through the rest of the step. Its experts cost "
-            f"{f['experts_ms_per_token']:.2f} ms per token from Python against the baseline's {base['experts_ms_per_token']:.2f} ms; "
-            f"the non-expert part (the same work) took {rest:.2f} ms vs {base_rest:.2f} ms, which is run-to-run spread. "
-            "Read it as parity within noise, not a win.", ""]
-
-
-def _why(base: dict, vs: dict) -> list[str]:
-    """What the per-token split says about the misses (all figures from this run)."""
-    step, ex = base["decode_ms_per_token"], base["experts_ms_per_token"]
-    share = ex / step
-    out = [f"Why: in the baseline the experts take {ex:.2f} of {step:.2f} ms per decode token ({100 * share:.0f}%); the "
-           f"rest (attention, norms, the {base.get('vocab', 0):,}-word LM head) is the same work in every variant, so with this many "
-           f"layers even free experts would give at most {1 / (1 - share):.2f}× in decode.", ""]
-    f = vs.get("fp32", {})
-    if "experts_ms_per_token" in f and f.get("compute_ms_per_token") is not None:
-        out += (f"The sidecar's fp32 experts cost {f['experts_ms_per_token']:.2f} ms per token from Python "
-                   f"({f['compute_ms_per_token']:.2f} ms inside ONNX Runtime, {f['transport_ms_per_token']:.2f} ms transport) "
-                   f"against {ex:.2f} ms for transformers' `{base.get('experts_implementation', '?')}` on the same cores; "
-                   f"the non-expert part of a step took {f['decode_ms_per_token'] - f['experts_ms_per_token']:.2f} ms in that "
-                   f"run vs {step - ex:.2f} ms in the baseline's (the same work: run-to-run spread and the two processes "
-                   "sharing two cores, not measured apart).", "")
-    out += ["Quantised formats change the logits slightly, so free-running greedy decoding on this random-weight "
-            "model (near-flat logits) leaves the baseline's tokens at the first differing position; per-position top-1 "
-            "agreement on the same inputs is what `test/py/test_qwen3_experts.py` asserts (README, Qwen3-MoE section).", ""]
-    return out

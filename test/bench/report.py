@@ -5,13 +5,13 @@ page's head (the machine named once) and the order of the sections."""
 from __future__ import annotations
 
 import bench_durable
-import bench_qwen3
 import bench_sync
 import report_attend
 import report_claims
 import report_compute
 import report_core
 import report_fastpath
+import report_qwen3
 from report_common import HEAD, _fmt, _row, at_most, ratio_rounds
 
 
@@ -65,7 +65,7 @@ def _http(h: dict) -> list[str]:
 #: Suite name -> renderer(result) -> markdown lines (run.py's SUITES names the same suites).
 RENDERERS = {"core": report_core.render, "attend": report_attend.render, "moe": report_compute.moe,
              "nearest": report_compute.nearest, "kg": report_compute.kg, "http": _http, "durable": bench_durable.render,
-             "qwen3": bench_qwen3.render, "sync": bench_sync.render, "fastpath": report_fastpath.render}
+             "qwen3": report_qwen3.render, "sync": bench_sync.render, "fastpath": report_fastpath.render}
 
 #: Suite name -> plot files (relative to BENCHMARKS.md) embedded after its section, from report_plots.
 Plots = dict[str, list[tuple[str, str]]]

@@ -63,10 +63,10 @@ def qwen3(r: dict, folder: Path) -> list[tuple[str, str]]:
     for ax, phase in zip(axes, ("prefill", "decode")):
         names = [n for n, _ in vs]
         vals = [v[f"{phase}_tps"] for _, v in vs]
-        colors = ["tab:gray" if n.startswith("torch") else "tab:blue" for n in names]
+        colors = ["tab:gray" if n.startswith(("torch", "llama.cpp")) else "tab:blue" for n in names]
         ax.barh(names, vals, color=colors)
         ax.set_xlabel("tokens/s")
-        ax.set_title(f"{phase} (grey: transformers)")
+        ax.set_title(f"{phase} (grey: transformers, llama.cpp)")
         ax.invert_yaxis()
     return [("Qwen3 tokens/s per variant and transformers peer", _save(fig, folder, "qwen3.png"))]
 

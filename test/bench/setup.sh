@@ -11,3 +11,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   else sudo apt-get update -qq && sudo apt-get install -y -qq "${missing[@]}" >/dev/null; fi
 fi
 .venv/bin/python -c 'import redis, faiss, scipy, matplotlib' 2>/dev/null || PIP_RETRIES=0 .venv/bin/pip install -q -e '.[bench]'
+# llama.cpp, the Qwen3-MoE suite's peer: node-llama-cpp (pinned in test/bench/llama/package.json, prebuilt
+# CPU binaries from npm) and the gguf package that writes the model file it runs.
+[ -d test/bench/llama/node_modules/node-llama-cpp ] || (cd test/bench/llama && npm ci --no-audit --no-fund)
+.venv/bin/python -c 'import gguf' 2>/dev/null || PIP_RETRIES=0 .venv/bin/python -m pip install -q 'gguf==0.19.0'

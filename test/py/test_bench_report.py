@@ -90,3 +90,26 @@ def test_kg_claim_is_judged_against_the_compiled_peer_when_it_ran():
     assert report_claims._kg_hops(_kg(100, 100, 20_000))[2] == "held"
     verdict, why = report_claims._kg_hops(_kg(280, 1750, 4000, 126))[2:]
     assert verdict == "refuted" and "scipy sparse is faster" in why
+
+
+def _qwen3_run(name: str, prefill: float, decode: float, **more) -> dict:
+    return {"variant": name, "prefill_tps": prefill, "decode_tps": decode, "prefill_tps_rounds": [prefill], "decode_tps_rounds": [decode],
+            "decode_ms_per_token": 1000 / decode, "tokens": [1, 2], "peak_rss_bytes": 2**30, "inference_peak_rss_bytes": 2**30, **more}
+
+
+def test_qwen3_report_names_every_peer_and_judges_q4_against_llama_cpp():
+    import report_qwen3
+
+    cfg = {"layers": 4, "prompt": 512, "decode": 32, "rounds": 1, "threads": 2}
+    vs = {"torch": _qwen3_run("torch", 100, 10, experts_implementation="grouped_mm", experts_ms_per_token=50),
+          "torch-eager": _qwen3_run("torch-eager", 120, 12, experts_implementation="eager", experts_ms_per_token=40,
+                                    prefill_ratio=1.2, decode_ratio=1.2),
+          "torch-deepgemm": {"error": "RuntimeError: needs CUDA"},
+          "q4": _qwen3_run("q4", 150, 30, experts_ms_per_token=5, sidecar_rss_bytes=2**30),
+          "llama.cpp-Q4_0": _qwen3_run("llama.cpp-Q4_0", 300, 40, experts_implementation="llama.cpp Q4_0")}
+    text = "\n".join(report_qwen3.render({"config": cfg, "variants": vs}))
+    assert "(`grouped_mm`, `eager`; default `grouped_mm`)" in text
+    assert "did not run on this CPU: `deepgemm` (RuntimeError: needs CUDA)" in text
+    assert "| decode tokens/s, q4 experts vs llama.cpp-Q4_0 | 30.00/s | 40.00/s | 0.75× (0.75–0.75) | ≥ 0.5× (target) | yes |" in text
+    assert "| decode tokens/s, q4 experts | 30.00/s | 12.00/s (transformers eager)" in text  # the fastest transformers peer
+    assert report_claims._qwen3({"variants": vs})[0].endswith("(q4)")  # llama.cpp is a peer, not ours

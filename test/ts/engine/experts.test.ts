@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { expertGroupModel, quantizeBlocks, quantizeRows } from '../../../engine/kernels/experts_graph';
+import { expertBytes, expertGroupModel, packExpert, quantizeBlocks, quantizeRows } from '../../../engine/kernels/experts_graph';
 import { ortThreads } from '../../../engine/kernels/attention_ort';
 import { encodeModel, Elem } from '../../../engine/kernels/onnx_proto';
 import { autoGroup, expertsTask } from '../../../engine/ops/cexperts';
@@ -43,6 +43,21 @@ describe('expert graphs', () => {
     }
   });
 
+  test('packExpert quantises on arrival: a q4 / q8 / int8 expert keeps no fp32 weights, fp32 keeps a view', () => {
+    const w = { gateUp: GU.subarray(0, 2 * I * H), down: DOWN.subarray(0, H * I) };
+    const fp = packExpert('fp32', H, I, w);
+    expect(fp.gateUp.w.buffer).toBe(GU.buffer); // no copy
+    for (const fmt of ['int8', 'q8', 'q4'] as const) {
+      const p = packExpert(fmt, H, I, w);
+      for (const l of [p.gateUp, p.down]) {
+        expect(l.w.buffer).not.toBe(GU.buffer);
+        expect(l.w.buffer).not.toBe(DOWN.buffer);
+      }
+      const held = [p.gateUp, p.down].reduce((a, l) => a + l.w.byteLength + (l.scale?.byteLength ?? 0), 0);
+      expect(held).toBe(expertBytes(fmt, H, I));
+    }
+  });
+
   test('the model encoder embeds large initializers intact', () => {
     const data = rand(1000, 3);
     const bytes = new Uint8Array(data.buffer);
@@ -50,7 +65,7 @@ describe('expert graphs', () => {
     // the raw bytes appear verbatim, once
     const s = Buffer.from(m);
     expect(s.indexOf(Buffer.from(bytes))).toBeGreaterThan(0);
-    expect(expertGroupModel('fp32', H, I, [{ gateUp: GU.subarray(0, 2 * I * H), down: DOWN.subarray(0, H * I) }]).length).toBeGreaterThan(3 * H * I * 4);
+    expect(expertGroupModel('fp32', H, I, [packExpert('fp32', H, I, { gateUp: GU.subarray(0, 2 * I * H), down: DOWN.subarray(0, H * I) })]).length).toBeGreaterThan(3 * H * I * 4);
   });
 });
 

@@ -1,0 +1,168 @@
+"""Qwen3-30B-A3B at its real shape on a CPU box: dense half in torch, experts generated into the sidecar.
+
+The exact Qwen/Qwen3-30B-A3B config (48 layers, 128 experts top-8, hidden 2048, expert
+intermediate 768, 32/4 heads of 128, vocabulary 151,936), with SEEDED RANDOM weights (no
+checkpoint is downloaded: the reply is gibberish by design). The model is built on the
+meta device; each dense tensor (attention, norms, routers, embeddings, lm_head) is
+generated in ``--dtype`` straight into torch, and each MoE layer's experts are generated
+a chunk of ``--chunk-experts`` at a time in float32 and sent to the sidecar, which
+quantises every expert to ``--expert-format`` as it arrives. So no process ever holds the
+expert set, or even one layer of it, in full precision.
+
+It then generates with the real Qwen3 tokenizer and reports prefill and decode tokens/s,
+the peak RSS of both processes, and the bytes per layer that decide the deepest model
+that fits (with the projection to 48 layers).
+
+    python examples/qwen3_30b_a3b.py --layers 4                 # a few layers (~5 GB in all)
+    python examples/qwen3_30b_a3b.py                            # all 48 layers (see README)
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from typing import Any
+
+import torch
+
+import vtpu
+from vtpu.integrations import qwen3_models as qm
+from vtpu.integrations.qwen3 import EXPERT_FORMATS, routing_stats
+from vtpu.integrations.qwen3_pretrained import empty_model, upload_experts
+
+DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
+GIB = 2**30
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--layers", type=int, default=48, help="decoder layers (the real model has 48)")
+    ap.add_argument("--dtype", choices=sorted(DTYPES), default="bf16", help="dense weights in torch (bf16: the checkpoint's own dtype)")
+    ap.add_argument("--expert-format", choices=EXPERT_FORMATS, default="q4")
+    ap.add_argument("--chunk-experts", type=int, default=8, help="experts generated and sent per upload request")
+    ap.add_argument("--prompt", default="Give me a short introduction to large language models.")
+    ap.add_argument("--max-new-tokens", type=int, default=16)
+    ap.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=INT",
+                    help="override an integer config field (a smaller shape for a smoke test, e.g. hidden_size=64)")
+    args = ap.parse_args(argv)
+    try:
+        args.overrides = {k: int(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    except ValueError:
+        ap.error("--set takes FIELD=INT")
+    for k in ("layers", "chunk_experts", "max_new_tokens"):
+        if getattr(args, k) < 1:
+            ap.error(f"--{k.replace('_', '-')} must be >= 1")
+    return args
+
+
+def peak_rss(pid: int | str = "self") -> int:
+    """VmHWM of a process, bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+
+
+class TokenClock:
+    """A ``generate`` streamer that only notes when each token arrives (the prompt's ``put`` first)."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def put(self, _ids: torch.Tensor) -> None:
+        self.times.append(time.perf_counter())
+
+    def end(self) -> None:
+        pass
+
+
+def timed_generate(model: Any, inputs: dict, n: int) -> tuple[torch.Tensor, float, float]:
+    """New tokens (greedy), prefill tokens/s (prompt to first new token) and decode tokens/s (the rest),
+    of one run after a short warm-up."""
+    clock = TokenClock()
+    with torch.no_grad():
+        model.generate(**inputs, max_new_tokens=2, do_sample=False)  # warm-up: first runs of every session and kernel
+        t0 = time.perf_counter()
+        out = model.generate(**inputs, max_new_tokens=n, min_new_tokens=n, do_sample=False, streamer=clock)
+    t = [t0] + clock.times[1:]  # times[0]: the prompt handed to the streamer before any compute
+    decode = (len(t) - 2) / (t[-1] - t[1]) if len(t) > 2 else float("nan")
+    return out[:, inputs["input_ids"].shape[1] :], inputs["input_ids"].shape[1] / (t[1] - t[0]), decode
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = qm.moe_config("30b-a3b", **{**args.overrides, "num_hidden_layers": args.layers})
+    dtype, std = DTYPES[args.dtype], cfg.initializer_range
+    changed = f" with {args.overrides} (NOT the real shape)" if args.overrides else ""
+    print(f"Qwen3-30B-A3B config{changed}, {args.layers} of 48 layers; weights RANDOM (seed {args.seed}): the reply is gibberish by design")
+    tok = qm.load_tokenizer()
+    model = empty_model(cfg)
+    t0 = time.perf_counter()
+    dense = qm.random_dense(model, dtype, seed=args.seed, std=std)
+    print(f"dense weights ({args.dtype}) generated in torch: {dense / GIB:.2f} GiB in {time.perf_counter() - t0:.0f} s")
+    with vtpu.connect(timeout=600) as client:
+        pid = client.sidecar.proc.pid if client.sidecar else None
+        rss = [client.metrics().get("memory", {}).get("rss_bytes", 0)]  # the sidecar's, before each layer and at the end
+        chunks = qm.random_expert_chunks(seed=args.seed, per=args.chunk_experts, std=std)
+
+        def chunks_of(i: int, *shape: int):
+            if i:
+                rss.append(client.metrics().get("memory", {}).get("rss_bytes", 0))
+            return chunks(i, *shape)
+
+        t0 = time.perf_counter()
+        upload_experts(model, chunks_of, client=client, expert_format=args.expert_format)
+        up = time.perf_counter() - t0
+        held = client.experts_info()
+        experts_bytes = sum(i["bytes"] for i in held)
+        side_rss = client.metrics().get("memory", {}).get("rss_bytes", 0)
+        rss.append(side_rss)
+        print(f"experts generated into the sidecar ({args.expert_format}): {len(held)} layers, {experts_bytes / GIB:.2f} GiB of weights, "
+              f"sidecar RSS {side_rss / GIB:.2f} GiB, in {up:.0f} s")
+        inputs = qm.chat_inputs(tok, args.prompt)
+        ids, prefill, decode = timed_generate(model, inputs, args.max_new_tokens)
+        print(f"prompt: {inputs['input_ids'].shape[1]} tokens; reply (random weights): {tok.decode(ids[0], skip_special_tokens=True)!r}")
+        print(f"tokens/s: prefill {prefill:.1f}, decode {decode:.2f} (one run after a warm-up, torch threads {torch.get_num_threads()})")
+        loads = [int((st["total"] > 0).sum()) for st in routing_stats(model).values()]
+        print(f"routing: experts used per layer {min(loads)}-{max(loads)} of {cfg.num_experts}")
+        res = report(args, model, dense, experts_bytes, rss, pid)
+    res.update(prefill_tps=prefill, decode_tps=decode, upload_s=up, tokens=ids[0].tolist())
+    return res
+
+
+def report(args, model, dense: int, experts_bytes: int, rss: list[int], pid: int | None) -> dict:
+    """Peak RSS of both processes, the bytes per layer, and what 48 layers would take at those rates.
+
+    ``rss``: the sidecar's RSS before the upload, after each layer, at the end. Its growth per
+    layer is taken after the first (which also pays one-off buffers), when there are two or more.
+    """
+    py_peak = peak_rss()
+    side_peak = peak_rss(pid) if pid else None
+    fixed = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if ".layers." not in n)
+    per_dense = (dense - fixed) / args.layers
+    per_side = (rss[-1] - rss[1]) / (args.layers - 1) if args.layers > 1 else rss[-1] - rss[0]
+    print(f"peak RSS: Python {py_peak / GIB:.2f} GiB, sidecar {'n/a' if side_peak is None else f'{side_peak / GIB:.2f} GiB'}"
+          f" (ru_maxrss Python {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB)")
+    print(f"per layer: {per_dense / 2**20:.0f} MiB dense in torch + {experts_bytes / args.layers / 2**20:.0f} MiB of "
+          f"{args.expert_format} expert weights, {per_side / 2**20:.0f} MiB of sidecar RSS"
+          f"{' after the first layer' if args.layers > 1 else ' (one layer: one-off buffers included)'}; "
+          f"fixed: {fixed / GIB:.2f} GiB (embeddings, lm_head, final norm)")
+    per_layer = per_dense + per_side
+    proj = py_peak + (side_peak or rss[-1]) + (48 - args.layers) * per_layer
+    with open("/proc/meminfo") as f:
+        total = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemTotal:"))
+    room = total - 2 * GIB - py_peak - (side_peak or rss[-1])  # 2 GiB left to the system
+    deepest = args.layers + max(0, int(room // per_layer)) if per_layer > 0 else None
+    print(f"48 layers at these rates: about {proj / GIB:.1f} GiB in both processes together; this machine "
+          f"({total / GIB:.0f} GiB, 2 GiB left to the system) fits about {deepest} layers "
+          "(projections from the bytes held, not measurements)")
+    return {"python_peak_rss": py_peak, "sidecar_peak_rss": side_peak, "dense_bytes_per_layer": per_dense,
+            "expert_bytes_per_layer": experts_bytes / args.layers, "sidecar_rss_per_layer": per_side, "fixed_bytes": fixed,
+            "projected_48_layers_bytes": proj, "deepest_fitting_layers": deepest}
+
+
+if __name__ == "__main__":
+    main()

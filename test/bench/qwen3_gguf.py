@@ -1,0 +1,121 @@
+"""The benchmark's seeded Qwen3-MoE written as a GGUF file (arch ``qwen3moe``) for llama.cpp.
+
+The same weights as every other variant of ``bench_qwen3`` (``qwen3_models.random_dense`` and
+``random_expert_chunks`` with the same seed): the experts quantised by the ``gguf`` package to
+Q8_0 or Q4_0 (llama.cpp's own block formats; Q4_0 is what its ``--cpu-moe`` users run on CPU),
+the dense half kept in F32 as the torch half of the hybrid runs it. Tensor names and metadata
+follow llama.cpp's ``convert_hf_to_gguf.py`` for Qwen3-MoE; the tokenizer is the real Qwen3
+one (``qwen3_models.load_tokenizer``), cut to the config's vocabulary for reduced shapes.
+One layer's experts are in float32 at a time (quantised, then dropped).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: GGUF expert formats this writer makes, by the name the benchmark uses.
+QTYPES = ("Q8_0", "Q4_0")
+
+
+def _tokenizer(writer: Any, config: Any) -> None:
+    """Qwen3's BPE vocabulary as convert_hf_to_gguf writes it (gpt2 model, qwen2 pre-tokenizer)."""
+    import json
+
+    import gguf
+
+    from vtpu.integrations import qwen3_models as qm
+
+    tok = qm.load_tokenizer()
+    n = config.vocab_size
+    by_id = {i: t for t, i in tok.get_vocab().items()}
+    added = {t.content for t in tok.added_tokens_decoder.values()}
+    tokens, types = [], []
+    for i in range(n):
+        t = by_id.get(i)
+        if t is None:
+            tokens.append(f"[PAD{i}]")
+            types.append(gguf.TokenType.UNUSED)
+        else:
+            tokens.append(t)
+            types.append(gguf.TokenType.CONTROL if t in added else gguf.TokenType.NORMAL)
+    merges = json.loads((qm.tokenizer_dir() / "tokenizer.json").read_text())["model"]["merges"]
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("qwen2")
+    writer.add_token_list(tokens)
+    writer.add_token_types(types)
+    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in merges])
+    writer.add_bos_token_id(config.bos_token_id)
+    writer.add_eos_token_id(config.eos_token_id)
+    writer.add_pad_token_id(config.pad_token_id)
+
+
+_DENSE = {  # transformers name (after "model.layers.N.") -> GGUF name (after "blk.N.")
+    "input_layernorm.weight": "attn_norm.weight",
+    "self_attn.q_proj.weight": "attn_q.weight",
+    "self_attn.k_proj.weight": "attn_k.weight",
+    "self_attn.v_proj.weight": "attn_v.weight",
+    "self_attn.o_proj.weight": "attn_output.weight",
+    "self_attn.q_norm.weight": "attn_q_norm.weight",
+    "self_attn.k_norm.weight": "attn_k_norm.weight",
+    "post_attention_layernorm.weight": "ffn_norm.weight",
+    "mlp.gate.weight": "ffn_gate_inp.weight",
+}
+_TOP = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight", "lm_head.weight": "output.weight"}
+
+
+def write(path: str | Path, config: Any, qtype: str, *, seed: int = 0) -> Path:
+    """Write the seeded model of ``config`` (experts in ``qtype``) to ``path``; returns it."""
+    import gguf
+    import torch
+
+    from vtpu.integrations import qwen3_models as qm
+    from vtpu.integrations.qwen3_pretrained import empty_model
+
+    if qtype not in QTYPES:
+        raise ValueError(f"qtype must be one of {QTYPES}, got {qtype!r}")
+    q = getattr(gguf.GGMLQuantizationType, qtype)
+    std = config.initializer_range
+    model = empty_model(config)
+    qm.random_dense(model, torch.float32, seed=seed, std=std)
+    w = gguf.GGUFWriter(str(path), "qwen3moe")
+    w.add_name("vtpu-bench-qwen3moe-random")
+    w.add_context_length(config.max_position_embeddings)
+    w.add_embedding_length(config.hidden_size)
+    w.add_block_count(config.num_hidden_layers)
+    w.add_feed_forward_length(config.intermediate_size)
+    w.add_head_count(config.num_attention_heads)
+    w.add_head_count_kv(config.num_key_value_heads)
+    w.add_key_length(config.head_dim)
+    w.add_value_length(config.head_dim)
+    w.add_rope_freq_base(config.rope_parameters["rope_theta"])
+    w.add_layer_norm_rms_eps(config.rms_norm_eps)
+    w.add_expert_count(config.num_experts)
+    w.add_expert_used_count(config.num_experts_per_tok)
+    w.add_expert_feed_forward_length(config.moe_intermediate_size)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0 if qtype == "Q8_0" else gguf.LlamaFileType.MOSTLY_Q4_0)
+    _tokenizer(w, config)
+    for name, p in model.named_parameters():
+        if ".mlp.experts." in name:
+            continue
+        if name in _TOP:
+            w.add_tensor(_TOP[name], p.detach().numpy())
+            continue
+        layer, rest = name.removeprefix("model.layers.").split(".", 1)
+        w.add_tensor(f"blk.{layer}.{_DENSE[rest]}", p.detach().numpy())
+    chunks = qm.random_expert_chunks(seed=seed, std=std)
+    E, H, I = config.num_experts, config.hidden_size, config.moe_intermediate_size
+    for layer in range(config.num_hidden_layers):
+        gate_up, down = np.empty((E, 2 * I, H), np.float32), np.empty((E, H, I), np.float32)
+        for first, gu, dn in chunks(layer, E, H, I):
+            gate_up[first : first + len(gu)], down[first : first + len(dn)] = gu, dn
+        for gname, arr in (("ffn_gate_exps", gate_up[:, :I]), ("ffn_up_exps", gate_up[:, I:]), ("ffn_down_exps", down)):
+            data = gguf.quants.quantize(np.ascontiguousarray(arr), q)
+            w.add_tensor(f"blk.{layer}.{gname}.weight", data, raw_dtype=q)  # shape from the quantised bytes
+        del gate_up, down
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return Path(path)
