@@ -1,0 +1,199 @@
+"""One client over every shard of a cluster: the store API of :class:`vtpu.Client`.
+
+Batches are split by owner, the parts sent concurrently and reassembled in request order;
+CRANGE asks each range the pattern reaches (its answers concatenate in coordinate order);
+CNEAREST asks each range and keeps the global top k; CHIER sums the shards' counts. A batch
+is atomic on each shard, not across shards.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .. import progress as _progress
+from ..arrow import Values
+from ..client import RangeResult, _single
+from ..coords import DIMS, coords_array, pattern_string
+from ..errors import ParamError
+from ..program import Program, ProgramResult
+from .fanout import Router
+from .merge import concat_ranges, merge_hier, merge_nearest, merge_values
+from .table import RouteTable
+
+__all__ = ["ClusterClient", "ALL"]
+
+ALL = "*.*.*/*.*.*/*.*.*"
+
+
+def _take(values: Any, idx: np.ndarray) -> Any:
+    """Rows ``idx`` of a batch of values (ndarray, torch tensor, or a list)."""
+    if isinstance(values, np.ndarray):
+        return values[idx]
+    if hasattr(values, "detach"):  # torch
+        import torch
+
+        return values[torch.as_tensor(idx, dtype=torch.long)]
+    return [values[int(i)] for i in idx]
+
+
+class ClusterClient:
+    """The store API over a cluster's shards (``Cluster.client()`` or :func:`vtpu.cluster.connect`).
+
+    Parameters
+    ----------
+    seeds : sequence of str
+        Addresses of one or more shards; the route table is read from them.
+    timeout : float, optional
+        Seconds per reply from a shard.
+    retries : int
+        Re-routings of a request refused as stale (the table moved) before giving up.
+
+    Notes
+    -----
+    A shard that does not answer fails only the requests (or parts) that need it, with
+    :class:`vtpu.SidecarError`; the others go on. Safe to share between threads.
+    """
+
+    def __init__(self, seeds: Sequence[str], *, timeout: float | None = None, retries: int = 50) -> None:
+        self._router = Router(seeds, timeout=timeout, retries=retries)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close every shard connection. Idempotent; the shards keep running."""
+        self._router.close()
+
+    def __enter__(self) -> "ClusterClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<vtpu.cluster.ClusterClient {self._router.table!r}>"
+
+    # -- the table ----------------------------------------------------------------------------
+    def route_table(self, *, refresh: bool = True) -> RouteTable:
+        """The route table (read again from the shards unless ``refresh`` is False)."""
+        return self._router.refresh() if refresh else self._router.table  # type: ignore[return-value]
+
+    def shard_of(self, coord: Any) -> int:
+        """The shard owning ``coord`` by the client's current table."""
+        return self._router.table.owner(coord)  # type: ignore[union-attr]
+
+    def shard_sizes(self) -> dict[int, int]:
+        """Scrolls stored per shard."""
+        return {s: int(r["store"]["entries"]) for s, r in self._router.per_shard(lambda c, s: c.ping())}
+
+    def ping(self) -> dict[int, dict[str, Any]]:
+        """Each shard's PING answer, by shard."""
+        return dict(self._router.per_shard(lambda c, s: c.ping()))
+
+    # -- single coordinates -------------------------------------------------------------------
+    def _one(self, coord: Any, run: Any) -> Any:
+        c = coords_array(coord)
+        return self._router.scatter(c, lambda client, idx: run(client))[0][1]
+
+    def cget(self, coord: Any, *, timeout: float | None = None) -> Any:
+        """Value at one coordinate, or None."""
+        return self._one(coord, lambda c: c.cget(coord, timeout=timeout))
+
+    def cput(self, coord: Any, value: Any, *, dtype: str | None = None, timeout: float | None = None) -> int:
+        """Store one value on its owning shard; returns 1."""
+        return self._one(coord, lambda c: c.cput(coord, value, dtype=dtype, timeout=timeout))
+
+    def cdel(self, coord: Any, *, timeout: float | None = None) -> bool:
+        """Delete one coordinate; True when it existed."""
+        return self._one(coord, lambda c: c.cdel(coord, timeout=timeout))
+
+    # -- batches ----------------------------------------------------------------------------
+    def cget_batch(self, coords: Any, *, timeout: float | None = None) -> Values:
+        """Values at many coordinates in request order: ``(values, found)`` as from one sidecar."""
+        c = coords_array(coords)
+        parts = self._router.scatter(c, lambda client, idx: client.cget_batch(c[idx], timeout=timeout))
+        return merge_values(len(c), parts)
+
+    def cput_batch(self, coords: Any, values: Any, *, kind: str | None = None, dtype: str | None = None,
+                   timeout: float | None = None) -> int:
+        """Store many values, each part on its owning shard (atomic per shard); returns the count."""
+        c = coords_array(coords)
+        if len(values) != len(c):
+            raise ParamError("E_PARAM", f"{len(c)} coordinates but {len(values)} values")
+        parts = self._router.scatter(
+            c, lambda client, idx: client.cput_batch(c[idx], _take(values, idx), kind=kind, dtype=dtype, timeout=timeout))
+        return sum(int(n) for _, n in parts)
+
+    def cdel_batch(self, coords: Any, *, timeout: float | None = None) -> int:
+        """Delete many coordinates; returns how many existed."""
+        c = coords_array(coords)
+        return sum(int(n) for _, n in self._router.scatter(c, lambda client, idx: client.cdel_batch(c[idx], timeout=timeout)))
+
+    # -- fan-out reads ------------------------------------------------------------------------
+    def crange(self, pattern: Any = ALL, limit: int | None = None, values: bool = True, *,
+               timeout: float | None = None) -> RangeResult:
+        """Stored coordinates matching ``pattern`` over all shards, in coordinate order."""
+        text = pattern_string(pattern)
+        if limit is not None and (not isinstance(limit, (int, np.integer)) or limit < 1):
+            raise ParamError("E_PARAM", f"limit must be an integer >= 1, got {limit!r}")
+        parts = self._router.per_range(text, lambda c, r, p: c.crange(p, limit=limit, values=values, timeout=timeout))
+        return concat_ranges([res for _, res in parts], limit, values)
+
+    def cnearest(self, coords: Any, k: int, *, metric: str = "l2", pattern: Any = None,
+                 timeout: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The global k stored coordinates nearest to each query (exact; see :meth:`vtpu.Client.cnearest`)."""
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+            raise ParamError("E_PARAM", f"CNEAREST: k must be an integer >= 1, got {k!r}")
+        one = isinstance(coords, str) or np.asarray(coords).ndim == 1
+        q = coords_array(coords)
+
+        def ask(c: Any, r: Any, p: str) -> tuple[np.ndarray, np.ndarray] | None:
+            n = len(c.crange(p, limit=int(k), values=False, timeout=timeout).coords)  # candidates, up to k
+            if n == 0:
+                return None
+            got = c.cnearest(q, min(int(k), n), metric=metric, pattern=p, timeout=timeout)
+            return got
+
+        parts = [res for _, res in self._router.per_range(pattern_string(pattern) if pattern is not None else ALL, ask) if res]
+        total = sum(p[1].shape[1] for p in parts)
+        if total < k:
+            raise ParamError("E_PARAM", f"CNEAREST: k = {k} but the cluster holds only {total} candidates")
+        out, dist = merge_nearest(parts, int(k))
+        return (out[0], dist[0]) if one else (out, dist)
+
+    def chier(self, coord: Any, direction: str = "up", depth: int = 1, level: int = DIMS, *,
+              timeout: float | None = None) -> list[dict[str, Any]]:
+        """Ancestors or stored children with scroll counts summed over the shards."""
+        parts = self._router.per_shard(lambda c, s: c.chier(coord, direction, depth, level, timeout=timeout))
+        return merge_hier([nodes for _, nodes in parts], direction)
+
+    def cdelta(self, coords: Any, offset: Iterable[int], fetch: bool = False, *, timeout: float | None = None) -> Any:
+        """Shift coordinates by ``offset`` (computed by any shard), fetching values from their owners."""
+        # The shift itself reads no store: any shard computes it.
+        shifted = self._router.client(self._router.addresses()[0]).cdelta(coords, offset, timeout=timeout)
+        if not fetch:
+            return shifted
+        if _single(coords):
+            return shifted, self.cget(shifted, timeout=timeout)
+        v = self.cget_batch(shifted, timeout=timeout)
+        return RangeResult(shifted, v.values, v.found, False)
+
+    # -- on one shard -------------------------------------------------------------------------
+    def run_program(self, steps: Program | Iterable[Any], *, at: Any, timeout: float | None = None) -> ProgramResult:
+        """Run a program on the shard owning coordinate ``at``: its reads see that shard's
+        data only and its writes outside the shard's ranges are refused (``OwnershipError``)."""
+        return self._one(at, lambda c: c.run_program(steps, timeout=timeout))
+
+    # -- phext --------------------------------------------------------------------------------
+    def load_phext(self, path: str | Path, *, timeout: float | None = None) -> int:
+        """Import a ``.phext`` file: each library range goes to its shard (atomic per shard)."""
+        data = Path(path).read_bytes()
+        pieces = list(_progress.split_phext_libraries(data))
+        firsts = np.zeros((len(pieces), DIMS), np.uint32)
+        firsts[:, 0] = [lib for lib, _ in pieces]
+
+        def send(client: Any, idx: np.ndarray) -> int:
+            return sum(int(client.request("PHEXT_IMPORT", {}, [pieces[i][1]], timeout=timeout)[0].get("written", 0)) for i in idx)
+
+        return sum(n for _, n in self._router.scatter(firsts, send))
