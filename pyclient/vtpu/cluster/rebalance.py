@@ -1,0 +1,154 @@
+"""Moving ranges between shards while clients keep writing.
+
+A move of first components ``[lo, hi)`` from shard A to shard B:
+
+1. **copy**: A syncs the range to B (CSYNC; B accepts it past its ownership check, as sync
+   applies do) while A still owns it and clients keep writing there;
+2. **hand over at A**: A gets table version v+1, in which B owns the range. From now on A
+   refuses writes there (``E_SHARD``) and any request routed by v (``E_STALE``); clients read
+   v+1 and send to B, which refuses them (``E_STALE``: it still has v) until step 4, so
+   nothing is written to, or read from, the range while it is in flight;
+3. **catch up**: A syncs the range to B again: the writes A acknowledged during the copy;
+4. **hand over at B**, then the other shards: B serves the range;
+5. **prune**: A deletes its copy.
+
+Clients only see retries (``E_STALE`` re-routed by :class:`vtpu.cluster.fanout.Router`); no
+acknowledged write is lost, because every write to the range before step 2 is on A and
+reaches B in step 3, and every write after step 4 goes to B.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..client import Client
+from ..errors import ParamError, PeerError
+from .table import SPACE_END, Range
+
+if TYPE_CHECKING:
+    from .ray_cluster import Cluster
+
+__all__ = ["move_range", "add_shard", "remove_shard", "split_point"]
+
+_SYNC_BYTES = ("bytes_sent", "bytes_received")
+
+
+def _ray() -> Any:
+    import ray
+
+    return ray
+
+
+def move_range(cluster: "Cluster", lo: int, hi: int, dst: int) -> dict[str, Any]:
+    """Move first components ``[lo, hi)`` (inside one range) to shard ``dst``; returns
+    ``{range, src, dst, scrolls, bytes, seconds, version}``."""
+    ray = _ray()
+    t0 = time.perf_counter()
+    table = cluster.route_table()
+    src = table.owner([lo] + [0] * 8)
+    if table.owner([hi - 1] + [0] * 8) != src or any(r.lo < hi and r.hi > lo and r.shard != src for r in table.ranges):
+        raise ParamError("E_PARAM", f"[{lo}:{hi}) must lie inside ranges of one shard")
+    if src == dst:
+        raise ParamError("E_PARAM", f"[{lo}:{hi}) is already on shard {dst}")
+    a = cluster.actor(src)
+    dst_address = ray.get(cluster.actor(dst).address.remote())
+    pattern = Range(lo, hi, dst, None).pattern
+    copy = ray.get(a.sync_to.remote(dst_address, pattern))
+    ranges = []
+    for r in table.ranges:  # cut [lo, hi) out of its range and give it to dst
+        for a_lo, a_hi, owner in ((r.lo, min(r.hi, lo), r.shard), (max(r.lo, lo), min(r.hi, hi), dst), (max(r.lo, hi), r.hi, r.shard)):
+            if a_lo < a_hi:
+                ranges.append(Range(a_lo, a_hi, owner, dst_address if owner == dst else r.address))
+    new = table.replace(ranges)
+    cluster._install(new, [src])
+    catch_up = ray.get(a.sync_to.remote(dst_address, pattern))
+    for _ in range(3):  # quiescent now: one pass converges unless the peer failed mid-way
+        if catch_up.get("converged"):
+            break
+        catch_up = ray.get(a.sync_to.remote(dst_address, pattern))
+    if not catch_up.get("converged"):
+        raise PeerError("E_PEER", f"moving {pattern} from shard {src} to {dst}: the sync did not converge; the range stays refused until moved")
+    others = [s for s in new.shards if s not in (src, dst)]
+    cluster._install(new, [dst, *others])
+    pruned = ray.get(a.prune.remote())
+    return {
+        "range": [lo, hi], "src": src, "dst": dst, "version": new.version, "pruned": pruned,
+        "scrolls": int(copy["scrolls_sent"]) + int(catch_up["scrolls_sent"]),
+        "bytes": sum(int(s[k]) for s in (copy, catch_up) for k in _SYNC_BYTES),
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def split_point(counts: dict[int, int], lo: int, hi: int) -> int:
+    """Where to cut ``[lo, hi)`` so that about half its scrolls move: the first component
+    that has at least half of them below it (the middle of the keys when the data cannot
+    be split).
+
+    Raises
+    ------
+    ParamError
+        When the range holds a single first component.
+    """
+    if hi - lo < 2:
+        raise ParamError("E_PARAM", f"range [{lo}:{hi}) holds one first component: it cannot be split")
+    keys = sorted(k for k in counts if lo <= k < hi)
+    total = sum(counts[k] for k in keys)
+    below = 0
+    for k in keys:
+        if k > lo and below * 2 >= total:
+            return k
+        below += counts[k]
+    return lo + (min(hi, SPACE_END) - lo) // 2 if len(keys) < 2 else max(keys)
+
+
+def _first_counts(address: str) -> dict[int, int]:
+    """Scrolls per first component stored at a shard (CHIER down from the root)."""
+    with Client(address, timeout=60) as c:
+        nodes = c.chier("0.0.0/0.0.0/0.0.0", "down", depth=1, level=0)
+    return {int(n["prefix"][0]): int(n["count"]) for n in nodes}
+
+
+def add_shard(cluster: "Cluster") -> dict[str, Any]:
+    """Start a shard and move to it the upper half (by scrolls) of the fullest shard's
+    fullest range; returns the move's figures with ``shard``, the new id."""
+    ray = _ray()
+    table = cluster.route_table()
+    new_id = max(cluster._actors) + 1
+    cluster._actors[new_id] = cluster._spawn(new_id)
+    ray.get(cluster.actor(new_id).address.remote())
+    cluster._install(table, [new_id])  # knows the table, owns nothing yet
+    sizes = cluster.shard_sizes()
+    src = max((s for s in table.shards), key=lambda s: sizes.get(s, 0))
+    counts = _first_counts(table.address(src))
+    ranges = [r for r in table.ranges if r.shard == src]
+    best = max(ranges, key=lambda r: (sum(n for k, n in counts.items() if r.lo <= k < r.hi), r.hi - r.lo))
+    cut = split_point(counts, best.lo, best.hi)
+    return {"shard": new_id, **move_range(cluster, cut, best.hi, new_id)}
+
+
+def remove_shard(cluster: "Cluster", shard: int) -> dict[str, Any]:
+    """Move each range of ``shard`` to the shard owning the range before it (after it for
+    the first) and stop it; returns the summed figures."""
+    ray = _ray()
+    table = cluster.route_table()
+    if shard not in table.shards:
+        raise ParamError("E_PARAM", f"shard {shard} is not in the route table")
+    if len(table.shards) == 1:
+        raise ParamError("E_PARAM", "the last shard of a cluster cannot be removed")
+    moves = []
+    while True:
+        table = cluster.route_table()
+        mine = [i for i, r in enumerate(table.ranges) if r.shard == shard]
+        if not mine:
+            break
+        i = mine[0]
+        dst = table.ranges[i - 1].shard if i > 0 else table.ranges[i + 1].shard
+        moves.append(move_range(cluster, table.ranges[i].lo, table.ranges[i].hi, dst))
+    actor = cluster._actors.pop(shard)
+    ray.get(actor.stop.remote())
+    ray.kill(actor, no_restart=True)
+    return {
+        "shard": shard, "moves": moves, "scrolls": sum(m["scrolls"] for m in moves), "bytes": sum(m["bytes"] for m in moves),
+        "seconds": sum(m["seconds"] for m in moves),
+    }
