@@ -159,7 +159,7 @@ class ClusterClient:
         total = sum(p[1].shape[1] for p in parts)
         if total < k:
             raise ParamError("E_PARAM", f"CNEAREST: k = {k} but the cluster holds only {total} candidates")
-        out, dist = merge_nearest(parts, int(k))
+        out, dist = merge_nearest(parts, int(k), q, metric)
         return (out[0], dist[0]) if one else (out, dist)
 
     def chier(self, coord: Any, direction: str = "up", depth: int = 1, level: int = DIMS, *,

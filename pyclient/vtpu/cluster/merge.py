@@ -85,15 +85,22 @@ def concat_ranges(parts: Sequence[RangeResult], limit: int | None, values: bool)
     return RangeResult(coords, v.values, v.found, truncated)
 
 
-def merge_nearest(parts: Sequence[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The global k nearest per query from per-range ``(coords (N, k_i, 9), dist (N, k_i))``:
-    by distance, equal distances in coordinate order (as one sidecar orders them)."""
+def merge_nearest(parts: Sequence[tuple[np.ndarray, np.ndarray]], k: int, queries: np.ndarray | None = None,
+                  metric: str = "l2") -> tuple[np.ndarray, np.ndarray]:
+    """The global k nearest per query from per-range ``(coords (N, k_i, 9), dist (N, k_i))``,
+    ordered as one sidecar orders them: by distance (``hier``: then by L1 to the query, which
+    needs ``queries``), equal distances in coordinate order."""
     coords = np.concatenate([c for c, _ in parts], axis=1)
     dist = np.concatenate([d for _, d in parts], axis=1)
     nq, m = dist.shape
     q = np.repeat(np.arange(nq), m)
     flat_c = coords.reshape(-1, DIMS)
-    keys = [flat_c[:, d] for d in range(DIMS - 1, -1, -1)] + [dist.reshape(-1), q]
+    keys = [flat_c[:, d] for d in range(DIMS - 1, -1, -1)]
+    if metric == "hier":
+        assert queries is not None
+        l1 = np.abs(coords.astype(np.int64) - queries.astype(np.int64)[:, None, :]).sum(axis=2)
+        keys.append(l1.reshape(-1))
+    keys += [dist.reshape(-1), q]
     order = np.lexsort(keys).reshape(nq, m)[:, :k]
     rows = order  # indices into the flattened (nq*m) rows
     return flat_c[rows], dist.reshape(-1)[rows]
