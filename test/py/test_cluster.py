@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 from typing import Iterator
 
 import numpy as np
@@ -36,16 +37,29 @@ def _sidecars(n: int) -> list[vtpu.Sidecar]:
     return out
 
 
-@pytest.fixture(scope="module")
-def shards() -> Iterator[list[vtpu.Sidecar]]:
+@contextmanager
+def _running(n: int) -> Iterator[list[vtpu.Sidecar]]:
     if not CLI_BUILT:
         pytest.skip(NOT_BUILT)
-    scs = _sidecars(3)
+    scs = _sidecars(n)
     try:
         yield scs
     finally:
         for s in scs:
             s.stop(grace=2.0)
+
+
+@pytest.fixture(scope="module")
+def shards() -> Iterator[list[vtpu.Sidecar]]:
+    with _running(3) as scs:
+        yield scs
+
+
+@pytest.fixture
+def pair() -> Iterator[list[vtpu.Sidecar]]:
+    """Two sidecars of this test's own (it may stop them)."""
+    with _running(2) as scs:
+        yield scs
 
 
 @pytest.fixture(scope="module")
@@ -201,75 +215,66 @@ def test_shards_refuse_writes_they_do_not_own(loaded, shards):
 
 
 @needs_sidecar
-def test_load_phext_sends_each_library_to_its_owner(shards, tmp_path):
+def test_load_phext_sends_each_library_to_its_owner(pair, tmp_path):
+    scs = pair
     text = "a\x1fb\x01c\x01\x01d"  # 1.1.1/.. "a", 1.1.1/../1.1.2 "b", library 2 "c", library 4 "d"
     path = tmp_path / "x.phext"
     path.write_bytes(text.encode())
-    scs = _sidecars(2)
-    try:
-        install_direct(RouteTable([Range(0, 3, 0, scs[0].address), Range(3, SPACE_END, 1, scs[1].address)]))
-        with vc.connect(addresses=[s.address for s in scs]) as c, vtpu.connect() as plain:
-            assert c.load_phext(path) == plain.load_phext(path) == 4
-            got, want = c.crange(), plain.crange()
-            assert np.array_equal(got.coords, want.coords) and list(got.values) == list(want.values)
-            assert c.shard_sizes() == {0: 3, 1: 1}
-    finally:
-        for s in scs:
-            s.stop(grace=2.0)
+    install_direct(RouteTable([Range(0, 3, 0, scs[0].address), Range(3, SPACE_END, 1, scs[1].address)]))
+    with vc.connect(addresses=[s.address for s in scs]) as c, vtpu.connect() as plain:
+        assert c.load_phext(path) == plain.load_phext(path) == 4
+        got, want = c.crange(), plain.crange()
+        assert np.array_equal(got.coords, want.coords) and list(got.values) == list(want.values)
+        assert c.shard_sizes() == {0: 3, 1: 1}
 
 
 @needs_sidecar
-def test_a_stale_table_is_read_again_and_the_request_retried():
-    scs = _sidecars(2)
-    try:
-        a, b = (s.address for s in scs)
-        v1 = RouteTable([Range(0, 100, 0, a), Range(100, SPACE_END, 1, b)], 1)
-        install_direct(v1)
-        c = vc.connect(addresses=[a, b], timeout=10)
-        c.cput([50] + [1] * 8, "before")
-        assert c.shard_of([50] + [1] * 8) == 0
-        # [40:100) moves to shard 1 (empty of it except what we copy by hand), shard 0 first.
-        v2 = v1.replace([Range(0, 40, 0, a), Range(40, SPACE_END, 1, b)])
-        with vtpu.connect(a) as ra, vtpu.connect(b) as rb:
-            ra.request("CROUTE", {"table": v2.to_wire(), "version": 2, "shard": 0})
-            # Shard 1 still has v1: the client's write is refused by both until it installs v2.
-            done = threading.Event()
+def test_a_stale_table_is_read_again_and_the_request_retried(pair):
+    scs = pair
+    a, b = (s.address for s in scs)
+    v1 = RouteTable([Range(0, 100, 0, a), Range(100, SPACE_END, 1, b)], 1)
+    install_direct(v1)
+    c = vc.connect(addresses=[a, b], timeout=10)
+    c.cput([50] + [1] * 8, "before")
+    assert c.shard_of([50] + [1] * 8) == 0
+    # [40:100) moves to shard 1 (empty of it except what we copy by hand), shard 0 first.
+    v2 = v1.replace([Range(0, 40, 0, a), Range(40, SPACE_END, 1, b)])
+    with vtpu.connect(a) as ra, vtpu.connect(b) as rb:
+        ra.request("CROUTE", {"table": v2.to_wire(), "version": 2, "shard": 0})
+        # Shard 1 still has v1: the client's write is refused by both until it installs v2.
+        done = threading.Event()
 
-            def install_later():
-                time.sleep(0.3)
-                rb.request("CSYNC", {"step": "apply", "batch": True, "times": [1]},
-                           [vtpu.arrow.encode_scrolls(np.array([[50] + [1] * 8], np.uint32), ["before"])])
-                rb.request("CROUTE", {"table": v2.to_wire(), "version": 2, "shard": 1})
-                done.set()
+        def install_later():
+            time.sleep(0.3)
+            rb.request("CSYNC", {"step": "apply", "batch": True, "times": [1]},
+                       [vtpu.arrow.encode_scrolls(np.array([[50] + [1] * 8], np.uint32), ["before"])])
+            rb.request("CROUTE", {"table": v2.to_wire(), "version": 2, "shard": 1})
+            done.set()
 
-            t = threading.Thread(target=install_later)
-            t.start()
-            c.cput([60] + [1] * 8, "after")  # stale at shard 0, re-routed, retried until shard 1 has v2
-            t.join()
-            assert done.is_set() and c.route_table(refresh=False).version == 2
-            assert rb.cget([60] + [1] * 8) == "after" and ra.cget([60] + [1] * 8) is None
-            assert c.cget([50] + [1] * 8) == "before"
-            # A request carrying an old version is refused, not answered from a moved range.
-            with vtpu._routing.routed_by(1), pytest.raises(vtpu.StaleTableError) as err:
-                ra.cget([50] + [1] * 8)
-            assert err.value.code == "E_STALE"
-        c.close()
-        # With no retries left the error reaches the caller.
-        c0 = vc.ClusterClient([a], retries=0)
-        c0._router.table = v1
-        with pytest.raises(vtpu.StaleTableError):
-            c0.cput([60] + [1] * 8, "x")
-        c0.close()
-    finally:
-        for s in scs:
-            s.stop(grace=2.0)
+        t = threading.Thread(target=install_later)
+        t.start()
+        c.cput([60] + [1] * 8, "after")  # stale at shard 0, re-routed, retried until shard 1 has v2
+        t.join()
+        assert done.is_set() and c.route_table(refresh=False).version == 2
+        assert rb.cget([60] + [1] * 8) == "after" and ra.cget([60] + [1] * 8) is None
+        assert c.cget([50] + [1] * 8) == "before"
+        # A request carrying an old version is refused, not answered from a moved range.
+        with vtpu._routing.routed_by(1), pytest.raises(vtpu.StaleTableError) as err:
+            ra.cget([50] + [1] * 8)
+        assert err.value.code == "E_STALE"
+    c.close()
+    # With no retries left the error reaches the caller.
+    c0 = vc.ClusterClient([a], retries=0)
+    c0._router.table = v1
+    with pytest.raises(vtpu.StaleTableError):
+        c0.cput([60] + [1] * 8, "x")
+    c0.close()
 
 
 @needs_sidecar
-def test_a_shard_out_of_reach_fails_only_what_needs_it():
-    scs = _sidecars(2)
-    try:
-        c = vc.connect(addresses=[s.address for s in scs], key_span=100, timeout=1)
+def test_a_shard_out_of_reach_fails_only_what_needs_it(pair):
+    scs = pair
+    with vc.connect(addresses=[s.address for s in scs], key_span=100, timeout=1) as c:
         c.cput([10] * 9, "left")
         c.cput([90] * 9, "right")
         scs[1].stop(grace=2.0)  # shard 1 unreachable
@@ -279,7 +284,3 @@ def test_a_shard_out_of_reach_fails_only_what_needs_it():
             c.cget([90] * 9)
         with pytest.raises(vtpu.SidecarError):
             c.cget_batch(np.array([[10] * 9, [90] * 9], np.uint32))
-        c.close()
-    finally:
-        for s in scs:
-            s.stop(grace=2.0)

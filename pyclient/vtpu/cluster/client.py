@@ -71,13 +71,13 @@ class ClusterClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        return f"<vtpu.cluster.ClusterClient {self._router.table!r}>"
-
     # -- the table ----------------------------------------------------------------------------
     def route_table(self, *, refresh: bool = True) -> RouteTable:
         """The route table (read again from the shards unless ``refresh`` is False)."""
         return self._router.refresh() if refresh else self._router.table  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        return f"<vtpu.cluster.ClusterClient {self._router.table!r}>"
 
     def shard_of(self, coord: Any) -> int:
         """The shard owning ``coord`` by the client's current table."""
