@@ -93,8 +93,7 @@ class ClusterClient:
 
     # -- single coordinates -------------------------------------------------------------------
     def _one(self, coord: Any, run: Any) -> Any:
-        c = coords_array(coord)
-        return self._router.scatter(c, lambda client, idx: run(client))[0][1]
+        return self._router.one(coord, run)
 
     def cget(self, coord: Any, *, timeout: float | None = None) -> Any:
         """Value at one coordinate, or None."""

@@ -126,6 +126,19 @@ class Router:
         time.sleep(min(0.002 * (attempt + 1), 0.05))  # a move in progress: give it a moment
         self.refresh(newer_than=table.version)
 
+    def one(self, coord: Any, run: Callable[[Client], T]) -> T:
+        """``run(client of the shard owning coord)``, re-routed while refused as stale."""
+        for attempt in range(self.retries + 1):
+            table = self.table
+            try:
+                with routed_by(table.version):
+                    return run(self.client(table.address(table.owner(coord))))
+            except StaleTableError:
+                if attempt == self.retries:
+                    raise
+                self._after_stale(table, attempt)
+        raise AssertionError("unreachable")
+
     def scatter(self, coords: np.ndarray, run: Callable[[Client, np.ndarray], T]) -> list[tuple[np.ndarray, T]]:
         """``run(shard client, row indices)`` once per owning shard of ``coords`` rows;
         returns ``(row indices, result)`` per part. Stale parts are re-routed; any other

@@ -20,6 +20,7 @@ The sidecars hold the same table in CROUTE (``engine/routes.ts``), in coordinate
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -82,6 +83,7 @@ class RouteTable:
         self.ranges: tuple[Range, ...] = tuple(rs)
         self.version = int(version)
         self._starts = np.array([r.lo for r in rs], dtype=np.int64)
+        self._start_list = [r.lo for r in rs]
         self._shards = np.array([r.shard for r in rs], dtype=np.int64)
 
     # -- building ---------------------------------------------------------------------------
@@ -155,7 +157,11 @@ class RouteTable:
 
     def owner(self, coord: Any) -> int:
         """Owning shard of one coordinate."""
-        return int(self.owners(coords_array(coord))[0])
+        return self.owner_of_first(_first_component(coord))
+
+    def owner_of_first(self, first: int) -> int:
+        """Owning shard of first component ``first`` (no numpy: the single-coordinate path)."""
+        return self.ranges[bisect_right(self._start_list, first) - 1].shard
 
     def ranges_for(self, pattern: str) -> list[tuple[Range, str]]:
         """``(range, pattern clipped to it)`` for each range the pattern reaches, in table
@@ -177,6 +183,17 @@ class RouteTable:
     def __repr__(self) -> str:
         rows = ", ".join(f"[{r.lo}:{r.hi})→{r.shard}" for r in self.ranges)
         return f"<RouteTable v{self.version} {rows}>"
+
+
+def _first_component(coord: Any) -> int:
+    """The first component of one coordinate (a string, 9 integers or a (9,) array), checked."""
+    if isinstance(coord, str):
+        head = coord.split(".", 1)[0]
+        if head.isdigit() and int(head) < SPACE_END:
+            return int(head)
+    elif isinstance(coord, (list, tuple)) and coord and isinstance(coord[0], int) and 0 <= coord[0] < SPACE_END:
+        return int(coord[0])
+    return int(coords_array(coord)[0, 0])  # validates (CoordinateError), arrays and the rest
 
 
 def _first_of(text: str) -> int:
