@@ -215,7 +215,7 @@ def test_shards_refuse_writes_they_do_not_own(loaded, shards):
 
 
 @needs_sidecar
-def test_load_phext_sends_each_library_to_its_owner(pair, tmp_path):
+def test_phext_import_and_export_across_shards(pair, tmp_path):
     scs = pair
     text = "a\x1fb\x01c\x01\x01d"  # 1.1.1/.. "a", 1.1.1/../1.1.2 "b", library 2 "c", library 4 "d"
     path = tmp_path / "x.phext"
@@ -226,6 +226,10 @@ def test_load_phext_sends_each_library_to_its_owner(pair, tmp_path):
         got, want = c.crange(), plain.crange()
         assert np.array_equal(got.coords, want.coords) and list(got.values) == list(want.values)
         assert c.shard_sizes() == {0: 3, 1: 1}
+        # Export: the same bytes and checksum as one sidecar's, from one shard or both.
+        for pattern in ("*.*.*/*.*.*/*.*.*", "[2:].*.*/*.*.*/*.*.*", "1.*.*/*.*.*/*.*.*", "[7:9].*.*/*.*.*/*.*.*"):
+            got_sum, want_sum = c.save_phext(tmp_path / "c.phext", pattern), plain.save_phext(tmp_path / "p.phext", pattern)
+            assert (tmp_path / "c.phext").read_bytes() == (tmp_path / "p.phext").read_bytes() and got_sum == want_sum, pattern
 
 
 @needs_sidecar

@@ -8,6 +8,7 @@ is atomic on each shard, not across shards.
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -17,15 +18,24 @@ from .. import progress as _progress
 from ..arrow import Values
 from ..client import RangeResult, _single
 from ..coords import DIMS, coords_array, pattern_string
-from ..errors import ParamError
+from ..errors import ParamError, SidecarError
+from ..launcher import find_cli, find_node
 from ..program import Program, ProgramResult
 from .fanout import Router
-from .merge import concat_ranges, merge_hier, merge_nearest, merge_values
+from .merge import concat_ranges, join_phext, merge_hier, merge_nearest, merge_values
 from .table import RouteTable
 
 __all__ = ["ClusterClient", "ALL"]
 
 ALL = "*.*.*/*.*.*/*.*.*"
+
+
+def _checksum(path: str | Path) -> str:
+    """xxh3-128 of a phext file, by the sidecar's own command line (``vtpu phext checksum``)."""
+    out = subprocess.run([find_node(), str(find_cli()), "phext", "checksum", str(path)], capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise SidecarError("E_INTERNAL", f"vtpu phext checksum failed: {out.stderr.strip()[-500:]}")
+    return out.stdout.strip()
 
 
 def _take(values: Any, idx: np.ndarray) -> Any:
@@ -196,3 +206,16 @@ class ClusterClient:
             return sum(int(client.request("PHEXT_IMPORT", {}, [pieces[i][1]], timeout=timeout)[0].get("written", 0)) for i in idx)
 
         return sum(n for _, n in self._router.scatter(firsts, send))
+
+    def save_phext(self, path: str | Path, pattern: Any = ALL, *, timeout: float | None = None) -> str:
+        """Export the scrolls matching ``pattern`` from every shard to one ``.phext`` file (the
+        bytes one sidecar would write); returns its xxh3-128 checksum."""
+        parts = self._router.per_range(pattern_string(pattern),
+                                       lambda c, r, p: c.request("PHEXT_EXPORT", {"pattern": p}, timeout=timeout))
+        pieces = [(res, bytes(frames[0]) if frames else b"") for _, (res, frames) in parts]
+        data = join_phext([piece for _, piece in pieces])
+        Path(path).write_bytes(data)
+        filled = [res for res, piece in pieces if piece]
+        if len(filled) <= 1:  # one shard's file is the whole file: its checksum is the file's
+            return str(filled[0]["checksum"]) if filled else _checksum(path)
+        return _checksum(path)

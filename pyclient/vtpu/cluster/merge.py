@@ -14,8 +14,12 @@ import numpy as np
 from ..arrow import Values
 from ..client import RangeResult
 from ..coords import DIMS
+from ..errors import ProtocolError
+from ..progress import BREAK_BYTES
 
-__all__ = ["merge_values", "concat_ranges", "merge_nearest", "merge_hier"]
+__all__ = ["merge_values", "concat_ranges", "merge_nearest", "merge_hier", "join_phext"]
+
+_LIBRARY_BREAK = BREAK_BYTES[0]  # the byte that ends a library (component 0)
 
 
 def _stacked(v: Any) -> bool:
@@ -130,3 +134,27 @@ def _prefix_key(prefix: Any) -> tuple[int, ...]:
     if isinstance(prefix, str):
         return tuple(int(x) for x in prefix.replace("/", ".").split(".") if x != "")
     return tuple(int(x) for x in prefix)
+
+
+def join_phext(pieces: Sequence[bytes]) -> bytes:
+    """One phext file from per-range exports given in table order.
+
+    Each export starts with the breaks from 1.1.1/1.1.1/1.1.1 to its first scroll; after the
+    pieces before it the reader already stands at their last library, so that many library
+    breaks come off the front (the ranges split on the library, so a later piece starts in a
+    later library).
+
+    Raises
+    ------
+    ProtocolError
+        When a piece does not start with the library breaks that shows (not a range export).
+    """
+    out = bytearray()
+    for piece in pieces:
+        if not piece:
+            continue
+        skip = out.count(_LIBRARY_BREAK)
+        if piece[:skip] != bytes([_LIBRARY_BREAK]) * skip:
+            raise ProtocolError("E_FRAME", "a shard's phext export does not start in a later library than the one before it")
+        out += piece[skip:]
+    return bytes(out)
