@@ -267,8 +267,8 @@ def test_a_stale_table_is_read_again_and_the_request_retried(pair):
             ra.cget([50] + [1] * 8)
         assert err.value.code == "E_STALE"
     c.close()
-    # With no retries left the error reaches the caller.
-    c0 = vc.ClusterClient([a], retries=0)
+    # With no time to wait the error reaches the caller.
+    c0 = vc.ClusterClient([a], stale_wait=0)
     c0._router.table = v1
     with pytest.raises(vtpu.StaleTableError):
         c0.cput([60] + [1] * 8, "x")

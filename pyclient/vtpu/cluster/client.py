@@ -58,8 +58,9 @@ class ClusterClient:
         Addresses of one or more shards; the route table is read from them.
     timeout : float, optional
         Seconds per reply from a shard.
-    retries : int
-        Re-routings of a request refused as stale (the table moved) before giving up.
+    stale_wait : float
+        Seconds a request refused as stale (its range is moving) keeps being re-routed
+        before :class:`vtpu.StaleTableError` reaches the caller.
 
     Notes
     -----
@@ -67,8 +68,8 @@ class ClusterClient:
     :class:`vtpu.SidecarError`; the others go on. Safe to share between threads.
     """
 
-    def __init__(self, seeds: Sequence[str], *, timeout: float | None = None, retries: int = 50) -> None:
-        self._router = Router(seeds, timeout=timeout, retries=retries)
+    def __init__(self, seeds: Sequence[str], *, timeout: float | None = None, stale_wait: float = 60.0) -> None:
+        self._router = Router(seeds, timeout=timeout, stale_wait=stale_wait)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def close(self) -> None:

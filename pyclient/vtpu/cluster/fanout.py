@@ -35,16 +35,17 @@ class Router:
         Addresses of shards to read the table from (any one that answers will do).
     timeout : float, optional
         Seconds per reply from a shard.
-    retries : int
-        How many times a part refused as stale is re-routed before the
-        :class:`vtpu.StaleTableError` reaches the caller.
+    stale_wait : float
+        Seconds a request refused as stale keeps being re-routed (a range in flight is
+        refused until its move is handed over) before :class:`vtpu.StaleTableError`
+        reaches the caller; 0 tries once.
     """
 
-    def __init__(self, seeds: Sequence[str], *, timeout: float | None = None, retries: int = 50) -> None:
+    def __init__(self, seeds: Sequence[str], *, timeout: float | None = None, stale_wait: float = 60.0) -> None:
         if not seeds:
             raise ParamError("E_PARAM", "a cluster client needs at least one shard address")
         self._timeout = timeout
-        self.retries = int(retries)
+        self.stale_wait = float(stale_wait)
         self._seeds = list(dict.fromkeys(seeds))
         self._clients: dict[str, Client] = {}
         self._lock = threading.Lock()
@@ -120,24 +121,34 @@ class Router:
             pool = self._pool
         return list(pool.map(guarded, jobs))
 
+    def _attempts(self) -> Iterable[int]:
+        """Attempt numbers, the first at once, more while ``stale_wait`` lasts."""
+        deadline = time.monotonic() + self.stale_wait
+        attempt = 0
+        while True:
+            yield attempt
+            attempt += 1
+            if time.monotonic() >= deadline:
+                return
+
     def _after_stale(self, table: RouteTable, attempt: int) -> None:
-        if attempt >= self.retries:
+        if self.stale_wait <= 0:
             return
         time.sleep(min(0.002 * (attempt + 1), 0.05))  # a move in progress: give it a moment
         self.refresh(newer_than=table.version)
 
     def one(self, coord: Any, run: Callable[[Client], T]) -> T:
         """``run(client of the shard owning coord)``, re-routed while refused as stale."""
-        for attempt in range(self.retries + 1):
+        last: StaleTableError | None = None
+        for attempt in self._attempts():
             table = self.table
             try:
                 with routed_by(table.version):
                     return run(self.client(table.address(table.owner(coord))))
-            except StaleTableError:
-                if attempt == self.retries:
-                    raise
+            except StaleTableError as e:
+                last = e
                 self._after_stale(table, attempt)
-        raise AssertionError("unreachable")
+        raise last  # type: ignore[misc]
 
     def scatter(self, coords: np.ndarray, run: Callable[[Client, np.ndarray], T]) -> list[tuple[np.ndarray, T]]:
         """``run(shard client, row indices)`` once per owning shard of ``coords`` rows;
@@ -145,7 +156,7 @@ class Router:
         error is raised after every part finished."""
         pending = np.arange(len(coords))
         done: list[tuple[np.ndarray, T]] = []
-        for attempt in range(self.retries + 1):
+        for attempt in self._attempts():
             table = self.table
             owners = table.owners(coords[pending]) if len(pending) else np.zeros(0, np.int64)
             groups = [(s, pending[owners == s]) for s in np.unique(owners)]
@@ -165,7 +176,7 @@ class Router:
                 return done
             pending = np.concatenate(stale)
             self._after_stale(table, attempt)
-        raise StaleTableError("E_STALE", f"the route table kept changing: {len(pending)} rows not routed after {self.retries} retries")
+        raise StaleTableError("E_STALE", f"the route table kept changing: {len(pending)} rows not routed within {self.stale_wait:g} s")
 
     def per_range(self, pattern: str, run: Callable[[Client, Range, str], T]) -> list[tuple[Range, T]]:
         """``run(shard client, range, pattern clipped to it)`` for each range ``pattern``
@@ -181,7 +192,7 @@ class Router:
     def _whole(self, targets: Callable[[RouteTable], list[tuple[Any, Any]]], make: Callable[[Any, Any], Callable[[Client], T]],
                address: Callable[[RouteTable, Any], str] | None = None) -> list[tuple[Any, T]]:
         """Reads that must all use one table version: any stale part redoes them all."""
-        for attempt in range(self.retries + 1):
+        for attempt in self._attempts():
             table = self.table
             items = targets(table)
             where = address or (lambda t, r: t.address(r.shard))
@@ -194,7 +205,7 @@ class Router:
                 if isinstance(r, VtpuError):
                     raise r
             return [(a, r) for (a, _), r in zip(items, results)]  # type: ignore[misc]
-        raise StaleTableError("E_STALE", f"the route table kept changing after {self.retries} retries")
+        raise StaleTableError("E_STALE", f"the route table kept changing for {self.stale_wait:g} s")
 
     def _job(self, table: RouteTable, address: str, fn: Callable[[Client], T]) -> Callable[[], T]:
         def job() -> T:

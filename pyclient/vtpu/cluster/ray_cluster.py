@@ -95,11 +95,15 @@ class Cluster:
         ray.get(pg.ready())
         opts["pg"] = pg
         cl = cls(name, {}, RouteTable.even(["-"] * shards, key_span), data_dir=root, own_dir=own_dir, own_ray=own_ray, options=opts)
-        for i in range(shards):
-            cl._actors[i] = cl._spawn(i, bundle=i)
-        addrs = ray.get([a.address.remote() for a in cl._actors.values()])
-        cl._table = RouteTable.even(addrs, key_span)
-        cl._install(cl._table, list(cl._actors))
+        try:
+            for i in range(shards):
+                cl._actors[i] = cl._spawn(i, bundle=i)
+            addrs = ray.get([a.address.remote() for a in cl._actors.values()])
+            cl._table = RouteTable.even(addrs, key_span)
+            cl._install(cl._table, list(cl._actors))
+        except BaseException:
+            cl.shutdown()  # no actor, placement group, directory or Ray left behind
+            raise
         return cl
 
     @classmethod
