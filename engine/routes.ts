@@ -120,6 +120,21 @@ export class RouteTable {
     return this.shards[this.find(c, i)];
   }
 
+  /**
+   * E_SHARD when another shard owns any of rows first .. first+count (no check before this
+   * sidecar is told its shard): the store's write guard calls it (engine/sync/state.ts).
+   */
+  checkOwned(coords: ArrayLike<number>, first: number, count: number): void {
+    const self = this.self;
+    if (self === undefined) return;
+    for (let i = first; i < first + count; i++) {
+      const owner = this.shardOf(coords, i);
+      if (owner !== self) {
+        throw new VtpuError('E_SHARD', `${formatCoord(coords, i)} is owned by shard ${owner}, not by this shard ${self} (route table version ${this.version})`);
+      }
+    }
+  }
+
   /** Owning shard per row of a flat coordinate column. */
   routeBatch(coords: Uint32Array): Uint32Array {
     const n = coords.length / DIMS;

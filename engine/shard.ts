@@ -7,7 +7,6 @@
  * bypass the ownership check, so a range can be copied to its next owner before it moves.
  */
 import { VtpuError } from './errors';
-import { formatCoord } from './coords';
 import { DIMS } from './types';
 import { parsePattern } from './pattern';
 import type { EngineContext } from './instruction';
@@ -16,18 +15,6 @@ import { syncState } from './sync/state';
 
 /** Ops a stale client may still send: they read or set the table itself, or the sidecar's state. */
 const UNVERSIONED = new Set(['CROUTE', 'PING', 'METRICS', 'SHM', 'CSYNC']);
-
-/** E_SHARD when another shard owns any of rows first .. first+count (no check before a shard is set). */
-export function checkOwned(routes: RouteTable, coords: ArrayLike<number>, first: number, count: number): void {
-  const self = routes.self;
-  if (self === undefined) return;
-  for (let i = first; i < first + count; i++) {
-    const owner = routes.shardOf(coords, i);
-    if (owner !== self) {
-      throw new VtpuError('E_SHARD', `${formatCoord(coords, i)} is owned by shard ${owner}, not by this shard ${self} (route table version ${routes.version})`);
-    }
-  }
-}
 
 /**
  * E_STALE when a request names a route table version (`params.rv`) other than this shard's.

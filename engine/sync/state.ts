@@ -9,7 +9,6 @@ import { Owners } from './owners';
 import { SyncClock, coordKey } from './clock';
 import { forgetTree, trackWrites } from './cache';
 import type { RouteTable } from '../routes';
-import { checkOwned } from '../shard';
 
 /** Written keys tracked between syncs before the cached tree is dropped instead. */
 const MAX_DIRTY = 1 << 18;
@@ -33,7 +32,7 @@ export class SyncState {
       for (let i = first; i < first + count; i++) this.dirty.add(coordKey(coords, i));
     } else {
       // Check every row before recording any: a refused write leaves no clock behind.
-      if (this.routes) checkOwned(this.routes, coords, first, count); // a cluster shard's ranges (engine/shard.ts)
+      this.routes?.checkOwned(coords, first, count); // a cluster shard's ranges (engine/shard.ts)
       this.owners.check(coords, first, count);
       this.clock.record(coords, first, count, del, this.dirty);
     }
