@@ -191,7 +191,7 @@ def test_cnearest_is_the_global_top_k(loaded, data):
 def test_chier_cdelta_and_programs(loaded, data):
     c, plain = loaded
     co, vals = data
-    for args in (("up", 3, 9), ("down", 1, 0), ("down", 2, 1)):
+    for args in (("up", 3, 9), ("up", 9, 9), ("down", 1, 0), ("down", 2, 1)):
         assert c.chier(co[5], *args) == plain.chier(co[5], *args)
     off = [0] * 8 + [0]
     shifted = c.cdelta(co[:4], off, fetch=True)
@@ -200,6 +200,26 @@ def test_chier_cdelta_and_programs(loaded, data):
     prog.crange(f"{co[0][0]}.*.*/*.*.*/*.*.*")
     got = c.run_program(prog, at=co[0]).last
     assert np.array_equal(got.coords, plain.run_program(prog).last.coords)
+
+
+@needs_sidecar
+def test_a_copy_in_flight_is_not_read(loaded, data, shards):
+    """A shard holding a copy of another's range (what a move leaves until it ends) answers
+    no read from it."""
+    c, plain = loaded
+    co, vals = data
+    theirs = co[c.route_table().owners(co) == 2][:50]
+    with vtpu.connect(shards[0].address) as raw:
+        raw.request("CSYNC", {"step": "apply", "batch": True, "times": [1] * len(theirs)},
+                    [vtpu.arrow.encode_scrolls(theirs, vals[:50])])
+        try:
+            assert c.chier(co[0], "down", 1, 0) == plain.chier(co[0], "down", 1, 0)
+            assert c.chier(co[0], "up", 9, 9) == plain.chier(co[0], "up", 9, 9)
+            assert np.array_equal(c.crange().coords, plain.crange().coords)
+            assert np.array_equal(c.cnearest(theirs[:3], 4)[0], plain.cnearest(theirs[:3], 4)[0])
+            assert np.array_equal(c.cget_batch(theirs).values, plain.cget_batch(theirs).values)
+        finally:
+            assert raw.request("CROUTE", {"prune": True})[0]["pruned"] == 50
 
 
 @needs_sidecar

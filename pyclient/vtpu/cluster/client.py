@@ -30,6 +30,12 @@ __all__ = ["ClusterClient", "ALL"]
 ALL = "*.*.*/*.*.*/*.*.*"
 
 
+def _owned(nodes: list[dict[str, Any]], shard: int, table: RouteTable) -> list[dict[str, Any]]:
+    """The CHIER nodes (below the root) whose first component ``shard`` owns by ``table``:
+    a shard may still hold a copy of a range moved to it, or from it, until the move ends."""
+    return [n for n in nodes if table.owner_of_first(int(n["prefix"][0])) == shard]
+
+
 def _checksum(path: str | Path) -> str:
     """xxh3-128 of a phext file, by the sidecar's own command line (``vtpu phext checksum``)."""
     out = subprocess.run([find_node(), str(find_cli()), "phext", "checksum", str(path)], capture_output=True, text=True, timeout=120)
@@ -96,11 +102,11 @@ class ClusterClient:
 
     def shard_sizes(self) -> dict[int, int]:
         """Scrolls stored per shard."""
-        return {s: int(r["store"]["entries"]) for s, r in self._router.per_shard(lambda c, s: c.ping())}
+        return {s: int(r["store"]["entries"]) for s, r in self._router.per_shard(lambda c, s, t: c.ping())}
 
     def ping(self) -> dict[int, dict[str, Any]]:
         """Each shard's PING answer, by shard."""
-        return dict(self._router.per_shard(lambda c, s: c.ping()))
+        return dict(self._router.per_shard(lambda c, s, t: c.ping()))
 
     # -- single coordinates -------------------------------------------------------------------
     def _one(self, coord: Any, run: Any) -> Any:
@@ -174,9 +180,17 @@ class ClusterClient:
 
     def chier(self, coord: Any, direction: str = "up", depth: int = 1, level: int = DIMS, *,
               timeout: float | None = None) -> list[dict[str, Any]]:
-        """Ancestors or stored children with scroll counts summed over the shards."""
-        parts = self._router.per_shard(lambda c, s: c.chier(coord, direction, depth, level, timeout=timeout))
-        return merge_hier([nodes for _, nodes in parts], direction)
+        """Ancestors or stored children with scroll counts, as one sidecar holding all the data
+        would count them: a node below the root lies in one first component, so its owner
+        answers; the root's children and count are each shard's own, summed."""
+        if direction == "down" and level == 0:
+            return merge_hier([nodes for _, nodes in self._router.per_shard(
+                lambda c, s, t: _owned(c.chier(coord, direction, depth, level, timeout=timeout), s, t))], direction)
+        nodes = self._one(coord, lambda c: c.chier(coord, direction, depth, level, timeout=timeout))
+        for node in nodes:
+            if node["level"] == 0:  # the root: every shard's own scrolls
+                node["count"] = sum(n["count"] for n in self.chier(coord, "down", 1, 0, timeout=timeout))
+        return nodes
 
     def cdelta(self, coords: Any, offset: Iterable[int], fetch: bool = False, *, timeout: float | None = None) -> Any:
         """Shift coordinates by ``offset`` (computed by any shard), fetching values from their owners."""

@@ -184,9 +184,9 @@ class Router:
         return self._whole(lambda table: [(r, p) for r, p in table.ranges_for(pattern)],
                            lambda r, p: (lambda c: run(c, r, p)))
 
-    def per_shard(self, run: Callable[[Client, int], T]) -> list[tuple[int, T]]:
-        """``run(shard client, shard)`` once per shard of the table."""
-        return self._whole(lambda table: [(s, s) for s in table.shards], lambda s, _: (lambda c: run(c, s)),
+    def per_shard(self, run: Callable[[Client, int, RouteTable], T]) -> list[tuple[int, T]]:
+        """``run(shard client, shard, the table routed by)`` once per shard of the table."""
+        return self._whole(lambda table: [(s, table) for s in table.shards], lambda s, table: (lambda c: run(c, s, table)),
                            address=lambda table, s: table.address(s))
 
     def _whole(self, targets: Callable[[RouteTable], list[tuple[Any, Any]]], make: Callable[[Any, Any], Callable[[Client], T]],

@@ -111,9 +111,9 @@ def merge_nearest(parts: Sequence[tuple[np.ndarray, np.ndarray]], k: int, querie
 
 
 def merge_hier(parts: Sequence[list[dict[str, Any]]], direction: str) -> list[dict[str, Any]]:
-    """CHIER nodes from every shard, counts summed per node.
+    """CHIER nodes from several shards, counts summed per node.
 
-    ``up``: the same ancestors come from every shard, in the same order. ``down``: the stored
+    ``up``: the same ancestors from every shard, in the same order. ``down``: the stored
     children of each shard, merged in coordinate order of their prefixes.
     """
     by_pattern: dict[str, dict[str, Any]] = {}
