@@ -22,13 +22,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def ranch(ray_local):
-    """The example's module and its 6-shard cluster (data kept in a temporary directory)."""
+    """The example's module and its 6-shard cluster (data kept in a temporary directory),
+    serving with CURVE (what shards beyond loopback do), so clients and moves use the key."""
     sys.path.insert(0, str(ROOT / "examples"))
     try:
         import ranch as module
     finally:
         sys.path.remove(str(ROOT / "examples"))
-    cl = module.start(6, cpus_per_shard=0.1, name="ranch")
+    cl = module.start(6, cpus_per_shard=0.1, name="ranch", curve=True)
     try:
         yield module, cl
     finally:
@@ -39,6 +40,9 @@ def test_ranch_workload_small(ranch):
     module, cl = ranch
     assert sorted(cl.route_table().shards) == list(range(6))
     assert len(set(cl.sidecar_pids().values())) == 6
+    with pytest.raises(vtpu.TimeoutError):  # without the key no request gets through
+        with vtpu.connect(cl.route_table().address(0), timeout=0.5) as plain:
+            plain.ping()
     lines: list[str] = []
     out = module.workload(cl, 3000, log=lines.append)  # asserts every answer itself
     assert out["shards"] == 7 and out["moved"]["scrolls"] > 0 and out["acked"] > 0

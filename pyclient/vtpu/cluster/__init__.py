@@ -27,7 +27,7 @@ __all__ = ["start", "connect", "Cluster", "ClusterClient", "RouteTable", "Range"
 
 
 def connect(ray_address: str | None = None, *, addresses: Sequence[str] | None = None, name: str = "vtpu",
-            key_span: int = 1000, timeout: float | None = None) -> Any:
+            key_span: int = 1000, timeout: float | None = None, server_key: str | None = None) -> Any:
     """Join a cluster.
 
     Parameters
@@ -41,6 +41,8 @@ def connect(ray_address: str | None = None, *, addresses: Sequence[str] | None =
         (the last also everything above); returns a :class:`ClusterClient`.
     name : str
         The cluster's name in Ray (``start(name=...)``).
+    server_key : str, optional
+        ``addresses`` only: the sidecars' CURVE public key, when they serve with CURVE.
 
     Raises
     ------
@@ -53,11 +55,11 @@ def connect(ray_address: str | None = None, *, addresses: Sequence[str] | None =
         addrs = list(addresses)
         if not addrs:
             raise ParamError("E_PARAM", "addresses must name at least one sidecar")
-        with Client(addrs[0], timeout=timeout) as first:
+        with Client(addrs[0], timeout=timeout, server_key=server_key) as first:
             formed = first.request("CROUTE", {})[0].get("shard") is not None
         if not formed:
-            install_direct(RouteTable.even(addrs, key_span), timeout=timeout)
-        return ClusterClient(addrs, timeout=timeout)
+            install_direct(RouteTable.even(addrs, key_span), timeout=timeout, server_key=server_key)
+        return ClusterClient(addrs, timeout=timeout, server_key=server_key)
     from .ray_cluster import Cluster
 
     return Cluster.join(ray_address, name=name)

@@ -67,6 +67,8 @@ class ClusterClient:
     stale_wait : float
         Seconds a request refused as stale (its range is moving) keeps being re-routed
         before :class:`vtpu.StaleTableError` reaches the caller.
+    server_key : str, optional
+        The shards' CURVE public key, when they serve with CURVE (``Cluster.server_key``).
 
     Notes
     -----
@@ -74,8 +76,9 @@ class ClusterClient:
     :class:`vtpu.SidecarError`; the others go on. Safe to share between threads.
     """
 
-    def __init__(self, seeds: Sequence[str], *, timeout: float | None = None, stale_wait: float = 60.0) -> None:
-        self._router = Router(seeds, timeout=timeout, stale_wait=stale_wait)
+    def __init__(self, seeds: Sequence[str], *, timeout: float | None = None, stale_wait: float = 60.0,
+                 server_key: str | None = None) -> None:
+        self._router = Router(seeds, timeout=timeout, stale_wait=stale_wait, server_key=server_key)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def close(self) -> None:

@@ -39,13 +39,17 @@ class Router:
         Seconds a request refused as stale keeps being re-routed (a range in flight is
         refused until its move is handed over) before :class:`vtpu.StaleTableError`
         reaches the caller; 0 tries once.
+    server_key : str, optional
+        The shards' CURVE public key, when they serve with CURVE.
     """
 
-    def __init__(self, seeds: Sequence[str], *, timeout: float | None = None, stale_wait: float = 60.0) -> None:
+    def __init__(self, seeds: Sequence[str], *, timeout: float | None = None, stale_wait: float = 60.0,
+                 server_key: str | None = None) -> None:
         if not seeds:
             raise ParamError("E_PARAM", "a cluster client needs at least one shard address")
         self._timeout = timeout
         self.stale_wait = float(stale_wait)
+        self._server_key = server_key
         self._seeds = list(dict.fromkeys(seeds))
         self._clients: dict[str, Client] = {}
         self._lock = threading.Lock()
@@ -59,7 +63,7 @@ class Router:
         with self._lock:
             c = self._clients.get(address)
             if c is None:
-                c = self._clients[address] = Client(address, timeout=self._timeout)
+                c = self._clients[address] = Client(address, timeout=self._timeout, server_key=self._server_key)
             return c
 
     def close(self) -> None:

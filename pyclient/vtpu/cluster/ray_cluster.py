@@ -44,13 +44,15 @@ class Cluster:
         self._own_ray = own_ray
         self._options = options
         self._clients: list[ClusterClient] = []
+        #: The CURVE public key of every shard (None: plain tcp).
+        self.server_key: str | None = options["curve"][0] if options.get("curve") else None
 
     # -- making -------------------------------------------------------------------------------
     @classmethod
     def start(cls, shards: int = 2, *, data_dir: str | Path | None = None, address: str | None = None,
               placement: str = "spread", name: str = "vtpu", key_span: int = 1000, host: str | None = None,
               cpus_per_shard: float | None = None, max_restarts: int = 10, sidecar_args: Sequence[str] = (),
-              **ray_init_kwargs: Any) -> "Cluster":
+              curve: bool | None = None, **ray_init_kwargs: Any) -> "Cluster":
         """Start ``shards`` sidecars as Ray actors and give them ranges of the first component.
 
         Parameters
@@ -69,7 +71,12 @@ class Cluster:
             First components ``0 .. key_span`` are split evenly; the last shard also owns the
             rest (see :mod:`vtpu.cluster.table` for the choice of key).
         host : str, optional
-            Interface the sidecars listen on (tcp); default each node's Ray address.
+            Interface the sidecars listen on (tcp); default loopback when Ray has one node,
+            else each node's Ray address.
+        curve : bool, optional
+            Serve with ZeroMQ CURVE (one keypair for the cluster, made here; clients and
+            shard-to-shard syncs use its public key). Default: beyond loopback only, where a
+            sidecar refuses plain tcp.
         cpus_per_shard : float, optional
             CPUs reserved per shard (default: 1, or less so that all fit on the cluster).
         max_restarts : int
@@ -88,7 +95,17 @@ class Cluster:
         own_dir = data_dir is None
         root = Path(tempfile.mkdtemp(prefix="vtpu-cluster-")) if own_dir else Path(data_dir)
         cpus = cpus_per_shard if cpus_per_shard is not None else min(1.0, ray.cluster_resources().get("CPU", 1) / (shards + 1))
-        opts = {"root": str(root), "host": host, "cpus": cpus, "max_restarts": max_restarts, "args": list(sidecar_args)}
+        if host is None and len([n for n in ray.nodes() if n.get("Alive")]) == 1:
+            host = "127.0.0.1"  # one machine: loopback
+        if curve is None:
+            curve = host not in ("127.0.0.1", "localhost", "::1")
+        keys = None
+        if curve:
+            import zmq
+
+            keys = tuple(k.decode("ascii") for k in zmq.curve_keypair())
+        opts = {"root": str(root), "host": host, "cpus": cpus, "max_restarts": max_restarts, "args": list(sidecar_args),
+                "curve": keys}
         from ray.util.placement_group import placement_group
 
         pg = placement_group([{"CPU": cpus}] * shards, strategy="SPREAD" if placement == "spread" else "PACK")
@@ -121,16 +138,18 @@ class Cluster:
         if not actors:
             raise ParamError("E_PARAM", f"no vtpu cluster named {name!r} runs on the Ray cluster at {ray_address}")
         seeds = ray.get([a.address.remote() for a in actors.values()])
-        with ClusterClient(seeds) as c:
+        key = ray.get(next(iter(actors.values())).public_key.remote())
+        with ClusterClient(seeds, server_key=key) as c:
             table = c.route_table()
-        return cls(name, actors, table, data_dir=None, own_dir=False, own_ray=False, options={})
+        cl = cls(name, actors, table, data_dir=None, own_dir=False, own_ray=False, options={})
+        cl.server_key = key
+        return cl
 
     def _spawn(self, shard: int, bundle: int | None = None) -> Any:
         ray = _ray()
         o = self._options
         if not o:
             raise ParamError("E_PARAM", "only the process that started the cluster can add shards")
-        host = o["host"] or ray.util.get_node_ip_address()
         strategy: Any = "SPREAD"
         if bundle is not None:
             from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
@@ -140,7 +159,7 @@ class Cluster:
         return actor_cls.options(
             name=f"{self.name}-shard-{shard}", namespace=NAMESPACE, num_cpus=o["cpus"], max_restarts=o["max_restarts"],
             max_task_retries=0, scheduling_strategy=strategy,
-        ).remote(shard, str(Path(o["root"]) / f"shard-{shard}"), host, o["args"])
+        ).remote(shard, str(Path(o["root"]) / f"shard-{shard}"), o["host"], o["args"], o["curve"])
 
     def _install(self, table: RouteTable, shards: Sequence[int]) -> None:
         """Install ``table`` on ``shards`` one after another (the order is the caller's)."""
@@ -152,7 +171,7 @@ class Cluster:
     # -- reading ------------------------------------------------------------------------------
     def client(self, *, timeout: float | None = None) -> ClusterClient:
         """A client over every shard (closed by :meth:`shutdown` if still open)."""
-        c = ClusterClient([self._table.address(s) for s in self._table.shards], timeout=timeout)
+        c = ClusterClient([self._table.address(s) for s in self._table.shards], timeout=timeout, server_key=self.server_key)
         self._clients.append(c)
         return c
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..client import Client
 from ..errors import ParamError, PeerError
 from .table import SPACE_END, Range
 
@@ -102,13 +101,6 @@ def split_point(counts: dict[int, int], lo: int, hi: int) -> int:
     return lo + (min(hi, SPACE_END) - lo) // 2 if len(keys) < 2 else max(keys)
 
 
-def _first_counts(address: str) -> dict[int, int]:
-    """Scrolls per first component stored at a shard (CHIER down from the root)."""
-    with Client(address, timeout=60) as c:
-        nodes = c.chier("0.0.0/0.0.0/0.0.0", "down", depth=1, level=0)
-    return {int(n["prefix"][0]): int(n["count"]) for n in nodes}
-
-
 def add_shard(cluster: "Cluster") -> dict[str, Any]:
     """Start a shard and move to it the upper half (by scrolls) of the fullest shard's
     fullest range; returns the move's figures with ``shard``, the new id."""
@@ -120,7 +112,7 @@ def add_shard(cluster: "Cluster") -> dict[str, Any]:
     cluster._install(table, [new_id])  # knows the table, owns nothing yet
     sizes = cluster.shard_sizes()
     src = max((s for s in table.shards), key=lambda s: sizes.get(s, 0))
-    counts = _first_counts(table.address(src))
+    counts = ray.get(cluster.actor(src).first_counts.remote())
     ranges = [r for r in table.ranges if r.shard == src]
     best = max(ranges, key=lambda r: (sum(n for k, n in counts.items() if r.lo <= k < r.hi), r.hi - r.lo))
     cut = split_point(counts, best.lo, best.hi)

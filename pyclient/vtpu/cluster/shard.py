@@ -19,6 +19,7 @@ from typing import Any
 from ..client import Client
 from ..errors import SidecarError
 from ..launcher import Sidecar, durable_args
+from ..serve_flags import serve_flag
 
 __all__ = ["ShardServer"]
 
@@ -34,23 +35,40 @@ class ShardServer:
         This shard's id.
     data_dir : str
         Its directory: the sidecar's log and snapshots, and ``shard.json``.
-    host : str
-        Interface the sidecar listens on (tcp); its port is chosen once and kept.
+    host : str or None
+        Interface the sidecar listens on (tcp); None: this node's address in Ray. Its port
+        is chosen once and kept.
     sidecar_args : list of str
         Extra ``vtpu serve`` flags.
+    curve : (str, str) or None
+        The cluster's CURVE keypair (public, secret), z85: the sidecar serves with the secret
+        key (written 0600 to ``curve.secret``) and syncs with its peers by the public key.
     """
 
-    def __init__(self, shard: int, data_dir: str, host: str, sidecar_args: list[str] | None = None) -> None:
+    def __init__(self, shard: int, data_dir: str, host: str | None, sidecar_args: list[str] | None = None,
+                 curve: tuple[str, str] | None = None) -> None:
         self.shard = int(shard)
         self.dir = Path(data_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self._stopping = False
         state = self._load()
         self.restarts = int(state.get("starts", 0))
+        if host is None:  # resolved here, on the shard's node, not on the driver's
+            import ray
+
+            host = ray.util.get_node_ip_address()
         address = state.get("address") or f"tcp://{host}:0"
-        self.sidecar = self._start(address, list(sidecar_args or []))
+        args = list(sidecar_args or [])
+        self.server_key = curve[0] if curve else None
+        if curve:
+            secret = self.dir / "curve.secret"
+            fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(curve[1] + "\n")
+            args += [serve_flag("--curve-secret-file"), str(secret)]
+        self.sidecar = self._start(address, args)
         self._save(address=self.sidecar.address, starts=self.restarts + 1)
-        self.client = Client(self.sidecar.address, timeout=60)
+        self.client = Client(self.sidecar.address, timeout=60, server_key=self.server_key)
         if "croute" in state:  # a restart: the table this shard held
             self.client.request("CROUTE", state["croute"])
         threading.Thread(target=self._watch, name="vtpu-shard-watch", daemon=True).start()
@@ -89,6 +107,10 @@ class ShardServer:
         """The sidecar's address."""
         return str(self.sidecar.address)
 
+    def public_key(self) -> str | None:
+        """The CURVE public key clients need (None: plain tcp on loopback)."""
+        return self.server_key
+
     def sidecar_pid(self) -> int:
         """The sidecar process id."""
         return int(self.sidecar.proc.pid)  # type: ignore[union-attr]
@@ -105,11 +127,19 @@ class ShardServer:
 
     def sync_to(self, peer: str, pattern: str) -> dict[str, Any]:
         """Sync ``pattern`` with the sidecar at ``peer`` (CSYNC run); the stats."""
-        return self.client.request("CSYNC", {"step": "run", "peer": peer, "pattern": pattern, "timeout_ms": 600_000})[0]
+        params = {"step": "run", "peer": peer, "pattern": pattern, "timeout_ms": 600_000}
+        if self.server_key:
+            params["server_key"] = self.server_key  # every shard serves with the cluster's keypair
+        return self.client.request("CSYNC", params)[0]
 
     def prune(self) -> int:
         """Delete what other shards own (after a range moved away)."""
         return int(self.client.request("CROUTE", {"prune": True})[0]["pruned"])
+
+    def first_counts(self) -> dict[int, int]:
+        """Scrolls stored per first component (CHIER down from the root)."""
+        nodes = self.client.chier("0.0.0/0.0.0/0.0.0", "down", depth=1, level=0)
+        return {int(n["prefix"][0]): int(n["count"]) for n in nodes}
 
     def size(self) -> int:
         """Scrolls stored."""
