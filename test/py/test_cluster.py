@@ -169,22 +169,27 @@ def test_crange_fans_out_in_coordinate_order(loaded):
 
 
 @needs_sidecar
-def test_cnearest_is_the_global_top_k(loaded, data):
+@pytest.mark.parametrize("vectors", [False, True], ids=["coords", "vectors"])
+def test_nearest_is_the_global_top_k(loaded, data, vectors):
     c, plain = loaded
-    co, _ = data
-    q = co[::97] + 3
-    for metric in ("l2", "l1", "hier"):
-        gc, gd = c.cnearest(q, 9, metric=metric)
-        wc, wd = plain.cnearest(q, 9, metric=metric)
-        assert np.array_equal(gc, wc) and np.allclose(gd, wd), metric
-    # A pattern that leaves one range fewer candidates than k.
+    co, vals = data
+    everything = "*.*.*/*.*.*/*.*.*"
+    queries, one = (vals[::300] + 0.01, vals[0]) if vectors else (co[::97] + 3, co[0])
+
+    def ask(client, q, k, pattern, **kw):
+        return client.cnearest_vectors(q, k, pattern, **kw) if vectors else client.cnearest(q, k, pattern=pattern, **kw)
+
+    def same(got, want):
+        assert np.array_equal(got[0], want[0]) and np.allclose(got[1], want[1])
+
+    for metric in ("cosine", "l2", "ip") if vectors else ("l2", "l1", "hier"):
+        same(ask(c, queries, 9, everything, metric=metric), ask(plain, queries, 9, everything, metric=metric))
+    # A pattern across shards 0 and 1 leaving each range fewer candidates than k.
     pat = "[330:340].*.*/*.*.*/*.*.*"
     n = len(plain.crange(pat, values=False).coords)
-    gc, gd = c.cnearest(co[0], n, pattern=pat)
-    wc, wd = plain.cnearest(co[0], n, pattern=pat)
-    assert np.array_equal(gc, wc) and np.allclose(gd, wd)
+    same(ask(c, one, n, pat), ask(plain, one, n, pat))
     with pytest.raises(vtpu.ParamError):
-        c.cnearest(co[0], n + 1, pattern=pat)
+        ask(c, one, n + 1, pat)
 
 
 @needs_sidecar

@@ -181,6 +181,40 @@ class ClusterClient:
         out, dist = merge_nearest(parts, int(k), q, metric)
         return (out[0], dist[0]) if one else (out, dist)
 
+    def cnearest_vectors(self, queries: Any, k: int, pattern: Any, *, metric: str = "cosine", skip_mismatched: bool = False,
+                         timeout: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The global k stored tensors within ``pattern`` nearest to each query vector (exact;
+        see :meth:`vtpu.Client.cnearest_vectors`): each range's best k, merged."""
+        if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+            raise ParamError("E_PARAM", f"CNEAREST: k must be an integer >= 1, got {k!r}")
+        q = queries.detach().cpu().float().numpy() if hasattr(queries, "detach") else np.asarray(queries, dtype=np.float32)
+        one = q.ndim == 1
+        q2 = q.reshape(1, -1) if one else q
+
+        def usable(c: Any, p: str) -> int:
+            if not skip_mismatched:  # every value in the range is a candidate (or the call fails)
+                return len(c.crange(p, limit=int(k), values=False, timeout=timeout).coords)
+            vals = c.crange(p, timeout=timeout).values
+            return sum(1 for v in vals if isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.size == q2.shape[1])
+
+        def ask(c: Any, r: Any, p: str) -> tuple[np.ndarray, np.ndarray] | None:
+            try:
+                return c.cnearest_vectors(q2, int(k), p, metric=metric, skip_mismatched=skip_mismatched, timeout=timeout)
+            except ParamError:
+                n = usable(c, p)
+                if n >= k:
+                    raise  # not a matter of too few candidates
+            return c.cnearest_vectors(q2, n, p, metric=metric, skip_mismatched=skip_mismatched, timeout=timeout) if n else None
+
+        parts = [res for _, res in self._router.per_range(pattern_string(pattern), ask) if res]
+        total = sum(p[1].shape[1] for p in parts)
+        if total < k:
+            raise ParamError("E_PARAM", f"CNEAREST: k = {k} but the range holds only {total} usable tensors")
+        sign = 1.0 if metric == "l2" else -1.0  # cosine and ip: higher is nearer
+        out, score = merge_nearest([(c, sign * s) for c, s in parts], int(k))
+        score = (sign * score).astype(np.float32)
+        return (out[0], score[0]) if one else (out, score)
+
     def chier(self, coord: Any, direction: str = "up", depth: int = 1, level: int = DIMS, *,
               timeout: float | None = None) -> list[dict[str, Any]]:
         """Ancestors or stored children with scroll counts, as one sidecar holding all the data
