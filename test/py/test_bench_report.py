@@ -90,3 +90,33 @@ def test_kg_claim_is_judged_against_the_compiled_peer_when_it_ran():
     assert report_claims._kg_hops(_kg(100, 100, 20_000))[2] == "held"
     verdict, why = report_claims._kg_hops(_kg(280, 1750, 4000, 126))[2:]
     assert verdict == "refuted" and "scipy sparse is faster" in why
+
+
+def _cluster(rows_per_s: float, server_ms: float) -> dict:
+    op = {"rows_per_s": rows_per_s, "rounds_rows_per_s": [rows_per_s]}
+    return {
+        "cores": 2,
+        "scaling": {"rows": 1000, "batch": 100, "value_bytes": 256, "plain": {o: op for o in ("cput", "cget", "crange")},
+                    "shards": {"1": {o: op for o in ("cput", "cget", "crange")}},
+                    "server_ms": {w: server_ms for w in ("CPUT", "CGET", "CRANGE")},
+                    "bytes_per_row": {w: 256.0 for w in ("CPUT", "CGET", "CRANGE")}},
+        "routing": {"batch": 100, "ping_us": 0.0, "single": {"cluster_us": [100, 120], "plain_us": [100, 105]},
+                    "batched": {"cluster_rows_per_s": [1e5, 1e5], "plain_rows_per_s": [1e5, 1e5]}},
+        "recovery": {"scrolls": 10, "value_bytes": 256, "ours_s": 2.0, "ours_rounds_s": [2.0], "peer_s": 1.0, "peer_rounds_s": [1.0]},
+        "rebalance": {"scrolls": 10, "moved_scrolls": 5, "seconds": 1.0, "bytes": 100, "whole_s": 0.5, "whole_bytes": 200},
+    }
+
+
+def test_cluster_model_separates_client_and_node_costs():
+    import report_cluster
+
+    # All of the 1-shard time is the sidecar's (100 rows per 10 ms = 10k rows/s): nodes add throughput.
+    r = _cluster(10_000, 10.0)
+    one_1, many_1 = report_cluster.model(r, "cget", "CGET", 1)
+    one_6, many_6 = report_cluster.model(r, "cget", "CGET", 6)
+    assert one_6 > 4 * one_1 and many_6 > 5 * many_1
+    # None of it is the sidecar's: one client gains nothing from more nodes.
+    r = _cluster(10_000, 0.0)
+    assert report_cluster.model(r, "cget", "CGET", 60)[0] <= report_cluster.model(r, "cget", "CGET", 1)[0]
+    md = "\n".join(report_cluster.render(r))
+    assert "| single CGET p50 |" in md and "within noise" in md and "| batched CGET (shuffled) | 60 |" in md
