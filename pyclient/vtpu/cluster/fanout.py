@@ -77,7 +77,8 @@ class Router:
             pool.shutdown(wait=True)
 
     def refresh(self, newer_than: int = -1) -> RouteTable:
-        """Read the table from the shards (the highest version any of them holds).
+        """Read the table from the shards: the first one newer than ``newer_than``, else the
+        highest any of them holds (never older than the table already known).
 
         Raises
         ------
@@ -104,8 +105,9 @@ class Router:
                 break  # one shard with a newer table is enough: it only moves forward
         if best is None:
             raise SidecarError("E_CLOSED", f"no shard of the cluster answers (tried {', '.join(dict.fromkeys(known))}): {last}")
-        self.table = best
-        return best
+        if self.table is None or best.version > self.table.version:
+            self.table = best  # never backwards: a lagging shard's older table is ignored
+        return self.table
 
     # -- fan-out ----------------------------------------------------------------------------
     def _map(self, jobs: list[Callable[[], T]]) -> list[T | VtpuError]:
