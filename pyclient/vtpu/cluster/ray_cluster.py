@@ -161,11 +161,14 @@ class Cluster:
             max_task_retries=0, scheduling_strategy=strategy,
         ).remote(shard, str(Path(o["root"]) / f"shard-{shard}"), o["host"], o["args"], o["curve"])
 
+    def call(self, shard: int, method: str, *args: Any) -> Any:
+        """Run ``method`` of ``shard``'s actor (:class:`.shard.ShardServer`) and wait for it."""
+        return _ray().get(getattr(self._actors[shard], method).remote(*args))
+
     def _install(self, table: RouteTable, shards: Sequence[int]) -> None:
         """Install ``table`` on ``shards`` one after another (the order is the caller's)."""
-        ray = _ray()
         for s in shards:
-            ray.get(self._actors[s].install.remote(croute_params(table, s)))
+            self.call(s, "install", croute_params(table, s))
         self._table = table
 
     # -- reading ------------------------------------------------------------------------------

@@ -41,8 +41,15 @@ def _ray() -> Any:
 
 def move_range(cluster: "Cluster", lo: int, hi: int, dst: int) -> dict[str, Any]:
     """Move first components ``[lo, hi)`` (inside one range) to shard ``dst``; returns
-    ``{range, src, dst, scrolls, bytes, seconds, version}``."""
-    ray = _ray()
+    ``{range, src, dst, scrolls, bytes, seconds, version}``.
+
+    Raises
+    ------
+    PeerError
+        When a step before the destination took the range over failed: the move is rolled
+        back (the source owns the range again, under a newer table version) and nothing
+        written there is lost; the message says so.
+    """
     t0 = time.perf_counter()
     table = cluster.route_table()
     src = table.owner([lo] + [0] * 8)
@@ -50,10 +57,9 @@ def move_range(cluster: "Cluster", lo: int, hi: int, dst: int) -> dict[str, Any]
         raise ParamError("E_PARAM", f"[{lo}:{hi}) must lie inside ranges of one shard")
     if src == dst:
         raise ParamError("E_PARAM", f"[{lo}:{hi}) is already on shard {dst}")
-    a = cluster.actor(src)
-    dst_address = ray.get(cluster.actor(dst).address.remote())
+    dst_address = cluster.call(dst, "address")
     pattern = Range(lo, hi, dst, None).pattern
-    copy = ray.get(a.sync_to.remote(dst_address, pattern))
+    copy = cluster.call(src, "sync_to", dst_address, pattern)
     ranges = []
     for r in table.ranges:  # cut [lo, hi) out of its range and give it to dst
         for a_lo, a_hi, owner in ((r.lo, min(r.hi, lo), r.shard), (max(r.lo, lo), min(r.hi, hi), dst), (max(r.lo, hi), r.hi, r.shard)):
@@ -61,22 +67,49 @@ def move_range(cluster: "Cluster", lo: int, hi: int, dst: int) -> dict[str, Any]
                 ranges.append(Range(a_lo, a_hi, owner, dst_address if owner == dst else r.address))
     new = table.replace(ranges)
     cluster._install(new, [src])
-    catch_up = ray.get(a.sync_to.remote(dst_address, pattern))
-    for _ in range(3):  # quiescent now: one pass converges unless the peer failed mid-way
-        if catch_up.get("converged"):
-            break
-        catch_up = ray.get(a.sync_to.remote(dst_address, pattern))
-    if not catch_up.get("converged"):
-        raise PeerError("E_PEER", f"moving {pattern} from shard {src} to {dst}: the sync did not converge; the range stays refused until moved")
-    others = [s for s in new.shards if s not in (src, dst)]
-    cluster._install(new, [dst, *others])
-    pruned = ray.get(a.prune.remote())
+    try:
+        catch_up = cluster.call(src, "sync_to", dst_address, pattern)
+        for _ in range(3):  # quiescent now: one pass converges unless the peer failed mid-way
+            if catch_up.get("converged"):
+                break
+            catch_up = cluster.call(src, "sync_to", dst_address, pattern)
+        if not catch_up.get("converged"):
+            raise PeerError("E_PEER", f"the sync of {pattern} from shard {src} to {dst} did not converge")
+        cluster._install(new, [dst])  # dst serves the range from here on: no way back
+    except Exception as e:
+        raise _roll_back(cluster, table, new, src, dst, pattern, e) from e
+    cluster._install(new, [s for s in new.shards if s not in (src, dst)])
+    pruned = cluster.call(src, "prune")
     return {
         "range": [lo, hi], "src": src, "dst": dst, "version": new.version, "pruned": pruned,
         "scrolls": int(copy["scrolls_sent"]) + int(catch_up["scrolls_sent"]),
         "bytes": sum(int(s[k]) for s in (copy, catch_up) for k in _SYNC_BYTES),
         "seconds": time.perf_counter() - t0,
     }
+
+
+def _roll_back(cluster: "Cluster", old: Any, new: Any, src: int, dst: int, pattern: str, why: Exception) -> PeerError:
+    """Give the range back to ``src`` (which kept every write to it: ``dst`` never served it)
+    under the version after ``new``; the error to raise."""
+    back = new.replace(old.ranges)
+    try:
+        cluster._install(back, [src])
+    except Exception as e:  # noqa: BLE001 - reported in the error: the range stays refused
+        return PeerError("E_PEER", f"moving {pattern} from shard {src} to {dst} failed ({why}) and so did handing it back "
+                                   f"({e}): the range is refused until it is moved")
+    for s in back.shards:  # the others learn it when they can; meanwhile they refuse stale requests
+        if s != src:
+            try:
+                cluster._install(back, [s])
+            except Exception:  # noqa: BLE001 - a shard that is down installs it when asked next
+                pass
+    try:
+        cluster.call(dst, "prune")  # its partial copy
+    except Exception:  # noqa: BLE001 - the copy is never read (reads ask owners only)
+        pass
+    cluster._table = back
+    return PeerError("E_PEER", f"moving {pattern} from shard {src} to {dst} failed ({why}); rolled back: shard {src} "
+                               f"owns it again (route table version {back.version}), nothing written there is lost")
 
 
 def split_point(counts: dict[int, int], lo: int, hi: int) -> int:
@@ -104,15 +137,14 @@ def split_point(counts: dict[int, int], lo: int, hi: int) -> int:
 def add_shard(cluster: "Cluster") -> dict[str, Any]:
     """Start a shard and move to it the upper half (by scrolls) of the fullest shard's
     fullest range; returns the move's figures with ``shard``, the new id."""
-    ray = _ray()
     table = cluster.route_table()
     new_id = max(cluster._actors) + 1
     cluster._actors[new_id] = cluster._spawn(new_id)
-    ray.get(cluster.actor(new_id).address.remote())
+    cluster.call(new_id, "address")
     cluster._install(table, [new_id])  # knows the table, owns nothing yet
     sizes = cluster.shard_sizes()
     src = max((s for s in table.shards), key=lambda s: sizes.get(s, 0))
-    counts = ray.get(cluster.actor(src).first_counts.remote())
+    counts = cluster.call(src, "first_counts")
     ranges = [r for r in table.ranges if r.shard == src]
     best = max(ranges, key=lambda r: (sum(n for k, n in counts.items() if r.lo <= k < r.hi), r.hi - r.lo))
     cut = split_point(counts, best.lo, best.hi)
@@ -122,7 +154,6 @@ def add_shard(cluster: "Cluster") -> dict[str, Any]:
 def remove_shard(cluster: "Cluster", shard: int) -> dict[str, Any]:
     """Move each range of ``shard`` to the shard owning the range before it (after it for
     the first) and stop it; returns the summed figures."""
-    ray = _ray()
     table = cluster.route_table()
     if shard not in table.shards:
         raise ParamError("E_PARAM", f"shard {shard} is not in the route table")
@@ -137,9 +168,8 @@ def remove_shard(cluster: "Cluster", shard: int) -> dict[str, Any]:
         i = mine[0]
         dst = table.ranges[i - 1].shard if i > 0 else table.ranges[i + 1].shard
         moves.append(move_range(cluster, table.ranges[i].lo, table.ranges[i].hi, dst))
-    actor = cluster._actors.pop(shard)
-    ray.get(actor.stop.remote())
-    ray.kill(actor, no_restart=True)
+    cluster.call(shard, "stop")
+    _ray().kill(cluster._actors.pop(shard), no_restart=True)
     return {
         "shard": shard, "moves": moves, "scrolls": sum(m["scrolls"] for m in moves), "bytes": sum(m["bytes"] for m in moves),
         "seconds": sum(m["seconds"] for m in moves),

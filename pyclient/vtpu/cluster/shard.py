@@ -43,10 +43,13 @@ class ShardServer:
     curve : (str, str) or None
         The cluster's CURVE keypair (public, secret), z85: the sidecar serves with the secret
         key (written 0600 to ``curve.secret``) and syncs with its peers by the public key.
+    exit_on_death : bool
+        Exit the process when the sidecar dies (what a Ray actor needs to be restarted);
+        False for a server living in another process (tests).
     """
 
     def __init__(self, shard: int, data_dir: str, host: str | None, sidecar_args: list[str] | None = None,
-                 curve: tuple[str, str] | None = None) -> None:
+                 curve: tuple[str, str] | None = None, exit_on_death: bool = True) -> None:
         self.shard = int(shard)
         self.dir = Path(data_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -71,7 +74,8 @@ class ShardServer:
         self.client = Client(self.sidecar.address, timeout=60, server_key=self.server_key)
         if "croute" in state:  # a restart: the table this shard held
             self.client.request("CROUTE", state["croute"])
-        threading.Thread(target=self._watch, name="vtpu-shard-watch", daemon=True).start()
+        if exit_on_death:
+            threading.Thread(target=self._watch, name="vtpu-shard-watch", daemon=True).start()
 
     def _start(self, address: str, args: list[str]) -> Sidecar:
         # A restart binds the old port again; the dead sidecar may hold it for a moment.
