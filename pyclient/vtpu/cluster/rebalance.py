@@ -14,7 +14,9 @@ A move of first components ``[lo, hi)`` from shard A to shard B:
 
 Clients only see retries (``E_STALE`` re-routed by :class:`vtpu.cluster.fanout.Router`); no
 acknowledged write is lost, because every write to the range before step 2 is on A and
-reaches B in step 3, and every write after step 4 goes to B.
+reaches B in step 3, and every write after step 4 goes to B. A failure in step 3 or 4 (before
+B takes over) rolls the move back: A owns the range again under the next version; B never
+served it, so A holds every write.
 """
 
 from __future__ import annotations
