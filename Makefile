@@ -22,7 +22,8 @@ node_modules/.installed: package.json .npmrc
 	@test -x $(PY) || $(PYTHON) -m venv .venv
 	@# the CPU build of torch: an unpinned torch pulls CUDA wheels
 	$(PY) -m pip install -q '$(TORCH)'
-	$(PY) -m pip install -q -e '.[test]'
+	@# cluster: Ray, for the vtpu.cluster tests (test/py/test_cluster_ray.py)
+	$(PY) -m pip install -q -e '.[test,cluster]'
 	@touch $@
 
 dist/.built: node_modules/.installed $(TS_SOURCES)

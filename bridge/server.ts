@@ -21,6 +21,8 @@ import { wantsLayout } from './tensor_layout';
 import { isWrite, offloadOf } from '../engine/ops/index';
 import type { Offload as Hint } from '../engine/instruction';
 import { ShmLinks, type LinkHandle } from './shm/links';
+import type { RouteTable } from '../engine/routes';
+import { checkRouteVersion } from '../engine/shard';
 
 /** What the server needs from the engine: synchronous op execution. */
 export interface Executor {
@@ -29,6 +31,8 @@ export interface Executor {
   serve?(op: string, input: OpInput): OpOutput;
   /** Where the server records each request; absent = a private registry. */
   readonly metrics?: Metrics;
+  /** The cluster route table, when the executor has one: requests are version-checked against it. */
+  readonly routes?: RouteTable;
 }
 
 /** Bytes in a list of frames. */
@@ -261,6 +265,8 @@ export class SidecarServer {
       }
       const req = parseRequest(frames);
       id = req.id;
+      // A cluster shard answers only requests routed by its own table version (engine/shard.ts).
+      if (this.engine.routes) checkRouteVersion(this.engine.routes, req.op, req.params);
       let link: LinkHandle | undefined;
       if (req.shm !== undefined) {
         if (!this.shm) throw new VtpuError('E_FRAME', 'shm: this sidecar serves without shared memory');

@@ -1,6 +1,9 @@
 /**
  * Range-ownership table for CROUTE: sorted, non-overlapping ranges [start, end) that cover
  * the whole coordinate space, each owned by a shard (and optionally reachable at an address).
+ * The table has a version; a sidecar told which shard it is (`self`) refuses writes outside
+ * its ranges (E_SHARD) and requests made with another table version (E_STALE), see
+ * engine/shard.ts.
  */
 import { DIMS } from './types';
 import { VtpuError } from './errors';
@@ -19,6 +22,10 @@ export class RouteTable {
   private starts = new Uint32Array(DIMS);
   private shards = new Uint32Array(1);
   private addresses: Array<string | null> = [null];
+  /** The table's version: 0 until a table is installed with one. */
+  version = 0;
+  /** The shard this sidecar is, once a cluster told it; then writes are checked. */
+  self: number | undefined = undefined;
 
   /** Number of ranges. */
   get length(): number {
@@ -106,6 +113,26 @@ export class RouteTable {
   route(c: ArrayLike<number>, i = 0): { shard: number; address: string | null } {
     const r = this.find(c, i);
     return { shard: this.shards[r], address: this.addresses[r] };
+  }
+
+  /** The shard owning row `i` of a flat coordinate column. */
+  shardOf(c: ArrayLike<number>, i: number): number {
+    return this.shards[this.find(c, i)];
+  }
+
+  /**
+   * E_SHARD when another shard owns any of rows first .. first+count (no check before this
+   * sidecar is told its shard): the store's write guard calls it (engine/sync/state.ts).
+   */
+  checkOwned(coords: ArrayLike<number>, first: number, count: number): void {
+    const self = this.self;
+    if (self === undefined) return;
+    for (let i = first; i < first + count; i++) {
+      const owner = this.shardOf(coords, i);
+      if (owner !== self) {
+        throw new VtpuError('E_SHARD', `${formatCoord(coords, i)} is owned by shard ${owner}, not by this shard ${self} (route table version ${this.version})`);
+      }
+    }
   }
 
   /** Owning shard per row of a flat coordinate column. */

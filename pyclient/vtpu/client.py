@@ -8,6 +8,7 @@ from typing import Any, Iterable, Mapping, NamedTuple
 import numpy as np
 
 from . import arrow
+from ._routing import route_version
 from .address import positive_seconds, probe
 from .arrow import Values
 from .coords import DIMS, coords_array, format_coord, pattern_string
@@ -172,6 +173,9 @@ class Client(AttendMixin, MoeMixin, ExpertsMixin, NearestMixin, KgMixin, Observe
         """Send a raw request; returns ``(result, body_frames)``. Escape hatch for new ops."""
         if timeout is not None:
             timeout = positive_seconds(timeout)
+        rv = route_version.get()
+        if rv is not None:  # inside a cluster client's routed call (vtpu/_routing.py)
+            params = {**(params or {}), "rv": rv}
         return self._t.request(op, params or {}, list(bodies), timeout)
 
     def compute(

@@ -25,6 +25,7 @@ __all__ = [
     "AuthError",
     "SidecarError",
     "OwnershipError",
+    "StaleTableError",
     "PeerError",
     "TimeoutError",
     "error_from_wire",
@@ -122,9 +123,20 @@ class SidecarError(VtpuError):
 
 
 class OwnershipError(AuthError):
-    """A write into a coordinate range another agent owns (``E_OWNER``)."""
+    """A write into a coordinate range another agent (``E_OWNER``) or, in a cluster, another
+    shard (``E_SHARD``) owns."""
 
     default_code = "E_OWNER"
+
+
+class StaleTableError(OwnershipError):
+    """A cluster shard refused a request routed by another route table version (``E_STALE``).
+
+    The cluster client (:mod:`vtpu.cluster`) reads the table again and retries; it reaches
+    the caller only when the table keeps changing past the client's retries.
+    """
+
+    default_code = "E_STALE"
 
 
 class PeerError(SidecarError):

@@ -101,3 +101,22 @@ def split_phext(data: bytes, chunk_bytes: int) -> Iterator[tuple[bytes, int]]:
         for lower in range(level + 1, 9):
             cur[lower] = 1
     yield _prefix(start_coord) + data[start:], len(data) - start
+
+
+def split_phext_libraries(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """Split a phext file into one self-contained piece per library (first component).
+
+    Yields ``(library, piece)``; each piece starts with the breaks that lead from
+    1.1.1/1.1.1/1.1.1 to its library, so importing the pieces anywhere, in any grouping,
+    stores exactly the scrolls the whole file would (a cluster sends each to its owner).
+    """
+    library, start = 1, 0
+    for m in _BREAK.finditer(data):
+        p = m.start()
+        if _LEVEL[data[p]] != 0:
+            continue
+        if p > start:
+            yield library, _prefix([library] + [1] * 8) + data[start:p]
+        library, start = library + 1, p + 1
+    if len(data) > start:
+        yield library, _prefix([library] + [1] * 8) + data[start:]

@@ -210,6 +210,7 @@ class Transport:
         if conn.link is None:
             self._open_link(conn, limit)
         link = conn.link
+        given = bodies  # what to send again after a refused link (place() keeps only the frames)
         if link:
             hdr, bodies, held = link.place(bodies)
             header = _header(rid, op, params, hdr)
@@ -253,7 +254,7 @@ class Transport:
             if link and code == "E_FRAME" and message.startswith("shm: no open link"):
                 # A restarted sidecar: refused before it ran, so sending again is safe.
                 conn.link = None
-                return self.request(op, params, bodies, timeout)
+                return self.request(op, params, given, timeout)
             raise error_from_wire(code, message)
         return h.get("result") or {}, frames
 

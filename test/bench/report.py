@@ -8,6 +8,7 @@ import bench_durable
 import bench_sync
 import report_attend
 import report_claims
+import report_cluster
 import report_compute
 import report_core
 import report_fastpath
@@ -65,7 +66,8 @@ def _http(h: dict) -> list[str]:
 #: Suite name -> renderer(result) -> markdown lines (run.py's SUITES names the same suites).
 RENDERERS = {"core": report_core.render, "attend": report_attend.render, "moe": report_compute.moe,
              "nearest": report_compute.nearest, "kg": report_compute.kg, "http": _http, "durable": bench_durable.render,
-             "qwen3": report_qwen3.render, "sync": bench_sync.render, "fastpath": report_fastpath.render}
+             "qwen3": report_qwen3.render, "sync": bench_sync.render, "fastpath": report_fastpath.render,
+             "cluster": report_cluster.render}
 
 #: Suite name -> plot files (relative to BENCHMARKS.md) embedded after its section, from report_plots.
 Plots = dict[str, list[tuple[str, str]]]

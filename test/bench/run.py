@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_attend  # noqa: E402
 import bench_batch  # noqa: E402
+import bench_cluster  # noqa: E402
 import bench_crange_e2e  # noqa: E402
 import bench_durable  # noqa: E402
 import bench_fastpath  # noqa: E402
@@ -80,6 +81,7 @@ SUITES = {
     "http": lambda quick: bench_http.run(rounds=2 if quick else 5, seconds=1.0 if quick else 5.0, n=2000 if quick else 20000),
     "durable": lambda quick: bench_durable.run(quick=quick),
     "sync": lambda quick: bench_sync.run(quick=quick),
+    "cluster": lambda quick: bench_cluster.run(quick=quick),
 }
 
 

@@ -155,3 +155,16 @@ def fake() -> Iterator[Callable[..., FakeSidecar]]:
     finally:
         for f in made:
             f.close()
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[Any]:
+    """One local Ray for the session (2 CPUs, no dashboard), always shut down at its end."""
+    if not CLI_BUILT:
+        pytest.skip(NOT_BUILT)
+    ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[cluster]' (make does)")
+    ray.init(num_cpus=2, include_dashboard=False, namespace="vtpu", log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()

@@ -113,3 +113,33 @@ def test_qwen3_report_names_every_peer_and_judges_q4_against_llama_cpp():
     assert "| decode tokens/s, q4 experts vs llama.cpp-Q4_0 | 30.00/s | 40.00/s | 0.75× (0.75–0.75) | ≥ 0.5× (target) | yes |" in text
     assert "| decode tokens/s, q4 experts | 30.00/s | 12.00/s (transformers eager)" in text  # the fastest transformers peer
     assert report_claims._qwen3({"variants": vs})[0].endswith("(q4)")  # llama.cpp is a peer, not ours
+
+
+def _cluster(rows_per_s: float, server_ms: float) -> dict:
+    op = {"rows_per_s": rows_per_s, "rounds_rows_per_s": [rows_per_s]}
+    return {
+        "cores": 2,
+        "scaling": {"rows": 1000, "batch": 100, "value_bytes": 256, "plain": {o: op for o in ("cput", "cget", "crange")},
+                    "shards": {"1": {o: op for o in ("cput", "cget", "crange")}},
+                    "server_ms": {w: server_ms for w in ("CPUT", "CGET", "CRANGE")},
+                    "bytes_per_row": {w: 256.0 for w in ("CPUT", "CGET", "CRANGE")}},
+        "routing": {"batch": 100, "ping_us": 0.0, "single": {"cluster_us": [100, 120], "plain_us": [100, 105]},
+                    "batched": {"cluster_rows_per_s": [1e5, 1e5], "plain_rows_per_s": [1e5, 1e5]}},
+        "recovery": {"scrolls": 10, "value_bytes": 256, "ours_s": 2.0, "ours_rounds_s": [2.0], "peer_s": 1.0, "peer_rounds_s": [1.0]},
+        "rebalance": {"scrolls": 10, "moved_scrolls": 5, "seconds": 1.0, "bytes": 100, "whole_s": 0.5, "whole_bytes": 200},
+    }
+
+
+def test_cluster_model_separates_client_and_node_costs():
+    import report_cluster
+
+    # All of the 1-shard time is the sidecar's (100 rows per 10 ms = 10k rows/s): nodes add throughput.
+    r = _cluster(10_000, 10.0)
+    one_1, many_1 = report_cluster.model(r, "cget", "CGET", 1)
+    one_6, many_6 = report_cluster.model(r, "cget", "CGET", 6)
+    assert one_6 > 4 * one_1 and many_6 > 5 * many_1
+    # None of it is the sidecar's: one client gains nothing from more nodes.
+    r = _cluster(10_000, 0.0)
+    assert report_cluster.model(r, "cget", "CGET", 60)[0] <= report_cluster.model(r, "cget", "CGET", 1)[0]
+    md = "\n".join(report_cluster.render(r))
+    assert "| single CGET p50 |" in md and "within noise" in md and "| batched CGET (shuffled) | 60 |" in md

@@ -81,3 +81,30 @@ def test_owned_sidecar_killed_fails_fast():
         with pytest.raises(vtpu.SidecarError, match="exited"):
             c.ping()
         assert time.monotonic() - t < 3
+
+
+@pytest.mark.skipif(not CLI_BUILT, reason=NOT_BUILT)
+def test_a_restarted_sidecar_gets_the_whole_request_again():
+    """A sidecar restarted at the same address knows no shared-memory link: the client's next
+    request is refused before it runs and is sent again, bodies included (a Ray-restarted
+    cluster shard does exactly this)."""
+    first = vtpu.Sidecar(address="tcp://127.0.0.1:0").start()
+    address = first.address
+    coords = np.zeros((4096, 9), np.uint32)
+    coords[:, 8] = np.arange(4096)
+    vals = np.arange(4096 * 16, dtype=np.float32).reshape(4096, 16)  # bodies well over the shm threshold
+    second = None
+    try:
+        with vtpu.connect(address, timeout=10, shm=True) as c:
+            c.cput_batch(coords, vals)
+            first.proc.kill()
+            first.proc.wait()
+            first.stop()
+            second = vtpu.Sidecar(address=address).start()
+            assert c.cput_batch(coords, vals) == 4096
+            got = c.cget_batch(coords)
+            assert got.found.all() and np.array_equal(got.values, vals)
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
