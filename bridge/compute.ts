@@ -121,8 +121,9 @@ export class ComputePool {
         if (!frame) return forwardOutput(job, r.o as Float32Array, r.lse, 'ort');
         const result: Record<string, unknown> = { kernel: 'ort', tensors: tensors.map((t) => t.name) };
         if (frame.layout) result.layout = frame.layout;
+        if (block) return { result, raw: block.bytes }; // o was written into the reply's block (r.o is null)
         const body = new Uint8Array((r.o as Float32Array).buffer as ArrayBuffer, 0, frame.length);
-        return block ? { result, raw: block.bytes } : raw ? { result, raw: body } : { result, encoded: body };
+        return raw ? { result, raw: body } : { result, encoded: body };
       } catch (e) {
         if (block) link?.unreserve(block.bytes);
         // A broken ORT install must not fail requests: say so once and use the JS kernels.

@@ -105,6 +105,21 @@ def test_expert_outputs_are_written_into_reply_blocks_and_kept(shm_client, sidec
     shm_client.experts_drop(7)
 
 
+def test_attention_runs_on_onnx_runtime_and_writes_into_the_reply_block(shm_client, sidecar):
+    # Big enough for the compute pool; ORT writes o into the reply's block, so there is no
+    # ORT output array to copy from (reading one had sent every later call to the JS kernels).
+    rng = np.random.default_rng(5)
+    q, k = rng.standard_normal((1, 4, 512, 64), np.float32), rng.standard_normal((1, 2, 512, 64), np.float32)
+    got = []
+    for _ in range(2):  # the second call proves the first left ORT in use
+        res, out = shm_client.compute("CATTEND", {"window": 64, "causal": True, "return_lse": False}, {"q": q, "k": k, "v": k})
+        got.append((res["kernel"], out["o"]))
+    assert [kern for kern, _ in got] == ["ort", "ort"] and not got[0][1].flags.owndata
+    with vtpu.connect(sidecar.address, timeout=10, shm=False) as frames:
+        ref = frames.cattend(q, k, k, window=64)
+    np.testing.assert_allclose(got[1][1], ref, atol=1e-5)
+
+
 def test_nothing_is_left_in_the_directory_once_linked(shm_client, sidecar):
     link_of(shm_client)
     assert files_of(os.getpid()) == [] and files_of(sidecar.proc.pid) == []
