@@ -150,6 +150,7 @@ def recovery(n: int, rounds: int) -> dict:
                 for i in range(0, n, 100_000):
                     c.cput_batch(co[i:i + 100_000], vals[i:i + 100_000])
                 for _ in range(rounds):
+                    cl.wait_ready(timeout=600)  # the last round's actor may still be finishing its restart
                     os.kill(cl.sidecar_pids()[0], signal.SIGKILL)
                     ours.append(_wait_back(c, co, vals, time.perf_counter()))
                 assert np.array_equal(c.cget_batch(co).values, vals), "nothing lost"
