@@ -13,7 +13,7 @@ export { Layout } from './layout';
 export type { FieldValue, PatternField } from './layout';
 export { MAX_NDIM, DTYPE_SIZES, kindCode, kindName, dtypeCode, dtypeName, validateScroll, validateBatch } from './values';
 export { Store } from './store/store';
-export type { StoreOptions, StoreStats } from './store/store';
+export type { StoreOptions, StoreStats, StoreWrite } from './store/store_types';
 export { StoreReader, getBatchFromView, findEntry, readScroll } from './store/reader';
 export type { StoreView, LookupResult } from './store/reader';
 export type { PrefixCount } from './store/rangeindex';

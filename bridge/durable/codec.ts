@@ -6,7 +6,8 @@
  */
 import { DIMS, type Scroll } from '../../engine/types';
 import { VtpuError } from '../../engine/errors';
-import type { Store, StoreWrite } from '../../engine/store/store';
+import type { Store } from '../../engine/store/store';
+import type { StoreWrite } from '../../engine/store/store_types';
 import { decodeScrolls, encodeScrolls } from '../arrow';
 
 /** Record types (byte 0 of a payload). */
