@@ -30,13 +30,13 @@ from .masks import key_spans
 __all__ = ["sparse_attention", "sparse_attention_backward", "row_groups"]
 
 
-def row_groups(starts: list[int], batch: int) -> Iterator[tuple[Any, int]]:
+def row_groups(starts: list[int]) -> Iterator[tuple[Any, int]]:
     """``(rows, start)`` per distinct start: ``rows`` a slice (every row) or an index list."""
-    if len(starts) == 1 or len(set(starts)) == 1:
+    if len(set(starts)) == 1:
         yield slice(None), starts[0]
         return
     by: dict[int, list[int]] = {}
-    for b, s in enumerate(starts[:batch]):
+    for b, s in enumerate(starts):
         by.setdefault(s, []).append(b)
     yield from ((rows, s) for s, rows in by.items())
 
@@ -51,7 +51,7 @@ def _pieces(q: torch.Tensor, mask: torch.Tensor | None, skv: int, causal: bool) 
     """``(rows, first query, first key, n)`` for every group of rows with real queries."""
     sq = q.shape[2]
     starts, n = key_spans(mask, sq, skv, causal)
-    for rows, s in row_groups(starts, q.shape[0]):
+    for rows, s in row_groups(starts):
         qs = max(0, s - (n - sq)) if causal else 0
         if qs < sq:
             yield rows, qs, s, n

@@ -375,13 +375,13 @@ def upload_experts(
             with contextlib.suppress(Exception):
                 c.experts_drop(sid)
         raise
+    dev = _device(model)
     for i, mod in mods:
         E = int(mod.gate_up_proj.shape[0])
         for attr in ("gate_up_proj", "down_proj"):  # no expert weights in torch: empty, as after hook(release=True)
             p = mod._parameters[attr]
-            mod._parameters[attr] = torch.nn.Parameter(torch.empty(0, dtype=p.dtype, device=_device(model)), requires_grad=False)
+            mod._parameters[attr] = torch.nn.Parameter(torch.empty(0, dtype=p.dtype, device=dev), requires_grad=False)
         mod.vtpu_experts = ExpertsBinding(layer=layer_base + i, client=client, format=expert_format, num_experts=E, released=True)
-    model._vtpu_prev_experts = "eager"
     model.set_experts_implementation(NAME)
     return model
 

@@ -158,7 +158,10 @@ class ExpertsMixin(ClientHost):
         Raises
         ------
         ParamError
-            Unknown format, no chunk, a chunk whose shape differs from the first's.
+            Unknown format, no chunk, a chunk that is not (n, 2I, H) and (n, H, I).
+        ShapeError
+            A chunk whose H or I differs from the first's (the sidecar checks each against the
+            layer's spec); the layer is left incomplete.
         """
         if format not in EXPERT_FORMATS:
             raise ParamError("E_PARAM", f"format must be one of {EXPERT_FORMATS}, got {format!r}")
