@@ -321,9 +321,13 @@ export class SidecarServer {
   private offload(op: string, input: OpInput): Offload | null {
     const hint = offloadOf(op, input); // the op's file says where it may go...
     if (hint === null) return null;
-    const { experts, pool, compute, sync } = this.opts; // ...and the executor, if served, whether it takes it
-    const taken = { experts: experts?.accepts(), pool: pool?.accepts(op, hint), compute: compute?.accepts(hint), sync: sync?.accepts() }[hint.to];
-    return taken ? hint.to : null;
+    const { experts, pool, compute, sync } = this.opts; // ...and that executor, if served, whether it takes it
+    switch (hint.to) {
+      case 'pool': return pool?.accepts(op, hint) ? 'pool' : null;
+      case 'compute': return compute?.accepts(hint) ? 'compute' : null;
+      case 'experts': return experts?.accepts() ? 'experts' : null;
+      case 'sync': return sync ? 'sync' : null;
+    }
   }
 
   private run(op: string, input: OpInput, link: LinkHandle | undefined, offload: Offload | null): Promise<OpOutput> {

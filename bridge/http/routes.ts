@@ -52,8 +52,6 @@ export interface RouteDeps {
   readonly docs: Documents;
   readonly dashboard: Uint8Array;
   readonly maxBody: number;
-  /** Counts an HTTP status in the metrics. */
-  recordHttp(status: number): void;
   foreignPage(origin: string): string;
 }
 
@@ -67,7 +65,7 @@ export interface Route {
 }
 
 /** The routes, first match wins; a request no route takes needs the key and gets 404. */
-export const ROUTES: readonly Route[] = [
+const ROUTES: readonly Route[] = [
   { methods: ['GET'], path: '/metrics', auth: 'none', handle: (x, d) => x.out(200, renderPrometheus(d.metrics), PROMETHEUS_CONTENT_TYPE) },
   { methods: ['GET'], path: '/', auth: 'header-or-query', handle: dashboard },
   { methods: ['GET'], path: '/index.html', auth: 'header', handle: dashboard },
@@ -125,7 +123,7 @@ function fail(x: Exchange, e: unknown): void {
 function tooLarge(x: Exchange, d: RouteDeps, n: number, bytesIn: number): void {
   const text = `body of ${n} bytes is over the limit of ${d.maxBody} bytes`;
   if (x.sqOp) d.metrics.record(x.sqOp, performance.now() - x.t0, bytesIn, Buffer.byteLength(text), false);
-  d.recordHttp(413);
+  d.metrics.recordHttp(413);
   x.res.cork(() => x.res.writeStatus(STATUS[413]).writeHeader('Content-Type', TEXT).end(text, true));
 }
 

@@ -108,9 +108,7 @@ export function startHttp(sidecar: SidecarServer, engine: Engine, opts: HttpOpti
     },
   });
 
-  const deps: RouteDeps = {
-    sidecar, engine, metrics, docs, dashboard, maxBody, foreignPage, recordHttp: (status) => metrics.recordHttp(status),
-  };
+  const deps: RouteDeps = { sidecar, engine, metrics, docs, dashboard, maxBody, foreignPage };
 
   app.any('/*', (res, req) => {
     let aborted = false;

@@ -22,11 +22,6 @@ export interface SyncTarget {
 export class SyncService {
   constructor(private readonly engine: Engine) {}
 
-  /** True for the requests this service handles (the driving step). */
-  accepts(): boolean {
-    return true;
-  }
-
   /** Handles `CSYNC {step: "run", peer, pattern, server_key?, timeout_ms?, passes?}`. */
   async run(input: OpInput, gate: GateRun): Promise<OpOutput> {
     const p = input.params;

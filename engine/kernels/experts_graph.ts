@@ -113,7 +113,7 @@ export interface PackedExpert {
 }
 
 /** W (N rows of K) in a format: quantised now for int8 / q8 / q4, a view of W for fp32. */
-export function packLinear(fmt: ExpertFormat, w: Float32Array, N: number, K: number): PackedLinear {
+function packLinear(fmt: ExpertFormat, w: Float32Array, N: number, K: number): PackedLinear {
   if (fmt === 'fp32') return { N, K, w: bytesOf(w) };
   if (fmt === 'q8' || fmt === 'q4') {
     const { q, scale, blocks } = quantizeBlocks(w, N, K, fmt === 'q8' ? 8 : 4);
