@@ -42,16 +42,16 @@ def render(r: dict) -> list[str]:
         f"## Cluster (vtpu.cluster on a local Ray, {r['cores']} cores)",
         f"{sc['rows']:,} scrolls of {sc['value_bytes']}-byte float32 tensors, batches of {sc['batch']:,} rows, one Python "
         "client; shards are Ray actors each running a sidecar (tcp on loopback), the peer is one plain sidecar through "
-        "the client's default (ipc, shared memory). Median of the rounds, rows per second; in brackets the ratio to the "
-        "plain sidecar.",
+        "the client's default (ipc, shared memory). Median of the rounds (slowest–fastest round), rows per second; "
+        "then the ratio of the medians to the plain sidecar.",
         "",
         "| operation | one sidecar | " + " | ".join(f"{s} shard{'s' if s != '1' else ''}" for s in counts) + " |",
         "|---|---|" + "---|" * len(counts),
     ]
     for op, _, name in OPS:
         base = sc["plain"][op]["rows_per_s"]
-        cells = [f"{_fmt(sc['shards'][s][op]['rows_per_s'], '/s')} ({sc['shards'][s][op]['rows_per_s'] / base:.2f}×)" for s in counts]
-        lines.append(f"| {name} | {_fmt(base, '/s')} | " + " | ".join(cells) + " |")
+        cells = [f"{_rate(sc['shards'][s][op])} ({sc['shards'][s][op]['rows_per_s'] / base:.2f}×)" for s in counts]
+        lines.append(f"| {name} | {_rate(sc['plain'][op])} | " + " | ".join(cells) + " |")
     lines += [
         "",
         f"What this machine can show: with {r['cores']} cores shared by the client, the sidecars and Ray, a second shard "
@@ -97,17 +97,29 @@ def render(r: dict) -> list[str]:
         "### Recovery and rebalancing",
         "",
         HEAD,
-        _row(f"SIGKILL to first right answer, {rc['scrolls']:,} scrolls on the shard", _fmt(rc["ours_s"], " s"),
-             _fmt(rc["peer_s"], " s") + " (plain sidecar restarted by hand on its log)",
+        _row(f"SIGKILL to first right answer, {rc['scrolls']:,} scrolls on the shard ({len(rc['ours_rounds_s'])} rounds)",
+             f"{_fmt(rc['ours_s'], ' s')} ({_span(rc['ours_rounds_s'])})",
+             f"{_fmt(rc['peer_s'], ' s')} ({_span(rc['peer_rounds_s'])}; plain sidecar restarted by hand on its log)",
              faster(rc["peer_s"] / rc["ours_s"]), NO_TARGET, None),
-        _row(f"add_shard, {rb['scrolls']:,} scrolls on 2 shards: {rb['moved_scrolls']:,} moved", _fmt(rb["seconds"], " s"),
+        _row(f"add_shard, {rb['scrolls']:,} scrolls on 2 shards: {rb['moved_scrolls']:,} moved (one run)", _fmt(rb["seconds"], " s"),
              _fmt(rb["whole_s"], " s") + " (copy the range whole, writes stopped)", faster(rb["whole_s"] / rb["seconds"]), NO_TARGET, None),
         _row("add_shard, bytes between sidecars", _fmt(rb["bytes"], " B"), _fmt(rb["whole_bytes"], " B") + " (Arrow bodies read and written)",
              f"{rb['whole_bytes'] / rb['bytes']:.2f}×", NO_TARGET, None),
         "",
-        "Recovery as a client sees it: Ray notices the actor's exit, starts it again, the sidecar replays its log "
-        "(snapshots every 100,000 logged writes), and the client's next try succeeds. add_shard keeps serving writes "
+        "Recovery as a client sees it: Ray notices the actor's exit, starts it again, the sidecar loads its last "
+        "snapshot and replays the log after it, and the client's next try succeeds. add_shard keeps serving writes "
         "throughout (a copy, then a short hand-over while the range is refused and re-routed); the peer stops them.",
         "",
     ]
     return lines
+
+
+def _rate(op: dict) -> str:
+    """Rows per second: the median with the slowest and fastest round."""
+    lo, hi = spread(op["rounds_rows_per_s"])
+    return f"{_fmt(op['rows_per_s'], '/s')} ({_fmt(lo, '')}–{_fmt(hi, '')})"
+
+
+def _span(seconds: list) -> str:
+    lo, hi = spread(seconds)
+    return f"{_fmt(lo, '')}–{_fmt(hi, ' s')}"

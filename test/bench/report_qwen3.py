@@ -48,7 +48,7 @@ def _llama_rows(v: str, peer: dict, vs: dict) -> list[str]:
                          f"{ratio:.2f}× ({min(pairs):.2f}–{max(pairs):.2f})", f"≥ {target}× (target)" if phase == "decode" else "reported", met))
     if ours.get("inference_peak_rss_bytes"):
         both = ours["inference_peak_rss_bytes"] + ours.get("sidecar_rss_bytes", 0)
-        rows.append(_row(f"memory in inference, {fmt} (Python peak + sidecar RSS) vs {v} (node peak RSS)", _gib(both),
+        rows.append(_row(f"memory in inference, {fmt} (Python peak + sidecar RSS at end) vs {v} (node peak RSS)", _gib(both),
                          _gib(peer["inference_peak_rss_bytes"]), f"{both / peer['inference_peak_rss_bytes']:.2f}×", "reported", True))
     return rows
 
@@ -86,7 +86,8 @@ def render(r: dict) -> list[str]:
         if v.startswith("torch-"):  # another transformers implementation, against its default
             lines += [_row(f"{p} tokens/s, transformers {v.removeprefix('torch-')} experts (peer)", _fmt(x[f"{p}_tps"], "/s"),
                            f"{_fmt(base[f'{p}_tps'], '/s')} ({base.get('experts_implementation', 'default')})",
-                           f"{x[f'{p}_ratio']:.2f}×", "reported", True) for p in ("prefill", "decode")]
+                           _spread(x[f"{p}_ratio"], x.get(f"{p}_tps_rounds"), base.get(f"{p}_tps_rounds")), "reported", True)
+                      for p in ("prefill", "decode")]
             continue
         target = 1.0 if v.startswith("fp32") else 2.0
         for phase in ("prefill", "decode"):
@@ -108,7 +109,7 @@ def render(r: dict) -> list[str]:
             # both processes: Python's peak in inference plus the sidecar's RSS, which holds the offloaded experts
             ours_b = x["inference_peak_rss_bytes"] + x.get("sidecar_rss_bytes", 0)
             mem = ours_b / base["inference_peak_rss_bytes"]
-            lines.append(_row(f"memory in inference, {v} experts offloaded (Python peak + sidecar RSS)", _gib(ours_b),
+            lines.append(_row(f"memory in inference, {v} experts offloaded (Python peak + sidecar RSS at end)", _gib(ours_b),
                               _gib(base["inference_peak_rss_bytes"]), f"{mem:.2f}×", "reported", True))
     lines += ["", "Per decode token (ms): the experts calls seen from Python (wall), the sidecar's request time "
               "(metrics), of which inside the expert runtime (the hook's `sidecar_ms`), and transport = wall − "
@@ -122,9 +123,12 @@ def render(r: dict) -> list[str]:
         ex = x.get("experts_ms_per_token")  # none for llama.cpp: its experts are not timed apart
         lines.append(f"| {v} | {x['decode_ms_per_token']:.2f} | {'–' if ex is None else f'{ex:.2f}'} | "
                      + " | ".join("–" if c is None else f"{c:.2f}" for c in cells) + f" | {_same(v, x)} |")
+    if len(set(base.get("tokens", []))) == 1:
+        lines += ["", f"The greedy output is one id repeated ({base['tokens'][0]}) on these random weights, so the token "
+                  "column cannot tell the variants apart; the parity tests (`test/py/test_qwen3_parity.py`) compare logits."]
     lines += ["", "Peak memory of the Python process (whole run, build included; and from the model ready to the end "
               "of inference: the hybrid variants never held the experts in Python), and the "
-              "sidecar's RSS:", "", "| variant | peak RSS | inference peak RSS | sidecar RSS |", "|---|---|---|---|"]
+              "sidecar's RSS at the end of the run:", "", "| variant | peak RSS | inference peak RSS | sidecar RSS at end |", "|---|---|---|---|"]
     for v, x in vs.items():
         if "error" not in x:
             lines.append(f"| {v} | {_gib(x['peak_rss_bytes'])} | {_gib(x.get('inference_peak_rss_bytes'))} | "
@@ -145,7 +149,7 @@ def _caveat(base: dict, f: dict) -> list[str]:
     rest, base_rest = f["decode_ms_per_token"] - f["experts_ms_per_token"], base["decode_ms_per_token"] - base["experts_ms_per_token"]
     return [f"Caveat: fp32 decode reaches {f['decode_ratio']:.2f}× only through the rest of the step. Its experts cost "
             f"{f['experts_ms_per_token']:.2f} ms per token from Python against the baseline's {base['experts_ms_per_token']:.2f} ms; "
-            f"the non-expert part (the same work) took {rest:.2f} ms vs {base_rest:.2f} ms, which is run-to-run spread. "
+            f"the non-expert part (the same work) took {rest:.2f} ms vs {base_rest:.2f} ms, a difference not measured apart. "
             "Read it as parity within noise, not a win.", ""]
 
 
@@ -163,8 +167,17 @@ def _why(base: dict, vs: dict) -> list[str]:
                    f"against {ex:.2f} ms for transformers' `{base.get('experts_implementation', '?')}` on the same cores; "
                    f"the non-expert part of a step took {f['decode_ms_per_token'] - f['experts_ms_per_token']:.2f} ms in that "
                    f"run vs {step - ex:.2f} ms in the baseline's (the same work: run-to-run spread and the two processes "
-                   "sharing two cores, not measured apart).", "")
-    out += ["Quantised formats change the logits slightly, so free-running greedy decoding on this random-weight "
-            "model (near-flat logits) leaves the baseline's tokens at the first differing position; per-position top-1 "
-            "agreement on the same inputs is what `test/py/test_qwen3_experts.py` asserts (README, Qwen3-MoE section).", ""]
+                   "sharing the cores, not measured apart).", "")
+    if any(x.get("same_tokens_as_torch") is False for x in vs.values()):
+        out += ["Quantised formats change the logits slightly, so free-running greedy decoding on this random-weight "
+                "model (near-flat logits) leaves the baseline's tokens at the first differing position; per-position top-1 "
+                "agreement on the same inputs is what `test/py/test_qwen3_experts.py` asserts (README, Qwen3-MoE section).", ""]
     return out
+
+
+def _spread(ratio: float, ours: list | None, peer: list | None) -> str:
+    """A ratio with the spread of its rounds (both runs' rounds paired), or alone when a run kept none."""
+    if not ours or not peer:
+        return f"{ratio:.2f}×"
+    pairs = ratio_rounds(ours, peer)
+    return f"{ratio:.2f}× ({min(pairs):.2f}–{max(pairs):.2f})"

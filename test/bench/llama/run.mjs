@@ -34,7 +34,8 @@ for (let r = 0; r <= cfg.rounds; r++) rounds.push(await round()); // round 0: wa
 const measured = rounds.slice(1);
 console.log(JSON.stringify({
   prefill_tps_rounds: measured.map((r) => cfg.prompt.length / r.prefill_s),
-  decode_tps_rounds: measured.map((r) => cfg.decode / r.decode_s),
+  // tokens decoded after the first: fewer than cfg.decode when generation stopped at an end token
+  decode_tps_rounds: measured.map((r) => (r.tokens.length - 1) / r.decode_s),
   tokens: measured[measured.length - 1].tokens,
   peak_rss_bytes: process.resourceUsage().maxRSS * 1024,
 }));
