@@ -30,17 +30,18 @@ dist/.built: node_modules/.installed $(TS_SOURCES)
 	npx tsc -p tsconfig.json
 	@touch $@
 
-# The shared-memory addon (native/shm.c): plain C against Node-API, compiled with the C
-# compiler here. Without Node's headers the sidecar runs, answering SHM opens with an error
-# (clients then use frames): say so rather than fail the build.
+# The addons (native/*.c): plain C against Node-API, compiled with the C compiler here.
+# Without Node's headers the sidecar still runs: SHM opens answer with an error (clients then
+# use frames) and the expert runtime keeps its freed heap pages; say so rather than fail the build.
 NODE_INCLUDE := $(shell node -p "require('path').join(process.execPath,'..','..','include','node')" 2>/dev/null)
-dist/native/vtpu_shm.node: native/shm.c dist/.built
+ADDONS := dist/native/vtpu_shm.node dist/native/vtpu_heap.node
+dist/native/vtpu_%.node: native/%.c dist/.built
 	@mkdir -p dist/native
 	@if [ -f "$(NODE_INCLUDE)/node_api.h" ]; then \
-	  $${CC:-cc} -O2 -Wall -shared -fPIC -I"$(NODE_INCLUDE)" native/shm.c -o $@; \
-	else echo "warning: Node-API headers not found at $(NODE_INCLUDE): no shared-memory tensor path"; fi
+	  $${CC:-cc} -O2 -Wall -shared -fPIC -I"$(NODE_INCLUDE)" $< -o $@; \
+	else echo "warning: Node-API headers not found at $(NODE_INCLUDE): no $@"; fi
 
-build: dist/.built dist/native/vtpu_shm.node
+build: dist/.built $(ADDONS)
 install: build .venv/.installed
 
 # The pip-installable wheel, the built sidecar inside (setup.py, tools/sidecar_bundle.py)

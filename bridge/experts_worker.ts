@@ -9,8 +9,9 @@ import { ExpertRuntime } from '../engine/kernels/experts_runtime';
 import { VtpuError } from '../engine/errors';
 import { runReplyBytes, type ExpertsAnswer, type ExpertsTask } from '../engine/ops/cexperts';
 import { spanBytes, spanFloats } from './shm/span';
+import { trimHeap } from './heap';
 
-const runtime = new ExpertRuntime({ threads: (workerData as { threads?: number } | null)?.threads ?? 0 });
+const runtime = new ExpertRuntime({ threads: (workerData as { threads?: number } | null)?.threads ?? 0, reclaim: trimHeap });
 
 async function answer(t: ExpertsTask): Promise<ExpertsAnswer> {
   if (t.mode === 'load') return { mode: 'load', info: await runtime.load(t.layer, t.spec, t.first, t.n, t.gateUp, t.down, t.replace) };

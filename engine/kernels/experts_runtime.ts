@@ -52,6 +52,12 @@ interface Layer {
 export interface ExpertRuntimeOptions {
   /** Intra-op threads per session (0: one per core the process may use, see ortThreads). */
   threads?: number;
+  /**
+   * Called once sessions are built or released: building frees copies of the weights (model
+   * bytes, initializers) that a fragmented heap would otherwise keep, so the host hands the
+   * pages back here (bridge/heap.ts).
+   */
+  reclaim?: () => void;
 }
 
 function sameSpec(a: LayerSpec, b: LayerSpec): boolean {
@@ -161,6 +167,8 @@ export class ExpertRuntime {
     } catch (e) {
       this.layers.delete(layer);
       throw new VtpuError('E_INTERNAL', `${OP}: ONNX Runtime could not build layer ${layer}'s experts: ${(e as Error).message}`);
+    } finally {
+      if (built.length) this.opts.reclaim?.();
     }
     return this.info(layer) as LayerInfo;
   }
@@ -203,11 +211,13 @@ export class ExpertRuntime {
   /** Releases a layer (all when omitted); returns how many were held. */
   drop(layer?: number): number {
     const ids = layer === undefined ? [...this.layers.keys()] : this.layers.has(layer) ? [layer] : [];
+    const released: Promise<void>[] = [];
     for (const id of ids) {
       const l = this.layers.get(id) as Layer;
       this.layers.delete(id);
-      for (const s of l.sessions) s?.then((x) => x.release(), () => undefined);
+      for (const s of l.sessions) if (s) released.push(s.then((x) => x.release(), () => undefined));
     }
+    if (released.length) void Promise.all(released).then(() => this.opts.reclaim?.());
     return ids.length;
   }
 

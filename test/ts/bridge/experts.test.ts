@@ -7,13 +7,15 @@ import { OutTensor, tensorBatch } from '../../../engine/tensors';
 import type { OpOutput } from '../../../engine/types';
 import { ensureBuilt } from './helpers';
 import { seededFloats as rand } from '../engine/helpers';
+import { NBITS_BLOCK, quantizeBlocks } from '../../../engine/kernels/experts_graph';
 
 const E = 6, H = 8, I = 4;
 
 const GU = rand(E * 2 * I * H, 1), DOWN = rand(E * H * I, 2);
 
 /** The reference MoE output in float64: Σ_s w · down(silu(gate x) * up x). */
-function reference(x: Float32Array, T: number, ids: Int32Array, w: Float32Array, k: number): Float64Array {
+function reference(x: Float32Array, T: number, ids: Int32Array, w: Float32Array, k: number, GU_ = GU, DOWN_ = DOWN): Float64Array {
+  const [GU, DOWN] = [GU_, DOWN_];
   const y = new Float64Array(T * H);
   for (let t = 0; t < T; t++) for (let s = 0; s < k; s++) {
     const e = ids[t * k + s];
@@ -33,6 +35,20 @@ function reference(x: Float32Array, T: number, ids: Int32Array, w: Float32Array,
     }
   }
   return y;
+}
+
+/** The weights a MatMulNBits format holds, back in float: experts × rows (N) × K, each row quantised in blocks. */
+function dequantised(w: Float32Array, experts: number, N: number, K: number, bits: 4 | 8): Float32Array {
+  const out = new Float32Array(w.length), zp = 1 << (bits - 1);
+  for (let e = 0; e < experts; e++) {
+    const { q, scale, blocks } = quantizeBlocks(w.subarray(e * N * K, (e + 1) * N * K), N, K, bits);
+    for (let n = 0; n < N; n++) for (let c = 0; c < K; c++) {
+      const b = Math.floor(c / NBITS_BLOCK), j = c % NBITS_BLOCK, at = (n * blocks + b) * ((NBITS_BLOCK * bits) / 8);
+      const code = bits === 8 ? q[at + j] : (q[at + (j >> 1)] >> ((j & 1) * 4)) & 15;
+      out[(e * N + n) * K + c] = (code - zp) * scale[n * blocks + b];
+    }
+  }
+  return out;
 }
 
 const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
@@ -95,6 +111,16 @@ describe('ExpertHost and the expert runtime', () => {
     expect(maxDiff(get(r, 'y'), ref)).toBeLessThan((tol as number) * scale);
     expect(maxDiff(get(r, 'y'), ref)).toBeGreaterThan(0);
     expect(get(r, 'counts')).toEqual([5, 0, 0, 0, 0, 5]);
+  });
+
+  test('q4 computes with float activations: equal to the reference over its own 4-bit weights', async () => {
+    // Accuracy level 1: only the weights are rounded (level 4 would also round activations to int8 and miss by ~1e-2).
+    await load(2, 0, E, { format: 'q4' });
+    const ids = Int32Array.from([0, 5, 1, 2, 3, 4, 5, 0, 2, 1]);
+    const w = new Float32Array(T * k).fill(0.5);
+    const ref = reference(X, T, ids, w, k, dequantised(GU, E, 2 * I, H, 4), dequantised(DOWN, E, H, I, 4));
+    const scale = Math.max(...Array.from(ref, Math.abs));
+    expect(maxDiff(get(await runIds(2, ids, w), 'y'), ref)).toBeLessThan(1e-5 * scale);
   });
 
   test('typed errors: missing layer or experts, double upload, other spec, bad ids and widths', async () => {
