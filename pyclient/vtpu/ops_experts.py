@@ -14,6 +14,7 @@ from typing import Any, Iterable, NamedTuple
 import numpy as np
 
 from .errors import ParamError
+from ._ahead import ahead
 from ._host import ClientHost
 
 __all__ = ["ExpertsMixin", "ExpertsOutput", "EXPERT_FORMATS"]
@@ -133,8 +134,10 @@ class ExpertsMixin(ClientHost):
         """Upload (or replace) one layer's experts from chunks made one at a time.
 
         What :meth:`experts_load` does with slices of whole arrays, for a caller that
-        produces the weights as it goes (read from a checkpoint, generated): only one
-        chunk is in this process at a time. The first chunk replaces whatever the layer
+        produces the weights as it goes (read from a checkpoint, generated). The next chunk
+        is made on a thread while this one is in the sidecar, so producing (reading, casting,
+        generating) overlaps the sidecar's quantising; at most three chunks are in this
+        process at a time (sent, made, being made). The first chunk replaces whatever the layer
         held; a layer left incomplete (an iterator that raised or stopped early) answers
         runs with ``ParamError`` naming the missing experts until it is dropped or replaced.
 
@@ -168,7 +171,7 @@ class ExpertsMixin(ClientHost):
         wait = timeout if timeout is not None else max(self.timeout, LOAD_TIMEOUT)
         params: dict[str, Any] | None = None
         res: dict[str, Any] = {}
-        for sent, (first, gu, dn) in enumerate(chunks):
+        for sent, (first, gu, dn) in enumerate(ahead(chunks)):
             if gu.ndim != 3 or dn.ndim != 3 or gu.shape[1] % 2:
                 raise ParamError("E_PARAM", f"gate_up must be (n, 2I, H) and down (n, H, I), got {tuple(gu.shape)} and {tuple(dn.shape)}")
             if params is None:
