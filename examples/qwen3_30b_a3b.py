@@ -20,7 +20,9 @@ that fits (with the projection to 48 layers).
 from __future__ import annotations
 
 import argparse
+import json
 import resource
+import statistics
 import time
 from typing import Any
 
@@ -43,6 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--chunk-experts", type=int, default=8, help="experts generated and sent per upload request")
     ap.add_argument("--prompt", default="Give me a short introduction to large language models.")
     ap.add_argument("--max-new-tokens", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=3, help="measured generations after the warm-up (median and spread)")
+    ap.add_argument("--json", metavar="PATH", help="also write the figures to PATH (the benchmark reads them)")
     ap.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=INT",
@@ -52,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.overrides = {k: int(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     except ValueError:
         ap.error("--set takes FIELD=INT")
-    for k in ("layers", "chunk_experts", "max_new_tokens"):
+    for k in ("layers", "chunk_experts", "max_new_tokens", "rounds"):
         if getattr(args, k) < 1:
             ap.error(f"--{k.replace('_', '-')} must be >= 1")
     return args
@@ -77,17 +81,20 @@ class TokenClock:
         pass
 
 
-def timed_generate(model: Any, inputs: dict, n: int) -> tuple[torch.Tensor, float, float]:
-    """New tokens (greedy), prefill tokens/s (prompt to first new token) and decode tokens/s (the rest),
-    of one run after a short warm-up."""
-    clock = TokenClock()
+def timed_generate(model: Any, inputs: dict, n: int, rounds: int) -> tuple[torch.Tensor, list[float], list[float]]:
+    """New tokens (greedy), and prefill tokens/s (prompt to first new token) and decode tokens/s
+    (the rest) of each of ``rounds`` generations after a short warm-up."""
+    prefill, decode = [], []
     with torch.no_grad():
         model.generate(**inputs, max_new_tokens=2, do_sample=False)  # warm-up: first runs of every session and kernel
-        t0 = time.perf_counter()
-        out = model.generate(**inputs, max_new_tokens=n, min_new_tokens=n, do_sample=False, streamer=clock)
-    t = [t0] + clock.times[1:]  # times[0]: the prompt handed to the streamer before any compute
-    decode = (len(t) - 2) / (t[-1] - t[1]) if len(t) > 2 else float("nan")
-    return out[:, inputs["input_ids"].shape[1] :], inputs["input_ids"].shape[1] / (t[1] - t[0]), decode
+        for _ in range(rounds):
+            clock = TokenClock()
+            t0 = time.perf_counter()
+            out = model.generate(**inputs, max_new_tokens=n, min_new_tokens=n, do_sample=False, streamer=clock)
+            t = [t0] + clock.times[1:]  # times[0]: the prompt handed to the streamer before any compute
+            prefill.append(inputs["input_ids"].shape[1] / (t[1] - t[0]))
+            decode.append((len(t) - 2) / (t[-1] - t[1]) if len(t) > 2 else float("nan"))
+    return out[:, inputs["input_ids"].shape[1] :], prefill, decode
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -123,13 +130,21 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"experts generated into the sidecar ({args.expert_format}): {len(held)} layers, {experts_bytes / GIB:.2f} GiB of weights, "
               f"sidecar RSS {side_rss / GIB:.2f} GiB, in {up:.0f} s")
         inputs = qm.chat_inputs(tok, args.prompt)
-        ids, prefill, decode = timed_generate(model, inputs, args.max_new_tokens)
+        ids, prefill, decode = timed_generate(model, inputs, args.max_new_tokens, args.rounds)
         print(f"prompt: {inputs['input_ids'].shape[1]} tokens; reply (random weights): {tok.decode(ids[0], skip_special_tokens=True)!r}")
-        print(f"tokens/s: prefill {prefill:.1f}, decode {decode:.2f} (one run after a warm-up, torch threads {torch.get_num_threads()})")
+        print(f"tokens/s: prefill {statistics.median(prefill):.1f} [{min(prefill):.1f}-{max(prefill):.1f}], decode "
+              f"{statistics.median(decode):.2f} [{min(decode):.2f}-{max(decode):.2f}] (median [min-max] of {args.rounds} "
+              f"run(s) after a warm-up, torch threads {torch.get_num_threads()})")
         loads = [int((st["total"] > 0).sum()) for st in routing_stats(model).values()]
         print(f"routing: experts used per layer {min(loads)}-{max(loads)} of {cfg.num_experts}")
         res = report(args, model, dense, experts_bytes, rss, pid)
-    res.update(prefill_tps=prefill, decode_tps=decode, upload_s=up, tokens=ids[0].tolist())
+    res.update(prefill_tps_rounds=prefill, decode_tps_rounds=decode, prefill_tps=statistics.median(prefill),
+               decode_tps=statistics.median(decode), upload_s=up, tokens=ids[0].tolist(), layers=args.layers,
+               prompt_ids=inputs["input_ids"][0].tolist(), threads=torch.get_num_threads(), expert_format=args.expert_format,
+               dtype=args.dtype, experts_bytes=experts_bytes)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f)
     return res
 
 

@@ -25,7 +25,7 @@ def available() -> str | None:
     return None
 
 
-def _version() -> str:
+def version() -> str:
     return json.loads((LLAMA / "node_modules" / "node-llama-cpp" / "package.json").read_text())["version"]
 
 
@@ -52,7 +52,7 @@ def worker(variant: str, cfg: dict) -> dict:
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     decode = median(r["decode_tps_rounds"])
     return {
-        "variant": variant, "experts_implementation": f"llama.cpp {qtype} (node-llama-cpp {_version()})",
+        "variant": variant, "experts_implementation": f"llama.cpp {qtype} (node-llama-cpp {version()})",
         "vocab": config.vocab_size, "gguf_bytes": gguf_bytes,
         "prefill_tps_rounds": r["prefill_tps_rounds"], "decode_tps_rounds": r["decode_tps_rounds"],
         "prefill_tps": median(r["prefill_tps_rounds"]), "decode_tps": decode, "decode_ms_per_token": 1000 / decode,

@@ -1,12 +1,15 @@
 """The benchmark's seeded Qwen3-MoE written as a GGUF file (arch ``qwen3moe``) for llama.cpp.
 
-The same weights as every other variant of ``bench_qwen3`` (``qwen3_models.random_dense`` and
+The same weights as the sidecar variants (``qwen3_models.random_dense`` and
 ``random_expert_chunks`` with the same seed): the experts quantised by the ``gguf`` package to
 Q8_0 or Q4_0 (llama.cpp's own block formats; Q4_0 is what its ``--cpu-moe`` users run on CPU),
-the dense half kept in F32 as the torch half of the hybrid runs it. Tensor names and metadata
-follow llama.cpp's ``convert_hf_to_gguf.py`` for Qwen3-MoE; the tokenizer is the real Qwen3
-one (``qwen3_models.load_tokenizer``), cut to the config's vocabulary for reduced shapes.
-One layer's experts are in float32 at a time (quantised, then dropped).
+the dense half in the dtype the torch half of the hybrid run has (F32, or BF16 for the
+full-size run; norms and routers stay F32, as llama.cpp's converter keeps them, which holds
+the same values). Tensor names and metadata follow llama.cpp's ``convert_hf_to_gguf.py`` for
+Qwen3-MoE; the tokenizer is the real Qwen3 one (``qwen3_models.load_tokenizer``), cut to the
+config's vocabulary for reduced shapes. The file is streamed: every tensor's header first, then
+the data, one layer's experts in float32 at a time (quantised, written, dropped), so a model
+bigger than memory can be written.
 """
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ import numpy as np
 
 #: GGUF expert formats this writer makes, by the name the benchmark uses.
 QTYPES = ("Q8_0", "Q4_0")
+#: dtypes of the dense half (matrices; norms and routers are F32 either way).
+DENSE = ("F32", "BF16")
 
 
 def _tokenizer(writer: Any, config: Any) -> None:
@@ -65,8 +70,20 @@ _DENSE = {  # transformers name (after "model.layers.N.") -> GGUF name (after "b
 _TOP = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight", "lm_head.weight": "output.weight"}
 
 
-def write(path: str | Path, config: Any, qtype: str, *, seed: int = 0) -> Path:
-    """Write the seeded model of ``config`` (experts in ``qtype``) to ``path``; returns it."""
+#: Dense tensors stored in the run's dense dtype; the rest (norms, routers) stay F32.
+_MATRICES = ("token_embd.weight", "output.weight", "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight")
+
+
+def _dense_type(gname: str, dense: str) -> Any:
+    """GGML type of a dense tensor (BF16), or None for plain F32."""
+    import gguf
+
+    return gguf.GGMLQuantizationType.BF16 if dense == "BF16" and gname.endswith(_MATRICES) else None
+
+
+def write(path: str | Path, config: Any, qtype: str, *, seed: int = 0, dense: str = "F32", chunk_experts: int = 8) -> Path:
+    """Write the seeded model of ``config`` (experts in ``qtype``, dense matrices in ``dense``) to
+    ``path``; returns it. ``chunk_experts`` must be what the sidecar run used (it seeds the chunks)."""
     import gguf
     import torch
 
@@ -75,10 +92,12 @@ def write(path: str | Path, config: Any, qtype: str, *, seed: int = 0) -> Path:
 
     if qtype not in QTYPES:
         raise ValueError(f"qtype must be one of {QTYPES}, got {qtype!r}")
+    if dense not in DENSE:
+        raise ValueError(f"dense must be one of {DENSE}, got {dense!r}")
     q = getattr(gguf.GGMLQuantizationType, qtype)
     std = config.initializer_range
     model = empty_model(config)
-    qm.random_dense(model, torch.float32, seed=seed, std=std)
+    qm.random_dense(model, torch.float32 if dense == "F32" else torch.bfloat16, seed=seed, std=std)
     w = gguf.GGUFWriter(str(path), "qwen3moe")
     w.add_name("vtpu-bench-qwen3moe-random")
     w.add_context_length(config.max_position_embeddings)
@@ -96,26 +115,38 @@ def write(path: str | Path, config: Any, qtype: str, *, seed: int = 0) -> Path:
     w.add_expert_feed_forward_length(config.moe_intermediate_size)
     w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0 if qtype == "Q8_0" else gguf.LlamaFileType.MOSTLY_Q4_0)
     _tokenizer(w, config)
+    dense_params = []
     for name, p in model.named_parameters():
         if ".mlp.experts." in name:
             continue
         if name in _TOP:
-            w.add_tensor(_TOP[name], p.detach().numpy())
+            dense_params.append((_TOP[name], p))
             continue
         layer, rest = name.removeprefix("model.layers.").split(".", 1)
-        w.add_tensor(f"blk.{layer}.{_DENSE[rest]}", p.detach().numpy())
-    chunks = qm.random_expert_chunks(seed=seed, std=std)
+        dense_params.append((f"blk.{layer}.{_DENSE[rest]}", p))
+    for gname, p in dense_params:  # headers first (shapes and types), the data below in the same order
+        raw = _dense_type(gname, dense)
+        w.add_tensor_info(gname, tuple(p.shape), np.dtype(np.float32 if raw is None else np.uint16), p.numel() * (4 if raw is None else 2), raw_dtype=raw)
     E, H, I = config.num_experts, config.hidden_size, config.moe_intermediate_size
+    experts = (("ffn_gate_exps", (E, I, H)), ("ffn_up_exps", (E, I, H)), ("ffn_down_exps", (E, H, I)))
+    for layer in range(config.num_hidden_layers):
+        for gname, shape in experts:
+            byte_shape = gguf.quants.quant_shape_to_byte_shape(shape, q)
+            w.add_tensor_info(f"blk.{layer}.{gname}.weight", byte_shape, np.dtype(np.uint8), int(np.prod(byte_shape)), raw_dtype=q)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    for gname, p in dense_params:
+        a, raw = p.detach().float().numpy(), _dense_type(gname, dense)
+        w.write_tensor_data(a if raw is None else gguf.quants.quantize(a, raw))
+    del model, dense_params
+    chunks = qm.random_expert_chunks(seed=seed, per=chunk_experts, std=std)
     for layer in range(config.num_hidden_layers):
         gate_up, down = np.empty((E, 2 * I, H), np.float32), np.empty((E, H, I), np.float32)
         for first, gu, dn in chunks(layer, E, H, I):
             gate_up[first : first + len(gu)], down[first : first + len(dn)] = gu, dn
-        for gname, arr in (("ffn_gate_exps", gate_up[:, :I]), ("ffn_up_exps", gate_up[:, I:]), ("ffn_down_exps", down)):
-            data = gguf.quants.quantize(np.ascontiguousarray(arr), q)
-            w.add_tensor(f"blk.{layer}.{gname}.weight", data, raw_dtype=q)  # shape from the quantised bytes
+        for arr in (gate_up[:, :I], gate_up[:, I:], down):
+            w.write_tensor_data(gguf.quants.quantize(np.ascontiguousarray(arr), q))
         del gate_up, down
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
     w.close()
     return Path(path)

@@ -13,6 +13,7 @@ import report_compute
 import report_core
 import report_fastpath
 import report_qwen3
+import report_qwen3_full
 from report_common import HEAD, _fmt, _row, at_most, ratio_rounds
 
 
@@ -66,7 +67,7 @@ def _http(h: dict) -> list[str]:
 #: Suite name -> renderer(result) -> markdown lines (run.py's SUITES names the same suites).
 RENDERERS = {"core": report_core.render, "attend": report_attend.render, "moe": report_compute.moe,
              "nearest": report_compute.nearest, "kg": report_compute.kg, "http": _http, "durable": bench_durable.render,
-             "qwen3": report_qwen3.render, "sync": bench_sync.render, "fastpath": report_fastpath.render,
+             "qwen3": report_qwen3.render, "qwen3_full": report_qwen3_full.render, "sync": bench_sync.render, "fastpath": report_fastpath.render,
              "cluster": report_cluster.render}
 
 #: Suite name -> plot files (relative to BENCHMARKS.md) embedded after its section, from report_plots.

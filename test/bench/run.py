@@ -33,6 +33,7 @@ import bench_http  # noqa: E402
 import bench_kg  # noqa: E402
 import bench_nearest  # noqa: E402
 import bench_qwen3  # noqa: E402
+import bench_qwen3_full  # noqa: E402
 import bench_roundtrip  # noqa: E402
 import bench_sqlite  # noqa: E402
 import bench_sync  # noqa: E402
@@ -78,6 +79,7 @@ SUITES = {
     "nearest": lambda quick: bench_nearest.run(quick=quick),
     "kg": lambda quick: bench_kg.run(quick=quick),
     "qwen3": lambda quick: bench_qwen3.run(quick=quick),
+    "qwen3_full": lambda quick: bench_qwen3_full.run(quick=quick),
     "http": lambda quick: bench_http.run(rounds=2 if quick else 5, seconds=1.0 if quick else 5.0, n=2000 if quick else 20000),
     "durable": lambda quick: bench_durable.run(quick=quick),
     "sync": lambda quick: bench_sync.run(quick=quick),
