@@ -34,7 +34,7 @@ from transformers.integrations.moe import ExpertsInterface
 from . import resolve_client
 from .experts_op import experts as experts_op, register_binding
 
-__all__ = ["NAME", "ExpertsBinding", "bind", "unbind", "binding", "refresh", "weights_stamp", "vtpu_experts_forward", "register"]
+__all__ = ["NAME", "ExpertsBinding", "bind", "unbind", "binding", "refresh", "release_weights", "weights_stamp", "vtpu_experts_forward", "register"]
 
 NAME = "vtpu"
 
@@ -170,10 +170,22 @@ def bind(
     b.upload()
     module.vtpu_experts = b
     if release:
-        for p in (module.gate_up_proj, module.down_proj):
-            p.data = torch.empty(0, dtype=p.dtype, device=p.device)
+        release_weights(module)
         b.released = True
     return b
+
+
+def release_weights(module: torch.nn.Module, device: torch.device | None = None) -> None:
+    """Empty a module's expert weights (the sidecar holds them), so this process stops holding them.
+
+    A parameter on the meta device (a model built by ``empty_model``) becomes a real empty one on
+    ``device``; any other keeps its Parameter and device, its data emptied."""
+    for attr in ("gate_up_proj", "down_proj"):
+        p = module._parameters[attr]
+        if p.is_meta:
+            module._parameters[attr] = torch.nn.Parameter(torch.empty(0, dtype=p.dtype, device=device), requires_grad=False)
+        else:
+            p.data = torch.empty(0, dtype=p.dtype, device=p.device)
 
 
 def binding(module: torch.nn.Module) -> ExpertsBinding | None:

@@ -39,7 +39,7 @@ import torch
 from vtpu.errors import ParamError, ShapeError
 
 from . import resolve_client
-from .experts import NAME, ExpertsBinding, _check_layout
+from .experts import NAME, ExpertsBinding, _check_layout, release_weights
 
 __all__ = ["from_pretrained", "CheckpointError", "Checkpoint", "empty_model", "set_parameter", "upload_experts", "CHUNK_BYTES"]
 
@@ -378,9 +378,7 @@ def upload_experts(
     dev = _device(model)
     for i, mod in mods:
         E = int(mod.gate_up_proj.shape[0])
-        for attr in ("gate_up_proj", "down_proj"):  # no expert weights in torch: empty, as after hook(release=True)
-            p = mod._parameters[attr]
-            mod._parameters[attr] = torch.nn.Parameter(torch.empty(0, dtype=p.dtype, device=dev), requires_grad=False)
+        release_weights(mod, dev)  # no expert weights in torch, as after hook(release=True)
         mod.vtpu_experts = ExpertsBinding(layer=layer_base + i, client=client, format=expert_format, num_experts=E, released=True)
     model.set_experts_implementation(NAME)
     return model

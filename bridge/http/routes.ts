@@ -64,12 +64,20 @@ export interface Route {
   handle(x: Exchange, deps: RouteDeps): void;
 }
 
+/** `/api/v2/<name>`: an SQ call (sq.ts says which names exist). */
+const SQ_PATH = /^\/api\/v2\/([a-z]+)$/;
+
+/** The SQ call a path names, or undefined. */
+export function sqName(url: string): string | undefined {
+  return SQ_PATH.exec(url)?.[1];
+}
+
 /** The routes, first match wins; a request no route takes needs the key and gets 404. */
 const ROUTES: readonly Route[] = [
   { methods: ['GET'], path: '/metrics', auth: 'none', handle: (x, d) => x.out(200, renderPrometheus(d.metrics), PROMETHEUS_CONTENT_TYPE) },
   { methods: ['GET'], path: '/', auth: 'header-or-query', handle: dashboard },
   { methods: ['GET'], path: '/index.html', auth: 'header', handle: dashboard },
-  { methods: ['GET', 'POST'], path: /^\/api\/v2\/([a-z]+)$/, auth: 'header', handle: sq },
+  { methods: ['GET', 'POST'], path: SQ_PATH, auth: 'header', handle: sq },
 ];
 
 /** The route for a method and path, or null. */
@@ -83,7 +91,7 @@ function dashboard(x: Exchange, d: RouteDeps): void {
 
 /** An SQ call (sq.ts): parsed from the query, body read when it has one, run under the store gate. */
 function sq(x: Exchange, d: RouteDeps): void {
-  const name = /^\/api\/v2\/([a-z]+)$/.exec(x.url)?.[1] as string;
+  const name = sqName(x.url) as string;
   const route = Object.hasOwn(SQ_ROUTES, name) ? SQ_ROUTES[name] : undefined;
   if (!route || (x.method === 'POST' && !route.body)) return x.refuse(404, 'Not Found');
   if (x.foreign && route.write) return x.refuse(403, d.foreignPage(x.origin));

@@ -15,7 +15,7 @@ import { KeyCheck, checkExposure } from './auth';
 import { OriginPolicy } from './origin';
 import { Documents } from './documents';
 import { SQ_ROUTES } from './sq';
-import { STATUS, TEXT, findRoute, type Exchange, type RouteDeps } from './routes';
+import { STATUS, TEXT, findRoute, sqName, type Exchange, type RouteDeps } from './routes';
 import { MetricsHistory } from './history';
 
 /** Options of {@link startHttp}. */
@@ -124,7 +124,7 @@ export function startHttp(sidecar: SidecarServer, engine: Engine, opts: HttpOpti
     const cors = access.corsFor(origin);
     if (method === 'OPTIONS') return preflight(res, cors);
     // A request to an SQ route counts as that op even when refused before it runs.
-    const sq = /^\/api\/v2\/([a-z]+)$/.exec(url)?.[1];
+    const sq = sqName(url);
     const x: Exchange = {
       res, method, url, origin, foreign, cors,
       query: new URLSearchParams(req.getQuery() ?? ''),
