@@ -19,6 +19,7 @@ runs CATTEND's backward on the same row groups from the saved log-sum-exp.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, Iterator
 
 import torch
@@ -47,10 +48,28 @@ def _client() -> Any:
     return resolve_client(_GLOBAL["client"])
 
 
+#: The last mask read: (weak reference, (version, sq, skv, causal), spans), replaced whole (threads).
+_LAST_SPANS: tuple[Any, tuple, tuple[list[int], int]] | None = None
+
+
+def _spans(mask: torch.Tensor | None, sq: int, skv: int, causal: bool) -> tuple[list[int], int]:
+    """:func:`key_spans`, read once per mask: every layer of a forward gets the same mask object,
+    and checking it is a few passes over (B, sq, skv). An in-place edit bumps the mask's version."""
+    global _LAST_SPANS
+    if mask is None:
+        return key_spans(None, sq, skv, causal)
+    key, last = (mask._version, sq, skv, causal), _LAST_SPANS
+    if last is not None and last[0]() is mask and last[1] == key:
+        return last[2]
+    spans = key_spans(mask, sq, skv, causal)
+    _LAST_SPANS = (weakref.ref(mask), key, spans)
+    return spans
+
+
 def _pieces(q: torch.Tensor, mask: torch.Tensor | None, skv: int, causal: bool) -> Iterator[tuple[Any, int, int, int]]:
     """``(rows, first query, first key, n)`` for every group of rows with real queries."""
     sq = q.shape[2]
-    starts, n = key_spans(mask, sq, skv, causal)
+    starts, n = _spans(mask, sq, skv, causal)
     for rows, s in row_groups(starts):
         qs = max(0, s - (n - sq)) if causal else 0
         if qs < sq:

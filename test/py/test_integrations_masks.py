@@ -124,3 +124,23 @@ def test_default_client_lazy_settable_and_closed(sidecar: vtpu.Sidecar) -> None:
     finally:
         vi.set_default_client(None)
         mine.close()
+
+
+def test_a_mask_is_read_once_per_object_and_version(monkeypatch) -> None:
+    """Every layer of a forward gets the same mask object: its spans are read once, and again after an in-place edit."""
+    from vtpu.integrations import attention_op
+
+    calls = []
+    monkeypatch.setattr(attention_op, "key_spans", lambda *a: calls.append(a) or key_spans(*a))
+    mask = span_mask([3, 0], 5, 5, 7)[:, None]
+    for _ in range(4):  # four layers
+        assert attention_op._spans(mask, 5, 7, True) == ([3, 0], 5)
+    assert len(calls) == 1
+    mask.copy_(span_mask([1, 0], 5, 5, 7)[:, None])  # edited in place: its version moves
+    assert attention_op._spans(mask, 5, 7, True) == ([1, 0], 5)
+    assert attention_op._spans(mask.clone(), 5, 7, True) == ([1, 0], 5)  # another object: read again
+    assert len(calls) == 3
+    bad = torch.ones(2, 1, 5, 7, dtype=torch.bool)  # sees keys past the causal diagonal
+    for _ in range(2):  # a refused mask is refused at every layer, never remembered
+        with pytest.raises(ValueError):
+            attention_op._spans(bad, 5, 7, True)
