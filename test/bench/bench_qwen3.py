@@ -19,7 +19,7 @@ Round trips: module hooks time each experts call from Python (wall); the sidecar
 time is the growth of its per-op request durations (``client.metrics()``) over the decode
 steps, of which the expert runtime's own is the hook's ``sidecar_ms``; transport = wall −
 sidecar time. Memory: Python's peak from "model ready" on, and the whole run's; the
-sidecar's RSS at the end (it holds the experts).
+sidecar's peak over the whole run (upload included: it holds the experts) and its RSS at the end.
 
 Usage: python test/bench/bench_qwen3.py [--quick] [--variants torch,torch-eager,fp32,q8]
 """
@@ -78,9 +78,10 @@ def all_variants() -> tuple[str, ...]:
 _SIDECAR_OPS_SKIPPED = ("METRICS", "PING")  # the measurement's own requests
 
 
-def _hwm_bytes() -> int | None:
+def _hwm_bytes(pid: int | str = "self") -> int | None:
+    """A process's peak RSS (VmHWM), bytes; None where /proc has no such figure."""
     try:
-        with open("/proc/self/status") as f:
+        with open(f"/proc/{pid}/status") as f:
             for line in f:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) * 1024
@@ -211,7 +212,8 @@ def worker(variant: str, cfg: dict) -> dict:
         side = median([r["sidecar_s"] for r in rounds]) * 1000 / steps
         res.update(sidecar_ms_per_token=side, transport_ms_per_token=res["experts_ms_per_token"] - side,
                    compute_ms_per_token=median([r["compute_s"] for r in rounds]) * 1000 / steps,
-                   sidecar_rss_bytes=client.metrics().get("memory", {}).get("rss_bytes"))
+                   sidecar_rss_bytes=client.metrics().get("memory", {}).get("rss_bytes"),
+                   sidecar_peak_rss_bytes=_hwm_bytes(client.sidecar.proc.pid) if client.sidecar else None)
         client.close()
     return res
 

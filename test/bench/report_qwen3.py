@@ -9,6 +9,13 @@ def _gib(b) -> str:
     return "n/a" if b is None else f"{b / 2**30:.2f} GiB"
 
 
+def _sidecar(x: dict) -> tuple[int, str]:
+    """The sidecar's bytes for a memory row, and what they are: its peak, or (older results) its RSS at the end."""
+    if x.get("sidecar_peak_rss_bytes"):
+        return x["sidecar_peak_rss_bytes"], "sidecar peak"
+    return x.get("sidecar_rss_bytes") or 0, "sidecar RSS at end"
+
+
 def _same(v: str, x: dict) -> str:
     if v == "torch":
         return "–"
@@ -47,8 +54,9 @@ def _llama_rows(v: str, peer: dict, vs: dict) -> list[str]:
         rows.append(_row(f"{phase} tokens/s, {fmt} experts vs {v}", _fmt(ours[f"{phase}_tps"], "/s"), _fmt(peer[f"{phase}_tps"], "/s"),
                          f"{ratio:.2f}× ({min(pairs):.2f}–{max(pairs):.2f})", f"≥ {target}× (target)" if phase == "decode" else "reported", met))
     if ours.get("inference_peak_rss_bytes"):
-        both = ours["inference_peak_rss_bytes"] + ours.get("sidecar_rss_bytes", 0)
-        rows.append(_row(f"memory in inference, {fmt} (Python peak + sidecar RSS at end) vs {v} (node peak RSS)", _gib(both),
+        side, what = _sidecar(ours)
+        both = ours["inference_peak_rss_bytes"] + side
+        rows.append(_row(f"memory in inference, {fmt} (Python peak + {what}) vs {v} (node peak RSS)", _gib(both),
                          _gib(peer["inference_peak_rss_bytes"]), f"{both / peer['inference_peak_rss_bytes']:.2f}×", "reported", True))
     return rows
 
@@ -107,9 +115,10 @@ def render(r: dict) -> list[str]:
                 misses.append(f"- **{phase}, {v}**: {ratio:.2f}× the fastest transformers variant, {name} (target ≥ {target:.0f}×).")
         if x.get("inference_peak_rss_bytes") and base.get("inference_peak_rss_bytes"):
             # both processes: Python's peak in inference plus the sidecar's RSS, which holds the offloaded experts
-            ours_b = x["inference_peak_rss_bytes"] + x.get("sidecar_rss_bytes", 0)
+            side, what = _sidecar(x)
+            ours_b = x["inference_peak_rss_bytes"] + side
             mem = ours_b / base["inference_peak_rss_bytes"]
-            lines.append(_row(f"memory in inference, {v} experts offloaded (Python peak + sidecar RSS at end)", _gib(ours_b),
+            lines.append(_row(f"memory in inference, {v} experts offloaded (Python peak + {what})", _gib(ours_b),
                               _gib(base["inference_peak_rss_bytes"]), f"{mem:.2f}×", "reported", True))
     lines += ["", "Per decode token (ms): the experts calls seen from Python (wall), the sidecar's request time "
               "(metrics), of which inside the expert runtime (the hook's `sidecar_ms`), and transport = wall − "
@@ -128,11 +137,12 @@ def render(r: dict) -> list[str]:
                   "column cannot tell the variants apart; the parity tests (`test/py/test_qwen3_parity.py`) compare logits."]
     lines += ["", "Peak memory of the Python process (whole run, build included; and from the model ready to the end "
               "of inference: the hybrid variants never held the experts in Python), and the "
-              "sidecar's RSS at the end of the run:", "", "| variant | peak RSS | inference peak RSS | sidecar RSS at end |", "|---|---|---|---|"]
+              "sidecar's peak over the run (the upload included) and RSS at the end:", "",
+              "| variant | peak RSS | inference peak RSS | sidecar peak RSS | sidecar RSS at end |", "|---|---|---|---|---|"]
     for v, x in vs.items():
         if "error" not in x:
             lines.append(f"| {v} | {_gib(x['peak_rss_bytes'])} | {_gib(x.get('inference_peak_rss_bytes'))} | "
-                         f"{_gib(x.get('sidecar_rss_bytes'))} |")
+                         f"{_gib(x.get('sidecar_peak_rss_bytes'))} | {_gib(x.get('sidecar_rss_bytes'))} |")
     if unavailable:
         lines += ["", "transformers experts implementations that did not run on this CPU: " + "; ".join(unavailable) + "."]
     lines += [""] + (["Misses:", ""] + misses + [""] if misses else [])
