@@ -18,7 +18,8 @@ def ahead(items: Iterable[T]) -> Iterator[T]:
     waits on the sidecar: the two overlap. At most two items exist beyond the one the caller holds
     (one made, one being made). An exception in the producer is raised in the caller at the item
     it failed on; a caller that stops early (``close``, an exception, garbage collection) stops the
-    producer after the item it is making.
+    producer after the item it is making. The producer runs on that thread, so thread-local state
+    (torch's grad mode, for one) is the thread's own.
     """
     q: queue.Queue = queue.Queue(maxsize=1)
     stop = threading.Event()

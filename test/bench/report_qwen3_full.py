@@ -35,7 +35,7 @@ def render(r: dict) -> list[str]:
         f"{s['dtype']} ({s['threads']} threads), the experts generated a chunk at a time straight into the sidecar as "
         f"{s['expert_format']}. Peer: llama.cpp through node-llama-cpp on the same weights written as GGUF (experts Q4_0, "
         f"dense matrices BF16, norms and routers F32), the same {len(s['prompt_ids'])} prompt ids and threads. Prefill: "
-        f"the prompt; decode: {c['new_tokens']} greedy tokens. Median of the rounds after a warm-up ({c['rounds']}) "
+        f"the prompt; decode: {c['new_tokens']} greedy tokens. Median of {c['rounds']} round{'s' if c['rounds'] != 1 else ''} after a warm-up "
         "(spread: slowest–fastest round). Each in its own process, one after the other (`test/bench/bench_qwen3_full.py`).",
         "", HEAD,
     ]
@@ -56,7 +56,7 @@ def render(r: dict) -> list[str]:
         n = min(len(s["tokens"]), len(ll["tokens"]))
         same = s["tokens"][:n] == ll["tokens"][:n]
         lines += ["", f"Greedy tokens: {'the same' if same else '**not** the same'} in both for the {n} compared "
-                  f"({'same weights, same prompt' if same else 'the formats round differently (Q4_0 has fp16 scales, the sidecar fp32)'}). "
+                  f"({'same weights, same prompt' if same else 'the two 4-bit formats round the same weights differently: Q4_0 keeps fp16 scales, the sidecar fp32 ones'}). "
                   f"GGUF file: {_gib(ll['gguf_bytes'])}, written in {ll['gguf_write_s']:.0f} s (not timed in the figures)."]
     lines += [
         "",
