@@ -14,9 +14,10 @@
  * dim) symmetric 8- / 4-bit weights on ORT's MatMulNBits: finer scales, so more accurate than
  * `int8` (`q8`), or 8× less weight memory (`q4`). `q8` computes at accuracy level 4
  * (activations quantised to int8 per block of each row): ORT has no fast float path for 8-bit
- * weights. `q4` computes at level 1 (float activations): as fast on the CPUs measured, more
- * accurate, and level 4's prepacked copy (weights, scales again, block sums) holds about 1.4×
- * the 4-bit bytes, which decides how many layers of a big model fit.
+ * weights. `q4` computes at level 1 (float activations): more accurate, and level 4's
+ * prepacked copy (weights, scales again, block sums) holds about 1.4× the 4-bit bytes, which
+ * decides how many layers of a big model fit; the price is speed (level 4's int8 kernels ran
+ * this format's experts faster in the Qwen3 benchmark, see README).
  */
 import { Elem, encodeModel, InitSpec, NodeSpec } from './onnx_proto';
 
