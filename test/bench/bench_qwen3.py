@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 
-from common import median, rss_bytes
+from common import median, peak_rss_bytes, rss_bytes
 
 #: The benchmark shape is qwen3_models' "bench" (Qwen3-30B-A3B's layer) with this many layers. A
 #: transformers variant holds 2.4 GB of fp32 experts a layer in Python; a hybrid fp32 one about
@@ -76,18 +76,6 @@ def all_variants() -> tuple[str, ...]:
 
 
 _SIDECAR_OPS_SKIPPED = ("METRICS", "PING")  # the measurement's own requests
-
-
-def _hwm_bytes(pid: int | str = "self") -> int | None:
-    """A process's peak RSS (VmHWM), bytes; None where /proc has no such figure."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 def _reset_hwm() -> bool:
@@ -206,14 +194,14 @@ def worker(variant: str, cfg: dict) -> dict:
         experts_ms_per_token=1000 * median([r["experts_s"] for r in rounds]) / steps,
         tokens=rounds[-1]["tokens"],
         peak_rss_bytes=max(res["build_peak_rss_bytes"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
-        inference_peak_rss_bytes=_hwm_bytes() if res["hwm_reset"] else None,
+        inference_peak_rss_bytes=peak_rss_bytes() if res["hwm_reset"] else None,
     )
     if client is not None:
         side = median([r["sidecar_s"] for r in rounds]) * 1000 / steps
         res.update(sidecar_ms_per_token=side, transport_ms_per_token=res["experts_ms_per_token"] - side,
                    compute_ms_per_token=median([r["compute_s"] for r in rounds]) * 1000 / steps,
                    sidecar_rss_bytes=client.metrics().get("memory", {}).get("rss_bytes"),
-                   sidecar_peak_rss_bytes=_hwm_bytes(client.sidecar.proc.pid) if client.sidecar else None)
+                   sidecar_peak_rss_bytes=peak_rss_bytes(client.sidecar.proc.pid) if client.sidecar else None)
         client.close()
     return res
 

@@ -53,12 +53,28 @@ def child(cmd, ready_prefix: str, timeout: float = 20.0):
             proc.kill()
 
 
+def _status_bytes(pid: int | str, field: str) -> int | None:
+    """A byte figure of /proc/PID/status (``VmRSS``, ``VmHWM``), None where there is none."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
+    got = _status_bytes(pid, "VmRSS")
+    if got is None:
+        raise RuntimeError("no VmRSS")
+    return got
+
+
+def peak_rss_bytes(pid: int | str = "self") -> int | None:
+    """A process's peak RSS (VmHWM), bytes; None where /proc has no such figure."""
+    return _status_bytes(pid, "VmHWM")
 
 
 def machine() -> str:

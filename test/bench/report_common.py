@@ -29,6 +29,11 @@ def _fmt(x: float, unit: str = "") -> str:
     return f"{s}{unit}".replace("M ", "M").strip()
 
 
+def gib(b) -> str:
+    """Bytes as GiB, or n/a."""
+    return "n/a" if b is None else f"{b / 2**30:.2f} GiB"
+
+
 def _row(name, ours, peer, ratio, target, met) -> str:
     """A table row. ``met`` is a bool or an already rendered verdict (see ``verdict``); a row whose
     target is "reported" (or None) has no target, so its met column is a dash whatever ``met`` says."""

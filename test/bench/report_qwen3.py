@@ -2,11 +2,8 @@
 experts implementation and llama.cpp, the round-trip split, memory of every process, misses."""
 from __future__ import annotations
 
-from report_common import HEAD, _fmt, _row, at_least, ratio_rounds
+from report_common import HEAD, _fmt, _row, at_least, ratio_rounds, gib
 
-
-def _gib(b) -> str:
-    return "n/a" if b is None else f"{b / 2**30:.2f} GiB"
 
 
 def _sidecar(x: dict) -> tuple[int, str]:
@@ -56,8 +53,8 @@ def _llama_rows(v: str, peer: dict, vs: dict) -> list[str]:
     if ours.get("inference_peak_rss_bytes"):
         side, what = _sidecar(ours)
         both = ours["inference_peak_rss_bytes"] + side
-        rows.append(_row(f"memory in inference, {fmt} (Python peak + {what}) vs {v} (node peak RSS)", _gib(both),
-                         _gib(peer["inference_peak_rss_bytes"]), f"{both / peer['inference_peak_rss_bytes']:.2f}×", "reported", True))
+        rows.append(_row(f"memory in inference, {fmt} (Python peak + {what}) vs {v} (node peak RSS)", gib(both),
+                         gib(peer["inference_peak_rss_bytes"]), f"{both / peer['inference_peak_rss_bytes']:.2f}×", "reported", True))
     return rows
 
 
@@ -118,8 +115,8 @@ def render(r: dict) -> list[str]:
             side, what = _sidecar(x)
             ours_b = x["inference_peak_rss_bytes"] + side
             mem = ours_b / base["inference_peak_rss_bytes"]
-            lines.append(_row(f"memory in inference, {v} experts offloaded (Python peak + {what})", _gib(ours_b),
-                              _gib(base["inference_peak_rss_bytes"]), f"{mem:.2f}×", "reported", True))
+            lines.append(_row(f"memory in inference, {v} experts offloaded (Python peak + {what})", gib(ours_b),
+                              gib(base["inference_peak_rss_bytes"]), f"{mem:.2f}×", "reported", True))
     lines += ["", "Per decode token (ms): the experts calls seen from Python (wall), the sidecar's request time "
               "(metrics), of which inside the expert runtime (the hook's `sidecar_ms`), and transport = wall − "
               "request time (encoding, ZeroMQ, decoding, waiting).", "",
@@ -141,8 +138,8 @@ def render(r: dict) -> list[str]:
               "| variant | peak RSS | inference peak RSS | sidecar peak RSS | sidecar RSS at end |", "|---|---|---|---|---|"]
     for v, x in vs.items():
         if "error" not in x:
-            lines.append(f"| {v} | {_gib(x['peak_rss_bytes'])} | {_gib(x.get('inference_peak_rss_bytes'))} | "
-                         f"{_gib(x.get('sidecar_peak_rss_bytes'))} | {_gib(x.get('sidecar_rss_bytes'))} |")
+            lines.append(f"| {v} | {gib(x['peak_rss_bytes'])} | {gib(x.get('inference_peak_rss_bytes'))} | "
+                         f"{gib(x.get('sidecar_peak_rss_bytes'))} | {gib(x.get('sidecar_rss_bytes'))} |")
     if unavailable:
         lines += ["", "transformers experts implementations that did not run on this CPU: " + "; ".join(unavailable) + "."]
     lines += [""] + (["Misses:", ""] + misses + [""] if misses else [])
