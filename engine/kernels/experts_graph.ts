@@ -3,29 +3,34 @@
  * weights baked in as initializers so ONNX Runtime prepacks them once. One graph serves a
  * contiguous range of experts: the rows of x arrive grouped by expert with their counts,
  *
- *   x (N, H), split (n) → Split → per expert j: FFN_j(x_j) → Concat → y (N, H)
+ *   x (N, H), split (n) → Split → per expert j: h_j = gate_up_j(x_j) → Concat → h (N, 2I)
+ *     → m = silu(gate) · up, once for all rows → Split → per expert j: down_j(m_j) → Concat → y (N, H)
  *
- * (an expert with 0 rows costs a few empty kernels). Weight layout is transformers 5.x's
- * fused one: gate_up (2I, H) = [gate; up], down (H, I).
+ * An expert with no rows still costs its two empty MatMul kernels; the activation runs once
+ * for all rows, not per expert, because a decode step routes a token to 8 of 128 experts and
+ * 4 empty kernels each for the other 120 cost more than the experts' own work (a 30B-A3B
+ * layer's 8-row call: ~2.5 ms with the activation per expert, ~1.7 ms once). Weight layout is
+ * transformers 5.x's fused one: gate_up (2I, H) = [gate; up], down (H, I).
  *
- * Formats: `fp32` (Gemm, transB); `int8`: per-output-channel symmetric int8 weights with
+ * Formats: `fp32` (Gemm, transB); `int8`: per-output-channel symmetric 7-bit weights in int8 with
  * activations quantised per call (ORT's DynamicQuantizeMatMul, uint8 asymmetric per
- * tensor) — 4× less weight memory and traffic; `q8` / `q4`: block-wise (32 along the input
- * dim) symmetric 8- / 4-bit weights on ORT's MatMulNBits: finer scales, so more accurate than
- * `int8` (`q8`), or 8× less weight memory (`q4`). `q8` computes at accuracy level 4
- * (activations quantised to int8 per block of each row): ORT has no fast float path for 8-bit
- * weights. `q4` computes at level 1 (float activations): more accurate, and level 4's
- * prepacked copy (weights, scales again, block sums) holds about 1.4× the 4-bit bytes, which
- * decides how many layers of a big model fit; the price is speed (level 4's int8 kernels ran
- * this format's experts faster in the Qwen3 benchmark, see README).
+ * tensor) — 4× less weight memory and traffic; `q8` / `q4`: block-wise symmetric 8- / 4-bit
+ * weights on ORT's MatMulNBits (see {@link NBITS}): finer scales, so more accurate than
+ * `int8` (`q8`), or 7–8× less weight memory (`q4`). Both compute at accuracy level 4
+ * (activations quantised to int8 per block of each row): ORT's int8 kernels are several times
+ * faster than its float path (level 1) for 4-bit weights and have no float counterpart worth
+ * having for 8-bit ones. `q4` uses blocks of 128: at level 4 that was faster than blocks of 32
+ * and its prepacked copy (weights, scales again, block sums) smaller, which decides how many
+ * layers of a big model fit (measurements in README's full-size section).
  */
 import { Elem, encodeModel, InitSpec, NodeSpec } from './onnx_proto';
 
 /** Weight formats an expert group can be built in. */
 export const EXPERT_FORMATS = ['fp32', 'int8', 'q8', 'q4'] as const;
-/** Weights per quantisation block of the MatMulNBits formats. */
-export const NBITS_BLOCK = 32;
 export type ExpertFormat = (typeof EXPERT_FORMATS)[number];
+/** The MatMulNBits formats: bits a weight, weights per quantisation block (along the input), ORT accuracy level. */
+export const NBITS = { q8: { bits: 8, block: 32, level: 4 }, q4: { bits: 4, block: 128, level: 4 } } as const;
+type NBitsFormat = keyof typeof NBITS;
 
 /** One expert's fp32 weights, row-major: gateUp (2I·H), down (H·I). */
 export interface ExpertWeights {
@@ -39,9 +44,16 @@ function bytesOf(a: Float32Array | Int8Array | BigInt64Array): Uint8Array {
 }
 
 /**
- * Symmetric per-row int8 quantisation of w (N rows of K), transposed for a (K, N) MatMul
- * operand: q[k·N + n] = round(w[n·K + k] / scale[n]), scale[n] = max_k |w[n, k]| / 127
- * (1 for an all-zero row).
+ * Largest int8 weight code: 7 bits, not 8. On x86 without VNNI, ORT's u8s8 kernels add pairs
+ * of uint8 × int8 products in int16 (VPMADDUBSW), exact only while 2 · 255 · |q| ≤ 32767;
+ * full-range codes saturated there and silently corrupted the output (an AVX2-only VM).
+ */
+export const INT8_MAX = 63;
+
+/**
+ * Symmetric per-row quantisation of w (N rows of K) to int8 codes in ±INT8_MAX, transposed
+ * for a (K, N) MatMul operand: q[k·N + n] = round(w[n·K + k] / scale[n]), scale[n] =
+ * max_k |w[n, k]| / INT8_MAX (1 for an all-zero row).
  */
 export function quantizeRows(w: Float32Array, N: number, K: number): { q: Int8Array; scale: Float32Array } {
   const q = new Int8Array(N * K);
@@ -50,21 +62,20 @@ export function quantizeRows(w: Float32Array, N: number, K: number): { q: Int8Ar
     const o = n * K;
     let m = 0;
     for (let k = 0; k < K; k++) m = Math.max(m, Math.abs(w[o + k]));
-    const s = m > 0 ? m / 127 : 1;
+    const s = m > 0 ? m / INT8_MAX : 1;
     scale[n] = s;
     const inv = 1 / Math.fround(s);
-    for (let k = 0; k < K; k++) q[k * N + n] = Math.max(-127, Math.min(127, Math.round(w[o + k] * inv)));
+    for (let k = 0; k < K; k++) q[k * N + n] = Math.max(-INT8_MAX, Math.min(INT8_MAX, Math.round(w[o + k] * inv)));
   }
   return { q, scale };
 }
 
 /**
- * MatMulNBits weights of w (N rows of K): per row, blocks of NBITS_BLOCK along K (the last
- * one zero-padded), scale = max |w| / (2^(bits-1) - 1), stored q = round(w / scale) + 2^(bits-1)
+ * MatMulNBits weights of w (N rows of K): per row, blocks of `bs` along K (the last one
+ * zero-padded), scale = max |w| / (2^(bits-1) - 1), stored q = round(w / scale) + 2^(bits-1)
  * (ORT's default zero point), two 4-bit values a byte low nibble first.
  */
-export function quantizeBlocks(w: Float32Array, N: number, K: number, bits: 4 | 8): { q: Uint8Array; scale: Float32Array; blocks: number } {
-  const bs = NBITS_BLOCK;
+export function quantizeBlocks(w: Float32Array, N: number, K: number, bits: 4 | 8, bs: number): { q: Uint8Array; scale: Float32Array; blocks: number } {
   const blocks = Math.ceil(K / bs);
   const blob = (bs * bits) / 8;
   const q = new Uint8Array(N * blocks * blob);
@@ -120,7 +131,7 @@ export interface PackedExpert {
 function packLinear(fmt: ExpertFormat, w: Float32Array, N: number, K: number): PackedLinear {
   if (fmt === 'fp32') return { N, K, w: bytesOf(w) };
   if (fmt === 'q8' || fmt === 'q4') {
-    const { q, scale, blocks } = quantizeBlocks(w, N, K, fmt === 'q8' ? 8 : 4);
+    const { q, scale, blocks } = quantizeBlocks(w, N, K, NBITS[fmt].bits, NBITS[fmt].block);
     return { N, K, w: q, scale: bytesOf(scale), blocks };
   }
   const { q, scale } = quantizeRows(w, N, K);
@@ -143,10 +154,10 @@ function linear(fmt: ExpertFormat, x: string, y: string, p: PackedLinear, name: 
   }
   const scales = { name: `${name}_s`, elem: Elem.Float, dims: [fmt === 'int8' ? N : N * (p.blocks as number)], data: p.scale as Uint8Array };
   if (fmt === 'q8' || fmt === 'q4') {
-    const bits = fmt === 'q8' ? 8 : 4;
+    const { bits, block, level } = NBITS[fmt];
     return {
-      nodes: [{ op: 'MatMulNBits', domain: 'com.microsoft', inputs: [x, `${name}_q`, `${name}_s`], outputs: [y], attrs: { K, N, bits, block_size: NBITS_BLOCK, accuracy_level: bits === 8 ? 4 : 1 } }],
-      inits: [{ name: `${name}_q`, elem: Elem.Uint8, dims: [N, p.blocks as number, (NBITS_BLOCK * bits) / 8], data: p.w }, scales],
+      nodes: [{ op: 'MatMulNBits', domain: 'com.microsoft', inputs: [x, `${name}_q`, `${name}_s`], outputs: [y], attrs: { K, N, bits, block_size: block, accuracy_level: level } }],
+      inits: [{ name: `${name}_q`, elem: Elem.Uint8, dims: [N, p.blocks as number, (block * bits) / 8], data: p.w }, scales],
     };
   }
   return {
@@ -161,28 +172,33 @@ function linear(fmt: ExpertFormat, x: string, y: string, p: PackedLinear, name: 
  * `split` (n) int64 rows per expert; output `y`.
  */
 export function expertGroupModel(fmt: ExpertFormat, H: number, I: number, ws: PackedExpert[]): Uint8Array {
-  const n = ws.length;
   const nodes: NodeSpec[] = [];
   const inits: InitSpec[] = [{ name: 'half', elem: Elem.Int64, dims: [2], data: bytesOf(BigInt64Array.of(BigInt(I), BigInt(I))) }];
-  const xs = n === 1 ? ['x'] : ws.map((_, j) => `x${j}`);
-  if (n > 1) nodes.push({ op: 'Split', inputs: ['x', 'split'], outputs: xs, attrs: { axis: 0 } });
-  const ys: string[] = [];
-  ws.forEach((w, j) => {
-    const up = linear(fmt, xs[j], `h${j}`, w.gateUp, `gu${j}`);
-    const down = linear(fmt, `m${j}`, `y${j}`, w.down, `d${j}`);
-    nodes.push(
-      ...up.nodes,
-      { op: 'Split', inputs: [`h${j}`, 'half'], outputs: [`g${j}`, `u${j}`], attrs: { axis: 1 } },
-      { op: 'Sigmoid', inputs: [`g${j}`], outputs: [`s${j}`] },
-      { op: 'Mul', inputs: [`g${j}`, `s${j}`], outputs: [`a${j}`] },
-      { op: 'Mul', inputs: [`a${j}`, `u${j}`], outputs: [`m${j}`] },
-      ...down.nodes,
-    );
-    inits.push(...up.inits, ...down.inits);
-    ys.push(`y${j}`);
+  const many = ws.length > 1;
+  const byExpert = (all: string, parts: string[]): NodeSpec =>
+    many ? { op: 'Split', inputs: [all, 'split'], outputs: parts, attrs: { axis: 0 } } : { op: 'Identity', inputs: [all], outputs: parts };
+  const together = (parts: string[], all: string): NodeSpec =>
+    many ? { op: 'Concat', inputs: parts, outputs: [all], attrs: { axis: 0 } } : { op: 'Identity', inputs: parts, outputs: [all] };
+  const each = (prefix: string) => ws.map((_, j) => `${prefix}${j}`);
+  const [xs, hs, ms, ys] = [each('x'), each('h'), each('m'), each('y')];
+  const linears = (ins: string[], outs: string[], which: 'gateUp' | 'down', name: string) => ws.forEach((w, j) => {
+    const l = linear(fmt, ins[j], outs[j], w[which], `${name}${j}`);
+    nodes.push(...l.nodes);
+    inits.push(...l.inits);
   });
-  nodes.push(n > 1 ? { op: 'Concat', inputs: ys, outputs: ['y'], attrs: { axis: 0 } } : { op: 'Identity', inputs: ys, outputs: ['y'] });
-  const inputs = [{ name: 'x', elem: Elem.Float, dims: ['N', H] }, { name: 'split', elem: Elem.Int64, dims: [n] }];
+  nodes.push(byExpert('x', xs));
+  linears(xs, hs, 'gateUp', 'gu');
+  nodes.push(
+    together(hs, 'h'),
+    { op: 'Split', inputs: ['h', 'half'], outputs: ['g', 'u'], attrs: { axis: 1 } },
+    { op: 'Sigmoid', inputs: ['g'], outputs: ['s'] },
+    { op: 'Mul', inputs: ['g', 's'], outputs: ['a'] },
+    { op: 'Mul', inputs: ['a', 'u'], outputs: ['m'] },
+    byExpert('m', ms),
+  );
+  linears(ms, ys, 'down', 'd');
+  nodes.push(together(ys, 'y'));
+  const inputs = [{ name: 'x', elem: Elem.Float, dims: ['N', H] }, { name: 'split', elem: Elem.Int64, dims: [ws.length] }];
   return encodeModel(`experts_${fmt}`, nodes, inputs, [{ name: 'y', elem: Elem.Float, dims: ['N', H] }], 17, inits);
 }
 
@@ -190,6 +206,7 @@ export function expertGroupModel(fmt: ExpertFormat, H: number, I: number, ws: Pa
 export function expertBytes(fmt: ExpertFormat, H: number, I: number): number {
   if (fmt === 'fp32') return 3 * H * I * 4;
   if (fmt === 'int8') return 3 * H * I + (2 * I + H) * 4; // int8 weights, a scale per output row of gate_up (2I) and down (H)
-  const blocks = 2 * I * Math.ceil(H / NBITS_BLOCK) + H * Math.ceil(I / NBITS_BLOCK);
-  return blocks * ((NBITS_BLOCK * (fmt === 'q8' ? 8 : 4)) / 8 + 4);
+  const { bits, block } = NBITS[fmt as NBitsFormat];
+  const blocks = 2 * I * Math.ceil(H / block) + H * Math.ceil(I / block);
+  return blocks * ((block * bits) / 8 + 4);
 }

@@ -95,7 +95,8 @@ def test_release_frees_torch_weights(client):
     assert client.experts_drop(150) == 1
 
 
-@pytest.mark.parametrize("fmt, agreement", [("int8", 0.99), ("q8", 0.99), ("q4", 0.95)])
+# int8 holds 7-bit codes (exact on CPUs without VNNI, see quantizeRows): a little below q8.
+@pytest.mark.parametrize("fmt, agreement", [("int8", 0.98), ("q8", 0.99), ("q4", 0.95)])
 def test_quantised_accuracy_cost(client, fmt, agreement):
     m = tiny_model()
     r = vq.format_accuracy(m, prompts(8, 32, seed=3), fmt, client=client, layer_base=130)

@@ -13,10 +13,10 @@ const GU = rand(E * 2 * I * H, 1), DOWN = rand(E * H * I, 2);
 
 describe('expert graphs', () => {
   test('quantizeRows: per-row scales, transposed, error within half a step', () => {
-    const w = Float32Array.from([1, -2, 0.5, 0, 0, 0]);
+    const w = Float32Array.from([1.5, -2, 0.5, 0, 0, 0]);
     const { q, scale } = quantizeRows(w, 2, 3);
-    expect(Array.from(scale)).toEqual([Math.fround(2 / 127), 1]);
-    expect(Array.from(q)).toEqual([64, 0, -127, 0, 32, 0]); // (K, N) layout
+    expect(Array.from(scale)).toEqual([Math.fround(2 / 63), 1]); // 7 bits: see quantizeRows
+    expect(Array.from(q)).toEqual([47, 0, -63, 0, 16, 0]); // (K, N) layout
     const big = rand(32 * 16, 5);
     const r = quantizeRows(big, 32, 16);
     for (let n = 0; n < 32; n++) for (let k = 0; k < 16; k++) {
@@ -24,22 +24,20 @@ describe('expert graphs', () => {
     }
   });
 
-  test('quantizeBlocks: 8- and 4-bit blocks of 32 along K, zero point 2^(bits-1), padded last block', () => {
-    const K = 40, N = 3;
+  test.each([[8, 32], [4, 32], [4, 128]] as const)('quantizeBlocks: %i-bit blocks of %i along K, zero point 2^(bits-1), padded last block', (bits, bs) => {
+    const K = bs + 8, N = 3;
     const w = rand(N * K, 7);
-    for (const bits of [8, 4] as const) {
-      const { q, scale, blocks } = quantizeBlocks(w, N, K, bits);
-      expect(blocks).toBe(2);
-      const blob = (32 * bits) / 8;
-      expect(q.length).toBe(N * blocks * blob);
-      const zp = 1 << (bits - 1);
-      for (let n = 0; n < N; n++) for (let k = 0; k < 64; k++) {
-        const b = k >> 5, j = k & 31, o = (n * blocks + b) * blob;
-        const v = bits === 8 ? q[o + j] : (q[o + (j >> 1)] >> (j & 1 ? 4 : 0)) & 15;
-        const s = scale[n * blocks + b];
-        if (k < K) expect(Math.abs((v - zp) * s - w[n * K + k])).toBeLessThanOrEqual(s / 2 + 1e-7);
-        else expect(v).toBe(zp); // padding dequantises to 0
-      }
+    const { q, scale, blocks } = quantizeBlocks(w, N, K, bits, bs);
+    expect(blocks).toBe(2);
+    const blob = (bs * bits) / 8;
+    expect(q.length).toBe(N * blocks * blob);
+    const zp = 1 << (bits - 1);
+    for (let n = 0; n < N; n++) for (let k = 0; k < 2 * bs; k++) {
+      const b = Math.floor(k / bs), j = k % bs, o = (n * blocks + b) * blob;
+      const v = bits === 8 ? q[o + j] : (q[o + (j >> 1)] >> (j & 1 ? 4 : 0)) & 15;
+      const s = scale[n * blocks + b];
+      if (k < K) expect(Math.abs((v - zp) * s - w[n * K + k])).toBeLessThanOrEqual(s / 2 + 1e-7);
+      else expect(v).toBe(zp); // padding dequantises to 0
     }
   });
 
