@@ -34,13 +34,18 @@ def ahead(items: Iterable[T]) -> Iterator[T]:
         return False
 
     def produce() -> None:
+        it = iter(items)
         try:
-            for x in items:
+            for x in it:
                 if not put((x, None)):
                     return
             put((_DONE, None))
         except BaseException as e:  # noqa: BLE001 - handed to the caller, re-raised there
             put((None, e))
+        finally:
+            close = getattr(it, "close", None)  # a generator stopped early runs its own cleanup, here
+            if close is not None:
+                close()
 
     t = threading.Thread(target=produce, name="vtpu-ahead", daemon=True)
     t.start()

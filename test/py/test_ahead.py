@@ -36,16 +36,21 @@ def test_a_producer_error_is_raised_at_its_item() -> None:
 
 
 def test_a_caller_that_stops_early_stops_the_producer() -> None:
-    made = []
+    made, cleaned = [], threading.Event()
 
     def items():
-        for i in range(1000):
-            made.append(i)
-            yield i
+        try:
+            for i in range(1000):
+                made.append(i)
+                yield i
+        finally:
+            cleaned.set()  # e.g. an open shard file closed
 
     before = threading.active_count()
-    it = ahead(items())
+    gen = items()  # still referenced here: only ahead() can close it
+    it = ahead(gen)
     assert next(it) == 0
     it.close()  # what a sidecar error in the caller's loop amounts to
     assert threading.active_count() == before
     assert len(made) <= 3  # the one handed over, one queued, one being made
+    assert cleaned.is_set()  # the producer closed the stopped generator
