@@ -68,9 +68,9 @@ def hook(
     client : vtpu.Client, optional
         Default: :func:`vtpu.integrations.default_client`.
     expert_format : {"fp32", "int8", "q8", "q4"}
-        ``int8``: per-channel int8 weights with per-call activation quantisation (about 4×
-        less expert memory, faster); ``q8`` / ``q4``: block-wise 8- / 4-bit weights
-        (MatMulNBits). See the README for each one's accuracy cost.
+        ``int8``: per-channel 7-bit codes in int8 with per-call activation quantisation
+        (about 4× less expert memory, faster); ``q8`` / ``q4``: 8-bit weights in blocks of
+        32 / 4-bit in blocks of 128 (MatMulNBits). See the README for each one's accuracy cost.
     layers : iterable of int, optional
         Decoder layers to offload (default all MoE layers); the others keep
         transformers' eager experts.

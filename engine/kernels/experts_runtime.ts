@@ -188,7 +188,8 @@ export class ExpertRuntime {
       graphOptimizationLevel: 'all',
       executionMode: 'sequential',
       intraOpNumThreads: ortThreads(l.spec.threads ?? this.opts.threads),
-      // Idle pool threads must not spin: the client computes between expert calls.
+      // Idle pool threads must not spin: the client computes between expert calls (6 layers of
+      // 30B-A3B here decoded 3.3 tok/s with spinning, 7.5 without).
       extra: { session: { intra_op: { allow_spinning: '0' } } },
     });
     l.sessions[g] = s;
