@@ -69,32 +69,41 @@ def peak_rss(pid: int | str = "self") -> int:
 
 
 class TokenClock:
-    """A ``generate`` streamer that only notes when each token arrives (the prompt's ``put`` first)."""
+    """A ``generate`` streamer that only notes when each token arrives (the prompt's ``put`` first),
+    and how long the experts calls had taken by then: (their round trips, the sidecar's runtime) in ms."""
 
-    def __init__(self) -> None:
+    def __init__(self, model: Any) -> None:
+        self.model = model
         self.times: list[float] = []
+        self.experts: list[tuple[float, float]] = []
 
     def put(self, _ids: torch.Tensor) -> None:
         self.times.append(time.perf_counter())
+        st = routing_stats(self.model).values()
+        self.experts.append((sum(s["call_ms"] for s in st), sum(s["sidecar_ms"] for s in st)))
 
     def end(self) -> None:
         pass
 
 
-def timed_generate(model: Any, inputs: dict, n: int, rounds: int) -> tuple[torch.Tensor, list[float], list[float]]:
-    """New tokens (greedy), and prefill tokens/s (prompt to first new token) and decode tokens/s
-    (the rest) of each of ``rounds`` generations after a short warm-up."""
-    prefill, decode = [], []
+def timed_generate(model: Any, inputs: dict, n: int, rounds: int) -> tuple[torch.Tensor, list[float], list[float], list[tuple[float, float, float]]]:
+    """New tokens (greedy), and prefill tokens/s (prompt to first new token), decode tokens/s (the
+    rest) and the decode step split (ms per token: the step, the experts calls' round trips, the
+    sidecar's runtime within them) of each of ``rounds`` generations after a short warm-up."""
+    prefill, decode, split = [], [], []
     with torch.no_grad():
         model.generate(**inputs, max_new_tokens=2, do_sample=False)  # warm-up: first runs of every session and kernel
         for _ in range(rounds):
-            clock = TokenClock()
+            clock = TokenClock(model)
             t0 = time.perf_counter()
             out = model.generate(**inputs, max_new_tokens=n, min_new_tokens=n, do_sample=False, streamer=clock)
             t = [t0] + clock.times[1:]  # times[0]: the prompt handed to the streamer before any compute
             prefill.append(inputs["input_ids"].shape[1] / (t[1] - t[0]))
-            decode.append((len(t) - 2) / (t[-1] - t[1]) if len(t) > 2 else float("nan"))
-    return out[:, inputs["input_ids"].shape[1] :], prefill, decode
+            steps = len(t) - 2
+            decode.append(steps / (t[-1] - t[1]) if steps > 0 else float("nan"))
+            (c1, s1), (c2, s2) = clock.experts[1], clock.experts[-1]
+            split.append(((t[-1] - t[1]) * 1e3 / steps, (c2 - c1) / steps, (s2 - s1) / steps) if steps > 0 else (float("nan"),) * 3)
+    return out[:, inputs["input_ids"].shape[1] :], prefill, decode, split
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -130,15 +139,19 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"experts generated into the sidecar ({args.expert_format}): {len(held)} layers, {experts_bytes / GIB:.2f} GiB of weights, "
               f"sidecar RSS {side_rss / GIB:.2f} GiB, in {up:.0f} s")
         inputs = qm.chat_inputs(tok, args.prompt)
-        ids, prefill, decode = timed_generate(model, inputs, args.max_new_tokens, args.rounds)
+        ids, prefill, decode, split = timed_generate(model, inputs, args.max_new_tokens, args.rounds)
         print(f"prompt: {inputs['input_ids'].shape[1]} tokens; reply (random weights): {tok.decode(ids[0], skip_special_tokens=True)!r}")
         print(f"tokens/s: prefill {statistics.median(prefill):.1f} [{min(prefill):.1f}-{max(prefill):.1f}], decode "
               f"{statistics.median(decode):.2f} [{min(decode):.2f}-{max(decode):.2f}] (median [min-max] of {args.rounds} "
               f"run(s) after a warm-up, torch threads {torch.get_num_threads()})")
+        step, calls, side = (statistics.median(x[i] for x in split) for i in range(3))
+        print(f"a decode step: {step:.0f} ms, of which the {len(routing_stats(model))} experts calls {calls:.0f} ms ({side:.0f} ms in "
+              f"the sidecar's expert runtime, {calls - side:.0f} ms transport and hops), the rest {step - calls:.0f} ms (torch: "
+              "attention, norms, routers, lm_head; generate's own work) (medians over the rounds)")
         loads = [int((st["total"] > 0).sum()) for st in routing_stats(model).values()]
         print(f"routing: experts used per layer {min(loads)}-{max(loads)} of {cfg.num_experts}")
         res = report(args, model, dense, experts_bytes, rss, pid)
-    res.update(prefill_tps_rounds=prefill, decode_tps_rounds=decode, prefill_tps=statistics.median(prefill),
+    res.update(prefill_tps_rounds=prefill, decode_tps_rounds=decode, decode_split_ms_rounds=split, prefill_tps=statistics.median(prefill),
                decode_tps=statistics.median(decode), upload_s=up, tokens=ids[0].tolist(), layers=args.layers,
                prompt_ids=inputs["input_ids"][0].tolist(), threads=torch.get_num_threads(), expert_format=args.expert_format,
                dtype=args.dtype, experts_bytes=experts_bytes)

@@ -23,6 +23,7 @@ version counter cannot see is an edit through ``param.data``; call :func:`refres
 
 from __future__ import annotations
 
+import time
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,9 @@ class ExpertsBinding:
         Forwards since binding (or :meth:`reset`).
     sidecar_ms : float
         Summed time inside the sidecar's expert runtime.
+    call_ms : float
+        Summed time of the calls as this process waits for them (``sidecar_ms`` plus the
+        transport, the sidecar's event loop and the hops to its expert thread and back).
     released : bool
         The module's torch copies of the weights were freed (:func:`bind` with ``release``).
     uploads : int
@@ -75,6 +79,7 @@ class ExpertsBinding:
     total_counts: np.ndarray = field(default=None)  # type: ignore[assignment]
     calls: int = 0
     sidecar_ms: float = 0.0
+    call_ms: float = 0.0
     released: bool = False
     uploads: int = 0
     group: int | None = None
@@ -105,7 +110,9 @@ class ExpertsBinding:
             raise RuntimeError(f"the experts module bound to sidecar layer {self.layer} no longer exists")
         if m is not None and not self.released and weights_stamp(m) != self.stamp:
             self.upload()
+        t0 = time.perf_counter()
         out = resolve_client(self.client).experts_run(self.layer, hidden_states.detach(), expert_ids=top_k_index, weights=top_k_weights.detach())
+        self.call_ms += (time.perf_counter() - t0) * 1e3
         self.last_counts = out.counts
         self.total_counts += out.counts
         self.calls += 1
@@ -114,7 +121,7 @@ class ExpertsBinding:
 
     def reset(self) -> None:
         """Zero the statistics."""
-        self.last_counts, self.calls, self.sidecar_ms = None, 0, 0.0
+        self.last_counts, self.calls, self.sidecar_ms, self.call_ms = None, 0, 0.0, 0.0
         self.total_counts = np.zeros(self.num_experts, np.int64)
 
 

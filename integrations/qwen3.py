@@ -153,11 +153,12 @@ def routing_stats(model: torch.nn.Module) -> dict[int, dict[str, Any]]:
     dict
         Per layer: ``last`` (tokens per expert in the latest forward, int64 (E,) or None),
         ``total`` (summed since hook or :func:`reset_stats`), ``calls``, ``sidecar_ms``
-        (time inside the sidecar's expert runtime), ``layer`` (its sidecar id), ``format``.
+        (time inside the sidecar's expert runtime), ``call_ms`` (the calls' time as Python
+        waits for them), ``layer`` (its sidecar id), ``format``.
     """
     return {
         i: {"layer": b.layer, "format": b.format, "last": None if b.last_counts is None else b.last_counts.copy(),
-            "total": b.total_counts.copy(), "calls": b.calls, "sidecar_ms": b.sidecar_ms}
+            "total": b.total_counts.copy(), "calls": b.calls, "sidecar_ms": b.sidecar_ms, "call_ms": b.call_ms}
         for i, b in _bindings(model).items()
     }
 

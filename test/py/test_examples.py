@@ -36,6 +36,7 @@ def test_example_runs(script: Path) -> None:
         assert "weights RANDOM" in proc.stdout and "NOT the real shape" in proc.stdout
         assert "experts generated into the sidecar (q4): 2 layers" in proc.stdout
         assert "tokens/s: prefill" in proc.stdout and "peak RSS: Python" in proc.stdout and "48 layers at these rates" in proc.stdout
+        assert "a decode step:" in proc.stdout and "experts calls" in proc.stdout
 
 
 def _run_readme_snippet(heading_pattern: str) -> str:

@@ -51,6 +51,7 @@ def test_fp32_logits_match_transformers(model, client):
     assert sorted(st) == [0, 1, 2, 3]
     for s in st.values():  # every token went to top_k experts
         assert s["last"].sum() == 3 * 16 * 2 and s["calls"] == 1
+        assert 0 < s["sidecar_ms"] <= s["call_ms"]  # the runtime's time is part of the call's
 
 
 def test_greedy_and_sampled_generation_match(model, client):
