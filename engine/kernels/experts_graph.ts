@@ -8,8 +8,8 @@
  *
  * An expert with no rows still costs its two empty MatMul kernels; the activation runs once
  * for all rows, not per expert, because a decode step routes a token to 8 of 128 experts and
- * 4 empty kernels each for the other 120 cost more than the experts' own work (a 30B-A3B
- * layer's 8-row call: ~2.5 ms with the activation per expert, ~1.7 ms once). Weight layout is
+ * 4 empty kernels each for the other 120 cost a good part of the call (a 30B-A3B layer's
+ * 8-row call, five paired runs: 2.1–2.7 ms with the activation per expert, 1.5–2.3 ms once). Weight layout is
  * transformers 5.x's fused one: gate_up (2I, H) = [gate; up], down (H, I).
  *
  * Formats: `fp32` (Gemm, transB); `int8`: per-output-channel symmetric 7-bit weights in int8 with
@@ -17,9 +17,9 @@
  * tensor) — 4× less weight memory and traffic; `q8` / `q4`: block-wise symmetric 8- / 4-bit
  * weights on ORT's MatMulNBits (see {@link NBITS}): finer scales, so more accurate than
  * `int8` (`q8`), or 7–8× less weight memory (`q4`). Both compute at accuracy level 4
- * (activations quantised to int8 per block of each row): ORT's int8 kernels are several times
- * faster than its float path (level 1) for 4-bit weights and have no float counterpart worth
- * having for 8-bit ones. `q4` uses blocks of 128: at level 4 that was faster than blocks of 32
+ * (activations quantised to int8 per block of each row): for 4-bit weights ORT's int8 kernels
+ * ran a decode-sized call 1.3× (an AVX-512 VM) to 2–3× (an AVX2 one) faster than its float
+ * path (level 1), and for 8-bit ones its float path has no fast kernel at all. `q4` uses blocks of 128: at level 4 that was faster than blocks of 32
  * and its prepacked copy (weights, scales again, block sums) smaller, which decides how many
  * layers of a big model fit (measurements in README's full-size section).
  */

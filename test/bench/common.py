@@ -77,16 +77,27 @@ def peak_rss_bytes(pid: int | str = "self") -> int | None:
     return _status_bytes(pid, "VmHWM")
 
 
+#: Vector extensions that change which kernels ORT, torch and llama.cpp pick (and so their speed).
+_VECTOR_FLAGS = (("avx512f", "AVX-512"), ("avx512_bf16", "BF16"), ("avx512_vnni", "VNNI"), ("avx_vnni", "AVX-VNNI"), ("amx_tile", "AMX"))
+
+
 def machine() -> str:
-    cpu = "unknown CPU"
+    """The CPU (model and the vector extensions that decide the kernels: VMs sold under one model
+    name differ here), cores, memory, OS, Node and Python."""
+    cpu, flags = "unknown CPU", set()
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
+                if line.startswith("model name") and cpu == "unknown CPU":
                     cpu = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
                     break
     except OSError:
         pass
+    if flags:
+        have = [name for flag, name in _VECTOR_FLAGS if flag in flags]
+        cpu += f" ({', '.join(have)})" if have else (" (AVX2, no AVX-512)" if "avx2" in flags else " (no AVX2)")
     node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return (f"{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.system()} {platform.release()}, "
