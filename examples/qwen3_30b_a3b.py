@@ -30,7 +30,8 @@ import torch
 
 import vtpu
 from vtpu.integrations import qwen3_models as qm
-from vtpu.integrations.qwen3 import EXPERT_FORMATS, routing_stats
+from vtpu.integrations.experts import binding
+from vtpu.integrations.qwen3 import EXPERT_FORMATS, expert_modules, routing_stats
 from vtpu.integrations.qwen3_pretrained import empty_model, upload_experts
 
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
@@ -73,14 +74,14 @@ class TokenClock:
     and how long the experts calls had taken by then: (their round trips, the sidecar's runtime) in ms."""
 
     def __init__(self, model: Any) -> None:
-        self.model = model
+        # The bindings themselves, found once: put() runs inside the timed generation.
+        self.bindings = [b for m in expert_modules(model).values() if (b := binding(m)) is not None]
         self.times: list[float] = []
         self.experts: list[tuple[float, float]] = []
 
     def put(self, _ids: torch.Tensor) -> None:
         self.times.append(time.perf_counter())
-        st = routing_stats(self.model).values()
-        self.experts.append((sum(s["call_ms"] for s in st), sum(s["sidecar_ms"] for s in st)))
+        self.experts.append((sum(b.call_ms for b in self.bindings), sum(b.sidecar_ms for b in self.bindings)))
 
     def end(self) -> None:
         pass

@@ -2,8 +2,7 @@
 experts implementation and llama.cpp, the round-trip split, memory of every process, misses."""
 from __future__ import annotations
 
-from report_common import HEAD, _fmt, _row, at_least, ratio_rounds, gib
-
+from report_common import HEAD, _fmt, _row, at_least, gib, ratio_rounds
 
 
 def _sidecar(x: dict) -> tuple[int, str]:
