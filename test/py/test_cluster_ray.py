@@ -49,6 +49,25 @@ def test_ranch_workload_small(ranch):
     assert any("SIGKILLed" in ln and "intact" in ln for ln in lines)
 
 
+def test_asking_every_shard_waits_out_a_restarting_actor(ranch, monkeypatch):
+    """A shard's new sidecar can answer clients before Ray calls its restarted actor alive (the
+    ranch's SIGKILL step raced into this): per-shard queries ask again instead of failing."""
+    import ray
+
+    _, cl = ranch
+    real, calls = ray.get, []
+
+    def restarting_once(refs, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ray.exceptions.ActorUnavailableError("The actor is restarting", None)
+        return real(refs, *args, **kwargs)
+
+    monkeypatch.setattr(ray, "get", restarting_once)
+    assert sorted(cl.sidecar_pids()) == sorted(cl.route_table().shards)
+    assert len(calls) == 2
+
+
 def test_remove_shard_under_writes_and_join_from_another_process(ranch):
     _, cl = ranch
     c = cl.client(timeout=10)

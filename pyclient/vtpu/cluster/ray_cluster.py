@@ -187,24 +187,28 @@ class Cluster:
         return self._actors[shard]
 
     def sidecar_pids(self) -> dict[int, int]:
-        """Sidecar process id per shard."""
-        ray = _ray()
-        return dict(zip(self._actors, ray.get([a.sidecar_pid.remote() for a in self._actors.values()])))
+        """Sidecar process id per shard (waiting out a shard whose actor is restarting)."""
+        return dict(zip(self._actors, self._ask_all("sidecar_pid")))
 
     def shard_sizes(self) -> dict[int, int]:
-        """Scrolls stored per shard."""
-        ray = _ray()
-        return dict(zip(self._actors, ray.get([a.size.remote() for a in self._actors.values()])))
+        """Scrolls stored per shard (waiting out a shard whose actor is restarting)."""
+        return dict(zip(self._actors, self._ask_all("size")))
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until every shard's actor answers (after a restart)."""
+        self._ask_all("address", timeout)
+
+    def _ask_all(self, method: str, timeout: float = 60.0) -> list[Any]:
+        """``method()`` of every shard's actor, in shard order. A shard whose sidecar died is
+        restarted by Ray, and its new sidecar may serve clients before Ray calls the actor alive:
+        calls meanwhile fail as unavailable, so they are asked again until ``timeout``."""
         ray = _ray()
+        retry = (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError)  # the first covers ActorUnavailableError
         deadline = time.monotonic() + timeout
         while True:
             try:
-                ray.get([a.address.remote() for a in self._actors.values()], timeout=max(0.1, deadline - time.monotonic()))
-                return
-            except Exception:  # noqa: BLE001 - a restarting actor: RayActorError, GetTimeoutError
+                return ray.get([getattr(a, method).remote() for a in self._actors.values()], timeout=max(0.1, deadline - time.monotonic()))
+            except retry:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
