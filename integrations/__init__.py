@@ -17,6 +17,7 @@ Submodules (each imports torch; this one does not until you touch them):
 - :mod:`vtpu.integrations.experts`: ``experts_implementation="vtpu"`` (registered on import): experts run in the sidecar
 - :mod:`vtpu.integrations.experts_op`: ``vtpu::experts``, those experts as an opaque custom op (compile, gradients)
 - :mod:`vtpu.integrations.qwen3`: ``hook(model, expert_format=...)`` uploads a Qwen3-MoE model's experts and switches to it
+- :mod:`vtpu.integrations.dense_int8`: ``quantize_dense(model)``, the dense half (attention projections, lm_head) in torch's int8
 
 The default client is created lazily by :func:`default_client` (``vtpu.connect()``: the
 sidecar at ``$VTPU_ADDRESS``, else a private one it starts) and closed at interpreter
