@@ -15,6 +15,11 @@ that fits (with the projection to 48 layers).
 
     python examples/qwen3_30b_a3b.py --layers 4                 # a few layers (~5 GB in all)
     python examples/qwen3_30b_a3b.py                            # all 48 layers (see README)
+    python examples/qwen3_30b_a3b.py --int8-dense also          # then again with the dense half in int8
+
+``--int8-dense`` converts the attention projections and lm_head to torch's dynamic int8
+(:mod:`vtpu.integrations.dense_int8`): ``on`` before generating, ``also`` after a first
+measurement in ``--dtype`` (the same upload serves both).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import torch
 
 import vtpu
 from vtpu.integrations import qwen3_models as qm
+from vtpu.integrations.dense_int8 import Int8Linear, quantize_dense
 from vtpu.integrations.experts import binding
 from vtpu.integrations.qwen3 import EXPERT_FORMATS, expert_modules, routing_stats
 from vtpu.integrations.qwen3_pretrained import empty_model, upload_experts
@@ -43,6 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--layers", type=int, default=48, help="decoder layers (the real model has 48)")
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="bf16", help="dense weights in torch (bf16: the checkpoint's own dtype)")
     ap.add_argument("--expert-format", choices=EXPERT_FORMATS, default="q4")
+    ap.add_argument("--int8-dense", choices=("off", "on", "also"), default="off",
+                    help="attention projections and lm_head in torch's dynamic int8: on = instead of --dtype, also = measured after it")
     ap.add_argument("--chunk-experts", type=int, default=8, help="experts generated and sent per upload request")
     ap.add_argument("--prompt", default="Give me a short introduction to large language models.")
     ap.add_argument("--max-new-tokens", type=int, default=16)
@@ -118,7 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
     tok = qm.load_tokenizer()
     model = empty_model(cfg)
     t0 = time.perf_counter()
-    dense = qm.random_dense(model, dtype, seed=args.seed, std=std)
+    dense = qm.random_dense(model, dtype, seed=args.seed, std=std)  # bytes
     print(f"dense weights ({args.dtype}) generated in torch: {dense / GIB:.2f} GiB in {time.perf_counter() - t0:.0f} s")
     with vtpu.connect(timeout=600) as client:
         pid = client.sidecar.proc.pid if client.sidecar else None
@@ -140,29 +148,67 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"experts generated into the sidecar ({args.expert_format}): {len(held)} layers, {experts_bytes / GIB:.2f} GiB of weights, "
               f"sidecar RSS {side_rss / GIB:.2f} GiB, in {up:.0f} s")
         inputs = qm.chat_inputs(tok, args.prompt)
-        ids, prefill, decode, split = timed_generate(model, inputs, args.max_new_tokens, args.rounds)
-        print(f"prompt: {inputs['input_ids'].shape[1]} tokens; reply (random weights): {tok.decode(ids[0], skip_special_tokens=True)!r}")
-        print(f"tokens/s: prefill {statistics.median(prefill):.1f} [{min(prefill):.1f}-{max(prefill):.1f}], decode "
-              f"{statistics.median(decode):.2f} [{min(decode):.2f}-{max(decode):.2f}] (median [min-max] of {args.rounds} "
-              f"run(s) after a warm-up, torch threads {torch.get_num_threads()})")
-        step, calls, side = (statistics.median(x[i] for x in split) for i in range(3))
-        print(f"a decode step: {step:.0f} ms, of which the {len(routing_stats(model))} experts calls {calls:.0f} ms ({side:.0f} ms in "
-              f"the sidecar's expert runtime, {calls - side:.0f} ms transport and hops), the rest {step - calls:.0f} ms (torch: "
-              "attention, norms, routers, lm_head; generate's own work) (medians over the rounds)")
-        loads = [int((st["total"] > 0).sum()) for st in routing_stats(model).values()]
-        print(f"routing: experts used per layer {min(loads)}-{max(loads)} of {cfg.num_experts}")
-        res = report(args, model, dense, experts_bytes, rss, pid)
-    res.update(prefill_tps_rounds=prefill, decode_tps_rounds=decode, decode_split_ms_rounds=split, prefill_tps=statistics.median(prefill),
-               decode_tps=statistics.median(decode), upload_s=up, tokens=ids[0].tolist(), layers=args.layers,
-               prompt_ids=inputs["input_ids"][0].tolist(), threads=torch.get_num_threads(), expert_format=args.expert_format,
-               dtype=args.dtype, experts_bytes=experts_bytes)
+        if args.int8_dense == "on":
+            convert(model)
+        first = measure(model, tok, inputs, args)
+        res = report(args, model, experts_bytes, rss, pid)
+        if args.int8_dense == "also":
+            convert(model)
+            fixed, per_layer = dense_bytes(model)
+            res["int8_dense"] = {**measure(model, tok, inputs, args), "dense_bytes_per_layer": per_layer / args.layers,
+                                 "fixed_bytes": fixed, "python_rss_after": current_rss()}
+            print(f"Python RSS now {current_rss() / GIB:.2f} GiB (its peak above was the {args.dtype} run's)")
+    res.update(first, upload_s=up, layers=args.layers, prompt_ids=inputs["input_ids"][0].tolist(), threads=torch.get_num_threads(),
+               expert_format=args.expert_format, dtype=args.dtype, int8_dense_mode=args.int8_dense, experts_bytes=experts_bytes)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f)
     return res
 
 
-def report(args, model, dense: int, experts_bytes: int, rss: list[int], pid: int | None) -> dict:
+def current_rss() -> int:
+    """VmRSS of this process, bytes."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+
+def dense_bytes(model: Any) -> tuple[int, int]:
+    """Bytes torch holds of the dense half: (outside the decoder layers: embeddings, lm_head, final
+    norm; inside them), parameters and int8 layers alike (expert parameters are empty)."""
+    held = [(n, p.numel() * p.element_size()) for n, p in model.named_parameters()]
+    held += [(n, m.nbytes) for n, m in model.named_modules() if isinstance(m, Int8Linear)]
+    inside = sum(b for n, b in held if ".layers." in n)
+    return sum(b for _, b in held) - inside, inside
+
+
+def convert(model: Any) -> None:
+    """The attention projections and lm_head to int8, in place."""
+    t0 = time.perf_counter()
+    before = sum(dense_bytes(model))
+    quantize_dense(model)
+    print(f"dense half converted to int8 (attention projections, lm_head) in {time.perf_counter() - t0:.0f} s: "
+          f"{before / GIB:.2f} -> {sum(dense_bytes(model)) / GIB:.2f} GiB")
+
+
+def measure(model: Any, tok: Any, inputs: dict, args: argparse.Namespace) -> dict:
+    """Timed generations: prints and returns the figures (tokens/s rounds, the decode step split, tokens)."""
+    ids, prefill, decode, split = timed_generate(model, inputs, args.max_new_tokens, args.rounds)
+    which = "int8" if any(isinstance(m, Int8Linear) for m in model.modules()) else args.dtype
+    print(f"[dense {which}] prompt: {inputs['input_ids'].shape[1]} tokens; reply (random weights): {tok.decode(ids[0], skip_special_tokens=True)!r}")
+    print(f"tokens/s: prefill {statistics.median(prefill):.1f} [{min(prefill):.1f}-{max(prefill):.1f}], decode "
+          f"{statistics.median(decode):.2f} [{min(decode):.2f}-{max(decode):.2f}] (median [min-max] of {args.rounds} "
+          f"run(s) after a warm-up, torch threads {torch.get_num_threads()})")
+    step, calls, side = (statistics.median(x[i] for x in split) for i in range(3))
+    print(f"a decode step: {step:.0f} ms, of which the {len(routing_stats(model))} experts calls {calls:.0f} ms ({side:.0f} ms in "
+          f"the sidecar's expert runtime, {calls - side:.0f} ms transport and hops), the rest {step - calls:.0f} ms (torch: "
+          "attention, norms, routers, lm_head; generate's own work) (medians over the rounds)")
+    loads = [int((st["total"] > 0).sum()) for st in routing_stats(model).values()]
+    print(f"routing: experts used per layer {min(loads)}-{max(loads)} of {model.config.num_experts}")
+    return {"prefill_tps_rounds": prefill, "decode_tps_rounds": decode, "decode_split_ms_rounds": split,
+            "prefill_tps": statistics.median(prefill), "decode_tps": statistics.median(decode), "tokens": ids[0].tolist()}
+
+
+def report(args, model, experts_bytes: int, rss: list[int], pid: int | None) -> dict:
     """Peak RSS of both processes, the bytes per layer, and what 48 layers would take at those rates.
 
     ``rss``: the sidecar's RSS before the upload, after each layer, at the end. Its growth per
@@ -170,8 +216,8 @@ def report(args, model, dense: int, experts_bytes: int, rss: list[int], pid: int
     """
     py_peak = peak_rss()
     side_peak = peak_rss(pid) if pid else None
-    fixed = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if ".layers." not in n)
-    per_dense = (dense - fixed) / args.layers
+    fixed, inside = dense_bytes(model)
+    per_dense = inside / args.layers
     per_side = (rss[-1] - rss[1]) / (args.layers - 1) if args.layers > 1 else rss[-1] - rss[0]
     print(f"peak RSS: Python {py_peak / GIB:.2f} GiB, sidecar {'n/a' if side_peak is None else f'{side_peak / GIB:.2f} GiB'}"
           f" (ru_maxrss Python {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB)")
