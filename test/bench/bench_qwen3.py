@@ -21,6 +21,10 @@ steps, of which the expert runtime's own is the hook's ``sidecar_ms``; transport
 sidecar time. Memory: Python's peak from "model ready" on, and the whole run's; the
 sidecar's peak over the whole run (upload included: it holds the experts) and its RSS at the end.
 
+``q4-int8dense`` also has its dense half in int8: it is compared with transformers fp32 (the
+issue's target) and with ``int8dense-torch``, transformers with that same int8 dense half (the
+peer a user of that recipe would have), and with llama.cpp Q4_0 whose dense matrices are Q8_0.
+
 Usage: python test/bench/bench_qwen3.py [--quick] [--variants torch,torch-eager,fp32,q8]
 """
 from __future__ import annotations
@@ -45,9 +49,12 @@ QUICK = {"config": "bench", "layers": 2, "prompt": 32, "decode": 4, "rounds": 1,
                        "moe_intermediate_size": 128, "num_experts": 16, "vocab_size": 4096,
                        "pad_token_id": 0, "bos_token_id": 0, "eos_token_id": 1}}
 #: Hybrid variants: experts in the sidecar in that weight format; "-frames": the same experts with
-#: the shared-memory path off (the transport before issue 12), in the same run.
-HYBRID = ("fp32", "fp32-frames", "int8", "q8", "q4")
-QUICK_VARIANTS = ("torch", "torch-eager", "fp32", "q4", "llama.cpp-Q4_0")
+#: the shared-memory path off (the transport before issue 12), in the same run; "-int8dense": the
+#: attention projections and lm_head in torch's dynamic int8 (``vtpu.integrations.dense_int8``).
+HYBRID = ("fp32", "fp32-frames", "int8", "q8", "q4", "q4-int8dense")
+#: Its peer in transformers: the default experts implementation (fp32) with the same int8 dense half.
+TORCH_INT8_DENSE = "int8dense-torch"
+QUICK_VARIANTS = ("torch", "torch-eager", "fp32", "q4", "int8dense-torch", "q4-int8dense", "llama.cpp-Q4_0")
 
 
 def torch_variants() -> tuple[str, ...]:
@@ -72,7 +79,7 @@ def _default_implementation() -> str:
 def all_variants() -> tuple[str, ...]:
     import bench_qwen3_llamacpp
 
-    return (*torch_variants(), *HYBRID, *bench_qwen3_llamacpp.VARIANTS)
+    return (*torch_variants(), TORCH_INT8_DENSE, *HYBRID, *bench_qwen3_llamacpp.VARIANTS)
 
 
 _SIDECAR_OPS_SKIPPED = ("METRICS", "PING")  # the measurement's own requests
@@ -166,13 +173,17 @@ def worker(variant: str, cfg: dict) -> dict:
     chunks = qm.random_expert_chunks(seed=0, std=config.initializer_range)
     res: dict = {"variant": variant}
     client = None
-    if variant.startswith("torch"):
+    if variant.startswith("torch") or variant == TORCH_INT8_DENSE:
         qm.experts_into_torch(model, chunks)
-        if variant != "torch":
+        if variant.startswith("torch-"):
             model.set_experts_implementation(variant.removeprefix("torch-"))
     else:
         client = vtpu.connect(timeout=600, shm=not variant.endswith("-frames"))
-        upload_experts(model, chunks, client=client, expert_format=variant.removesuffix("-frames"))
+        upload_experts(model, chunks, client=client, expert_format=variant.removesuffix("-frames").removesuffix("-int8dense"))
+    if variant.endswith("-int8dense") or variant == TORCH_INT8_DENSE:
+        from vtpu.integrations.dense_int8 import quantize_dense
+
+        quantize_dense(model)
     res.update(build_s=time.perf_counter() - t0, experts_implementation=model.config._experts_implementation)
     gc.collect()
     res["rss_ready_bytes"] = rss_bytes(os.getpid())
@@ -235,7 +246,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="a small shape, few tokens (a smoke run)")
     ap.add_argument("--variants", default="", help="comma-separated: torch, torch-<experts implementation>, "
-                    + ", ".join(HYBRID) + ", llama.cpp-Q8_0, llama.cpp-Q4_0")
+                    + ", ".join((TORCH_INT8_DENSE, *HYBRID)) + ", llama.cpp-Q8_0, llama.cpp-Q4_0, llama.cpp-Q4_0-denseQ8_0")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--cfg", help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -2,14 +2,17 @@
 torch (``examples/qwen3_30b_a3b.py``) beside llama.cpp Q4_0 on the same weights, and what
 transformers alone does when it tries.
 
-Three child processes, one after the other (the machine holds one of them at a time):
+Child processes, one after the other (the machine holds one of them at a time):
 
 1. the example, at ``VTPU_BENCH_QWEN3_FULL_LAYERS`` layers (default 48: the whole depth): dense
    half generated in torch bf16, experts generated a chunk at a time into the sidecar as q4;
    prefill and decode tokens/s over rounds after a warm-up, peak RSS of Python and the sidecar;
+   then, on the same upload, again with the attention projections and lm_head converted to
+   torch's dynamic int8 (``--int8-dense also``);
 2. the same seeded weights written as GGUF (``qwen3_gguf``: experts Q4_0, dense matrices BF16),
    run by llama.cpp (``llama/run.mjs``) on the example's prompt ids, same threads, same rounds;
-   peak RSS of its process;
+   peak RSS of its process; then a second GGUF with the dense matrices Q8_0 (the peer of the
+   int8 dense half; its expert bytes copied from the first), run the same way;
 3. transformers building ``Qwen3MoeForCausalLM`` in bf16 with its address space capped at the
    machine's memory less 2 GiB (uncapped, the OOM killer would take the machine's processes):
    whether it builds, and how long it took to fail.
@@ -54,7 +57,7 @@ def _tail(proc: subprocess.CompletedProcess) -> str:
 def sidecar_run(cfg: dict, d: str) -> dict:
     out = Path(d) / "vtpu.json"
     args = [sys.executable, str(EXAMPLE), "--layers", str(cfg["layers"]), "--max-new-tokens", str(cfg["new_tokens"]),
-            "--rounds", str(cfg["rounds"]), "--chunk-experts", str(CHUNK_EXPERTS), "--json", str(out),
+            "--rounds", str(cfg["rounds"]), "--chunk-experts", str(CHUNK_EXPERTS), "--json", str(out), "--int8-dense", "also",
             *(f"--set={k}={v}" for k, v in cfg["overrides"].items())]
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=4 * 3600)
     if proc.returncode != 0:
@@ -62,16 +65,18 @@ def sidecar_run(cfg: dict, d: str) -> dict:
     return json.loads(out.read_text())
 
 
-def llama_run(cfg: dict, d: str, prompt_ids: list[int], threads: int) -> dict:
-    """GGUF written by a child process (it holds the dense half while writing), then llama.cpp."""
+def llama_run(cfg: dict, d: str, prompt_ids: list[int], threads: int, dense: str = "BF16", experts_from: str | None = None) -> dict:
+    """GGUF written by a child process (it holds the dense half while writing), then llama.cpp.
+    ``experts_from``: a GGUF of this run whose expert bytes the new one copies."""
     import bench_qwen3_llamacpp
 
     why = bench_qwen3_llamacpp.available()
     if why:
         return {"error": why}
-    path = Path(d) / "qwen3moe-Q4_0.gguf"
+    path = Path(d) / f"qwen3moe-Q4_0-dense-{dense}.gguf"
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--write-gguf", str(path), "--cfg", json.dumps(cfg)],
+    proc = subprocess.run([sys.executable, __file__, "--write-gguf", str(path), "--dense", dense, "--cfg", json.dumps(cfg),
+                           *(["--experts-from", experts_from] if experts_from else [])],
                           capture_output=True, text=True, timeout=4 * 3600)
     if proc.returncode != 0:
         return {"error": f"writing the GGUF: {_tail(proc)}"}
@@ -82,8 +87,8 @@ def llama_run(cfg: dict, d: str, prompt_ids: list[int], threads: int) -> dict:
         return {"error": f"node-llama-cpp: {_tail(proc)}"}
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     return {**r, "prefill_tps": median(r["prefill_tps_rounds"]), "decode_tps": median(r["decode_tps_rounds"]),
-            "gguf_bytes": path.stat().st_size, "gguf_write_s": written_s,
-            "implementation": f"llama.cpp Q4_0 (node-llama-cpp {bench_qwen3_llamacpp.version()})"}
+            "gguf_bytes": path.stat().st_size, "gguf_write_s": written_s, "gguf": str(path), "dense": dense,
+            "implementation": f"llama.cpp Q4_0, dense {dense} (node-llama-cpp {bench_qwen3_llamacpp.version()})"}
 
 
 def transformers_alone(cfg: dict) -> dict:
@@ -120,8 +125,11 @@ def run(quick: bool = False) -> dict:
     out: dict = {"config": cfg}
     with tempfile.TemporaryDirectory(prefix="vtpu-bench-full-") as d:
         out["sidecar"] = sidecar_run(cfg, d)
-        if "error" not in out["sidecar"]:
-            out["llama"] = llama_run(cfg, d, out["sidecar"]["prompt_ids"], out["sidecar"]["threads"])
+        s = out["sidecar"]
+        if "error" not in s:
+            out["llama"] = llama_run(cfg, d, s["prompt_ids"], s["threads"])
+            if "int8_dense" in s:  # the peer of the int8 dense half: the same GGUF with Q8_0 dense matrices
+                out["llama_q8_dense"] = llama_run(cfg, d, s["prompt_ids"], s["threads"], "Q8_0", out["llama"].get("gguf"))
     out["transformers"] = transformers_alone(cfg)
     return out
 
@@ -132,11 +140,14 @@ def main() -> None:
     ap.add_argument("--write-gguf", help=argparse.SUPPRESS)
     ap.add_argument("--transformers", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--cfg", help=argparse.SUPPRESS)
+    ap.add_argument("--dense", default="BF16", help=argparse.SUPPRESS)
+    ap.add_argument("--experts-from", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.write_gguf:
         import qwen3_gguf
 
-        qwen3_gguf.write(args.write_gguf, _config(json.loads(args.cfg)), "Q4_0", dense="BF16", chunk_experts=CHUNK_EXPERTS)
+        qwen3_gguf.write(args.write_gguf, _config(json.loads(args.cfg)), "Q4_0", dense=args.dense, chunk_experts=CHUNK_EXPERTS,
+                         experts_from=args.experts_from)
         return
     if args.transformers:
         print(json.dumps(_build_capped(json.loads(args.cfg))))

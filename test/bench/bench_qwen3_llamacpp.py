@@ -1,4 +1,5 @@
-"""The llama.cpp variants of ``bench_qwen3`` (``llama.cpp-Q8_0``, ``llama.cpp-Q4_0``): the same
+"""The llama.cpp variants of ``bench_qwen3`` (``llama.cpp-Q8_0``, ``llama.cpp-Q4_0``, and
+``llama.cpp-Q4_0-denseQ8_0`` with its dense matrices Q8_0 too, from the same fp32 values): the same
 seeded model written as GGUF (``qwen3_gguf``), run by llama.cpp through node-llama-cpp
 (``llama/run.mjs``, installed by ``setup.sh``) on the same prompt ids, with the same threads.
 
@@ -15,7 +16,7 @@ from pathlib import Path
 from common import median
 
 LLAMA = Path(__file__).resolve().parent / "llama"
-VARIANTS = ("llama.cpp-Q8_0", "llama.cpp-Q4_0")
+VARIANTS = ("llama.cpp-Q8_0", "llama.cpp-Q4_0", "llama.cpp-Q4_0-denseQ8_0")
 
 
 def available() -> str | None:
@@ -39,11 +40,11 @@ def worker(variant: str, cfg: dict) -> dict:
     why = available()
     if why:
         raise RuntimeError(why)
-    qtype = variant.removeprefix("llama.cpp-")
+    qtype, _, dense = variant.removeprefix("llama.cpp-").partition("-dense")  # dense matrices F32 unless named
     config = qm.moe_config(cfg["config"], num_hidden_layers=cfg["layers"], **cfg.get("overrides", {}))
     prompt = torch.randint(0, config.vocab_size, (1, cfg["prompt"]), generator=torch.Generator().manual_seed(7))[0].tolist()
     with tempfile.TemporaryDirectory(prefix="vtpu-bench-gguf-") as d:
-        path = qwen3_gguf.write(Path(d) / f"qwen3moe-{qtype}.gguf", config, qtype)
+        path = qwen3_gguf.write(Path(d) / f"qwen3moe-{qtype}.gguf", config, qtype, dense=dense or "F32", dense_source="F32")
         gguf_bytes = path.stat().st_size
         args = {"model": str(path), "prompt": prompt, "decode": cfg["decode"], "rounds": cfg["rounds"], "threads": cfg["threads"]}
         proc = subprocess.run(["node", str(LLAMA / "run.mjs"), json.dumps(args)], cwd=LLAMA, capture_output=True, text=True, timeout=3600)
@@ -52,7 +53,7 @@ def worker(variant: str, cfg: dict) -> dict:
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     decode = median(r["decode_tps_rounds"])
     return {
-        "variant": variant, "experts_implementation": f"llama.cpp {qtype} (node-llama-cpp {version()})",
+        "variant": variant, "experts_implementation": f"llama.cpp {qtype}{f', dense {dense}' if dense else ''} (node-llama-cpp {version()})",
         "vocab": config.vocab_size, "gguf_bytes": gguf_bytes,
         "prefill_tps_rounds": r["prefill_tps_rounds"], "decode_tps_rounds": r["decode_tps_rounds"],
         "prefill_tps": median(r["prefill_tps_rounds"]), "decode_tps": decode, "decode_ms_per_token": 1000 / decode,

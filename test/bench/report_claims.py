@@ -99,8 +99,9 @@ def _search(r: dict) -> Verdict:
 
 def _qwen3(r: dict) -> Verdict:
     vs = {k: v for k, v in r["variants"].items() if "error" not in v}
-    peers = {k: v for k, v in vs.items() if k.startswith("torch")}
-    ours_v = {k: v for k, v in vs.items() if not k.startswith(("torch", "llama.cpp"))}  # llama.cpp: a peer, judged in the suite's own table
+    # transformers with the int8 dense half too is a peer: a user of that recipe has it
+    peers = {k: v for k, v in vs.items() if k.startswith("torch") or k == "int8dense-torch"}
+    ours_v = {k: v for k, v in vs.items() if not k.startswith(("torch", "llama.cpp", "int8dense-torch"))}  # llama.cpp: a peer, judged in the suite's own table
     if not peers or not ours_v:
         return "not measured", "—", "refuted", "no hybrid or no transformers run completed"
     best_peer = {ph: max(peers.items(), key=lambda kv: kv[1][f"{ph}_tps"]) for ph in ("prefill", "decode")}

@@ -32,7 +32,20 @@ def _impls(vs: dict) -> list[str]:
 
 
 #: The hybrid format compared with each llama.cpp one, and the decode target against it (issue 14).
-LLAMA_PAIRS = {"llama.cpp-Q4_0": ("q4", 0.5), "llama.cpp-Q8_0": ("q8", 0.5)}
+LLAMA_PAIRS = {"llama.cpp-Q4_0": ("q4", 0.5), "llama.cpp-Q8_0": ("q8", 0.5), "llama.cpp-Q4_0-denseQ8_0": ("q4-int8dense", 0.5)}
+#: transformers with the int8 dense half: the matched peer of the hybrid variant that has it too.
+INT8_DENSE_PAIR = ("int8dense-torch", "q4-int8dense")
+
+
+def _int8_dense_row(x: dict, peer: dict) -> list[str]:
+    """The hybrid with an int8 dense half against transformers with the same dense half (no target:
+    the issue's is against fp32 transformers; this is the peer of the recipe)."""
+    if "error" in peer or not peer:
+        return []
+    return [_row(f"{p} tokens/s, {INT8_DENSE_PAIR[1]} vs transformers {peer.get('experts_implementation', '?')} experts + int8 dense",
+                 _fmt(x[f"{p}_tps"], "/s"), _fmt(peer[f"{p}_tps"], "/s"),
+                 _spread(x[f"{p}_tps"] / peer[f"{p}_tps"], x.get(f"{p}_tps_rounds"), peer.get(f"{p}_tps_rounds")), "reported", True)
+            for p in ("prefill", "decode")]
 
 
 def _llama_rows(v: str, peer: dict, vs: dict) -> list[str]:
@@ -87,6 +100,12 @@ def render(r: dict) -> list[str]:
         if v.startswith("llama.cpp"):
             lines += _llama_rows(v, x, vs)
             continue
+        if v == INT8_DENSE_PAIR[0]:  # a peer, shown beside the baseline; the hybrid's row compares with it
+            lines += [_row(f"{p} tokens/s, transformers {x.get('experts_implementation', '?')} experts + int8 dense (peer)",
+                           _fmt(x[f"{p}_tps"], "/s"), f"{_fmt(base[f'{p}_tps'], '/s')} (fp32 dense)",
+                           _spread(x[f"{p}_ratio"], x.get(f"{p}_tps_rounds"), base.get(f"{p}_tps_rounds")), "reported", True)
+                      for p in ("prefill", "decode")]
+            continue
         if v.startswith("torch-"):  # another transformers implementation, against its default
             lines += [_row(f"{p} tokens/s, transformers {v.removeprefix('torch-')} experts (peer)", _fmt(x[f"{p}_tps"], "/s"),
                            f"{_fmt(base[f'{p}_tps'], '/s')} ({base.get('experts_implementation', 'default')})",
@@ -109,6 +128,8 @@ def render(r: dict) -> list[str]:
                               shown, f"≥ {target:.0f}× ({'must' if v.startswith('fp32') else 'target'})", met))
             if met is False or met == "**no**":
                 misses.append(f"- **{phase}, {v}**: {ratio:.2f}× the fastest transformers variant, {name} (target ≥ {target:.0f}×).")
+        if v == INT8_DENSE_PAIR[1]:
+            lines += _int8_dense_row(x, vs.get(INT8_DENSE_PAIR[0], {}))
         if x.get("inference_peak_rss_bytes") and base.get("inference_peak_rss_bytes"):
             # both processes: Python's peak in inference plus the sidecar's RSS, which holds the offloaded experts
             side, what = _sidecar(x)

@@ -115,6 +115,44 @@ def test_qwen3_report_names_every_peer_and_judges_q4_against_llama_cpp():
     assert report_claims._qwen3({"variants": vs})[0].endswith("(q4)")  # llama.cpp is a peer, not ours
 
 
+def test_qwen3_report_int8_dense_variant_meets_its_matched_peers():
+    import report_qwen3
+
+    cfg = {"layers": 4, "prompt": 512, "decode": 32, "rounds": 1, "threads": 2}
+    vs = {"torch": _qwen3_run("torch", 100, 10, experts_implementation="grouped_mm", experts_ms_per_token=5),
+          "int8dense-torch": _qwen3_run("int8dense-torch", 150, 15, experts_implementation="grouped_mm", experts_ms_per_token=5,
+                                        prefill_ratio=1.5, decode_ratio=1.5),
+          "q4-int8dense": _qwen3_run("q4-int8dense", 200, 21, experts_ms_per_token=2, sidecar_rss_bytes=2**30),
+          "llama.cpp-Q4_0-denseQ8_0": _qwen3_run("llama.cpp-Q4_0-denseQ8_0", 300, 60, experts_implementation="llama.cpp Q4_0, dense Q8_0")}
+    text = "\n".join(report_qwen3.render({"config": cfg, "variants": vs}))
+    # the target is against fp32 transformers (int8dense-torch is not "the fastest transformers variant")...
+    assert "| decode tokens/s, q4-int8dense experts | 21.00/s | 10.00/s (transformers grouped_mm) | 2.10× (2.10–2.10) | ≥ 2× (target) | yes |" in text
+    # ...and the matched peers are shown beside it
+    assert "| decode tokens/s, q4-int8dense vs transformers grouped_mm experts + int8 dense | 21.00/s | 15.00/s | 1.40× (1.40–1.40) |" in text
+    assert "| decode tokens/s, transformers grouped_mm experts + int8 dense (peer) | 15.00/s | 10.00/s (fp32 dense) |" in text
+    assert "| decode tokens/s, q4-int8dense experts vs llama.cpp-Q4_0-denseQ8_0 | 21.00/s | 60.00/s | 0.35× (0.35–0.35) | ≥ 0.5× (target) | **no** |" in text
+    ours, peer, verdict, _ = report_claims._qwen3({"variants": vs})
+    assert ours.endswith("(q4-int8dense)") and "decode 15.00 tok/s" in peer and verdict == "partly held"  # the int8 peer counts
+
+
+def test_qwen3_full_report_judges_each_dense_precision_against_its_own_peer():
+    import report_qwen3_full
+
+    rounds = lambda x: {"prefill_tps_rounds": [x, x], "decode_tps_rounds": [x / 4, x / 4], "prefill_tps": x, "decode_tps": x / 4}  # noqa: E731
+    side = {**rounds(4.0), "tokens": [1, 2], "prompt_ids": [5] * 22, "threads": 2, "dtype": "bf16", "expert_format": "q4",
+            "python_peak_rss": 4 * 2**30, "sidecar_peak_rss": 17 * 2**30, "expert_bytes_per_layer": 2**28, "sidecar_rss_per_layer": 2**28,
+            "dense_bytes_per_layer": 2**25, "fixed_bytes": 2**30, "upload_s": 480.0, "projected_48_layers_bytes": 0, "deepest_fitting_layers": 48,
+            "int8_dense": {**rounds(8.0), "tokens": [1, 2], "python_rss_after": 2 * 2**30, "dense_bytes_per_layer": 2**24, "fixed_bytes": 2**29}}
+    peer = lambda x, dense: {**rounds(x), "tokens": [1, 2], "peak_rss_bytes": 20 * 2**30, "gguf_bytes": 2**34, "gguf_write_s": 60.0, "dense": dense}  # noqa: E731
+    r = {"config": {"layers": 48, "new_tokens": 16, "rounds": 2, "overrides": {}}, "sidecar": side,
+         "llama": peer(8.0, "BF16"), "llama_q8_dense": peer(12.0, "Q8_0"), "transformers": {"built": False, "error": "x"}}
+    text = "\n".join(report_qwen3_full.render(r))
+    assert "| decode tokens/s, q4 experts + bf16 dense vs llama.cpp Q4_0 experts, BF16 dense | 1.00/s (1.00–1.00) | 2.00/s (2.00–2.00) | 0.50× (0.50–0.50) | ≥ 0.5× (target; moonshot 1×) | yes |" in text
+    assert "| decode tokens/s, q4 experts + int8 dense vs llama.cpp Q4_0 experts, Q8_0 dense | 2.00/s (2.00–2.00) | 3.00/s (3.00–3.00) | 0.67× (0.67–0.67) |" in text
+    assert "| memory (Python's RSS after the run + the sidecar's peak) vs llama.cpp (Q8_0 dense, its process's peak) | 19.00 GiB | 20.00 GiB | 0.95× |" in text
+    assert "Greedy tokens (Q8_0 dense pair): the same" in text and "in int8, 16 MiB a layer and 0.50 GiB fixed" in text
+
+
 def _cluster(rows_per_s: float, server_ms: float) -> dict:
     op = {"rows_per_s": rows_per_s, "rounds_rows_per_s": [rows_per_s]}
     return {
