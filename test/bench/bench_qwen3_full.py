@@ -130,6 +130,8 @@ def run(quick: bool = False) -> dict:
             out["llama"] = llama_run(cfg, d, s["prompt_ids"], s["threads"])
             if "int8_dense" in s:  # the peer of the int8 dense half: the same GGUF with Q8_0 dense matrices
                 out["llama_q8_dense"] = llama_run(cfg, d, s["prompt_ids"], s["threads"], "Q8_0", out["llama"].get("gguf"))
+            for k in ("llama", "llama_q8_dense"):
+                out.get(k, {}).pop("gguf", None)  # a temporary path, gone with the directory
     out["transformers"] = transformers_alone(cfg)
     return out
 

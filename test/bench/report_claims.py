@@ -112,7 +112,8 @@ def _qwen3(r: dict) -> Verdict:
                               best_peer[ph][1].get(f"{ph}_tps_rounds") or [best_peer[ph][1][f"{ph}_tps"]]) for ph in ratio}
     ours = "; ".join(f"{ph} {_fmt(best_ours[ph][1][f'{ph}_tps'], ' tok/s')} ({best_ours[ph][0]})" for ph in ratio)
     peer = "; ".join(f"{ph} {_fmt(best_peer[ph][1][f'{ph}_tps'], ' tok/s')} "
-                     f"(transformers {best_peer[ph][1].get('experts_implementation', best_peer[ph][0])})" for ph in ratio)
+                     f"(transformers {best_peer[ph][1].get('experts_implementation', best_peer[ph][0])}"
+                     f"{' + int8 dense' if best_peer[ph][0] == 'int8dense-torch' else ''})" for ph in ratio)
     why = "best hybrid vs fastest transformers variant: " + ", ".join(
         f"{ph} {ratio[ph]:.2f}× ({min(pairs[ph]):.2f}–{max(pairs[ph]):.2f} over the rounds)" for ph in ratio)
     if all(min(p) >= 2 for p in pairs.values()):
