@@ -97,17 +97,22 @@ def _qwen3_run(name: str, prefill: float, decode: float, **more) -> dict:
             "decode_ms_per_token": 1000 / decode, "tokens": [1, 2], "peak_rss_bytes": 2**30, "inference_peak_rss_bytes": 2**30, **more}
 
 
-def test_qwen3_report_names_every_peer_and_judges_q4_against_llama_cpp():
+def _qwen3_text(vs: dict) -> str:
+    """The qwen3 suite's section for these variants (4 layers, one round)."""
     import report_qwen3
 
     cfg = {"layers": 4, "prompt": 512, "decode": 32, "rounds": 1, "threads": 2}
+    return "\n".join(report_qwen3.render({"config": cfg, "variants": vs}))
+
+
+def test_qwen3_report_names_every_peer_and_judges_q4_against_llama_cpp():
     vs = {"torch": _qwen3_run("torch", 100, 10, experts_implementation="grouped_mm", experts_ms_per_token=50),
           "torch-eager": _qwen3_run("torch-eager", 120, 12, experts_implementation="eager", experts_ms_per_token=40,
                                     prefill_ratio=1.2, decode_ratio=1.2),
           "torch-deepgemm": {"error": "RuntimeError: needs CUDA"},
           "q4": _qwen3_run("q4", 150, 30, experts_ms_per_token=5, sidecar_rss_bytes=2**30),
           "llama.cpp-Q4_0": _qwen3_run("llama.cpp-Q4_0", 300, 40, experts_implementation="llama.cpp Q4_0")}
-    text = "\n".join(report_qwen3.render({"config": cfg, "variants": vs}))
+    text = _qwen3_text(vs)
     assert "(`grouped_mm`, `eager`; default `grouped_mm`)" in text
     assert "did not run on this CPU: `deepgemm` (RuntimeError: needs CUDA)" in text
     assert "| decode tokens/s, q4 experts vs llama.cpp-Q4_0 | 30.00/s | 40.00/s | 0.75× (0.75–0.75) | ≥ 0.5× (target) | yes |" in text
@@ -116,15 +121,12 @@ def test_qwen3_report_names_every_peer_and_judges_q4_against_llama_cpp():
 
 
 def test_qwen3_report_int8_dense_variant_meets_its_matched_peers():
-    import report_qwen3
-
-    cfg = {"layers": 4, "prompt": 512, "decode": 32, "rounds": 1, "threads": 2}
     vs = {"torch": _qwen3_run("torch", 100, 10, experts_implementation="grouped_mm", experts_ms_per_token=5),
           "int8dense-torch": _qwen3_run("int8dense-torch", 150, 15, experts_implementation="grouped_mm", experts_ms_per_token=5,
                                         prefill_ratio=1.5, decode_ratio=1.5),
           "q4-int8dense": _qwen3_run("q4-int8dense", 200, 21, experts_ms_per_token=2, sidecar_rss_bytes=2**30),
           "llama.cpp-Q4_0-denseQ8_0": _qwen3_run("llama.cpp-Q4_0-denseQ8_0", 300, 60, experts_implementation="llama.cpp Q4_0, dense Q8_0")}
-    text = "\n".join(report_qwen3.render({"config": cfg, "variants": vs}))
+    text = _qwen3_text(vs)
     # the issue's target is against fp32 transformers (int8dense-torch is not "the fastest transformers variant")...
     assert "| decode tokens/s, q4-int8dense experts | 21.00/s | 10.00/s (transformers grouped_mm) | 2.10× (2.10–2.10) | ≥ 2× (target) | yes |" in text
     # ...and the matched peers are shown beside it
