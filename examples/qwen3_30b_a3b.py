@@ -71,10 +71,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def peak_rss(pid: int | str = "self") -> int:
-    """VmHWM of a process, bytes."""
+def status_bytes(key: str = "VmHWM", pid: int | str = "self") -> int:
+    """A memory line of a process's /proc status (VmHWM: its peak RSS; VmRSS: now), bytes."""
     with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(f"{key}:"))
 
 
 class TokenClock:
@@ -150,26 +150,20 @@ def main(argv: list[str] | None = None) -> dict:
         inputs = qm.chat_inputs(tok, args.prompt)
         if args.int8_dense == "on":
             convert(model)
-        first = measure(model, tok, inputs, args)
+        first = measure(model, tok, inputs, args, "int8" if args.int8_dense == "on" else args.dtype)
         res = report(args, model, experts_bytes, rss, pid)
         if args.int8_dense == "also":
             convert(model)
             fixed, per_layer = dense_bytes(model)
-            res["int8_dense"] = {**measure(model, tok, inputs, args), "dense_bytes_per_layer": per_layer / args.layers,
-                                 "fixed_bytes": fixed, "python_rss_after": current_rss()}
-            print(f"Python RSS now {current_rss() / GIB:.2f} GiB (its peak above was the {args.dtype} run's)")
+            res["int8_dense"] = {**measure(model, tok, inputs, args, "int8"), "dense_bytes_per_layer": per_layer / args.layers,
+                                 "fixed_bytes": fixed, "python_rss_after": status_bytes("VmRSS")}
+            print(f"Python RSS now {res['int8_dense']['python_rss_after'] / GIB:.2f} GiB (its peak above was the {args.dtype} run's)")
     res.update(first, upload_s=up, layers=args.layers, prompt_ids=inputs["input_ids"][0].tolist(), threads=torch.get_num_threads(),
                expert_format=args.expert_format, dtype=args.dtype, int8_dense_mode=args.int8_dense, experts_bytes=experts_bytes)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f)
     return res
-
-
-def current_rss() -> int:
-    """VmRSS of this process, bytes."""
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
 
 
 def dense_bytes(model: Any) -> tuple[int, int]:
@@ -190,11 +184,11 @@ def convert(model: Any) -> None:
           f"{before / GIB:.2f} -> {sum(dense_bytes(model)) / GIB:.2f} GiB")
 
 
-def measure(model: Any, tok: Any, inputs: dict, args: argparse.Namespace) -> dict:
-    """Timed generations: prints and returns the figures (tokens/s rounds, the decode step split, tokens)."""
+def measure(model: Any, tok: Any, inputs: dict, args: argparse.Namespace, dense: str) -> dict:
+    """Timed generations: prints (``dense`` names the dense half's precision) and returns the
+    figures (tokens/s rounds, the decode step split, tokens)."""
     ids, prefill, decode, split = timed_generate(model, inputs, args.max_new_tokens, args.rounds)
-    which = "int8" if any(isinstance(m, Int8Linear) for m in model.modules()) else args.dtype
-    print(f"[dense {which}] prompt: {inputs['input_ids'].shape[1]} tokens; reply (random weights): {tok.decode(ids[0], skip_special_tokens=True)!r}")
+    print(f"[dense {dense}] prompt: {inputs['input_ids'].shape[1]} tokens; reply (random weights): {tok.decode(ids[0], skip_special_tokens=True)!r}")
     print(f"tokens/s: prefill {statistics.median(prefill):.1f} [{min(prefill):.1f}-{max(prefill):.1f}], decode "
           f"{statistics.median(decode):.2f} [{min(decode):.2f}-{max(decode):.2f}] (median [min-max] of {args.rounds} "
           f"run(s) after a warm-up, torch threads {torch.get_num_threads()})")
@@ -214,8 +208,8 @@ def report(args, model, experts_bytes: int, rss: list[int], pid: int | None) -> 
     ``rss``: the sidecar's RSS before the upload, after each layer, at the end. Its growth per
     layer is taken after the first (which also pays one-off buffers), when there are two or more.
     """
-    py_peak = peak_rss()
-    side_peak = peak_rss(pid) if pid else None
+    py_peak = status_bytes()
+    side_peak = status_bytes(pid=pid) if pid else None
     fixed, inside = dense_bytes(model)
     per_dense = inside / args.layers
     per_side = (rss[-1] - rss[1]) / (args.layers - 1) if args.layers > 1 else rss[-1] - rss[0]

@@ -65,18 +65,23 @@ def sidecar_run(cfg: dict, d: str) -> dict:
     return json.loads(out.read_text())
 
 
+def _gguf(d: str, dense: str) -> Path:
+    """Where this run writes its GGUF with ``dense`` matrices."""
+    return Path(d) / f"qwen3moe-Q4_0-dense-{dense}.gguf"
+
+
 def llama_run(cfg: dict, d: str, prompt_ids: list[int], threads: int, dense: str = "BF16", experts_from: str | None = None) -> dict:
     """GGUF written by a child process (it holds the dense half while writing), then llama.cpp.
-    ``experts_from``: a GGUF of this run whose expert bytes the new one copies."""
+    ``experts_from``: the dense precision of a GGUF of this run whose expert bytes the new one copies."""
     import bench_qwen3_llamacpp
 
     why = bench_qwen3_llamacpp.available()
     if why:
         return {"error": why}
-    path = Path(d) / f"qwen3moe-Q4_0-dense-{dense}.gguf"
+    path = _gguf(d, dense)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, __file__, "--write-gguf", str(path), "--dense", dense, "--cfg", json.dumps(cfg),
-                           *(["--experts-from", experts_from] if experts_from else [])],
+                           *(["--experts-from", str(_gguf(d, experts_from))] if experts_from else [])],
                           capture_output=True, text=True, timeout=4 * 3600)
     if proc.returncode != 0:
         return {"error": f"writing the GGUF: {_tail(proc)}"}
@@ -87,7 +92,7 @@ def llama_run(cfg: dict, d: str, prompt_ids: list[int], threads: int, dense: str
         return {"error": f"node-llama-cpp: {_tail(proc)}"}
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     return {**r, "prefill_tps": median(r["prefill_tps_rounds"]), "decode_tps": median(r["decode_tps_rounds"]),
-            "gguf_bytes": path.stat().st_size, "gguf_write_s": written_s, "gguf": str(path), "dense": dense,
+            "gguf_bytes": path.stat().st_size, "gguf_write_s": written_s, "dense": dense,
             "implementation": f"llama.cpp Q4_0, dense {dense} (node-llama-cpp {bench_qwen3_llamacpp.version()})"}
 
 
@@ -129,9 +134,8 @@ def run(quick: bool = False) -> dict:
         if "error" not in s:
             out["llama"] = llama_run(cfg, d, s["prompt_ids"], s["threads"])
             if "int8_dense" in s:  # the peer of the int8 dense half: the same GGUF with Q8_0 dense matrices
-                out["llama_q8_dense"] = llama_run(cfg, d, s["prompt_ids"], s["threads"], "Q8_0", out["llama"].get("gguf"))
-            for k in ("llama", "llama_q8_dense"):
-                out.get(k, {}).pop("gguf", None)  # a temporary path, gone with the directory
+                copied = "BF16" if "error" not in out["llama"] else None
+                out["llama_q8_dense"] = llama_run(cfg, d, s["prompt_ids"], s["threads"], "Q8_0", copied)
     out["transformers"] = transformers_alone(cfg)
     return out
 

@@ -37,13 +37,9 @@ LLAMA_PAIRS = {"llama.cpp-Q4_0": ("q4", 0.5), "llama.cpp-Q8_0": ("q8", 0.5), "ll
 INT8_DENSE_PAIR = ("int8dense-torch", "q4-int8dense")
 
 
-def _int8_dense_row(x: dict, peer: dict) -> list[str]:
-    """The hybrid with an int8 dense half against transformers with the same dense half (no target:
-    the issue's is against fp32 transformers; this is the peer of the recipe)."""
-    if "error" in peer or not peer:
-        return []
-    return [_row(f"{p} tokens/s, {INT8_DENSE_PAIR[1]} vs transformers {peer.get('experts_implementation', '?')} experts + int8 dense",
-                 _fmt(x[f"{p}_tps"], "/s"), _fmt(peer[f"{p}_tps"], "/s"),
+def _reported(label: str, x: dict, peer: dict, peer_note: str = "") -> list[str]:
+    """Prefill and decode rows of ``x`` against ``peer`` with no target: the ratio and its spread."""
+    return [_row(f"{p} tokens/s, {label}", _fmt(x[f"{p}_tps"], "/s"), _fmt(peer[f"{p}_tps"], "/s") + peer_note,
                  _spread(x[f"{p}_tps"] / peer[f"{p}_tps"], x.get(f"{p}_tps_rounds"), peer.get(f"{p}_tps_rounds")), "reported", True)
             for p in ("prefill", "decode")]
 
@@ -101,16 +97,11 @@ def render(r: dict) -> list[str]:
             lines += _llama_rows(v, x, vs)
             continue
         if v == INT8_DENSE_PAIR[0]:  # a peer, shown beside the baseline; the hybrid's row compares with it
-            lines += [_row(f"{p} tokens/s, transformers {x.get('experts_implementation', '?')} experts + int8 dense (peer)",
-                           _fmt(x[f"{p}_tps"], "/s"), f"{_fmt(base[f'{p}_tps'], '/s')} (fp32 dense)",
-                           _spread(x[f"{p}_ratio"], x.get(f"{p}_tps_rounds"), base.get(f"{p}_tps_rounds")), "reported", True)
-                      for p in ("prefill", "decode")]
+            lines += _reported(f"transformers {x.get('experts_implementation', '?')} experts + int8 dense (peer)", x, base, " (fp32 dense)")
             continue
         if v.startswith("torch-"):  # another transformers implementation, against its default
-            lines += [_row(f"{p} tokens/s, transformers {v.removeprefix('torch-')} experts (peer)", _fmt(x[f"{p}_tps"], "/s"),
-                           f"{_fmt(base[f'{p}_tps'], '/s')} ({base.get('experts_implementation', 'default')})",
-                           _spread(x[f"{p}_ratio"], x.get(f"{p}_tps_rounds"), base.get(f"{p}_tps_rounds")), "reported", True)
-                      for p in ("prefill", "decode")]
+            lines += _reported(f"transformers {v.removeprefix('torch-')} experts (peer)", x, base,
+                               f" ({base.get('experts_implementation', 'default')})")
             continue
         target = 1.0 if v.startswith("fp32") else 2.0
         for phase in ("prefill", "decode"):
@@ -128,8 +119,9 @@ def render(r: dict) -> list[str]:
                               shown, f"≥ {target:.0f}× ({'must' if v.startswith('fp32') else 'target'})", met))
             if met is False or met == "**no**":
                 misses.append(f"- **{phase}, {v}**: {ratio:.2f}× the fastest transformers variant, {name} (target ≥ {target:.0f}×).")
-        if v == INT8_DENSE_PAIR[1]:
-            lines += _int8_dense_row(x, vs.get(INT8_DENSE_PAIR[0], {}))
+        peer8 = vs.get(INT8_DENSE_PAIR[0], {})
+        if v == INT8_DENSE_PAIR[1] and peer8 and "error" not in peer8:  # the recipe's own peer (no target: the issue's is fp32)
+            lines += _reported(f"{v} vs transformers {peer8.get('experts_implementation', '?')} experts + int8 dense", x, peer8)
         if x.get("inference_peak_rss_bytes") and base.get("inference_peak_rss_bytes"):
             # both processes: Python's peak in inference plus the sidecar's RSS, which holds the offloaded experts
             side, what = _sidecar(x)
