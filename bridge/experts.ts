@@ -16,8 +16,13 @@ import { wantsLayout } from './tensor_layout';
 
 /** Options of {@link ExpertHost}. */
 export interface ExpertHostOptions {
-  /** ONNX Runtime intra-op threads per session (0 = one per core). */
+  /** ONNX Runtime intra-op threads per session, and the native q4 kernel's threads (0 = one per core). */
   threads?: number;
+  /**
+   * What runs `q4` layers: the native kernel (default; ONNX Runtime when its addon did not
+   * build), or ONNX Runtime's MatMulNBits (kept for comparing the two).
+   */
+  q4Kernel?: 'native' | 'onnxruntime';
 }
 
 type Pending = { resolve: (a: ExpertsAnswer) => void; reject: (e: Error) => void };
@@ -60,7 +65,7 @@ export class ExpertHost {
   private start(): Worker {
     const file = workerFile();
     if (!existsSync(file)) throw new VtpuError('E_INTERNAL', `expert worker ${file} is missing; run \`npm run build\` first`);
-    const w = new Worker(file, { workerData: { threads: this.opts.threads ?? 0 } });
+    const w = new Worker(file, { workerData: { threads: this.opts.threads ?? 0, q4Kernel: this.opts.q4Kernel ?? 'native' } });
     w.on('message', (m: { id: number; answer?: ExpertsAnswer; error?: { code: ErrorCode; message: string } }) => {
       const p = this.pending.get(m.id);
       if (!p) return;

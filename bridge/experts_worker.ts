@@ -5,13 +5,19 @@
  * message}} out; result buffers are transferred.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { ExpertRuntime } from '../engine/kernels/experts_runtime';
+import { ExpertRuntime, type Q4Kernel } from '../engine/kernels/experts_runtime';
 import { VtpuError } from '../engine/errors';
 import { runReplyBytes, type ExpertsAnswer, type ExpertsTask } from '../engine/ops/cexperts';
 import { spanBytes, spanFloats } from './shm/span';
 import { trimHeap } from './heap';
+import { loadAddon } from './native';
 
-const runtime = new ExpertRuntime({ threads: (workerData as { threads?: number } | null)?.threads ?? 0, reclaim: trimHeap });
+const data = (workerData ?? {}) as { threads?: number; q4Kernel?: 'native' | 'onnxruntime' };
+const runtime = new ExpertRuntime({
+  threads: data.threads ?? 0,
+  reclaim: trimHeap,
+  q4: data.q4Kernel === 'onnxruntime' ? null : loadAddon<Q4Kernel>('vtpu_experts_q4'),
+});
 
 async function answer(t: ExpertsTask): Promise<ExpertsAnswer> {
   if (t.mode === 'load') return { mode: 'load', info: await runtime.load(t.layer, t.spec, t.first, t.n, t.gateUp, t.down, t.replace) };

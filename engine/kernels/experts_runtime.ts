@@ -4,7 +4,9 @@
  * weighted combine). Experts of a layer are uploaded in chunks (any order), each expert
  * quantised to the layer's format as it arrives (so a layer never waits for its session in
  * fp32 unless fp32 is its format); each group of `group` consecutive experts becomes one
- * session as soon as all its experts arrived. Errors are VtpuErrors (typed on the wire).
+ * session as soon as all its experts arrived. `q4` layers skip ONNX Runtime when the host hands
+ * in the native kernel ({@link ExpertRuntimeOptions.q4}, native/experts_q4.c): their packed
+ * experts are held as they arrive and run there. Errors are VtpuErrors (typed on the wire).
  */
 import { VtpuError } from '../errors';
 import { dispatchPlan, route } from './moe';
@@ -33,6 +35,18 @@ export interface LayerInfo extends LayerSpec {
   received: number;
   complete: boolean;
   bytes: number;
+  /** What runs the layer's experts: ONNX Runtime sessions, or the native q4 kernel. */
+  kernel: 'onnxruntime' | 'native';
+}
+
+/**
+ * The native q4 SwiGLU (native/experts_q4.c): every active expert of a layer in one call, rows
+ * of x grouped by expert (`counts`), each expert's packed gate_up / down codes and scales.
+ * Returns the threads it used.
+ */
+export interface Q4Kernel {
+  swiglu(H: number, I: number, threads: number, x: Float32Array, y: Float32Array, counts: Int32Array,
+    guQ: Uint8Array[], guS: Float32Array[], dnQ: Uint8Array[], dnS: Float32Array[]): number;
 }
 
 /** Routing handed to {@link ExpertRuntime.run}: router logits, or a selection made elsewhere. */
@@ -43,9 +57,13 @@ export type RoutingInput =
 interface Layer {
   spec: LayerSpec;
   received: Uint8Array;
-  /** Experts arrived (already in the layer's format) whose group's session is not built yet. */
-  pending: (PackedExpert | null)[];
+  /**
+   * Experts arrived, already in the layer's format: until their group's session is built, or
+   * for good when the native kernel runs the layer (then there are no sessions).
+   */
+  packed: (PackedExpert | null)[];
   sessions: (Promise<Session> | null)[];
+  native: boolean;
 }
 
 /** Options of the ORT sessions the runtime creates. */
@@ -58,6 +76,8 @@ export interface ExpertRuntimeOptions {
    * pages back here (bridge/heap.ts).
    */
   reclaim?: () => void;
+  /** The native q4 kernel; without it `q4` layers run on ONNX Runtime's MatMulNBits. */
+  q4?: Q4Kernel | null;
 }
 
 function sameSpec(a: LayerSpec, b: LayerSpec): boolean {
@@ -143,7 +163,8 @@ export class ExpertRuntime {
     }
     if (!l) {
       const groups = Math.ceil(E / spec.group);
-      l = { spec: { ...spec }, received: new Uint8Array(E), pending: new Array(E).fill(null), sessions: new Array(groups).fill(null) };
+      const native = spec.format === 'q4' && !!this.opts.q4;
+      l = { spec: { ...spec }, received: new Uint8Array(E), packed: new Array(E).fill(null), sessions: new Array(native ? 0 : groups).fill(null), native };
       this.layers.set(layer, l);
     }
     for (let j = 0; j < n; j++) {
@@ -155,8 +176,9 @@ export class ExpertRuntime {
       l.received[e] = 1;
       // Views: the chunk's buffers are handed over (moved here from the event loop).
       const w = { gateUp: gateUp.subarray(j * 2 * I * H, (j + 1) * 2 * I * H), down: down.subarray(j * H * I, (j + 1) * H * I) };
-      l.pending[e] = packExpert(spec.format, H, I, w);
+      l.packed[e] = packExpert(spec.format, H, I, w);
     }
+    if (l.native) return this.info(layer) as LayerInfo;
     const g0 = Math.floor(first / spec.group), g1 = Math.floor((first + n - 1) / spec.group);
     for (let g = g0; g <= g1; g++) {
       const s = this.build(l, g);
@@ -179,8 +201,8 @@ export class ExpertRuntime {
     const e0 = g * group, e1 = Math.min(E, e0 + group);
     if (l.sessions[g]) return null;
     for (let e = e0; e < e1; e++) if (!l.received[e]) return null;
-    const ws = l.pending.slice(e0, e1) as PackedExpert[];
-    for (let e = e0; e < e1; e++) l.pending[e] = null;
+    const ws = l.packed.slice(e0, e1) as PackedExpert[];
+    for (let e = e0; e < e1; e++) l.packed[e] = null;
     const o = ort();
     if (!o) throw new VtpuError('E_INTERNAL', `${OP}: onnxruntime-node is not available`);
     const model = expertGroupModel(format, H, I, ws);
@@ -202,7 +224,7 @@ export class ExpertRuntime {
   info(layer?: number): LayerInfo | LayerInfo[] | null {
     const one = (id: number, l: Layer): LayerInfo => {
       const received = l.received.reduce((a, b) => a + b, 0);
-      return { layer: id, ...l.spec, received, complete: received === l.spec.experts, bytes: received * expertBytes(l.spec.format, l.spec.hidden, l.spec.intermediate) };
+      return { layer: id, ...l.spec, received, complete: received === l.spec.experts, bytes: received * expertBytes(l.spec.format, l.spec.hidden, l.spec.intermediate), kernel: l.native ? 'native' : 'onnxruntime' };
     };
     if (layer === undefined) return [...this.layers].sort((a, b) => a[0] - b[0]).map(([id, l]) => one(id, l));
     const l = this.layers.get(layer);
@@ -237,7 +259,7 @@ export class ExpertRuntime {
    */
   async run(layer: number, x: Float32Array, T: number, r: RoutingInput, out?: Float32Array): Promise<{ y: Float32Array; counts: Int32Array }> {
     const l = this.ready(layer);
-    const { experts: E, hidden: H, group } = l.spec;
+    const { experts: E, hidden: H } = l.spec;
     if (x.length !== T * H) throw new VtpuError('E_SHAPE', `${OP}: x must be (T, ${H}) for layer ${layer}, got ${x.length / T} columns`);
     const k = r.topK;
     let expertIds: Int32Array, weights: Float32Array;
@@ -258,13 +280,35 @@ export class ExpertRuntime {
       xs.set(x.subarray(t * H, (t + 1) * H), p * H);
     }
     const ys = this.grown('ys', N * H);
+    if (l.native) this.runNative(l, xs, ys, plan.counts);
+    else await this.runSessions(l, xs, ys, plan.counts, plan.offsets);
+    if (out && out.length !== T * H) throw new VtpuError('E_INTERNAL', `${OP}: output has ${out.length} floats, not ${T * H}`);
+    return { y: combine(ys, H, plan.order, weights, T, k, out, this.grown('acc', T * H)), counts: plan.counts };
+  }
+
+  /** Every active expert in one native call (rows of xs are grouped by expert, in expert order). */
+  private runNative(l: Layer, xs: Float32Array, ys: Float32Array, counts: Int32Array): void {
+    const { hidden: H, intermediate: I } = l.spec;
+    const active: PackedExpert[] = [], rows: number[] = [];
+    counts.forEach((c, e) => {
+      if (c > 0) active.push(l.packed[e] as PackedExpert), rows.push(c);
+    });
+    const f32 = (b: Uint8Array): Float32Array => new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+    (this.opts.q4 as Q4Kernel).swiglu(H, I, ortThreads(l.spec.threads ?? this.opts.threads), xs, ys, Int32Array.from(rows),
+      active.map((p) => p.gateUp.w), active.map((p) => f32(p.gateUp.scale as Uint8Array)),
+      active.map((p) => p.down.w), active.map((p) => f32(p.down.scale as Uint8Array)));
+  }
+
+  /** One session call per group with active experts, each writing its rows of ys. */
+  private async runSessions(l: Layer, xs: Float32Array, ys: Float32Array, counts: Int32Array, offsets: Int32Array): Promise<void> {
+    const { experts: E, hidden: H, group } = l.spec;
     const o = ort() as NonNullable<ReturnType<typeof ort>>;
     for (let g = 0; g * group < E; g++) {
       const e0 = g * group, e1 = Math.min(E, e0 + group);
-      const r0 = plan.offsets[e0], r1 = plan.offsets[e1];
+      const r0 = offsets[e0], r1 = offsets[e1];
       if (r1 === r0) continue;
       const split = new BigInt64Array(e1 - e0);
-      for (let e = e0; e < e1; e++) split[e - e0] = BigInt(plan.counts[e]);
+      for (let e = e0; e < e1; e++) split[e - e0] = BigInt(counts[e]);
       const sess = await (l.sessions[g] as Promise<Session>);
       // ORT writes y into the pre-allocated rows (no output buffer of its own to copy from).
       await sess.run({
@@ -272,7 +316,5 @@ export class ExpertRuntime {
         split: new o.Tensor('int64', split, [e1 - e0]),
       }, { y: new o.Tensor('float32', ys.subarray(r0 * H, r1 * H), [r1 - r0, H]) });
     }
-    if (out && out.length !== T * H) throw new VtpuError('E_INTERNAL', `${OP}: output has ${out.length} floats, not ${T * H}`);
-    return { y: combine(ys, H, plan.order, weights, T, k, out, this.grown('acc', T * H)), counts: plan.counts };
   }
 }

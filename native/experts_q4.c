@@ -1,0 +1,435 @@
+/*
+ * vtpu_experts_q4: the `q4` experts' SwiGLU forward, y = down(silu(gate(x)) · up(x)), on the
+ * weights exactly as engine/kernels/experts_graph.ts packs them (per output row, blocks of 128
+ * along the input: 64 bytes of 4-bit codes, low nibble first, zero point 8, one float32 scale a
+ * block; the last block zero-padded). Activations are quantised to int8 per block of 128
+ * (scale max|x| / 127), as ONNX Runtime's MatMulNBits does at accuracy level 4, so results
+ * match that path to float rounding.
+ *
+ * Why not ONNX Runtime: one decode step routes a token to 8 of 128 experts, and MatMulNBits
+ * over a 128-expert graph ran a 30B-A3B layer in 3.1 ms where this kernel takes ~1.3 ms (2 cores,
+ * AVX2, weights cold from memory): the step is bandwidth-bound and the graph's per-kernel costs
+ * were most of it. Measured in README's full-size section.
+ *
+ * One call runs every active expert of a layer: rows of x grouped by expert (`counts`), the
+ * experts' weights as typed arrays. Work is split over a pool of threads made on first use;
+ * idle threads spin ~50 µs, then sleep (the client computes between calls and must get the cores).
+ * Plain C against Node-API; AVX2 kernels chosen at run time, a portable one otherwise.
+ */
+#define _GNU_SOURCE
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <node_api.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#define QB 128          /* weights (and activations) per quantisation block */
+#define BLOB (QB / 2)   /* bytes of 4-bit codes a block */
+#define MAXT 64         /* most threads a call may use */
+#define MT 4            /* activation rows a weight block is applied to at once */
+
+/* One block of a quantised activation row: codes reordered per 64 as [32 even][32 odd] so that a
+ * byte's low nibbles meet the even inputs and its high nibbles the odd ones. */
+typedef struct { int8_t q[QB]; float d; int32_t sum; } qact_t;
+
+/* ---- quantisation and dot products ---- */
+
+/* x (K floats) to nb blocks (zero-padded past K). */
+static void quant_row(const float *x, int K, int nb, qact_t *out) {
+  for (int b = 0; b < nb; b++) {
+    float v[QB];
+    int len = K - b * QB < QB ? K - b * QB : QB;
+    memcpy(v, x + b * QB, sizeof(float) * len);
+    for (int j = len; j < QB; j++) v[j] = 0;
+    float m = 0;
+    for (int j = 0; j < QB; j++) m = fmaxf(m, fabsf(v[j]));
+    float d = m / 127.f, inv = d > 0 ? 1.f / d : 0.f;
+    int32_t s = 0;
+    for (int h = 0; h < QB; h += 64)
+      for (int j = 0; j < 32; j++) {
+        int e = (int)lrintf(v[h + 2 * j] * inv), o = (int)lrintf(v[h + 2 * j + 1] * inv);
+        out[b].q[h + j] = (int8_t)e;
+        out[b].q[h + 32 + j] = (int8_t)o;
+        s += e + o;
+      }
+    out[b].d = d;
+    out[b].sum = s;
+  }
+}
+
+/* y[m·ys] = Σ_b scale[b]·d_m,b·(Σ codes·q - 8·sum) for rows m < M of `a` (stride nb blocks):
+ * one weight row (nb blocks at w, scales s) against M activation rows. */
+typedef void (*dot_fn)(const uint8_t *w, const float *s, int nb, const qact_t *a, int M, float *y, size_t ys);
+
+static void dot_portable(const uint8_t *w, const float *s, int nb, const qact_t *a, int M, float *y, size_t ys) {
+  for (int m = 0; m < M; m++) {
+    const qact_t *r = a + (size_t)m * nb;
+    float acc = 0;
+    for (int b = 0; b < nb; b++) {
+      const uint8_t *c = w + (size_t)b * BLOB;
+      int32_t t = 0;
+      for (int h = 0; h < 2; h++)
+        for (int j = 0; j < 32; j++) {
+          uint8_t byte = c[h * 32 + j];
+          t += (byte & 15) * r[b].q[h * 64 + j] + (byte >> 4) * r[b].q[h * 64 + 32 + j];
+        }
+      acc += s[b] * r[b].d * (float)(t - 8 * r[b].sum);
+    }
+    y[m * ys] = acc;
+  }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) static inline float hsum8(__m256 v) {
+  __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  a = _mm_add_ps(a, _mm_movehl_ps(a, a));
+  a = _mm_add_ss(a, _mm_movehdup_ps(a));
+  return _mm_cvtss_f32(a);
+}
+
+/* One weight block's 128 codes against one activation block, as 8 int32 partial sums. */
+__attribute__((target("avx2,fma"))) static inline __m256i block_dot(__m256i lo0, __m256i hi0, __m256i lo1, __m256i hi1, const qact_t *q) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  /* codes ≤ 15 and |q| ≤ 127: a pair's sum fits int16 (VPMADDUBSW saturates past it) */
+  __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo0, _mm256_loadu_si256((const __m256i *)q->q)),
+                               _mm256_maddubs_epi16(hi0, _mm256_loadu_si256((const __m256i *)(q->q + 32))));
+  __m256i u = _mm256_add_epi16(_mm256_maddubs_epi16(lo1, _mm256_loadu_si256((const __m256i *)(q->q + 64))),
+                               _mm256_maddubs_epi16(hi1, _mm256_loadu_si256((const __m256i *)(q->q + 96))));
+  return _mm256_madd_epi16(_mm256_add_epi16(p, u), ones);
+}
+
+__attribute__((target("avx2,fma"))) static void dot_avx2(const uint8_t *w, const float *s, int nb, const qact_t *a, int M, float *y, size_t ys) {
+  const __m256i m4 = _mm256_set1_epi8(15);
+  if (M == 1) { /* decode: its own loop, so the accumulator stays in a register */
+    __m256 acc = _mm256_setzero_ps();
+    float corr = 0;
+    for (int b = 0; b < nb; b++) {
+      __m256i r0 = _mm256_loadu_si256((const __m256i *)(w + (size_t)b * BLOB)), r1 = _mm256_loadu_si256((const __m256i *)(w + (size_t)b * BLOB + 32));
+      __m256i t = block_dot(_mm256_and_si256(r0, m4), _mm256_and_si256(_mm256_srli_epi16(r0, 4), m4),
+                            _mm256_and_si256(r1, m4), _mm256_and_si256(_mm256_srli_epi16(r1, 4), m4), a + b);
+      float ds = s[b] * a[b].d;
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(ds), _mm256_cvtepi32_ps(t), acc);
+      corr += ds * (float)(8 * a[b].sum);
+    }
+    y[0] = hsum8(acc) - corr;
+    return;
+  }
+  for (int m0 = 0; m0 < M; m0 += MT) { /* prefill: each weight block unpacked once for MT rows */
+    int mt = M - m0 < MT ? M - m0 : MT;
+    __m256 acc[MT];
+    float corr[MT];
+    for (int r = 0; r < MT; r++) acc[r] = _mm256_setzero_ps(), corr[r] = 0;
+    for (int b = 0; b < nb; b++) {
+      __m256i r0 = _mm256_loadu_si256((const __m256i *)(w + (size_t)b * BLOB)), r1 = _mm256_loadu_si256((const __m256i *)(w + (size_t)b * BLOB + 32));
+      __m256i lo0 = _mm256_and_si256(r0, m4), hi0 = _mm256_and_si256(_mm256_srli_epi16(r0, 4), m4);
+      __m256i lo1 = _mm256_and_si256(r1, m4), hi1 = _mm256_and_si256(_mm256_srli_epi16(r1, 4), m4);
+      for (int r = 0; r < mt; r++) {
+        const qact_t *q = a + (size_t)(m0 + r) * nb + b;
+        float ds = s[b] * q->d;
+        acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(ds), _mm256_cvtepi32_ps(block_dot(lo0, hi0, lo1, hi1, q)), acc[r]);
+        corr[r] += ds * (float)(8 * q->sum);
+      }
+    }
+    for (int r = 0; r < mt; r++) y[(size_t)(m0 + r) * ys] = hsum8(acc[r]) - corr[r];
+  }
+}
+#endif
+
+static dot_fn dot = dot_portable;
+static const char *isa = "portable";
+
+/* ---- the thread pool: one job at a time, split into `nt` parts ---- */
+
+typedef void (*part_fn)(void *ctx, int part, int parts);
+static struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int made;                  /* worker threads started (1..made) */
+  atomic_uint gen;           /* bumped per job */
+  atomic_int left;           /* parts of the current job not finished */
+  part_fn fn;
+  void *ctx;
+  int parts;
+} pool = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER };
+/* Serialises calls (the pool runs one job at a time). */
+static pthread_mutex_t call_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static double now_us(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1e6 + t.tv_nsec * 1e-3;
+}
+
+/* A worker's id (1..) and the job generation before its first job (read here, it could miss it). */
+typedef struct { int id; unsigned seen; } start_t;
+
+static void *worker(void *arg) {
+  start_t st = *(start_t *)arg;
+  free(arg);
+  int id = st.id;
+  unsigned seen = st.seen;
+  for (;;) {
+    double until = now_us() + 50;
+    while (atomic_load(&pool.gen) == seen && now_us() < until) {
+#if defined(__x86_64__)
+      _mm_pause();
+#endif
+    }
+    pthread_mutex_lock(&pool.mu);
+    while (atomic_load(&pool.gen) == seen) pthread_cond_wait(&pool.cv, &pool.mu);
+    pthread_mutex_unlock(&pool.mu);
+    seen = atomic_load(&pool.gen);
+    if (id < pool.parts) {
+      pool.fn(pool.ctx, id, pool.parts);
+      atomic_fetch_sub(&pool.left, 1);
+    }
+  }
+  return NULL;
+}
+
+/* Runs fn(ctx, p, nt) for p < nt, part 0 on this thread; returns when all are done. */
+static int parallel(part_fn fn, void *ctx, int nt) {
+  while (pool.made < nt - 1) {
+    pthread_t t;
+    start_t *st = malloc(sizeof *st);
+    if (st) st->id = pool.made + 1, st->seen = atomic_load(&pool.gen);
+    if (!st || pthread_create(&t, NULL, worker, st)) { free(st); nt = pool.made + 1; break; }
+    pthread_detach(t);
+    pool.made++;
+  }
+  pool.fn = fn, pool.ctx = ctx, pool.parts = nt;
+  atomic_store(&pool.left, nt - 1);
+  pthread_mutex_lock(&pool.mu);
+  atomic_fetch_add(&pool.gen, 1);
+  pthread_cond_broadcast(&pool.cv);
+  pthread_mutex_unlock(&pool.mu);
+  fn(ctx, 0, nt);
+  while (atomic_load(&pool.left) > 0) {
+#if defined(__x86_64__)
+    _mm_pause();
+#endif
+  }
+  return nt;
+}
+
+/* ---- one layer's call ---- */
+
+typedef struct {
+  int H, I, n, rows, nbH, nbI;
+  const float *x;
+  float *y, *h;              /* y (rows, H); h (rows, 2I) gate and up */
+  qact_t *qx, *qm;           /* (rows, nbH), (rows, nbI) */
+  const int32_t *counts;     /* rows per expert */
+  int32_t *first;            /* first row of each expert (n + 1) */
+  const uint8_t **guQ, **dnQ;
+  const float **guS, **dnS;
+} job_t;
+
+static void span(int total, int part, int parts, int *a, int *b) {
+  *a = (int)((int64_t)total * part / parts);
+  *b = (int)((int64_t)total * (part + 1) / parts);
+}
+
+static void quant_x(void *c, int part, int parts) {
+  job_t *j = c;
+  int a, b;
+  span(j->rows, part, parts, &a, &b);
+  for (int r = a; r < b; r++) quant_row(j->x + (size_t)r * j->H, j->H, j->nbH, j->qx + (size_t)r * j->nbH);
+}
+
+/* Output rows of every active expert form one index space (expert e's N rows, then e+1's), split evenly. */
+static void gate_up(void *c, int part, int parts) {
+  job_t *j = c;
+  int N = 2 * j->I, a, b;
+  span(j->n * N, part, parts, &a, &b);
+  for (int i = a; i < b; i++) {
+    int e = i / N, o = i % N, M = j->counts[e];
+    if (!M) continue;
+    dot(j->guQ[e] + (size_t)o * j->nbH * BLOB, j->guS[e] + (size_t)o * j->nbH, j->nbH,
+        j->qx + (size_t)j->first[e] * j->nbH, M, j->h + (size_t)j->first[e] * N + o, N);
+  }
+}
+
+static void act(void *c, int part, int parts) {
+  job_t *j = c;
+  int a, b, I = j->I;
+  span(j->rows, part, parts, &a, &b);
+  for (int r = a; r < b; r++) {
+    float *h = j->h + (size_t)r * 2 * I; /* silu(gate) · up into the gate half */
+    for (int i = 0; i < I; i++) h[i] = h[i] / (1.f + expf(-h[i])) * h[I + i];
+    quant_row(h, I, j->nbI, j->qm + (size_t)r * j->nbI);
+  }
+}
+
+static void down(void *c, int part, int parts) {
+  job_t *j = c;
+  int H = j->H, a, b;
+  span(j->n * H, part, parts, &a, &b);
+  for (int i = a; i < b; i++) {
+    int e = i / H, o = i % H, M = j->counts[e];
+    if (!M) continue;
+    dot(j->dnQ[e] + (size_t)o * j->nbI * BLOB, j->dnS[e] + (size_t)o * j->nbI, j->nbI,
+        j->qm + (size_t)j->first[e] * j->nbI, M, j->y + (size_t)j->first[e] * H + o, H);
+  }
+}
+
+/* Scratch kept between calls (decode calls are small and frequent). */
+static struct { void *p; size_t n; } scratch[3];
+static void *grown(int k, size_t n) {
+  if (scratch[k].n < n) {
+    free(scratch[k].p);
+    scratch[k].p = malloc(n);
+    scratch[k].n = scratch[k].p ? n : 0;
+  }
+  return scratch[k].p;
+}
+
+/* ---- Node-API ---- */
+
+static napi_value fail(napi_env env, const char *code, const char *msg) {
+  napi_throw_error(env, code, msg);
+  return NULL;
+}
+
+static int get_int(napi_env env, napi_value v, int lo, int hi, int *out) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok || d != (double)(int64_t)d || d < lo || d > hi) return 0;
+  *out = (int)d;
+  return 1;
+}
+
+/* A typed array of `type` with exactly `len` elements (or at least, when !exact); its data. */
+static void *typed(napi_env env, napi_value v, napi_typedarray_type type, size_t len, int exact) {
+  bool is;
+  napi_typedarray_type t;
+  size_t n;
+  void *data;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return NULL;
+  if (napi_get_typedarray_info(env, v, &t, &n, &data, NULL, NULL) != napi_ok || t != type) return NULL;
+  if (exact ? n != len : n < len) return NULL;
+  return data ? data : (void *)"";
+}
+
+/* swiglu(H, I, threads, x, y, counts, guQ[], guS[], dnQ[], dnS[]) -> threads used.
+ * x, y: Float32Array (rows, H), rows = Σ counts; counts: Int32Array (n); the four arrays hold
+ * expert j's packed gate_up (2I rows of H) and down (H rows of I): Uint8Array codes, Float32Array scales. */
+static napi_value swiglu_locked(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value argv[10];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  job_t j;
+  int nt;
+  if (argc < 10 || !get_int(env, argv[0], 1, 1 << 20, &j.H) || !get_int(env, argv[1], 1, 1 << 20, &j.I) || !get_int(env, argv[2], 1, MAXT, &nt))
+    return fail(env, "E_PARAM", "swiglu(H, I, threads, x, y, counts, guQ, guS, dnQ, dnS): H, I >= 1 and 1 <= threads <= 64");
+  uint32_t n;
+  bool arr;
+  for (int k = 6; k < 10; k++)
+    if (napi_is_array(env, argv[k], &arr) != napi_ok || !arr) return fail(env, "E_PARAM", "swiglu: guQ, guS, dnQ, dnS must be arrays");
+  napi_get_array_length(env, argv[6], &n);
+  size_t counts_len = 0;
+  napi_typedarray_type t;
+  bool is;
+  if (napi_is_typedarray(env, argv[5], &is) != napi_ok || !is || napi_get_typedarray_info(env, argv[5], &t, &counts_len, NULL, NULL, NULL) != napi_ok || t != napi_int32_array || counts_len != n)
+    return fail(env, "E_PARAM", "swiglu: counts must be an Int32Array with one entry per expert");
+  j.n = (int)n;
+  j.counts = typed(env, argv[5], napi_int32_array, n, 1);
+  j.nbH = (j.H + QB - 1) / QB, j.nbI = (j.I + QB - 1) / QB;
+  int32_t *first = grown(0, sizeof(int32_t) * (n + 1));
+  const void **ptrs = calloc(4 * (size_t)(n ? n : 1), sizeof(void *));
+  if (!first || !ptrs) { free(ptrs); return fail(env, "E_INTERNAL", "swiglu: out of memory"); }
+  first[0] = 0;
+  for (uint32_t e = 0; e < n; e++) {
+    if (j.counts[e] < 0) { free(ptrs); return fail(env, "E_PARAM", "swiglu: counts must be >= 0"); }
+    first[e + 1] = first[e] + j.counts[e];
+  }
+  j.rows = first[n];
+  j.first = first;
+  /* sizes: gate_up codes / scales, down codes / scales */
+  size_t want[4] = { (size_t)2 * j.I * j.nbH * BLOB, (size_t)2 * j.I * j.nbH, (size_t)j.H * j.nbI * BLOB, (size_t)j.H * j.nbI };
+  napi_typedarray_type kinds[4] = { napi_uint8_array, napi_float32_array, napi_uint8_array, napi_float32_array };
+  for (int k = 0; k < 4; k++) {
+    uint32_t len;
+    napi_get_array_length(env, argv[6 + k], &len);
+    if (len != n) { free(ptrs); return fail(env, "E_PARAM", "swiglu: guQ, guS, dnQ, dnS must each have one entry per expert"); }
+    for (uint32_t e = 0; e < n; e++) {
+      napi_value v;
+      napi_get_element(env, argv[6 + k], e, &v);
+      const void *p = typed(env, v, kinds[k], want[k], 1);
+      if (!p) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "swiglu: expert %u's %s must be a %s of %zu elements", e, (const char *[]){ "gate_up codes", "gate_up scales", "down codes", "down scales" }[k],
+                 kinds[k] == napi_uint8_array ? "Uint8Array" : "Float32Array", want[k]);
+        free(ptrs);
+        return fail(env, "E_SHAPE", msg);
+      }
+      ptrs[k * n + e] = p;
+    }
+  }
+  j.guQ = (const uint8_t **)ptrs, j.guS = (const float **)(ptrs + n), j.dnQ = (const uint8_t **)(ptrs + 2 * n), j.dnS = (const float **)(ptrs + 3 * n);
+  j.x = typed(env, argv[3], napi_float32_array, (size_t)j.rows * j.H, 1);
+  j.y = typed(env, argv[4], napi_float32_array, (size_t)j.rows * j.H, 1);
+  if (!j.x || !j.y) { free(ptrs); return fail(env, "E_SHAPE", "swiglu: x and y must be Float32Arrays of (sum of counts) x H"); }
+  napi_value ret;
+  if (j.rows == 0) {
+    free(ptrs);
+    napi_create_int32(env, 0, &ret);
+    return ret;
+  }
+  j.h = grown(1, sizeof(float) * j.rows * 2 * j.I);
+  j.qx = grown(2, sizeof(qact_t) * ((size_t)j.rows * j.nbH + (size_t)j.rows * j.nbI));
+  if (!j.h || !j.qx) {
+    free(ptrs);
+    return fail(env, "E_INTERNAL", "swiglu: out of memory for the call's scratch");
+  }
+  j.qm = j.qx + (size_t)j.rows * j.nbH;
+  int used = parallel(quant_x, &j, nt);
+  parallel(gate_up, &j, used);
+  parallel(act, &j, used);
+  parallel(down, &j, used);
+  free(ptrs);
+  napi_create_int32(env, used, &ret);
+  return ret;
+}
+
+/* One call at a time: the pool and the scratch are the process's. */
+static napi_value swiglu(napi_env env, napi_callback_info info) {
+  pthread_mutex_lock(&call_mu);
+  napi_value r = swiglu_locked(env, info);
+  pthread_mutex_unlock(&call_mu);
+  return r;
+}
+
+/* useIsa("portable" | "avx2") -> the one now in use; tests compare the two. */
+static napi_value use_isa(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], ret;
+  char name[16] = "";
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc >= 1 && napi_get_value_string_utf8(env, argv[0], name, sizeof name, NULL) != napi_ok) return fail(env, "E_PARAM", "useIsa(name): a string");
+  if (!strcmp(name, "portable")) dot = dot_portable, isa = "portable";
+#if defined(__x86_64__)
+  else if (!strcmp(name, "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) dot = dot_avx2, isa = "avx2";
+#endif
+  else if (name[0]) return fail(env, "E_PARAM", "useIsa: 'portable', or 'avx2' on a CPU that has it");
+  napi_create_string_utf8(env, isa, NAPI_AUTO_LENGTH, &ret);
+  return ret;
+}
+
+NAPI_MODULE_INIT() {
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) dot = dot_avx2, isa = "avx2";
+#endif
+  napi_property_descriptor props[] = {
+    { "swiglu", NULL, swiglu, NULL, NULL, NULL, napi_default, NULL },
+    { "useIsa", NULL, use_isa, NULL, NULL, NULL, napi_default, NULL },
+  };
+  napi_define_properties(env, exports, 2, props);
+  return exports;
+}

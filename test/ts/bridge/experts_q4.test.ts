@@ -1,0 +1,118 @@
+/**
+ * The native q4 kernel (native/experts_q4.c): against ONNX Runtime's MatMulNBits on the same
+ * packed weights (the path it replaces), its portable loop against its AVX2 one, and its
+ * argument checks. Shapes off the 128-block grid exercise the padded last block; an expert
+ * with more than four rows exercises the prefill tiles.
+ */
+import { ExpertHost } from '../../../bridge/experts';
+import { loadAddon } from '../../../bridge/native';
+import type { Q4Kernel } from '../../../engine/kernels/experts_runtime';
+import { packExpert } from '../../../engine/kernels/experts_graph';
+import { OutTensor, tensorBatch } from '../../../engine/tensors';
+import type { OpOutput } from '../../../engine/types';
+import { ensureBuilt } from './helpers';
+import { seededFloats as rand } from '../engine/helpers';
+
+type Addon = Q4Kernel & { useIsa(name: string): string };
+const addon = loadAddon<Addon>('vtpu_experts_q4');
+
+const E = 4, H = 296, I = 136, T = 9, k = 2; // H = 2·128 + 40, I = 128 + 8
+const GU = rand(E * 2 * I * H, 21), DOWN = rand(E * H * I, 22), X = rand(16 * H, 23);
+// expert 1 gets 7 rows (a tile of 4 and one of 3), expert 3 none
+const IDS = Int32Array.from([1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 2, 0, 0, 2]);
+const W = rand(T * k, 24).map((v) => 0.5 + v / 4);
+
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+const input = (params: Record<string, unknown>, named: Record<string, OutTensor> = {}) => {
+  const names = Object.keys(named);
+  return names.length ? { params: { ...params, tensors: names }, scrolls: tensorBatch(names.map((n) => named[n])) } : { params };
+};
+function y(out: OpOutput): Float32Array {
+  const i = (out.result.tensors as string[]).indexOf('y');
+  const b = out.scrolls!;
+  return new Float32Array(b.values.slice(b.valueOffsets[i], b.valueOffsets[i + 1]).buffer);
+}
+
+/** Runs the layer in a host whose q4 layers use `kernel`; returns y and what info said ran it. */
+async function runWith(kernel: 'native' | 'onnxruntime'): Promise<{ y: Float32Array; ran: unknown }> {
+  const host = new ExpertHost({ threads: 2, q4Kernel: kernel });
+  try {
+    await host.run(input({ mode: 'load', layer: 0, experts: E, hidden: H, intermediate: I, format: 'q4' }, { gate_up: { shape: [E, 2 * I, H], data: GU.slice() }, down: { shape: [E, H, I], data: DOWN.slice() } }));
+    const out = await host.run(input({ mode: 'run', layer: 0 }, { x: { shape: [T, H], data: X.subarray(0, T * H) }, expert_ids: { shape: [T, k], data: IDS }, weights: { shape: [T, k], data: W } }));
+    const info = (await host.run(input({ mode: 'info', layer: 0 }))).result.layers as { kernel: string }[];
+    return { y: y(out), ran: info[0].kernel };
+  } finally {
+    host.destroy();
+  }
+}
+
+/** The kernel called directly on experts 0..n-1 with `rows` rows each (x rows grouped by expert). */
+function direct(rows: number[], threads = 2): Float32Array {
+  const packed = rows.map((_, e) => packExpert('q4', H, I, { gateUp: GU.subarray(e * 2 * I * H, (e + 1) * 2 * I * H), down: DOWN.subarray(e * H * I, (e + 1) * H * I) }));
+  const N = rows.reduce((a, b) => a + b, 0);
+  const out = new Float32Array(N * H);
+  const f32 = (b: Uint8Array) => new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+  (addon as Addon).swiglu(H, I, threads, X.subarray(0, N * H), out, Int32Array.from(rows),
+    packed.map((p) => p.gateUp.w), packed.map((p) => f32(p.gateUp.scale!)), packed.map((p) => p.down.w), packed.map((p) => f32(p.down.scale!)));
+  return out;
+}
+
+const maybe = addon ? describe : describe.skip;
+
+maybe('the native q4 kernel', () => {
+  beforeAll(() => ensureBuilt('dist/bridge/experts_worker.js'));
+
+  test('matches ONNX Runtime MatMulNBits (level 4) on the same weights, decode and prefill rows, padded blocks', async () => {
+    const native = await runWith('native'), ort = await runWith('onnxruntime');
+    expect(native.ran).toBe('native');
+    expect(ort.ran).toBe('onnxruntime');
+    // Same codes, same int8 activations: only float summation order differs (and an activation
+    // that lands on a rounding tie either way), far below q4's own error (~1e-2 of the scale).
+    expect(maxDiff(native.y, ort.y)).toBeLessThan(1e-5 * maxAbs(ort.y)); // 3e-7 here
+    expect(maxAbs(native.y)).toBeGreaterThan(0.1);
+  });
+
+  test('the portable loop and the AVX2 one agree; any thread count gives the same rows', () => {
+    const rows = [7, 1, 0, 3];
+    const first = (addon as Addon).useIsa('');
+    try {
+      const fast = direct(rows);
+      expect(direct(rows, 1)).toEqual(fast); // rows split over threads, each computed whole
+      expect(direct(rows, 5)).toEqual(fast);
+      (addon as Addon).useIsa('portable');
+      expect(maxDiff(direct(rows), fast)).toBeLessThan(1e-5 * maxAbs(fast));
+    } finally {
+      (addon as Addon).useIsa(first);
+    }
+  });
+
+  test('bad arguments are typed errors, never a crash', () => {
+    const a = addon as Addon;
+    const p = packExpert('q4', H, I, { gateUp: GU.subarray(0, 2 * I * H), down: DOWN.subarray(0, H * I) });
+    const f32 = (b: Uint8Array) => new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+    const ok = [H, I, 1, X.subarray(0, H), new Float32Array(H), Int32Array.of(1), [p.gateUp.w], [f32(p.gateUp.scale!)], [p.down.w], [f32(p.down.scale!)]] as const;
+    const call = (i: number, v: unknown) => {
+      const args = [...ok] as unknown[];
+      args[i] = v;
+      try {
+        (a.swiglu as (...x: unknown[]) => number)(...args);
+        return 'ok';
+      } catch (e) {
+        return (e as { code?: string }).code;
+      }
+    };
+    expect(call(0, H)).toBe('ok');
+    expect(call(2, 0)).toBe('E_PARAM'); // threads
+    expect(call(0, 1.5)).toBe('E_PARAM');
+    expect(call(5, Int32Array.of(1, 0))).toBe('E_PARAM'); // counts longer than the experts
+    expect(call(5, Int32Array.of(-1))).toBe('E_PARAM');
+    expect(call(6, p.gateUp.w)).toBe('E_PARAM'); // not an array
+    expect(call(6, [p.gateUp.w.subarray(1)])).toBe('E_SHAPE'); // codes of the wrong size
+    expect(call(7, [new Float64Array(f32(p.gateUp.scale!).length)])).toBe('E_SHAPE');
+    expect(call(3, X.subarray(0, H - 1))).toBe('E_SHAPE');
+    expect(call(4, new Float32Array(2 * H))).toBe('E_SHAPE');
+    expect(a.swiglu(H, I, 1, new Float32Array(0), new Float32Array(0), Int32Array.of(0), [p.gateUp.w], [f32(p.gateUp.scale!)], [p.down.w], [f32(p.down.scale!)])).toBe(0);
+    expect(() => a.useIsa('avx9')).toThrow(expect.objectContaining({ code: 'E_PARAM' }));
+  });
+});
