@@ -34,6 +34,7 @@
 #define BLOB (QB / 2)   /* bytes of 4-bit codes a block */
 #define MAXT 64         /* most threads a call may use */
 #define MT 4            /* activation rows a weight block is applied to at once */
+#define ROWS 64         /* weight rows a chunk of work (decode: ~10 µs) */
 
 /* One block of a quantised activation row: codes reordered per 64 as [32 even][32 odd] so that a
  * byte's low nibbles meet the even inputs and its high nibbles the odd ones. */
@@ -145,20 +146,24 @@ __attribute__((target("avx2,fma"))) static void dot_avx2(const uint8_t *w, const
 static dot_fn dot = dot_portable;
 static const char *isa = "portable";
 
-/* ---- the thread pool: one job at a time, split into `nt` parts ---- */
+/* ---- the thread pool: a phase is `chunks` pieces of work, claimed one at a time ----
+ * The caller works from the start; a helper joins when it wakes (a sleeping thread on a VM took
+ * ~0.2 ms to wake, longer than a decode phase), so nobody waits for a late helper, only for the
+ * chunks already claimed. `claim` packs (phase, next chunk): a claim is a compare-and-swap on both,
+ * so a helper that slept through a phase can never take a chunk of another. */
 
-typedef void (*part_fn)(void *ctx, int part, int parts);
+typedef void (*chunk_fn)(void *ctx, int chunk, int chunks);
+typedef struct { chunk_fn fn; void *ctx; int chunks; } phase_t;
 static struct {
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  int made;                  /* worker threads started (1..made) */
-  atomic_uint gen;           /* bumped per job */
-  atomic_int left;           /* parts of the current job not finished */
-  part_fn fn;
-  void *ctx;
-  int parts;
+  int made, sleepers;
+  phase_t slot[2];           /* phase g's work is slot[g & 1], written before g is published */
+  _Atomic uint64_t claim;    /* phase << 32 | next chunk */
+  atomic_int done;           /* chunks of the current phase finished */
+  int helpers;               /* threads that may join the current call, besides the caller */
 } pool = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER };
-/* Serialises calls (the pool runs one job at a time). */
+/* Serialises calls (the pool runs one call at a time). */
 static pthread_mutex_t call_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static double now_us(void) {
@@ -167,56 +172,65 @@ static double now_us(void) {
   return t.tv_sec * 1e6 + t.tv_nsec * 1e-3;
 }
 
-/* A worker's id (1..) and the job generation before its first job (read here, it could miss it). */
-typedef struct { int id; unsigned seen; } start_t;
+static inline void relax(void) {
+#if defined(__x86_64__)
+  _mm_pause();
+#endif
+}
 
-static void *worker(void *arg) {
-  start_t st = *(start_t *)arg;
-  free(arg);
-  int id = st.id;
-  unsigned seen = st.seen;
+/* Claims and runs chunks of phase `g` until none is left (or another phase began). */
+static void work(uint32_t g) {
+  for (;;) {
+    uint64_t c = atomic_load(&pool.claim);
+    if ((uint32_t)(c >> 32) != g) return;
+    phase_t ph = pool.slot[g & 1];
+    uint32_t i = (uint32_t)c;
+    if ((int)i >= ph.chunks) return;
+    if (!atomic_compare_exchange_weak(&pool.claim, &c, c + 1)) continue;
+    ph.fn(ph.ctx, (int)i, ph.chunks);
+    atomic_fetch_add(&pool.done, 1);
+  }
+}
+
+static void *helper(void *arg) {
+  int id = (int)(intptr_t)arg;
+  uint32_t seen = (uint32_t)(atomic_load(&pool.claim) >> 32);
   for (;;) {
     double until = now_us() + 50;
-    while (atomic_load(&pool.gen) == seen && now_us() < until) {
-#if defined(__x86_64__)
-      _mm_pause();
-#endif
+    while ((uint32_t)(atomic_load(&pool.claim) >> 32) == seen && now_us() < until) relax();
+    if ((uint32_t)(atomic_load(&pool.claim) >> 32) == seen) {
+      pthread_mutex_lock(&pool.mu);
+      pool.sleepers++;
+      while ((uint32_t)(atomic_load(&pool.claim) >> 32) == seen) pthread_cond_wait(&pool.cv, &pool.mu);
+      pool.sleepers--;
+      pthread_mutex_unlock(&pool.mu);
     }
-    pthread_mutex_lock(&pool.mu);
-    while (atomic_load(&pool.gen) == seen) pthread_cond_wait(&pool.cv, &pool.mu);
-    pthread_mutex_unlock(&pool.mu);
-    seen = atomic_load(&pool.gen);
-    if (id < pool.parts) {
-      pool.fn(pool.ctx, id, pool.parts);
-      atomic_fetch_sub(&pool.left, 1);
-    }
+    seen = (uint32_t)(atomic_load(&pool.claim) >> 32);
+    if (id <= pool.helpers) work(seen);
   }
   return NULL;
 }
 
-/* Runs fn(ctx, p, nt) for p < nt, part 0 on this thread; returns when all are done. */
-static int parallel(part_fn fn, void *ctx, int nt) {
+/* Runs fn(ctx, c, chunks) for every c < chunks on this thread and up to nt - 1 helpers. */
+static void parallel(chunk_fn fn, void *ctx, int chunks, int nt) {
   while (pool.made < nt - 1) {
     pthread_t t;
-    start_t *st = malloc(sizeof *st);
-    if (st) st->id = pool.made + 1, st->seen = atomic_load(&pool.gen);
-    if (!st || pthread_create(&t, NULL, worker, st)) { free(st); nt = pool.made + 1; break; }
+    if (pthread_create(&t, NULL, helper, (void *)(intptr_t)(pool.made + 1))) break;
     pthread_detach(t);
     pool.made++;
   }
-  pool.fn = fn, pool.ctx = ctx, pool.parts = nt;
-  atomic_store(&pool.left, nt - 1);
-  pthread_mutex_lock(&pool.mu);
-  atomic_fetch_add(&pool.gen, 1);
-  pthread_cond_broadcast(&pool.cv);
-  pthread_mutex_unlock(&pool.mu);
-  fn(ctx, 0, nt);
-  while (atomic_load(&pool.left) > 0) {
-#if defined(__x86_64__)
-    _mm_pause();
-#endif
+  pool.helpers = nt - 1 < pool.made ? nt - 1 : pool.made;
+  uint32_t g = (uint32_t)(atomic_load(&pool.claim) >> 32) + 1;
+  pool.slot[g & 1] = (phase_t){ fn, ctx, chunks };
+  atomic_store(&pool.done, 0);
+  atomic_store(&pool.claim, (uint64_t)g << 32);
+  if (pool.helpers) {
+    pthread_mutex_lock(&pool.mu);
+    if (pool.sleepers) pthread_cond_broadcast(&pool.cv);
+    pthread_mutex_unlock(&pool.mu);
   }
-  return nt;
+  work(g);
+  while (atomic_load(&pool.done) < chunks) relax();
 }
 
 /* ---- one layer's call ---- */
@@ -237,14 +251,14 @@ static void span(int total, int part, int parts, int *a, int *b) {
   *b = (int)((int64_t)total * (part + 1) / parts);
 }
 
-static void quant_x(void *c, int part, int parts) {
+static void quant_x(void *c, int part, int parts) { /* a chunk a row */
   job_t *j = c;
   int a, b;
   span(j->rows, part, parts, &a, &b);
   for (int r = a; r < b; r++) quant_row(j->x + (size_t)r * j->H, j->H, j->nbH, j->qx + (size_t)r * j->nbH);
 }
 
-/* Output rows of every active expert form one index space (expert e's N rows, then e+1's), split evenly. */
+/* Output rows of every active expert form one index space (expert e's N rows, then e+1's), cut in chunks of ROWS. */
 static void gate_up(void *c, int part, int parts) {
   job_t *j = c;
   int N = 2 * j->I, a, b;
@@ -257,7 +271,7 @@ static void gate_up(void *c, int part, int parts) {
   }
 }
 
-static void act(void *c, int part, int parts) {
+static void act(void *c, int part, int parts) { /* a chunk a row */
   job_t *j = c;
   int a, b, I = j->I;
   span(j->rows, part, parts, &a, &b);
@@ -317,7 +331,7 @@ static void *typed(napi_env env, napi_value v, napi_typedarray_type type, size_t
   return data ? data : (void *)"";
 }
 
-/* swiglu(H, I, threads, x, y, counts, guQ[], guS[], dnQ[], dnS[]) -> threads used.
+/* swiglu(H, I, threads, x, y, counts, guQ[], guS[], dnQ[], dnS[]) -> threads it may use (this one included).
  * x, y: Float32Array (rows, H), rows = Σ counts; counts: Int32Array (n); the four arrays hold
  * expert j's packed gate_up (2I rows of H) and down (H rows of I): Uint8Array codes, Float32Array scales. */
 static napi_value swiglu_locked(napi_env env, napi_callback_info info) {
@@ -389,12 +403,13 @@ static napi_value swiglu_locked(napi_env env, napi_callback_info info) {
     return fail(env, "E_INTERNAL", "swiglu: out of memory for the call's scratch");
   }
   j.qm = j.qx + (size_t)j.rows * j.nbH;
-  int used = parallel(quant_x, &j, nt);
-  parallel(gate_up, &j, used);
-  parallel(act, &j, used);
-  parallel(down, &j, used);
+  int outs = j.n * 2 * j.I, ins = j.n * j.H; /* output rows of gate_up and of down */
+  parallel(quant_x, &j, j.rows, nt);
+  parallel(gate_up, &j, (outs + ROWS - 1) / ROWS, nt);
+  parallel(act, &j, j.rows, nt);
+  parallel(down, &j, (ins + ROWS - 1) / ROWS, nt);
   free(ptrs);
-  napi_create_int32(env, used, &ret);
+  napi_create_int32(env, pool.helpers + 1, &ret);
   return ret;
 }
 
