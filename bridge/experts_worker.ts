@@ -7,7 +7,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { ExpertRuntime, type Q4Kernel } from '../engine/kernels/experts_runtime';
 import { VtpuError } from '../engine/errors';
-import { runReplyBytes, type ExpertsAnswer, type ExpertsTask } from '../engine/ops/cexperts';
+import type { ExpertsAnswer, ExpertsTask } from '../engine/ops/cexperts';
+import { runAnswer } from './experts_run';
 import { spanBytes, spanFloats } from './shm/span';
 import { trimHeap } from './heap';
 import { loadAddon } from './native';
@@ -20,20 +21,14 @@ const runtime = new ExpertRuntime({
 });
 
 async function answer(t: ExpertsTask): Promise<ExpertsAnswer> {
-  if (t.mode === 'load') return { mode: 'load', info: await runtime.load(t.layer, t.spec, t.first, t.n, t.gateUp, t.down, t.replace) };
+  if (t.mode === 'load') {
+    const info = await runtime.load(t.layer, t.spec, t.first, t.n, t.gateUp, t.down, t.replace);
+    // A complete native layer goes to the host too (shared memory, no copy): it runs decode calls inline.
+    return { mode: 'load', info, shared: runtime.shared(t.layer) ?? undefined };
+  }
   if (t.mode === 'run') {
-    const t0 = performance.now();
     const x = t.x instanceof Float32Array ? t.x : spanFloats(t.x);
-    const H = x.length / t.T;
-    // With a reply block: y then counts go straight into it (nothing is posted back).
-    const block = t.out && spanBytes(t.out);
-    const r = await runtime.run(t.layer, x, t.T, t.routing, block ? new Float32Array(block.buffer, block.byteOffset, t.T * H) : undefined);
-    const E = r.counts.length;
-    if (block) {
-      if (block.length !== runReplyBytes(t.T, H, E).total) throw new VtpuError('E_INTERNAL', `CEXPERTS: reply block of ${block.length} bytes for ${E} experts`);
-      new Int32Array(block.buffer, block.byteOffset + runReplyBytes(t.T, H, E).countsAt, E).set(r.counts);
-    }
-    return { mode: 'run', y: block ? null : r.y, counts: block ? null : r.counts, T: t.T, H, E, ms: performance.now() - t0 };
+    return runAnswer(runtime, t.layer, t.T, t.routing, x, t.out ? spanBytes(t.out) : null);
   }
   if (t.mode === 'info') return { mode: 'info', layers: t.layer === undefined ? runtime.info() : [runtime.info(t.layer)].filter((x) => x !== null) };
   return { mode: 'drop', dropped: runtime.drop(t.layer) };

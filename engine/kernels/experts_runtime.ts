@@ -80,6 +80,24 @@ export interface ExpertRuntimeOptions {
   q4?: Q4Kernel | null;
 }
 
+/** A complete native layer as another thread takes it over ({@link ExpertRuntime.shared}, {@link ExpertRuntime.adopt}). */
+export interface SharedLayer {
+  spec: LayerSpec;
+  packed: PackedExpert[];
+}
+
+/** The packed arrays moved into shared memory, so another thread can use them without a copy. */
+function toShared(p: PackedExpert): PackedExpert {
+  const share = (b?: Uint8Array): Uint8Array | undefined => {
+    if (!b) return b;
+    const s = new Uint8Array(new SharedArrayBuffer(b.byteLength));
+    s.set(b);
+    return s;
+  };
+  const lin = (l: PackedExpert['gateUp']) => ({ ...l, w: share(l.w) as Uint8Array, scale: share(l.scale) });
+  return { gateUp: lin(p.gateUp), down: lin(p.down) };
+}
+
 function sameSpec(a: LayerSpec, b: LayerSpec): boolean {
   return a.experts === b.experts && a.hidden === b.hidden && a.intermediate === b.intermediate && a.format === b.format && a.group === b.group;
 }
@@ -176,7 +194,8 @@ export class ExpertRuntime {
       l.received[e] = 1;
       // Views: the chunk's buffers are handed over (moved here from the event loop).
       const w = { gateUp: gateUp.subarray(j * 2 * I * H, (j + 1) * 2 * I * H), down: down.subarray(j * H * I, (j + 1) * H * I) };
-      l.packed[e] = packExpert(spec.format, H, I, w);
+      const p = packExpert(spec.format, H, I, w);
+      l.packed[e] = l.native ? toShared(p) : p;
     }
     if (l.native) return this.info(layer) as LayerInfo;
     const g0 = Math.floor(first / spec.group), g1 = Math.floor((first + n - 1) / spec.group);
@@ -216,6 +235,26 @@ export class ExpertRuntime {
     });
     l.sessions[g] = s;
     return s;
+  }
+
+  /** A complete native layer's spec and (shared-memory) experts, for {@link adopt} in another thread; null otherwise. */
+  shared(layer: number): SharedLayer | null {
+    const l = this.layers.get(layer);
+    if (!l || !l.native || l.received.some((r) => !r)) return null;
+    return { spec: { ...l.spec }, packed: l.packed as PackedExpert[] };
+  }
+
+  /** Holds a layer another runtime built ({@link shared}); needs the native kernel. */
+  adopt(layer: number, s: SharedLayer): void {
+    if (!this.opts.q4 || s.spec.format !== 'q4') throw new VtpuError('E_INTERNAL', `${OP}: only q4 layers on the native kernel can be adopted`);
+    this.drop(layer);
+    this.layers.set(layer, { spec: { ...s.spec }, received: new Uint8Array(s.spec.experts).fill(1), packed: s.packed.slice(), sessions: [], native: true });
+  }
+
+  /** True when `layer` is held complete. */
+  has(layer: number): boolean {
+    const l = this.layers.get(layer);
+    return !!l && !l.received.some((r) => !r);
   }
 
   /** Layers held (all when `layer` is omitted), or the one asked for (null if absent). */

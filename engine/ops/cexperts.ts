@@ -24,7 +24,7 @@ import type { OpInput, OpOutput } from '../types';
 import { VtpuError } from '../errors';
 import { boolParam, intParam, tensorsBody } from './params';
 import { expectShape, floatInput, intInput, namedTensors, tensorOutput } from '../tensors';
-import type { LayerInfo, LayerSpec, RoutingInput } from '../kernels/experts_runtime';
+import type { LayerInfo, LayerSpec, RoutingInput, SharedLayer } from '../kernels/experts_runtime';
 import { EXPERT_FORMATS, expertBytes, type ExpertFormat } from '../kernels/experts_graph';
 
 export const OP = 'CEXPERTS';
@@ -63,7 +63,7 @@ export type ExpertsTask =
 
 /** What the runtime answers per mode. */
 export type ExpertsAnswer =
-  | { mode: 'load'; info: LayerInfo }
+  | { mode: 'load'; info: LayerInfo; shared?: SharedLayer }
   | { mode: 'run'; y: Float32Array | null; counts: Int32Array | null; T: number; H: number; E: number; ms: number }
   | { mode: 'info'; layers: LayerInfo[] }
   | { mode: 'drop'; dropped: number };

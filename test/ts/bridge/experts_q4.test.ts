@@ -73,6 +73,36 @@ maybe('the native q4 kernel', () => {
     expect(maxAbs(native.y)).toBeGreaterThan(0.1);
   });
 
+  test('decode-sized runs are answered on the event loop with the same result; loads and drops never leave a stale copy there', async () => {
+    const host = new ExpertHost({ threads: 2 });
+    const load = (gu: Float32Array, first: number, n: number, replace: boolean) => host.run(input(
+      { mode: 'load', layer: 0, experts: E, hidden: H, intermediate: I, format: 'q4', first, replace },
+      { gate_up: { shape: [n, 2 * I, H], data: gu.slice(first * 2 * I * H, (first + n) * 2 * I * H) }, down: { shape: [n, H, I], data: DOWN.slice(first * H * I, (first + n) * H * I) } }));
+    const run = (rows: number) => host.run(input({ mode: 'run', layer: 0 }, {
+      x: { shape: [rows, H], data: X.subarray(0, rows * H) }, expert_ids: { shape: [rows, k], data: IDS.subarray(0, rows * k) }, weights: { shape: [rows, k], data: W.subarray(0, rows * k) } }));
+    try {
+      await load(GU, 0, E, true);
+      const before = host.inlineRuns;
+      const threaded = y(await run(T)); // T = 9 tokens: the thread
+      expect(host.inlineRuns).toBe(before);
+      const small = y(await run(2)); // 2 tokens: inline
+      expect(host.inlineRuns).toBe(before + 1);
+      expect(maxDiff(small, threaded.subarray(0, 2 * H))).toBeLessThan(1e-6 * maxAbs(threaded));
+      // replacing the layer: the first chunk drops the inline copy, so a run sees the half-built layer
+      const GU2 = GU.map((v) => -v);
+      await load(GU2, 0, 2, true);
+      await expect(run(2)).rejects.toMatchObject({ code: 'E_PARAM', message: expect.stringMatching(/missing experts 2-3/) });
+      await load(GU2, 2, 2, false);
+      const replaced = y(await run(2));
+      expect(host.inlineRuns).toBe(before + 2);
+      expect(maxDiff(replaced, small)).toBeGreaterThan(0.01 * maxAbs(small)); // the new weights, not the old copy
+      await host.run(input({ mode: 'drop', layer: 0 }));
+      await expect(run(2)).rejects.toMatchObject({ code: 'E_PARAM', message: expect.stringMatching(/no experts uploaded/) });
+    } finally {
+      host.destroy();
+    }
+  });
+
   test('the portable loop and the AVX2 one agree; any thread count gives the same rows', () => {
     const rows = [7, 1, 0, 3];
     const first = (addon as Addon).useIsa('');
