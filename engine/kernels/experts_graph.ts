@@ -21,7 +21,10 @@
  * ran a decode-sized call 1.3× (an AVX-512 VM) to 2–3× (an AVX2 one) faster than its float
  * path (level 1), and for 8-bit ones its float path has no fast kernel at all. `q4` uses blocks of 128: at level 4 that was faster than blocks of 32
  * and its prepacked copy (weights, scales again, block sums) smaller, which decides how many
- * layers of a big model fit (measurements in README's full-size section).
+ * layers of a big model fit (measurements in README's full-size section). The sidecar runs
+ * `q4` layers on its own kernel over these same packed blocks (native/experts_q4.c, with the
+ * same level-4 arithmetic); a q4 graph is built only where that addon is missing, or when the
+ * host is asked for ONNX Runtime to compare the two (ExpertHost's `q4Kernel`).
  */
 import { Elem, encodeModel, InitSpec, NodeSpec } from './onnx_proto';
 

@@ -83,7 +83,8 @@ class ExpertsMixin(ClientHost):
         format : {"fp32", "int8", "q8", "q4"}
             ``int8``: per-output-channel 7-bit codes in int8, activations quantised per call
             (per tensor); ``q8`` / ``q4``: 8-bit weights in blocks of 32 / 4-bit in blocks of
-            128, activations quantised per block (ONNX Runtime's MatMulNBits, accuracy level 4).
+            128, activations quantised to int8 per block (ONNX Runtime's MatMulNBits at accuracy
+            level 4 for ``q8``; the sidecar's native kernel, the same arithmetic, for ``q4``).
         group : int, optional
             Experts per ONNX Runtime session (sidecar default: as many as fit in 1 GiB of
             weights; each session has its own thread pool, and a forward costs one call
