@@ -102,7 +102,8 @@ class ExpertsMixin(ClientHost):
         -------
         dict
             The layer as the sidecar holds it: ``layer, experts, hidden, intermediate,
-            format, group, received, complete, bytes``.
+            format, group, received, complete, bytes, kernel`` (``kernel``: ``"native"`` for
+            ``q4`` on the sidecar's own kernel, else ``"onnxruntime"``).
 
         Raises
         ------

@@ -107,6 +107,15 @@ def test_quantised_accuracy_cost(client, fmt, agreement):
     assert 0 < r["max_abs_dlogit"] < 0.5  # quantised: not bit-exact, but close
 
 
+def test_q4_runs_on_the_native_kernel(client):
+    rng = np.random.default_rng(1)
+    gu, dn = rng.standard_normal((4, 16, 8)).astype(np.float32), rng.standard_normal((4, 8, 8)).astype(np.float32)
+    assert client.experts_load(160, gu, dn, format="q4")["kernel"] == "native"  # native/experts_q4.c, built by make build
+    assert client.experts_load(161, gu, dn, format="q8")["kernel"] == "onnxruntime"
+    assert [l["kernel"] for l in client.experts_info(160)] == ["native"]
+    assert client.experts_drop(160) + client.experts_drop(161) == 2
+
+
 def test_missing_and_mismatched_uploads_are_typed(client):
     rng = np.random.default_rng(0)
     gu = rng.standard_normal((4, 16, 8)).astype(np.float32)
