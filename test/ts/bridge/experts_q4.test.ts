@@ -96,6 +96,12 @@ maybe('the native q4 kernel', () => {
       const replaced = y(await run(2));
       expect(host.inlineRuns).toBe(before + 2);
       expect(maxDiff(replaced, small)).toBeGreaterThan(0.01 * maxAbs(small)); // the new weights, not the old copy
+      // errors inline are the thread's errors
+      await expect(host.run(input({ mode: 'run', layer: 0 }, { x: { shape: [1, H], data: X.subarray(0, H) }, expert_ids: { shape: [1, k], data: Int32Array.of(0, E) }, weights: { shape: [1, k], data: W.subarray(0, k) } })))
+        .rejects.toMatchObject({ code: 'E_PARAM', message: expect.stringMatching(/outside 0..3/) });
+      await expect(host.run(input({ mode: 'run', layer: 0 }, { x: { shape: [1, H - 8], data: X.subarray(0, H - 8) }, expert_ids: { shape: [1, k], data: IDS.subarray(0, k) }, weights: { shape: [1, k], data: W.subarray(0, k) } })))
+        .rejects.toMatchObject({ code: 'E_SHAPE' });
+      expect(host.inlineRuns).toBe(before + 4);
       await host.run(input({ mode: 'drop', layer: 0 }));
       await expect(run(2)).rejects.toMatchObject({ code: 'E_PARAM', message: expect.stringMatching(/no experts uploaded/) });
     } finally {
