@@ -258,17 +258,20 @@ static void quant_x(void *c, int part, int parts) { /* a chunk a row */
   for (int r = a; r < b; r++) quant_row(j->x + (size_t)r * j->H, j->H, j->nbH, j->qx + (size_t)r * j->nbH);
 }
 
-/* Output rows of every active expert form one index space (expert e's N rows, then e+1's), cut in chunks of ROWS. */
-static void gate_up(void *c, int part, int parts) {
-  job_t *j = c;
-  int N = 2 * j->I, a, b;
+/* out = qa · Wᵀ for every active expert's rows (codes Q, scales S: N weight rows of nb blocks).
+ * Their output rows form one index space (expert e's N rows, then e+1's), cut in chunks of ROWS. */
+static void linear_rows(const job_t *j, int part, int parts, const uint8_t **Q, const float **S, int N, int nb, const qact_t *qa, float *out) {
+  int a, b;
   span(j->n * N, part, parts, &a, &b);
   for (int i = a; i < b; i++) {
     int e = i / N, o = i % N, M = j->counts[e];
-    if (!M) continue;
-    dot(j->guQ[e] + (size_t)o * j->nbH * BLOB, j->guS[e] + (size_t)o * j->nbH, j->nbH,
-        j->qx + (size_t)j->first[e] * j->nbH, M, j->h + (size_t)j->first[e] * N + o, N);
+    if (M) dot(Q[e] + (size_t)o * nb * BLOB, S[e] + (size_t)o * nb, nb, qa + (size_t)j->first[e] * nb, M, out + (size_t)j->first[e] * N + o, N);
   }
+}
+
+static void gate_up(void *c, int part, int parts) {
+  job_t *j = c;
+  linear_rows(j, part, parts, j->guQ, j->guS, 2 * j->I, j->nbH, j->qx, j->h);
 }
 
 static void act(void *c, int part, int parts) { /* a chunk a row */
@@ -284,14 +287,7 @@ static void act(void *c, int part, int parts) { /* a chunk a row */
 
 static void down(void *c, int part, int parts) {
   job_t *j = c;
-  int H = j->H, a, b;
-  span(j->n * H, part, parts, &a, &b);
-  for (int i = a; i < b; i++) {
-    int e = i / H, o = i % H, M = j->counts[e];
-    if (!M) continue;
-    dot(j->dnQ[e] + (size_t)o * j->nbI * BLOB, j->dnS[e] + (size_t)o * j->nbI, j->nbI,
-        j->qm + (size_t)j->first[e] * j->nbI, M, j->y + (size_t)j->first[e] * H + o, H);
-  }
+  linear_rows(j, part, parts, j->dnQ, j->dnS, j->H, j->nbI, j->qm, j->y);
 }
 
 /* Scratch kept between calls (decode calls are small and frequent). */
