@@ -6,10 +6,11 @@
  * (scale max|x| / 127), as ONNX Runtime's MatMulNBits does at accuracy level 4, so results
  * match that path to float rounding.
  *
- * Why not ONNX Runtime: one decode step routes a token to 8 of 128 experts, and MatMulNBits
- * over a 128-expert graph ran a 30B-A3B layer in 3.1 ms where this kernel takes ~1.3 ms (2 cores,
- * AVX2, weights cold from memory): the step is bandwidth-bound and the graph's per-kernel costs
- * were most of it. Measured in README's full-size section.
+ * Why not ONNX Runtime: one decode step routes a token to 8 of 128 experts. A hand run on a 2-core
+ * AVX2 VM (8 random 30B-A3B layers in the sidecar, 8 random experts a call, weights cold from
+ * memory) took 3.1 ms a call in MatMulNBits over a 128-expert graph and 1.7 ms here: the work is
+ * a 20 MB read, and the graph's per-kernel costs were most of the difference. The 48-layer runs
+ * are in README's full-size section.
  *
  * One call runs every active expert of a layer: rows of x grouped by expert (`counts`), the
  * experts' weights as typed arrays. Work is split over a pool of threads made on first use;
