@@ -66,7 +66,7 @@ export class ExpertHost {
   /** Experts per layer, as the runtime last answered (sizes a run's reply block). */
   private readonly experts = new Map<number, number>();
   private readonly loads = new Map<number, Float64Array>();
-  /** Runs answered on the event loop (see INLINE_ROWS), for tests and metrics. */
+  /** Runs answered on the event loop (see INLINE_ROWS); the tests read it. */
   inlineRuns = 0;
   /** Complete native q4 layers the thread handed over, for inline runs; null without the kernel. */
   private readonly inline: ExpertRuntime | null;
