@@ -19,9 +19,8 @@ import type { OpInput, OpOutput } from '../engine/types';
 import { expertsOutput, expertsTask, OP, runReplyBytes, taskBuffers, type ExpertsAnswer, type ExpertsTask } from '../engine/ops/cexperts';
 import type { LinkHandle } from './shm/links';
 import { wantsLayout } from './tensor_layout';
-import { ExpertRuntime, type Q4Kernel } from '../engine/kernels/experts_runtime';
-import { runAnswer } from './experts_run';
-import { loadAddon } from './native';
+import { ExpertRuntime } from '../engine/kernels/experts_runtime';
+import { q4Kernel, runAnswer } from './experts_run';
 
 /** Options of {@link ExpertHost}. */
 export interface ExpertHostOptions {
@@ -72,7 +71,7 @@ export class ExpertHost {
   private readonly inline: ExpertRuntime | null;
 
   constructor(private readonly opts: ExpertHostOptions = {}) {
-    const q4 = opts.q4Kernel === 'onnxruntime' ? null : loadAddon<Q4Kernel>('vtpu_experts_q4');
+    const q4 = q4Kernel(opts.q4Kernel);
     this.inline = q4 ? new ExpertRuntime({ threads: opts.threads ?? 0, q4 }) : null;
   }
 
@@ -129,8 +128,12 @@ export class ExpertHost {
     if (task.mode === 'load' || task.mode === 'drop') this.inline?.drop(task.layer);
     let a: ExpertsAnswer;
     try {
-      if (inline && task.mode === 'run') this.inlineRuns++, a = await runAnswer(this.inline as ExpertRuntime, task.layer, task.T, task.routing, task.x as Float32Array, block?.bytes ?? null);
-      else a = await this.post(task);
+      if (inline && task.mode === 'run') {
+        this.inlineRuns++;
+        a = await runAnswer(this.inline as ExpertRuntime, task.layer, task.T, task.routing, task.x as Float32Array, block?.bytes ?? null);
+      } else {
+        a = await this.post(task);
+      }
     } catch (e) {
       if (block) link?.unreserve(block.bytes);
       throw e;

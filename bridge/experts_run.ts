@@ -1,10 +1,18 @@
 /**
- * A CEXPERTS run against a runtime, as an answer: shared by the expert thread and the host's
- * inline path (bridge/experts.ts), which differ only in where x and the reply block come from.
+ * What the expert thread and the host's inline path (bridge/experts.ts) share: the q4 kernel
+ * they load, and a CEXPERTS run as an answer (they differ only in where x and the reply block
+ * come from).
  */
 import { VtpuError } from '../engine/errors';
 import type { ExpertRuntime, RoutingInput } from '../engine/kernels/experts_runtime';
 import { runReplyBytes, type ExpertsAnswer } from '../engine/ops/cexperts';
+import type { Q4Kernel } from '../engine/kernels/experts_runtime';
+import { loadAddon } from './native';
+
+/** The native q4 kernel unless ONNX Runtime was asked for (null too when its addon did not build). */
+export function q4Kernel(choice: 'native' | 'onnxruntime' = 'native'): Q4Kernel | null {
+  return choice === 'onnxruntime' ? null : loadAddon<Q4Kernel>('vtpu_experts_q4');
+}
 
 /**
  * Runs `layer` on x (T rows). With a reply `block`, y then counts go straight into it (the

@@ -5,19 +5,18 @@
  * message}} out; result buffers are transferred.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { ExpertRuntime, type Q4Kernel } from '../engine/kernels/experts_runtime';
+import { ExpertRuntime } from '../engine/kernels/experts_runtime';
 import { VtpuError } from '../engine/errors';
 import type { ExpertsAnswer, ExpertsTask } from '../engine/ops/cexperts';
-import { runAnswer } from './experts_run';
+import { q4Kernel, runAnswer } from './experts_run';
 import { spanBytes, spanFloats } from './shm/span';
 import { trimHeap } from './heap';
-import { loadAddon } from './native';
 
 const data = (workerData ?? {}) as { threads?: number; q4Kernel?: 'native' | 'onnxruntime' };
 const runtime = new ExpertRuntime({
   threads: data.threads ?? 0,
   reclaim: trimHeap,
-  q4: data.q4Kernel === 'onnxruntime' ? null : loadAddon<Q4Kernel>('vtpu_experts_q4'),
+  q4: q4Kernel(data.q4Kernel),
 });
 
 async function answer(t: ExpertsTask): Promise<ExpertsAnswer> {

@@ -316,15 +316,15 @@ static int get_int(napi_env env, napi_value v, int lo, int hi, int *out) {
   return 1;
 }
 
-/* A typed array of `type` with exactly `len` elements (or at least, when !exact); its data. */
-static void *typed(napi_env env, napi_value v, napi_typedarray_type type, size_t len, int exact) {
+/* The data of a typed array of `type` with exactly `len` elements; NULL for anything else. */
+static void *typed(napi_env env, napi_value v, napi_typedarray_type type, size_t len) {
   bool is;
   napi_typedarray_type t;
   size_t n;
   void *data;
   if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return NULL;
   if (napi_get_typedarray_info(env, v, &t, &n, &data, NULL, NULL) != napi_ok || t != type) return NULL;
-  if (exact ? n != len : n < len) return NULL;
+  if (n != len) return NULL;
   return data ? data : (void *)"";
 }
 
@@ -344,13 +344,9 @@ static napi_value swiglu_locked(napi_env env, napi_callback_info info) {
   for (int k = 6; k < 10; k++)
     if (napi_is_array(env, argv[k], &arr) != napi_ok || !arr) return fail(env, "E_PARAM", "swiglu: guQ, guS, dnQ, dnS must be arrays");
   napi_get_array_length(env, argv[6], &n);
-  size_t counts_len = 0;
-  napi_typedarray_type t;
-  bool is;
-  if (napi_is_typedarray(env, argv[5], &is) != napi_ok || !is || napi_get_typedarray_info(env, argv[5], &t, &counts_len, NULL, NULL, NULL) != napi_ok || t != napi_int32_array || counts_len != n)
-    return fail(env, "E_PARAM", "swiglu: counts must be an Int32Array with one entry per expert");
   j.n = (int)n;
-  j.counts = typed(env, argv[5], napi_int32_array, n, 1);
+  j.counts = typed(env, argv[5], napi_int32_array, n);
+  if (!j.counts) return fail(env, "E_PARAM", "swiglu: counts must be an Int32Array with one entry per expert");
   j.nbH = (j.H + QB - 1) / QB, j.nbI = (j.I + QB - 1) / QB;
   int32_t *first = grown(0, sizeof(int32_t) * (n + 1));
   const void **ptrs = calloc(4 * (size_t)(n ? n : 1), sizeof(void *));
@@ -372,7 +368,7 @@ static napi_value swiglu_locked(napi_env env, napi_callback_info info) {
     for (uint32_t e = 0; e < n; e++) {
       napi_value v;
       napi_get_element(env, argv[6 + k], e, &v);
-      const void *p = typed(env, v, kinds[k], want[k], 1);
+      const void *p = typed(env, v, kinds[k], want[k]);
       if (!p) {
         char msg[200];
         snprintf(msg, sizeof msg, "swiglu: expert %u's %s must be a %s of %zu elements", e, (const char *[]){ "gate_up codes", "gate_up scales", "down codes", "down scales" }[k],
@@ -384,8 +380,8 @@ static napi_value swiglu_locked(napi_env env, napi_callback_info info) {
     }
   }
   j.guQ = (const uint8_t **)ptrs, j.guS = (const float **)(ptrs + n), j.dnQ = (const uint8_t **)(ptrs + 2 * n), j.dnS = (const float **)(ptrs + 3 * n);
-  j.x = typed(env, argv[3], napi_float32_array, (size_t)j.rows * j.H, 1);
-  j.y = typed(env, argv[4], napi_float32_array, (size_t)j.rows * j.H, 1);
+  j.x = typed(env, argv[3], napi_float32_array, (size_t)j.rows * j.H);
+  j.y = typed(env, argv[4], napi_float32_array, (size_t)j.rows * j.H);
   if (!j.x || !j.y) { free(ptrs); return fail(env, "E_SHAPE", "swiglu: x and y must be Float32Arrays of (sum of counts) x H"); }
   napi_value ret;
   if (j.rows == 0) {

@@ -98,6 +98,11 @@ function toShared(p: PackedExpert): PackedExpert {
   return { gateUp: lin(p.gateUp), down: lin(p.down) };
 }
 
+/** Every expert of the layer arrived. */
+function complete(l: Layer): boolean {
+  return l.received.every((r) => r === 1);
+}
+
 function sameSpec(a: LayerSpec, b: LayerSpec): boolean {
   return a.experts === b.experts && a.hidden === b.hidden && a.intermediate === b.intermediate && a.format === b.format && a.group === b.group;
 }
@@ -240,7 +245,7 @@ export class ExpertRuntime {
   /** A complete native layer's spec and (shared-memory) experts, for {@link adopt} in another thread; null otherwise. */
   shared(layer: number): SharedLayer | null {
     const l = this.layers.get(layer);
-    if (!l || !l.native || l.received.some((r) => !r)) return null;
+    if (!l || !l.native || !complete(l)) return null;
     return { spec: { ...l.spec }, packed: l.packed as PackedExpert[] };
   }
 
@@ -254,7 +259,7 @@ export class ExpertRuntime {
   /** True when `layer` is held complete. */
   has(layer: number): boolean {
     const l = this.layers.get(layer);
-    return !!l && !l.received.some((r) => !r);
+    return !!l && complete(l);
   }
 
   /** Layers held (all when `layer` is omitted), or the one asked for (null if absent). */
@@ -287,7 +292,7 @@ export class ExpertRuntime {
   private ready(layer: number): Layer {
     const l = this.layers.get(layer);
     if (!l) throw new VtpuError('E_PARAM', `${OP}: no experts uploaded for layer ${layer} (held: ${[...this.layers.keys()].join(', ') || 'none'})`);
-    if (l.received.some((r) => !r)) throw new VtpuError('E_PARAM', `${OP}: layer ${layer} is missing experts ${missingList(l.received)}`);
+    if (!complete(l)) throw new VtpuError('E_PARAM', `${OP}: layer ${layer} is missing experts ${missingList(l.received)}`);
     return l;
   }
 

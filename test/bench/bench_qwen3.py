@@ -22,7 +22,7 @@ sidecar time. Memory: Python's peak from "model ready" on, and the whole run's; 
 sidecar's peak over the whole run (upload included: it holds the experts) and its RSS at the end.
 
 ``q4-int8dense`` also has its dense half in int8: it is compared with transformers fp32 (the
-issue's target) and with ``int8dense-torch``, transformers with that same int8 dense half (the
+issue's target) and with ``int8dense-torch``, transformers (eager experts) with that same int8 dense half (the
 peer a user of that recipe would have), and with llama.cpp Q4_0 whose dense matrices are Q8_0.
 
 Usage: python test/bench/bench_qwen3.py [--quick] [--variants torch,torch-eager,fp32,q8]
@@ -177,6 +177,10 @@ def worker(variant: str, cfg: dict) -> dict:
         qm.experts_into_torch(model, chunks)
         if variant.startswith("torch-"):
             model.set_experts_implementation(variant.removeprefix("torch-"))
+        elif variant == TORCH_INT8_DENSE:
+            # eager: transformers' fastest experts on this CPU in every recent run (decode 1.27× its default
+            # grouped_mm on 2026-12-05), so the int8 peer gets its best configuration, not its default
+            model.set_experts_implementation("eager")
     else:
         client = vtpu.connect(timeout=600, shm=not variant.endswith("-frames"))
         upload_experts(model, chunks, client=client, expert_format=variant.removesuffix("-frames").removesuffix("-int8dense"))
