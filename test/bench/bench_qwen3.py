@@ -178,8 +178,9 @@ def worker(variant: str, cfg: dict) -> dict:
         if variant.startswith("torch-"):
             model.set_experts_implementation(variant.removeprefix("torch-"))
         elif variant == TORCH_INT8_DENSE:
-            # eager: transformers' fastest experts on this CPU in every recent run (decode 1.27× its default
-            # grouped_mm on 2026-12-05), so the int8 peer gets its best configuration, not its default
+            # eager: transformers' fastest fp32 experts in the 2026-12-05 00:43 run (decode 1.27× grouped_mm);
+            # the next run had grouped_mm ahead (1.07×), so which is best moves run to run on this VM and
+            # the fairest peer would run both and take the faster (not done: see BENCHMARKS.md)
             model.set_experts_implementation("eager")
     else:
         client = vtpu.connect(timeout=600, shm=not variant.endswith("-frames"))
