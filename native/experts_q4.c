@@ -36,6 +36,9 @@
 #define MAXT 64         /* most threads a call may use */
 #define MT 4            /* activation rows a weight block is applied to at once */
 #define ROWS 64         /* weight rows a chunk of work (decode: ~10 µs) */
+/* Bytes ahead the decode loop asks for: the hardware prefetcher alone left a 2-core Zen 3 VM at
+ * ~15 GB/s of its ~30 (a standalone run over 256 MB cold: 15 -> 24 GB/s with two threads). */
+#define PREFETCH 2048
 
 /* One block of a quantised activation row: codes reordered per 64 as [32 even][32 odd] so that a
  * byte's low nibbles meet the even inputs and its high nibbles the odd ones. */
@@ -107,39 +110,49 @@ __attribute__((target("avx2,fma"))) static inline __m256i block_dot(__m256i lo0,
   return _mm256_madd_epi16(_mm256_add_epi16(p, u), ones);
 }
 
+/* One weight block's codes and the integer dot with activation block q, less 8·Σq (the zero
+ * point, folded in as an integer: no float correction chain). */
+__attribute__((target("avx2,fma"))) static inline __m256i block_at(const uint8_t *c, const qact_t *q) {
+  const __m256i m4 = _mm256_set1_epi8(15);
+  __m256i r0 = _mm256_loadu_si256((const __m256i *)c), r1 = _mm256_loadu_si256((const __m256i *)(c + 32));
+  __m256i t = block_dot(_mm256_and_si256(r0, m4), _mm256_and_si256(_mm256_srli_epi16(r0, 4), m4),
+                        _mm256_and_si256(r1, m4), _mm256_and_si256(_mm256_srli_epi16(r1, 4), m4), q);
+  return _mm256_sub_epi32(t, _mm256_zextsi128_si256(_mm_cvtsi32_si128(8 * q->sum)));
+}
+
 __attribute__((target("avx2,fma"))) static void dot_avx2(const uint8_t *w, const float *s, int nb, const qact_t *a, int M, float *y, size_t ys) {
   const __m256i m4 = _mm256_set1_epi8(15);
-  if (M == 1) { /* decode: its own loop, so the accumulator stays in a register */
-    __m256 acc = _mm256_setzero_ps();
-    float corr = 0;
-    for (int b = 0; b < nb; b++) {
-      __m256i r0 = _mm256_loadu_si256((const __m256i *)(w + (size_t)b * BLOB)), r1 = _mm256_loadu_si256((const __m256i *)(w + (size_t)b * BLOB + 32));
-      __m256i t = block_dot(_mm256_and_si256(r0, m4), _mm256_and_si256(_mm256_srli_epi16(r0, 4), m4),
-                            _mm256_and_si256(r1, m4), _mm256_and_si256(_mm256_srli_epi16(r1, 4), m4), a + b);
-      float ds = s[b] * a[b].d;
-      acc = _mm256_fmadd_ps(_mm256_set1_ps(ds), _mm256_cvtepi32_ps(t), acc);
-      corr += ds * (float)(8 * a[b].sum);
+  if (M == 1) { /* decode: its own loop, two accumulators (the FMA latency), codes fetched PREFETCH ahead */
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int b = 0;
+    for (; b + 1 < nb; b += 2) {
+      const uint8_t *c = w + (size_t)b * BLOB;
+      _mm_prefetch((const char *)(c + PREFETCH), _MM_HINT_T0);
+      _mm_prefetch((const char *)(c + BLOB + PREFETCH), _MM_HINT_T0);
+      acc0 = _mm256_fmadd_ps(_mm256_set1_ps(s[b] * a[b].d), _mm256_cvtepi32_ps(block_at(c, a + b)), acc0);
+      acc1 = _mm256_fmadd_ps(_mm256_set1_ps(s[b + 1] * a[b + 1].d), _mm256_cvtepi32_ps(block_at(c + BLOB, a + b + 1)), acc1);
     }
-    y[0] = hsum8(acc) - corr;
+    if (b < nb) acc0 = _mm256_fmadd_ps(_mm256_set1_ps(s[b] * a[b].d), _mm256_cvtepi32_ps(block_at(w + (size_t)b * BLOB, a + b)), acc0);
+    y[0] = hsum8(_mm256_add_ps(acc0, acc1));
     return;
   }
   for (int m0 = 0; m0 < M; m0 += MT) { /* prefill: each weight block unpacked once for MT rows */
     int mt = M - m0 < MT ? M - m0 : MT;
     __m256 acc[MT];
-    float corr[MT];
-    for (int r = 0; r < MT; r++) acc[r] = _mm256_setzero_ps(), corr[r] = 0;
+    for (int r = 0; r < MT; r++) acc[r] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
-      __m256i r0 = _mm256_loadu_si256((const __m256i *)(w + (size_t)b * BLOB)), r1 = _mm256_loadu_si256((const __m256i *)(w + (size_t)b * BLOB + 32));
+      const uint8_t *c = w + (size_t)b * BLOB;
+      _mm_prefetch((const char *)(c + PREFETCH), _MM_HINT_T0);
+      __m256i r0 = _mm256_loadu_si256((const __m256i *)c), r1 = _mm256_loadu_si256((const __m256i *)(c + 32));
       __m256i lo0 = _mm256_and_si256(r0, m4), hi0 = _mm256_and_si256(_mm256_srli_epi16(r0, 4), m4);
       __m256i lo1 = _mm256_and_si256(r1, m4), hi1 = _mm256_and_si256(_mm256_srli_epi16(r1, 4), m4);
       for (int r = 0; r < mt; r++) {
         const qact_t *q = a + (size_t)(m0 + r) * nb + b;
-        float ds = s[b] * q->d;
-        acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(ds), _mm256_cvtepi32_ps(block_dot(lo0, hi0, lo1, hi1, q)), acc[r]);
-        corr[r] += ds * (float)(8 * q->sum);
+        __m256i t = _mm256_sub_epi32(block_dot(lo0, hi0, lo1, hi1, q), _mm256_zextsi128_si256(_mm_cvtsi32_si128(8 * q->sum)));
+        acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(s[b] * q->d), _mm256_cvtepi32_ps(t), acc[r]);
       }
     }
-    for (int r = 0; r < mt; r++) y[(size_t)(m0 + r) * ys] = hsum8(acc[r]) - corr[r];
+    for (int r = 0; r < mt; r++) y[(size_t)(m0 + r) * ys] = hsum8(acc[r]);
   }
 }
 #endif
