@@ -18,8 +18,8 @@ that fits (with the projection to 48 layers).
     python examples/qwen3_30b_a3b.py --int8-dense also          # then again with the dense half in int8
 
 ``--int8-dense`` converts the attention projections and lm_head to torch's dynamic int8
-(:mod:`vtpu.integrations.dense_int8`): ``on`` before generating, ``also`` after a first
-measurement in ``--dtype`` (the same upload serves both).
+(:mod:`vtpu.integrations.dense_int8`) and the rest of the dense half to float32: ``on`` before
+generating, ``also`` after a first measurement in ``--dtype`` (the same upload serves both).
 """
 
 from __future__ import annotations
@@ -176,11 +176,15 @@ def dense_bytes(model: Any) -> tuple[int, int]:
 
 
 def convert(model: Any) -> None:
-    """The attention projections and lm_head to int8, in place."""
+    """The attention projections and lm_head to int8, in place, and what stays float (embeddings,
+    norms, routers) to float32: on a CPU without native bf16 (AVX2), bf16 elementwise work costs
+    more than the bytes it saves once the big matrices are int8 (a 48-layer decode step of the
+    dense half alone, experts left out: 100 ms with a bf16 rest, 92 ms with a float32 one)."""
     t0 = time.perf_counter()
     before = sum(dense_bytes(model))
     quantize_dense(model)
-    print(f"dense half converted to int8 (attention projections, lm_head) in {time.perf_counter() - t0:.0f} s: "
+    model.float()
+    print(f"dense half converted to int8 (attention projections, lm_head; the rest float32) in {time.perf_counter() - t0:.0f} s: "
           f"{before / GIB:.2f} -> {sum(dense_bytes(model)) / GIB:.2f} GiB")
 
 
