@@ -21,9 +21,11 @@ steps, of which the expert runtime's own is the hook's ``sidecar_ms``; transport
 sidecar time. Memory: Python's peak from "model ready" on, and the whole run's; the
 sidecar's peak over the whole run (upload included: it holds the experts) and its RSS at the end.
 
-``q4-int8dense`` also has its dense half in int8: it is compared with transformers fp32 (the
-issue's target) and with ``int8dense-torch``, transformers (eager experts) with that same int8 dense half (the
-peer a user of that recipe would have), and with llama.cpp Q4_0 whose dense matrices are Q8_0.
+``q8-int8dense`` and ``q4-int8dense`` also have their dense half in int8: they are compared with
+transformers fp32 (the issue's target) and with ``int8dense-torch``, transformers with
+that same int8 dense half (the peers a user of that recipe would have: its default experts and eager
+ones, the faster in each phase); ``q4-int8dense`` also with
+llama.cpp Q4_0 whose dense matrices are Q8_0.
 
 Usage: python test/bench/bench_qwen3.py [--quick] [--variants torch,torch-eager,fp32,q8]
 """
@@ -51,10 +53,13 @@ QUICK = {"config": "bench", "layers": 2, "prompt": 32, "decode": 4, "rounds": 1,
 #: Hybrid variants: experts in the sidecar in that weight format; "-frames": the same experts with
 #: the shared-memory path off (the transport before issue 12), in the same run; "-int8dense": the
 #: attention projections and lm_head in torch's dynamic int8 (``vtpu.integrations.dense_int8``).
-HYBRID = ("fp32", "fp32-frames", "int8", "q8", "q4", "q4-int8dense")
-#: Its peer in transformers: the default experts implementation (fp32) with the same int8 dense half.
+HYBRID = ("fp32", "fp32-frames", "int8", "q8", "q4", "q8-int8dense", "q4-int8dense")
+#: The int8 dense variants' peers in transformers: the same int8 dense half with its default experts
+#: implementation (``int8dense-torch``) and with eager ones (``-eager``); the report takes the faster
+#: in each phase (which of the two is faster moved from run to run on this VM).
 TORCH_INT8_DENSE = "int8dense-torch"
-QUICK_VARIANTS = ("torch", "torch-eager", "fp32", "q4", "int8dense-torch", "q4-int8dense", "llama.cpp-Q4_0")
+TORCH_INT8_DENSE_VARIANTS = (TORCH_INT8_DENSE, f"{TORCH_INT8_DENSE}-eager")
+QUICK_VARIANTS = ("torch", "torch-eager", "fp32", "q4", *TORCH_INT8_DENSE_VARIANTS, "q4-int8dense", "llama.cpp-Q4_0")
 
 
 def torch_variants() -> tuple[str, ...]:
@@ -79,7 +84,7 @@ def _default_implementation() -> str:
 def all_variants() -> tuple[str, ...]:
     import bench_qwen3_llamacpp
 
-    return (*torch_variants(), TORCH_INT8_DENSE, *HYBRID, *bench_qwen3_llamacpp.VARIANTS)
+    return (*torch_variants(), *TORCH_INT8_DENSE_VARIANTS, *HYBRID, *bench_qwen3_llamacpp.VARIANTS)
 
 
 _SIDECAR_OPS_SKIPPED = ("METRICS", "PING")  # the measurement's own requests
@@ -173,19 +178,15 @@ def worker(variant: str, cfg: dict) -> dict:
     chunks = qm.random_expert_chunks(seed=0, std=config.initializer_range)
     res: dict = {"variant": variant}
     client = None
-    if variant.startswith("torch") or variant == TORCH_INT8_DENSE:
+    if variant.startswith("torch") or variant in TORCH_INT8_DENSE_VARIANTS:
         qm.experts_into_torch(model, chunks)
-        if variant.startswith("torch-"):
-            model.set_experts_implementation(variant.removeprefix("torch-"))
-        elif variant == TORCH_INT8_DENSE:
-            # eager: transformers' fastest fp32 experts in the 2026-12-05 00:43 run (decode 1.27× grouped_mm);
-            # the next run had grouped_mm ahead (1.07×), so which is best moves run to run on this VM and
-            # the fairest peer would run both and take the faster (not done: see BENCHMARKS.md)
-            model.set_experts_implementation("eager")
+        impl = variant.removeprefix(TORCH_INT8_DENSE).removeprefix("torch").removeprefix("-")
+        if impl:
+            model.set_experts_implementation(impl)
     else:
         client = vtpu.connect(timeout=600, shm=not variant.endswith("-frames"))
         upload_experts(model, chunks, client=client, expert_format=variant.removesuffix("-frames").removesuffix("-int8dense"))
-    if variant.endswith("-int8dense") or variant == TORCH_INT8_DENSE:
+    if variant.endswith("-int8dense") or variant in TORCH_INT8_DENSE_VARIANTS:
         from vtpu.integrations.dense_int8 import quantize_dense
 
         quantize_dense(model)
@@ -251,7 +252,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="a small shape, few tokens (a smoke run)")
     ap.add_argument("--variants", default="", help="comma-separated: torch, torch-<experts implementation>, "
-                    + ", ".join((TORCH_INT8_DENSE, *HYBRID)) + ", llama.cpp-Q8_0, llama.cpp-Q4_0, llama.cpp-Q4_0-denseQ8_0")
+                    + ", ".join((*TORCH_INT8_DENSE_VARIANTS, *HYBRID)) + ", llama.cpp-Q8_0, llama.cpp-Q4_0, llama.cpp-Q4_0-denseQ8_0")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--cfg", help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -100,7 +100,7 @@ def _search(r: dict) -> Verdict:
 def _qwen3(r: dict) -> Verdict:
     vs = {k: v for k, v in r["variants"].items() if "error" not in v}
     # transformers with the int8 dense half too is a peer: a user of that recipe has it
-    peers = {k: v for k, v in vs.items() if k.startswith("torch") or k == "int8dense-torch"}
+    peers = {k: v for k, v in vs.items() if k.startswith(("torch", "int8dense-torch"))}
     ours_v = {k: v for k, v in vs.items() if not k.startswith(("torch", "llama.cpp", "int8dense-torch"))}  # llama.cpp: a peer, judged in the suite's own table
     if not peers or not ours_v:
         return "not measured", "—", "refuted", "no hybrid or no transformers run completed"
@@ -113,7 +113,7 @@ def _qwen3(r: dict) -> Verdict:
     ours = "; ".join(f"{ph} {_fmt(best_ours[ph][1][f'{ph}_tps'], ' tok/s')} ({best_ours[ph][0]})" for ph in ratio)
     peer = "; ".join(f"{ph} {_fmt(best_peer[ph][1][f'{ph}_tps'], ' tok/s')} "
                      f"(transformers {best_peer[ph][1].get('experts_implementation', best_peer[ph][0])}"
-                     f"{' + int8 dense' if best_peer[ph][0] == 'int8dense-torch' else ''})" for ph in ratio)
+                     f"{' + int8 dense' if best_peer[ph][0].startswith('int8dense-torch') else ''})" for ph in ratio)
     why = "best hybrid vs fastest transformers variant: " + ", ".join(
         f"{ph} {ratio[ph]:.2f}× ({min(pairs[ph]):.2f}–{max(pairs[ph]):.2f} over the rounds)" for ph in ratio)
     if all(min(p) >= 2 for p in pairs.values()):

@@ -18,10 +18,10 @@ def _same(v: str, x: dict) -> str:
     return "yes" if x.get("same_tokens_as_torch") else f"**no** ({x.get('token_agreement', 0):.0%} of positions)"
 
 
-def best_peer(vs: dict, phase: str) -> tuple[str, dict]:
-    """The transformers variant (``torch``: its default experts implementation, ``torch-eager``) with
-    the most tokens/s in ``phase``, and its figures."""
-    runs = {v: x for v, x in vs.items() if v.startswith("torch") and "error" not in x and f"{phase}_tps" in x}
+def best_peer(vs: dict, phase: str, prefix: str = "torch") -> tuple[str, dict]:
+    """The transformers variant (``torch``: its default experts implementation, ``torch-eager``; with
+    ``prefix`` the int8 dense peers instead) with the most tokens/s in ``phase``, and its figures."""
+    runs = {v: x for v, x in vs.items() if v.startswith(prefix) and "error" not in x and f"{phase}_tps" in x}
     name = max(runs, key=lambda v: runs[v][f"{phase}_tps"])
     return (f"transformers {runs[name].get('experts_implementation', name)}", runs[name])
 
@@ -33,8 +33,8 @@ def _impls(vs: dict) -> list[str]:
 
 #: The hybrid format compared with each llama.cpp one, and the decode target against it (issue 14).
 LLAMA_PAIRS = {"llama.cpp-Q4_0": ("q4", 0.5), "llama.cpp-Q8_0": ("q8", 0.5), "llama.cpp-Q4_0-denseQ8_0": ("q4-int8dense", 0.5)}
-#: transformers with the int8 dense half: the matched peer of the hybrid variant that has it too.
-INT8_DENSE_PAIR = ("int8dense-torch", "q4-int8dense")
+#: transformers with the int8 dense half: the matched peer of the hybrid variants that have it too.
+INT8_DENSE_PEER, INT8_DENSE_SUFFIX = "int8dense-torch", "-int8dense"
 
 
 def _reported(label: str, x: dict, peer: dict, peer_note: str = "") -> list[str]:
@@ -96,7 +96,7 @@ def render(r: dict) -> list[str]:
         if v.startswith("llama.cpp"):
             lines += _llama_rows(v, x, vs)
             continue
-        if v == INT8_DENSE_PAIR[0]:  # a peer, shown beside the baseline; the hybrid's row compares with it
+        if v.startswith(INT8_DENSE_PEER):  # a peer, shown beside the baseline; the hybrid's rows compare with the faster
             lines += _reported(f"transformers {x.get('experts_implementation', '?')} experts + int8 dense (peer)", x, base, " (fp32 dense)")
             continue
         if v.startswith("torch-"):  # another transformers implementation, against its default
@@ -119,9 +119,11 @@ def render(r: dict) -> list[str]:
                               shown, f"≥ {target:.0f}× ({'must' if v.startswith('fp32') else 'target'})", met))
             if met is False or met == "**no**":
                 misses.append(f"- **{phase}, {v}**: {ratio:.2f}× the fastest transformers variant, {name} (target ≥ {target:.0f}×).")
-        peer8 = vs.get(INT8_DENSE_PAIR[0], {})
-        if v == INT8_DENSE_PAIR[1] and peer8 and "error" not in peer8:  # the recipe's own peer (no target: the issue's is fp32)
-            lines += _reported(f"{v} vs transformers {peer8.get('experts_implementation', '?')} experts + int8 dense", x, peer8)
+        if v.endswith(INT8_DENSE_SUFFIX) and any(k.startswith(INT8_DENSE_PEER) and "error" not in p for k, p in vs.items()):
+            # the recipe's own peer, the faster of transformers' int8 dense runs in each phase (no target: the issue's is fp32)
+            for phase in ("prefill", "decode"):
+                name, peer8 = best_peer(vs, phase, INT8_DENSE_PEER)
+                lines += [r for r in _reported(f"{v} vs {name} experts + int8 dense", x, peer8) if r.startswith(f"| {phase} ")]
         if x.get("inference_peak_rss_bytes") and base.get("inference_peak_rss_bytes"):
             # both processes: Python's peak in inference plus the sidecar's RSS, which holds the offloaded experts
             side, what = _sidecar(x)

@@ -138,6 +138,22 @@ def test_qwen3_report_int8_dense_variant_meets_its_matched_peers():
     assert verdict == "partly held"  # the int8 peer counts
 
 
+def test_qwen3_report_int8_dense_variants_meet_the_faster_int8_peer_in_each_phase():
+    vs = {"torch": _qwen3_run("torch", 100, 10, experts_implementation="grouped_mm", experts_ms_per_token=5),
+          "int8dense-torch": _qwen3_run("int8dense-torch", 150, 15, experts_implementation="grouped_mm", experts_ms_per_token=5,
+                                        prefill_ratio=1.5, decode_ratio=1.5),
+          "int8dense-torch-eager": _qwen3_run("int8dense-torch-eager", 120, 20, experts_implementation="eager", experts_ms_per_token=5,
+                                              prefill_ratio=1.2, decode_ratio=2.0),
+          "q8-int8dense": _qwen3_run("q8-int8dense", 180, 24, experts_ms_per_token=2, sidecar_rss_bytes=2**30)}
+    text = _qwen3_text(vs)
+    # prefill: grouped_mm's int8 run is the faster peer; decode: eager's
+    assert "| prefill tokens/s, q8-int8dense vs transformers grouped_mm experts + int8 dense | 180/s | 150/s | 1.20× (1.20–1.20) |" in text
+    assert "| decode tokens/s, q8-int8dense vs transformers eager experts + int8 dense | 24.00/s | 20.00/s | 1.20× (1.20–1.20) |" in text
+    assert "vs transformers grouped_mm experts + int8 dense | 24.00/s" not in text
+    assert "| decode tokens/s, transformers eager experts + int8 dense (peer) | 20.00/s | 10.00/s (fp32 dense) |" in text
+    assert "decode 20.00 tok/s (transformers eager + int8 dense)" in report_claims._qwen3({"variants": vs})[1]
+
+
 def test_qwen3_full_report_judges_each_dense_precision_against_its_own_peer():
     import report_qwen3_full
 
