@@ -48,6 +48,11 @@ def _same_tokens(s: dict, ll: dict) -> str:
             f"GGUF {gib(ll['gguf_bytes'])}, written in {ll['gguf_write_s']:.0f} s (not timed in the figures).")
 
 
+
+def _rest(i8: dict) -> str:
+    """What the int8 run kept in float (embeddings, norms, routers), when its result says."""
+    return f"; embeddings, norms and routers in {i8['rest_dtype']}" if i8.get("rest_dtype") else ""
+
 def render(r: dict) -> list[str]:
     c, s, ll = r["config"], r["sidecar"], r.get("llama", {})
     shape = "Qwen3-30B-A3B's exact config" if not c["overrides"] else "a toy shape of it (quick run)"
@@ -59,7 +64,7 @@ def render(r: dict) -> list[str]:
         f"{s['dtype']} ({s['threads']} threads), the experts generated a chunk at a time straight into the sidecar as "
         f"{s['expert_format']}"
         + ("; then, on the same upload, with the attention projections and lm_head converted to torch's dynamic int8 "
-           "(`vtpu.integrations.dense_int8`; embeddings, norms and routers unchanged)" if s.get("int8_dense") else "")
+           f"(`vtpu.integrations.dense_int8`{_rest(s['int8_dense'])})" if s.get("int8_dense") else "")
         + ". Peers: llama.cpp through node-llama-cpp on the same weights written as GGUF (experts Q4_0; dense matrices BF16"
         + (", or Q8_0 beside the int8 variant" if s.get("int8_dense") else "")
         + f"; norms and routers F32), the same {len(s['prompt_ids'])} prompt ids and threads. Each variant is judged "

@@ -161,7 +161,8 @@ def test_qwen3_full_report_judges_each_dense_precision_against_its_own_peer():
     side = {**rounds(4.0), "tokens": [1, 2], "prompt_ids": [5] * 22, "threads": 2, "dtype": "bf16", "expert_format": "q4",
             "python_peak_rss": 4 * 2**30, "sidecar_peak_rss": 17 * 2**30, "expert_bytes_per_layer": 2**28, "sidecar_rss_per_layer": 2**28,
             "dense_bytes_per_layer": 2**25, "fixed_bytes": 2**30, "upload_s": 480.0, "projected_48_layers_bytes": 0, "deepest_fitting_layers": 48,
-            "int8_dense": {**rounds(8.0), "tokens": [1, 2], "python_rss_after": 2 * 2**30, "dense_bytes_per_layer": 2**24, "fixed_bytes": 2**29}}
+            "int8_dense": {**rounds(8.0), "tokens": [1, 2], "python_rss_after": 2 * 2**30, "dense_bytes_per_layer": 2**24, "fixed_bytes": 2**29,
+                           "rest_dtype": "float32"}}
     peer = lambda x, dense: {**rounds(x), "tokens": [1, 2], "peak_rss_bytes": 20 * 2**30, "gguf_bytes": 2**34, "gguf_write_s": 60.0, "dense": dense}  # noqa: E731
     r = {"config": {"layers": 48, "new_tokens": 16, "rounds": 2, "overrides": {}}, "sidecar": side,
          "llama": peer(8.0, "BF16"), "llama_q8_dense": peer(12.0, "Q8_0"), "transformers": {"built": False, "error": "x"}}
@@ -170,6 +171,9 @@ def test_qwen3_full_report_judges_each_dense_precision_against_its_own_peer():
     assert "| decode tokens/s, q4 experts + int8 dense vs llama.cpp Q4_0 experts, Q8_0 dense | 2.00/s (2.00–2.00) | 3.00/s (3.00–3.00) | 0.67× (0.67–0.67) |" in text
     assert "| memory (Python's RSS after the run + the sidecar's peak) vs llama.cpp (Q8_0 dense, its process's peak) | 19.00 GiB | 20.00 GiB | 0.95× |" in text
     assert "Greedy tokens (Q8_0 dense pair): the same" in text and "in int8, 16 MiB a layer and 0.50 GiB fixed" in text
+    assert "(`vtpu.integrations.dense_int8`; embeddings, norms and routers in float32)" in text
+    del r["sidecar"]["int8_dense"]["rest_dtype"]  # an older result does not say: nor does the report
+    assert "(`vtpu.integrations.dense_int8`)" in "\n".join(report_qwen3_full.render(r))
 
 
 def _cluster(rows_per_s: float, server_ms: float) -> dict:
