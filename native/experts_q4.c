@@ -117,7 +117,7 @@ __attribute__((target("avx2,fma"))) static inline __m256i block_at(const uint8_t
   __m256i r0 = _mm256_loadu_si256((const __m256i *)c), r1 = _mm256_loadu_si256((const __m256i *)(c + 32));
   __m256i t = block_dot(_mm256_and_si256(r0, m4), _mm256_and_si256(_mm256_srli_epi16(r0, 4), m4),
                         _mm256_and_si256(r1, m4), _mm256_and_si256(_mm256_srli_epi16(r1, 4), m4), q);
-  return _mm256_sub_epi32(t, _mm256_zextsi128_si256(_mm_cvtsi32_si128(8 * q->sum)));
+  return _mm256_sub_epi32(t, _mm256_setr_epi32(8 * q->sum, 0, 0, 0, 0, 0, 0, 0));
 }
 
 __attribute__((target("avx2,fma"))) static void dot_avx2(const uint8_t *w, const float *s, int nb, const qact_t *a, int M, float *y, size_t ys) {
@@ -148,7 +148,7 @@ __attribute__((target("avx2,fma"))) static void dot_avx2(const uint8_t *w, const
       __m256i lo1 = _mm256_and_si256(r1, m4), hi1 = _mm256_and_si256(_mm256_srli_epi16(r1, 4), m4);
       for (int r = 0; r < mt; r++) {
         const qact_t *q = a + (size_t)(m0 + r) * nb + b;
-        __m256i t = _mm256_sub_epi32(block_dot(lo0, hi0, lo1, hi1, q), _mm256_zextsi128_si256(_mm_cvtsi32_si128(8 * q->sum)));
+        __m256i t = _mm256_sub_epi32(block_dot(lo0, hi0, lo1, hi1, q), _mm256_setr_epi32(8 * q->sum, 0, 0, 0, 0, 0, 0, 0));
         acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(s[b] * q->d), _mm256_cvtepi32_ps(t), acc[r]);
       }
     }
