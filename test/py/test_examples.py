@@ -39,7 +39,7 @@ def test_example_runs(script: Path) -> None:
         assert "a decode step:" in proc.stdout and "experts calls" in proc.stdout
         # --int8-dense also: measured in bf16, converted in place, measured again on the same upload
         assert proc.stdout.count("tokens/s: prefill") == 2 and "[dense bf16]" in proc.stdout and "[dense int8]" in proc.stdout
-        assert "dense half converted to int8 (attention projections, lm_head)" in proc.stdout
+        assert "dense half converted to int8 (attention projections, lm_head; the rest float32)" in proc.stdout
 
 
 def _run_readme_snippet(heading_pattern: str) -> str:
