@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
         if args.int8_dense == "also":
             convert(model)
             fixed, per_layer = dense_bytes(model)
-            res["int8_dense"] = {**measure(model, tok, inputs, args, "int8"), "dense_bytes_per_layer": per_layer / args.layers, "rest_dtype": "float32",
+            res["int8_dense"] = {**measure(model, tok, inputs, args, "int8"), "dense_bytes_per_layer": per_layer / args.layers, "rest_dtype": str(model.dtype).removeprefix("torch."),
                                  "fixed_bytes": fixed, "python_rss_after": status_bytes("VmRSS")}
             print(f"Python RSS now {res['int8_dense']['python_rss_after'] / GIB:.2f} GiB (its peak above was the {args.dtype} run's)")
     res.update(first, upload_s=up, layers=args.layers, prompt_ids=inputs["input_ids"][0].tolist(), threads=torch.get_num_threads(),

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Callable
 
 from report_common import _fmt, ratio_rounds
+from report_qwen3 import INT8_DENSE_PEER
 
 Verdict = tuple[str, str, str, str]  # (our figure, peer, verdict, reason)
 
@@ -100,8 +101,8 @@ def _search(r: dict) -> Verdict:
 def _qwen3(r: dict) -> Verdict:
     vs = {k: v for k, v in r["variants"].items() if "error" not in v}
     # transformers with the int8 dense half too is a peer: a user of that recipe has it
-    peers = {k: v for k, v in vs.items() if k.startswith(("torch", "int8dense-torch"))}
-    ours_v = {k: v for k, v in vs.items() if not k.startswith(("torch", "llama.cpp", "int8dense-torch"))}  # llama.cpp: a peer, judged in the suite's own table
+    peers = {k: v for k, v in vs.items() if k.startswith(("torch", INT8_DENSE_PEER))}
+    ours_v = {k: v for k, v in vs.items() if not k.startswith(("torch", "llama.cpp", INT8_DENSE_PEER))}  # llama.cpp: a peer, judged in the suite's own table
     if not peers or not ours_v:
         return "not measured", "—", "refuted", "no hybrid or no transformers run completed"
     best_peer = {ph: max(peers.items(), key=lambda kv: kv[1][f"{ph}_tps"]) for ph in ("prefill", "decode")}
@@ -113,7 +114,7 @@ def _qwen3(r: dict) -> Verdict:
     ours = "; ".join(f"{ph} {_fmt(best_ours[ph][1][f'{ph}_tps'], ' tok/s')} ({best_ours[ph][0]})" for ph in ratio)
     peer = "; ".join(f"{ph} {_fmt(best_peer[ph][1][f'{ph}_tps'], ' tok/s')} "
                      f"(transformers {best_peer[ph][1].get('experts_implementation', best_peer[ph][0])}"
-                     f"{' + int8 dense' if best_peer[ph][0].startswith('int8dense-torch') else ''})" for ph in ratio)
+                     f"{' + int8 dense' if best_peer[ph][0].startswith(INT8_DENSE_PEER) else ''})" for ph in ratio)
     why = "best hybrid vs fastest transformers variant: " + ", ".join(
         f"{ph} {ratio[ph]:.2f}× ({min(pairs[ph]):.2f}–{max(pairs[ph]):.2f} over the rounds)" for ph in ratio)
     if all(min(p) >= 2 for p in pairs.values()):

@@ -37,11 +37,11 @@ LLAMA_PAIRS = {"llama.cpp-Q4_0": ("q4", 0.5), "llama.cpp-Q8_0": ("q8", 0.5), "ll
 INT8_DENSE_PEER, INT8_DENSE_SUFFIX = "int8dense-torch", "-int8dense"
 
 
-def _reported(label: str, x: dict, peer: dict, peer_note: str = "") -> list[str]:
-    """Prefill and decode rows of ``x`` against ``peer`` with no target: the ratio and its spread."""
+def _reported(label: str, x: dict, peer: dict, peer_note: str = "", phases: tuple[str, ...] = ("prefill", "decode")) -> list[str]:
+    """Rows of ``x`` against ``peer`` in each of ``phases``, with no target: the ratio and its spread."""
     return [_row(f"{p} tokens/s, {label}", _fmt(x[f"{p}_tps"], "/s"), _fmt(peer[f"{p}_tps"], "/s") + peer_note,
                  _spread(x[f"{p}_tps"] / peer[f"{p}_tps"], x.get(f"{p}_tps_rounds"), peer.get(f"{p}_tps_rounds")), "reported", True)
-            for p in ("prefill", "decode")]
+            for p in phases]
 
 
 def _llama_rows(v: str, peer: dict, vs: dict) -> list[str]:
@@ -123,7 +123,7 @@ def render(r: dict) -> list[str]:
             # the recipe's own peer, the faster of transformers' int8 dense runs in each phase (no target: the issue's is fp32)
             for phase in ("prefill", "decode"):
                 name, peer8 = best_peer(vs, phase, INT8_DENSE_PEER)
-                lines += [r for r in _reported(f"{v} vs {name} experts + int8 dense", x, peer8) if r.startswith(f"| {phase} ")]
+                lines += _reported(f"{v} vs {name} experts + int8 dense", x, peer8, phases=(phase,))
         if x.get("inference_peak_rss_bytes") and base.get("inference_peak_rss_bytes"):
             # both processes: Python's peak in inference plus the sidecar's RSS, which holds the offloaded experts
             side, what = _sidecar(x)

@@ -48,10 +48,10 @@ def _same_tokens(s: dict, ll: dict) -> str:
             f"GGUF {gib(ll['gguf_bytes'])}, written in {ll['gguf_write_s']:.0f} s (not timed in the figures).")
 
 
-
 def _rest(i8: dict) -> str:
     """What the int8 run kept in float (embeddings, norms, routers), when its result says."""
     return f"; embeddings, norms and routers in {i8['rest_dtype']}" if i8.get("rest_dtype") else ""
+
 
 def render(r: dict) -> list[str]:
     c, s, ll = r["config"], r["sidecar"], r.get("llama", {})
