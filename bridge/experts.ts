@@ -5,10 +5,10 @@
  * are gone and the next request starts a fresh one (runs then answer "no experts
  * uploaded" until the client uploads again).
  *
- * Decode-sized runs of q4 layers on the native kernel skip the thread: when a layer is complete
- * the thread hands its packed experts over (shared memory), and a run of at most INLINE_ROWS
- * tokens with nothing queued in the thread is answered here, on the event loop (~1.5 ms for a
- * 30B-A3B layer's token). The two hops to the thread and back cost ~0.5 ms a call on a 2-core
+ * Decode-sized runs of layers on a native kernel (q4, fp32) skip the thread: when a layer is
+ * complete the thread hands its packed experts over (shared memory), and a run of at most
+ * INLINE_ROWS tokens with nothing queued in the thread is answered here, on the event loop (~1.5
+ * ms for a 30B-A3B layer's token in q4). The two hops to the thread and back cost ~0.5 ms a call on a 2-core
  * VM, a quarter of a decode call. Larger runs, and every load, info and drop, go to the thread.
  */
 import { existsSync } from 'node:fs';
@@ -20,17 +20,17 @@ import { expertsOutput, expertsTask, OP, runReplyBytes, taskBuffers, type Expert
 import type { LinkHandle } from './shm/links';
 import { wantsLayout } from './tensor_layout';
 import { ExpertRuntime } from '../engine/kernels/experts_runtime';
-import { q4Kernel, runAnswer } from './experts_run';
+import { nativeKernels, runAnswer, type ExpertKernel } from './experts_run';
 
 /** Options of {@link ExpertHost}. */
 export interface ExpertHostOptions {
-  /** ONNX Runtime intra-op threads per session, and the native q4 kernel's threads (0 = one per core). */
+  /** ONNX Runtime intra-op threads per session, and the native kernels' threads (0 = one per core). */
   threads?: number;
   /**
-   * What runs `q4` layers: the native kernel (default; ONNX Runtime when its addon did not
-   * build), or ONNX Runtime's MatMulNBits (kept for comparing the two).
+   * What runs `q4` and `fp32` layers: the native kernels (default; ONNX Runtime where an addon
+   * did not build), or ONNX Runtime's MatMulNBits and Gemm (kept for comparing the two).
    */
-  q4Kernel?: 'native' | 'onnxruntime';
+  kernel?: ExpertKernel;
 }
 
 /** Most tokens a run answered on the event loop may have (a decode step's batch). */
@@ -67,12 +67,12 @@ export class ExpertHost {
   private readonly loads = new Map<number, Float64Array>();
   /** Runs answered on the event loop (see INLINE_ROWS); the tests read it. */
   inlineRuns = 0;
-  /** Complete native q4 layers the thread handed over, for inline runs; null without the kernel. */
+  /** Complete native layers the thread handed over, for inline runs; null without any native kernel. */
   private readonly inline: ExpertRuntime | null;
 
   constructor(private readonly opts: ExpertHostOptions = {}) {
-    const q4 = q4Kernel(opts.q4Kernel);
-    this.inline = q4 ? new ExpertRuntime({ threads: opts.threads ?? 0, q4 }) : null;
+    const k = nativeKernels(opts.kernel);
+    this.inline = k.q4 || k.f32 ? new ExpertRuntime({ threads: opts.threads ?? 0, ...k }) : null;
   }
 
   /** True for the op this host serves. */
@@ -83,7 +83,7 @@ export class ExpertHost {
   private start(): Worker {
     const file = workerFile();
     if (!existsSync(file)) throw new VtpuError('E_INTERNAL', `expert worker ${file} is missing; run \`npm run build\` first`);
-    const w = new Worker(file, { workerData: { threads: this.opts.threads ?? 0, q4Kernel: this.opts.q4Kernel ?? 'native' } });
+    const w = new Worker(file, { workerData: { threads: this.opts.threads ?? 0, kernel: this.opts.kernel ?? 'native' } });
     w.on('message', (m: { id: number; answer?: ExpertsAnswer; error?: { code: ErrorCode; message: string } }) => {
       const p = this.pending.get(m.id);
       if (!p) return;

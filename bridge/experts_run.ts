@@ -1,17 +1,21 @@
 /**
- * What the expert thread and the host's inline path (bridge/experts.ts) share: the q4 kernel
- * they load, and a CEXPERTS run as an answer (they differ only in where x and the reply block
+ * What the expert thread and the host's inline path (bridge/experts.ts) share: the native
+ * kernels they load, and a CEXPERTS run as an answer (they differ only in where x and the reply block
  * come from).
  */
 import { VtpuError } from '../engine/errors';
 import type { ExpertRuntime, RoutingInput } from '../engine/kernels/experts_runtime';
 import { runReplyBytes, type ExpertsAnswer } from '../engine/ops/cexperts';
-import type { Q4Kernel } from '../engine/kernels/experts_runtime';
+import type { F32Kernel, Q4Kernel } from '../engine/kernels/experts_runtime';
 import { loadAddon } from './native';
 
-/** The native q4 kernel unless ONNX Runtime was asked for (null too when its addon did not build). */
-export function q4Kernel(choice: 'native' | 'onnxruntime' = 'native'): Q4Kernel | null {
-  return choice === 'onnxruntime' ? null : loadAddon<Q4Kernel>('vtpu_experts_q4');
+/** What runs the formats that have a native kernel (q4, fp32): those kernels, or ONNX Runtime for comparison. */
+export type ExpertKernel = 'native' | 'onnxruntime';
+
+/** The native kernels unless ONNX Runtime was asked for (each null too when its addon did not build). */
+export function nativeKernels(choice: ExpertKernel = 'native'): { q4: Q4Kernel | null; f32: F32Kernel | null } {
+  if (choice === 'onnxruntime') return { q4: null, f32: null };
+  return { q4: loadAddon<Q4Kernel>('vtpu_experts_q4'), f32: loadAddon<F32Kernel>('vtpu_experts_f32') };
 }
 
 /**

@@ -8,15 +8,15 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { ExpertRuntime } from '../engine/kernels/experts_runtime';
 import { VtpuError } from '../engine/errors';
 import type { ExpertsAnswer, ExpertsTask } from '../engine/ops/cexperts';
-import { q4Kernel, runAnswer } from './experts_run';
+import { nativeKernels, runAnswer, type ExpertKernel } from './experts_run';
 import { spanBytes, spanFloats } from './shm/span';
 import { trimHeap } from './heap';
 
-const data = (workerData ?? {}) as { threads?: number; q4Kernel?: 'native' | 'onnxruntime' };
+const data = (workerData ?? {}) as { threads?: number; kernel?: ExpertKernel };
 const runtime = new ExpertRuntime({
   threads: data.threads ?? 0,
   reclaim: trimHeap,
-  q4: q4Kernel(data.q4Kernel),
+  ...nativeKernels(data.kernel),
 });
 
 async function answer(t: ExpertsTask): Promise<ExpertsAnswer> {

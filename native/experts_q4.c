@@ -30,10 +30,11 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
+#include "pool.h"
+#include "napi_args.h"
 
 #define QB 128          /* weights (and activations) per quantisation block */
 #define BLOB (QB / 2)   /* bytes of 4-bit codes a block */
-#define MAXT 64         /* most threads a call may use */
 #define MT 4            /* activation rows a weight block is applied to at once */
 #define ROWS 64         /* weight rows a chunk of work (decode: ~10 µs) */
 /* Bytes ahead the decode loop asks for: the hardware prefetcher alone left a 2-core Zen 3 VM at
@@ -160,93 +161,6 @@ __attribute__((target("avx2,fma"))) static void dot_avx2(const uint8_t *w, const
 static dot_fn dot = dot_portable;
 static const char *isa = "portable";
 
-/* ---- the thread pool: a phase is `chunks` pieces of work, claimed one at a time ----
- * The caller works from the start; a helper joins when it wakes (a sleeping thread on a VM took
- * ~0.2 ms to wake, longer than a decode phase), so nobody waits for a late helper, only for the
- * chunks already claimed. `claim` packs (phase, next chunk): a claim is a compare-and-swap on both,
- * so a helper that slept through a phase can never take a chunk of another. */
-
-typedef void (*chunk_fn)(void *ctx, int chunk, int chunks);
-typedef struct { chunk_fn fn; void *ctx; int chunks; } phase_t;
-static struct {
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  int made, sleepers;
-  phase_t slot[2];           /* phase g's work is slot[g & 1], written before g is published */
-  _Atomic uint64_t claim;    /* phase << 32 | next chunk */
-  atomic_int done;           /* chunks of the current phase finished */
-  int helpers;               /* threads that may join the current call, besides the caller */
-} pool = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER };
-/* Serialises calls (the pool runs one call at a time). */
-static pthread_mutex_t call_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static double now_us(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e6 + t.tv_nsec * 1e-3;
-}
-
-static inline void relax(void) {
-#if defined(__x86_64__)
-  _mm_pause();
-#endif
-}
-
-/* Claims and runs chunks of phase `g` until none is left (or another phase began). */
-static void work(uint32_t g) {
-  for (;;) {
-    uint64_t c = atomic_load(&pool.claim);
-    if ((uint32_t)(c >> 32) != g) return;
-    phase_t ph = pool.slot[g & 1];
-    uint32_t i = (uint32_t)c;
-    if ((int)i >= ph.chunks) return;
-    if (!atomic_compare_exchange_weak(&pool.claim, &c, c + 1)) continue;
-    ph.fn(ph.ctx, (int)i, ph.chunks);
-    atomic_fetch_add(&pool.done, 1);
-  }
-}
-
-static void *helper(void *arg) {
-  int id = (int)(intptr_t)arg;
-  uint32_t seen = (uint32_t)(atomic_load(&pool.claim) >> 32);
-  for (;;) {
-    double until = now_us() + 50;
-    while ((uint32_t)(atomic_load(&pool.claim) >> 32) == seen && now_us() < until) relax();
-    if ((uint32_t)(atomic_load(&pool.claim) >> 32) == seen) {
-      pthread_mutex_lock(&pool.mu);
-      pool.sleepers++;
-      while ((uint32_t)(atomic_load(&pool.claim) >> 32) == seen) pthread_cond_wait(&pool.cv, &pool.mu);
-      pool.sleepers--;
-      pthread_mutex_unlock(&pool.mu);
-    }
-    seen = (uint32_t)(atomic_load(&pool.claim) >> 32);
-    if (id <= pool.helpers) work(seen);
-  }
-  return NULL;
-}
-
-/* Runs fn(ctx, c, chunks) for every c < chunks on this thread and up to nt - 1 helpers. */
-static void parallel(chunk_fn fn, void *ctx, int chunks, int nt) {
-  while (pool.made < nt - 1) {
-    pthread_t t;
-    if (pthread_create(&t, NULL, helper, (void *)(intptr_t)(pool.made + 1))) break;
-    pthread_detach(t);
-    pool.made++;
-  }
-  pool.helpers = nt - 1 < pool.made ? nt - 1 : pool.made;
-  uint32_t g = (uint32_t)(atomic_load(&pool.claim) >> 32) + 1;
-  pool.slot[g & 1] = (phase_t){ fn, ctx, chunks };
-  atomic_store(&pool.done, 0);
-  atomic_store(&pool.claim, (uint64_t)g << 32);
-  if (pool.helpers) {
-    pthread_mutex_lock(&pool.mu);
-    if (pool.sleepers) pthread_cond_broadcast(&pool.cv);
-    pthread_mutex_unlock(&pool.mu);
-  }
-  work(g);
-  while (atomic_load(&pool.done) < chunks) relax();
-}
-
 /* ---- one layer's call ---- */
 
 typedef struct {
@@ -259,11 +173,6 @@ typedef struct {
   const uint8_t **guQ, **dnQ;
   const float **guS, **dnS;
 } job_t;
-
-static void span(int total, int part, int parts, int *a, int *b) {
-  *a = (int)((int64_t)total * part / parts);
-  *b = (int)((int64_t)total * (part + 1) / parts);
-}
 
 static void quant_x(void *c, int part, int parts) { /* a chunk a row */
   job_t *j = c;
@@ -316,30 +225,6 @@ static void *grown(int k, size_t n) {
 }
 
 /* ---- Node-API ---- */
-
-static napi_value fail(napi_env env, const char *code, const char *msg) {
-  napi_throw_error(env, code, msg);
-  return NULL;
-}
-
-static int get_int(napi_env env, napi_value v, int lo, int hi, int *out) {
-  double d;
-  if (napi_get_value_double(env, v, &d) != napi_ok || d != (double)(int64_t)d || d < lo || d > hi) return 0;
-  *out = (int)d;
-  return 1;
-}
-
-/* The data of a typed array of `type` with exactly `len` elements; NULL for anything else. */
-static void *typed(napi_env env, napi_value v, napi_typedarray_type type, size_t len) {
-  bool is;
-  napi_typedarray_type t;
-  size_t n;
-  void *data;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return NULL;
-  if (napi_get_typedarray_info(env, v, &t, &n, &data, NULL, NULL) != napi_ok || t != type) return NULL;
-  if (n != len) return NULL;
-  return data ? data : (void *)"";
-}
 
 /* swiglu(H, I, threads, x, y, counts, guQ[], guS[], dnQ[], dnS[]) -> threads it may use (this one included).
  * x, y: Float32Array (rows, H), rows = Σ counts; counts: Int32Array (n); the four arrays hold

@@ -24,7 +24,7 @@
  * layers of a big model fit (measurements in README's full-size section). The sidecar runs
  * `q4` layers on its own kernel over these same packed blocks (native/experts_q4.c, with the
  * same level-4 arithmetic); a q4 graph is built only where that addon is missing, or when the
- * host is asked for ONNX Runtime to compare the two (ExpertHost's `q4Kernel`).
+ * host is asked for ONNX Runtime to compare the two (ExpertHost's `kernel`).
  */
 import { Elem, encodeModel, InitSpec, NodeSpec } from './onnx_proto';
 
@@ -117,7 +117,7 @@ export function quantizeBlocks(w: Float32Array, N: number, K: number, bits: 4 | 
 export interface PackedLinear {
   N: number;
   K: number;
-  /** fp32: W's bytes; int8: int8 Wᵀ (K, N); q8/q4: MatMulNBits blocks (N, blocks, bytes per block). */
+  /** fp32: W's bytes (on the native kernel: its panels, experts_runtime.ts `panelled`); int8: int8 Wᵀ (K, N); q8/q4: MatMulNBits blocks (N, blocks, bytes per block). */
   w: Uint8Array;
   /** Per-row (int8) or per-block (q8/q4) float32 scales; absent for fp32. */
   scale?: Uint8Array;

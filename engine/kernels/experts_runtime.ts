@@ -4,9 +4,10 @@
  * weighted combine). Experts of a layer are uploaded in chunks (any order), each expert
  * quantised to the layer's format as it arrives (so a layer never waits for its session in
  * fp32 unless fp32 is its format); each group of `group` consecutive experts becomes one
- * session as soon as all its experts arrived. `q4` layers skip ONNX Runtime when the host hands
- * in the native kernel ({@link ExpertRuntimeOptions.q4}, native/experts_q4.c): their packed
- * experts are held as they arrive and run there. Errors are VtpuErrors (typed on the wire).
+ * session as soon as all its experts arrived. `q4` and `fp32` layers skip ONNX Runtime when the
+ * host hands in the native kernels ({@link ExpertRuntimeOptions.q4}, native/experts_q4.c;
+ * {@link ExpertRuntimeOptions.f32}, native/experts_f32.c): their packed experts are held (in
+ * shared memory) as they arrive and run there. Errors are VtpuErrors (typed on the wire).
  */
 import { VtpuError } from '../errors';
 import { dispatchPlan, route } from './moe';
@@ -35,7 +36,7 @@ export interface LayerInfo extends LayerSpec {
   received: number;
   complete: boolean;
   bytes: number;
-  /** What runs the layer's experts: ONNX Runtime sessions, or the native q4 kernel. */
+  /** What runs the layer's experts: ONNX Runtime sessions, or the native kernel of its format. */
   kernel: 'onnxruntime' | 'native';
 }
 
@@ -47,6 +48,20 @@ export interface LayerInfo extends LayerSpec {
 export interface Q4Kernel {
   swiglu(H: number, I: number, threads: number, x: Float32Array, y: Float32Array, counts: Int32Array,
     guQ: Uint8Array[], guS: Float32Array[], dnQ: Uint8Array[], dnS: Float32Array[]): number;
+}
+
+/**
+ * The native fp32 SwiGLU (native/experts_f32.c): weights in panels of 16 output rows (`pack`),
+ * every active expert of a layer in one call as for {@link Q4Kernel}. Returns the threads it used.
+ */
+export interface F32Kernel {
+  pack(N: number, K: number, w: Float32Array, out: Float32Array): void;
+  swiglu(H: number, I: number, threads: number, x: Float32Array, y: Float32Array, counts: Int32Array, gu: Float32Array[], dn: Float32Array[]): number;
+}
+
+/** Floats of W (N rows of K) in {@link F32Kernel} panels: ceil(N / 16) panels of K·16. */
+export function panelFloats(N: number, K: number): number {
+  return Math.ceil(N / 16) * K * 16;
 }
 
 /** Routing handed to {@link ExpertRuntime.run}: router logits, or a selection made elsewhere. */
@@ -78,6 +93,8 @@ export interface ExpertRuntimeOptions {
   reclaim?: () => void;
   /** The native q4 kernel; without it `q4` layers run on ONNX Runtime's MatMulNBits. */
   q4?: Q4Kernel | null;
+  /** The native fp32 kernel; without it `fp32` layers run on ONNX Runtime's Gemm. */
+  f32?: F32Kernel | null;
 }
 
 /** A complete native layer as another thread takes it over ({@link ExpertRuntime.shared}, {@link ExpertRuntime.adopt}). */
@@ -96,6 +113,16 @@ function toShared(p: PackedExpert): PackedExpert {
   };
   const lin = (l: PackedExpert['gateUp']) => ({ ...l, w: share(l.w) as Uint8Array, scale: share(l.scale) });
   return { gateUp: lin(p.gateUp), down: lin(p.down) };
+}
+
+/** An fp32 expert in the native kernel's panels, in shared memory. */
+function panelled(k: F32Kernel, H: number, I: number, w: { gateUp: Float32Array; down: Float32Array }): PackedExpert {
+  const lin = (src: Float32Array, N: number, K: number) => {
+    const out = new Float32Array(new SharedArrayBuffer(panelFloats(N, K) * 4));
+    k.pack(N, K, src, out);
+    return { N, K, w: new Uint8Array(out.buffer) };
+  };
+  return { gateUp: lin(w.gateUp, 2 * I, H), down: lin(w.down, H, I) };
 }
 
 /** Every expert of the layer arrived. */
@@ -186,7 +213,7 @@ export class ExpertRuntime {
     }
     if (!l) {
       const groups = Math.ceil(E / spec.group);
-      const native = spec.format === 'q4' && !!this.opts.q4;
+      const native = !!this.kernel(spec.format);
       l = { spec: { ...spec }, received: new Uint8Array(E), packed: new Array(E).fill(null), sessions: new Array(native ? 0 : groups).fill(null), native };
       this.layers.set(layer, l);
     }
@@ -199,8 +226,8 @@ export class ExpertRuntime {
       l.received[e] = 1;
       // Views: the chunk's buffers are handed over (moved here from the event loop).
       const w = { gateUp: gateUp.subarray(j * 2 * I * H, (j + 1) * 2 * I * H), down: down.subarray(j * H * I, (j + 1) * H * I) };
-      const p = packExpert(spec.format, H, I, w);
-      l.packed[e] = l.native ? toShared(p) : p;
+      if (!l.native) l.packed[e] = packExpert(spec.format, H, I, w);
+      else l.packed[e] = spec.format === 'fp32' ? panelled(this.opts.f32 as F32Kernel, H, I, w) : toShared(packExpert(spec.format, H, I, w));
     }
     if (l.native) return this.info(layer) as LayerInfo;
     const g0 = Math.floor(first / spec.group), g1 = Math.floor((first + n - 1) / spec.group);
@@ -249,9 +276,14 @@ export class ExpertRuntime {
     return { spec: { ...l.spec }, packed: l.packed as PackedExpert[] };
   }
 
-  /** Holds a layer another runtime built ({@link shared}); needs the native kernel. */
+  /** The native kernel of a format, when the host handed one in. */
+  private kernel(format: ExpertFormat): Q4Kernel | F32Kernel | null {
+    return (format === 'q4' ? this.opts.q4 : format === 'fp32' ? this.opts.f32 : null) ?? null;
+  }
+
+  /** Holds a layer another runtime built ({@link shared}); needs the native kernel of its format. */
   adopt(layer: number, s: SharedLayer): void {
-    if (!this.opts.q4 || s.spec.format !== 'q4') throw new VtpuError('E_INTERNAL', `${OP}: only q4 layers on the native kernel can be adopted`);
+    if (!this.kernel(s.spec.format)) throw new VtpuError('E_INTERNAL', `${OP}: only layers on a native kernel this runtime has can be adopted (${s.spec.format})`);
     this.drop(layer);
     this.layers.set(layer, { spec: { ...s.spec }, received: new Uint8Array(s.spec.experts).fill(1), packed: s.packed.slice(), sessions: [], native: true });
   }
@@ -338,7 +370,12 @@ export class ExpertRuntime {
       if (c > 0) active.push(l.packed[e] as PackedExpert), rows.push(c);
     });
     const f32 = (b: Uint8Array): Float32Array => new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
-    (this.opts.q4 as Q4Kernel).swiglu(H, I, ortThreads(l.spec.threads ?? this.opts.threads), xs, ys, Int32Array.from(rows),
+    const threads = ortThreads(l.spec.threads ?? this.opts.threads);
+    if (l.spec.format === 'fp32') {
+      (this.opts.f32 as F32Kernel).swiglu(H, I, threads, xs, ys, Int32Array.from(rows), active.map((p) => f32(p.gateUp.w)), active.map((p) => f32(p.down.w)));
+      return;
+    }
+    (this.opts.q4 as Q4Kernel).swiglu(H, I, threads, xs, ys, Int32Array.from(rows),
       active.map((p) => p.gateUp.w), active.map((p) => f32(p.gateUp.scale as Uint8Array)),
       active.map((p) => p.down.w), active.map((p) => f32(p.down.scale as Uint8Array)));
   }

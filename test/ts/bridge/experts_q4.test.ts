@@ -8,10 +8,9 @@ import { ExpertHost } from '../../../bridge/experts';
 import { loadAddon } from '../../../bridge/native';
 import type { Q4Kernel } from '../../../engine/kernels/experts_runtime';
 import { packExpert } from '../../../engine/kernels/experts_graph';
-import { OutTensor, tensorBatch } from '../../../engine/tensors';
-import type { OpOutput } from '../../../engine/types';
 import { ensureBuilt } from './helpers';
 import { seededFloats as rand } from '../engine/helpers';
+import { codeWith, input, maxAbs, maxDiff, runWith, y, type LayerCase } from './experts_fixture';
 
 type Addon = Q4Kernel & { useIsa(name: string): string };
 const addon = loadAddon<Addon>('vtpu_experts_q4');
@@ -22,30 +21,7 @@ const GU = rand(E * 2 * I * H, 21), DOWN = rand(E * H * I, 22), X = rand(16 * H,
 const IDS = Int32Array.from([1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 2, 0, 0, 2]);
 const W = rand(T * k, 24).map((v) => 0.5 + v / 4);
 
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
-const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-const input = (params: Record<string, unknown>, named: Record<string, OutTensor> = {}) => {
-  const names = Object.keys(named);
-  return names.length ? { params: { ...params, tensors: names }, scrolls: tensorBatch(names.map((n) => named[n])) } : { params };
-};
-function y(out: OpOutput): Float32Array {
-  const i = (out.result.tensors as string[]).indexOf('y');
-  const b = out.scrolls!;
-  return new Float32Array(b.values.slice(b.valueOffsets[i], b.valueOffsets[i + 1]).buffer);
-}
-
-/** Runs the layer in a host whose q4 layers use `kernel`; returns y and what info said ran it. */
-async function runWith(kernel: 'native' | 'onnxruntime'): Promise<{ y: Float32Array; ran: unknown }> {
-  const host = new ExpertHost({ threads: 2, q4Kernel: kernel });
-  try {
-    await host.run(input({ mode: 'load', layer: 0, experts: E, hidden: H, intermediate: I, format: 'q4' }, { gate_up: { shape: [E, 2 * I, H], data: GU.slice() }, down: { shape: [E, H, I], data: DOWN.slice() } }));
-    const out = await host.run(input({ mode: 'run', layer: 0 }, { x: { shape: [T, H], data: X.subarray(0, T * H) }, expert_ids: { shape: [T, k], data: IDS }, weights: { shape: [T, k], data: W } }));
-    const info = (await host.run(input({ mode: 'info', layer: 0 }))).result.layers as { kernel: string }[];
-    return { y: y(out), ran: info[0].kernel };
-  } finally {
-    host.destroy();
-  }
-}
+const CASE: LayerCase = { format: 'q4', E, H, I, T, k, GU, DOWN, X, IDS, W };
 
 /** The kernel called directly on experts 0..n-1 with `rows` rows each (x rows grouped by expert). */
 function direct(rows: number[], threads = 2): Float32Array {
@@ -64,7 +40,7 @@ maybe('the native q4 kernel', () => {
   beforeAll(() => ensureBuilt('dist/bridge/experts_worker.js'));
 
   test('matches ONNX Runtime MatMulNBits (level 4) on the same weights, decode and prefill rows, padded blocks', async () => {
-    const native = await runWith('native'), ort = await runWith('onnxruntime');
+    const native = await runWith(CASE, 'native'), ort = await runWith(CASE, 'onnxruntime');
     expect(native.ran).toBe('native');
     expect(ort.ran).toBe('onnxruntime');
     // Same codes, same int8 activations: only float summation order differs (and an activation
@@ -128,16 +104,7 @@ maybe('the native q4 kernel', () => {
     const p = packExpert('q4', H, I, { gateUp: GU.subarray(0, 2 * I * H), down: DOWN.subarray(0, H * I) });
     const f32 = (b: Uint8Array) => new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
     const ok = [H, I, 1, X.subarray(0, H), new Float32Array(H), Int32Array.of(1), [p.gateUp.w], [f32(p.gateUp.scale!)], [p.down.w], [f32(p.down.scale!)]] as const;
-    const call = (i: number, v: unknown) => {
-      const args = [...ok] as unknown[];
-      args[i] = v;
-      try {
-        (a.swiglu as (...x: unknown[]) => number)(...args);
-        return 'ok';
-      } catch (e) {
-        return (e as { code?: string }).code;
-      }
-    };
+    const call = (i: number, v: unknown) => codeWith(a.swiglu as (...x: unknown[]) => number, ok, i, v);
     expect(call(0, H)).toBe('ok');
     expect(call(2, 0)).toBe('E_PARAM'); // threads
     expect(call(0, 1.5)).toBe('E_PARAM');

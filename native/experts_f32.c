@@ -1,0 +1,306 @@
+/*
+ * vtpu_experts_f32: the `fp32` experts' SwiGLU forward, y = down(silu(gate(x)) · up(x)), in
+ * float32 throughout. Weights are held in panels (`pack`): a matrix W of N output rows and K
+ * inputs becomes ceil(N/16) panels, panel p holding rows 16p..16p+15 as [K][16] (rows past N
+ * zero), so a tile of 16 outputs reads one contiguous stream and a row of x meets 16 weights
+ * with one broadcast. A tile is up to 6 rows of x against one panel: 12 accumulators, 2 loads
+ * and 6 broadcasts for 12 FMAs a step (the usual AVX2 SGEMM register block); one row of x (a
+ * decode token) gets its own loop, two steps at a time, the panel prefetched 2 KB ahead.
+ *
+ * Why not ONNX Runtime: a decode step routes a token to 8 of 128 experts, a 19 MB read a
+ * 30B-A3B layer, and ORT's graph of 128 experts (Split, 256 Gemm kernels, Concat) cost ~3 ms of
+ * its own a call; its prepacked weights also stay private to its session, so the event loop
+ * could not answer decode calls from them. Here the packed experts live in shared memory and
+ * the same arrays serve decode (inline) and prefill (the expert thread).
+ *
+ * One call runs every active expert of a layer: rows of x grouped by expert (`counts`), each
+ * expert's packed gate_up and down. Work is split over the pool in pool.h. Plain C against
+ * Node-API; the AVX2 tile chosen at run time, a portable one otherwise.
+ */
+#define _GNU_SOURCE
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <node_api.h>
+#include "pool.h"
+#include "napi_args.h"
+
+#define NR 16          /* outputs a panel */
+#define MR 6           /* rows of x a tile */
+#ifndef PREFETCH
+#define PREFETCH 2048  /* bytes of panel asked for ahead of the loop */
+#endif
+
+static int panels(int N) { return (N + NR - 1) / NR; }
+
+/* c[m·ldc + j] = Σ_k a[m·lda + k] · p[k·NR + j] for m < M (≤ MR), j < nc (≤ NR). */
+typedef void (*tile_fn)(const float *p, int K, const float *a, size_t lda, int M, float *c, size_t ldc, int nc);
+
+static void tile_portable(const float *p, int K, const float *a, size_t lda, int M, float *c, size_t ldc, int nc) {
+  for (int m = 0; m < M; m++) {
+    float acc[NR] = { 0 };
+    const float *x = a + (size_t)m * lda;
+    for (int k = 0; k < K; k++) {
+      const float v = x[k], *w = p + (size_t)k * NR;
+      for (int j = 0; j < NR; j++) acc[j] += v * w[j];
+    }
+    for (int j = 0; j < nc; j++) c[(size_t)m * ldc + j] = acc[j];
+  }
+}
+
+#if defined(__x86_64__)
+/* Stores a row of 16 accumulators, the first nc of them. */
+__attribute__((target("avx2,fma"))) static inline void put(float *c, __m256 lo, __m256 hi, int nc) {
+  if (nc == NR) {
+    _mm256_storeu_ps(c, lo);
+    _mm256_storeu_ps(c + 8, hi);
+    return;
+  }
+  float t[NR];
+  _mm256_storeu_ps(t, lo);
+  _mm256_storeu_ps(t + 8, hi);
+  memcpy(c, t, sizeof(float) * nc);
+}
+
+/* One row: two k steps at a time on four accumulators (the FMA latency), the panel prefetched. */
+__attribute__((target("avx2,fma"))) static void row_avx2(const float *p, int K, const float *x, float *c, int nc) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  int k = 0;
+  for (; k + 1 < K; k += 2) {
+    const float *w = p + (size_t)k * NR;
+    _mm_prefetch((const char *)w + PREFETCH, _MM_HINT_T0);
+    _mm_prefetch((const char *)w + PREFETCH + 64, _MM_HINT_T0);
+    const __m256 v0 = _mm256_broadcast_ss(x + k), v1 = _mm256_broadcast_ss(x + k + 1);
+    a0 = _mm256_fmadd_ps(v0, _mm256_loadu_ps(w), a0);
+    a1 = _mm256_fmadd_ps(v0, _mm256_loadu_ps(w + 8), a1);
+    a2 = _mm256_fmadd_ps(v1, _mm256_loadu_ps(w + 16), a2);
+    a3 = _mm256_fmadd_ps(v1, _mm256_loadu_ps(w + 24), a3);
+  }
+  if (k < K) {
+    const __m256 v = _mm256_broadcast_ss(x + k);
+    a0 = _mm256_fmadd_ps(v, _mm256_loadu_ps(p + (size_t)k * NR), a0);
+    a1 = _mm256_fmadd_ps(v, _mm256_loadu_ps(p + (size_t)k * NR + 8), a1);
+  }
+  put(c, _mm256_add_ps(a0, a2), _mm256_add_ps(a1, a3), nc);
+}
+
+/* MM rows (a constant where it is called, so the accumulators stay in registers). */
+__attribute__((target("avx2,fma"), always_inline)) static inline void rows_avx2(const int MM, const float *p, int K, const float *a, size_t lda, float *c, size_t ldc, int nc) {
+  __m256 lo[MR], hi[MR];
+#pragma GCC unroll 6
+  for (int m = 0; m < MM; m++) lo[m] = hi[m] = _mm256_setzero_ps();
+  for (int k = 0; k < K; k++) {
+    const float *w = p + (size_t)k * NR;
+    _mm_prefetch((const char *)w + PREFETCH, _MM_HINT_T0);
+    const __m256 b0 = _mm256_loadu_ps(w), b1 = _mm256_loadu_ps(w + 8);
+#pragma GCC unroll 6
+    for (int m = 0; m < MM; m++) {
+      const __m256 v = _mm256_broadcast_ss(a + (size_t)m * lda + k);
+      lo[m] = _mm256_fmadd_ps(v, b0, lo[m]);
+      hi[m] = _mm256_fmadd_ps(v, b1, hi[m]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int m = 0; m < MM; m++) put(c + (size_t)m * ldc, lo[m], hi[m], nc);
+}
+
+__attribute__((target("avx2,fma"))) static void tile_avx2(const float *p, int K, const float *a, size_t lda, int M, float *c, size_t ldc, int nc) {
+  switch (M) {
+    case 1: row_avx2(p, K, a, c, nc); break;
+    case 2: rows_avx2(2, p, K, a, lda, c, ldc, nc); break;
+    case 3: rows_avx2(3, p, K, a, lda, c, ldc, nc); break;
+    case 4: rows_avx2(4, p, K, a, lda, c, ldc, nc); break;
+    case 5: rows_avx2(5, p, K, a, lda, c, ldc, nc); break;
+    default: rows_avx2(6, p, K, a, lda, c, ldc, nc); break;
+  }
+}
+#endif
+
+static tile_fn tile = tile_portable;
+static const char *isa = "portable";
+
+/* ---- one layer's call ---- */
+
+typedef struct {
+  int H, I, n, rows;
+  const float *x;
+  float *y, *h;              /* y (rows, H); h (rows, 2I): gate and up, then silu(gate)·up in the gate half */
+  const int32_t *counts;     /* rows per expert */
+  int32_t *first;            /* first row of each expert (n + 1) */
+  const float **gu, **dn;    /* packed gate_up (2I outputs of H), down (H outputs of I) */
+} job_t;
+
+/* out (rows, N) = in (rows, K; row stride lda) · Wᵀ for every expert's rows. A unit of work is
+ * one panel of one expert: expert e's panels, then e+1's. */
+static void linear(const job_t *j, int part, int parts, const float **W, int N, int K, const float *in, size_t lda, float *out) {
+  int P = panels(N), a, b;
+  span(j->n * P, part, parts, &a, &b);
+  for (int u = a; u < b; u++) {
+    int e = u / P, q = u % P, M = j->counts[e], nc = N - q * NR < NR ? N - q * NR : NR;
+    const float *p = W[e] + (size_t)q * K * NR;
+    for (int m = 0; m < M; m += MR) {
+      int r = j->first[e] + m;
+      tile(p, K, in + (size_t)r * lda, lda, M - m < MR ? M - m : MR, out + (size_t)r * N + q * NR, N, nc);
+    }
+  }
+}
+
+static void gate_up(void *c, int part, int parts) {
+  job_t *j = c;
+  linear(j, part, parts, j->gu, 2 * j->I, j->H, j->x, j->H, j->h);
+}
+
+static void act(void *c, int part, int parts) { /* a chunk a row */
+  job_t *j = c;
+  int a, b, I = j->I;
+  span(j->rows, part, parts, &a, &b);
+  for (int r = a; r < b; r++) {
+    float *h = j->h + (size_t)r * 2 * I;
+    for (int i = 0; i < I; i++) h[i] = h[i] / (1.f + expf(-h[i])) * h[I + i];
+  }
+}
+
+static void down(void *c, int part, int parts) {
+  job_t *j = c;
+  linear(j, part, parts, j->dn, j->H, j->I, j->h, (size_t)2 * j->I, j->y);
+}
+
+/* The gate_up / down scratch, kept between calls (decode calls are small and frequent). */
+static struct { void *p; size_t n; } scratch[2];
+static void *grown(int k, size_t n) {
+  if (scratch[k].n < n) {
+    free(scratch[k].p);
+    scratch[k].p = malloc(n);
+    scratch[k].n = scratch[k].p ? n : 0;
+  }
+  return scratch[k].p;
+}
+
+/* ---- Node-API ---- */
+
+/* pack(N, K, w, out): w (N rows of K, Float32Array) into panels, out Float32Array of ceil(N/16)·K·16. */
+static napi_value pack(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int N, K;
+  if (argc < 4 || !get_int(env, argv[0], 1, 1 << 24, &N) || !get_int(env, argv[1], 1, 1 << 24, &K))
+    return fail(env, "E_PARAM", "pack(N, K, w, out): N, K >= 1");
+  const float *w = typed(env, argv[2], napi_float32_array, (size_t)N * K);
+  float *out = typed(env, argv[3], napi_float32_array, (size_t)panels(N) * K * NR);
+  if (!w || !out) return fail(env, "E_SHAPE", "pack: w must be a Float32Array of N·K and out one of ceil(N/16)·K·16");
+  for (int q = 0; q < panels(N); q++) {
+    float *p = out + (size_t)q * K * NR;
+    for (int j = 0; j < NR; j++) {
+      int n = q * NR + j;
+      if (n < N) for (int k = 0; k < K; k++) p[(size_t)k * NR + j] = w[(size_t)n * K + k];
+      else for (int k = 0; k < K; k++) p[(size_t)k * NR + j] = 0;
+    }
+  }
+  return NULL;
+}
+
+/* swiglu(H, I, threads, x, y, counts, gu[], dn[]) -> threads it may use (this one included).
+ * x, y: Float32Array (rows, H), rows = Σ counts; counts: Int32Array (n); gu[j], dn[j]: expert j's
+ * packed gate_up (2I outputs of H) and down (H outputs of I), Float32Arrays from `pack`. */
+static napi_value swiglu_locked(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  job_t j;
+  int nt;
+  if (argc < 8 || !get_int(env, argv[0], 1, 1 << 20, &j.H) || !get_int(env, argv[1], 1, 1 << 20, &j.I) || !get_int(env, argv[2], 1, MAXT, &nt))
+    return fail(env, "E_PARAM", "swiglu(H, I, threads, x, y, counts, gu, dn): H, I >= 1 and 1 <= threads <= 64");
+  uint32_t n;
+  bool arr;
+  for (int k = 6; k < 8; k++)
+    if (napi_is_array(env, argv[k], &arr) != napi_ok || !arr) return fail(env, "E_PARAM", "swiglu: gu and dn must be arrays");
+  napi_get_array_length(env, argv[6], &n);
+  j.n = (int)n;
+  j.counts = typed(env, argv[5], napi_int32_array, n);
+  if (!j.counts) return fail(env, "E_PARAM", "swiglu: counts must be an Int32Array with one entry per expert");
+  int32_t *first = grown(0, sizeof(int32_t) * (n + 1));
+  const float **ptrs = calloc(2 * (size_t)(n ? n : 1), sizeof(float *));
+  if (!first || !ptrs) { free(ptrs); return fail(env, "E_INTERNAL", "swiglu: out of memory"); }
+  first[0] = 0;
+  for (uint32_t e = 0; e < n; e++) {
+    if (j.counts[e] < 0) { free(ptrs); return fail(env, "E_PARAM", "swiglu: counts must be >= 0"); }
+    first[e + 1] = first[e] + j.counts[e];
+  }
+  j.rows = first[n];
+  j.first = first;
+  size_t want[2] = { (size_t)panels(2 * j.I) * j.H * NR, (size_t)panels(j.H) * j.I * NR };
+  for (int k = 0; k < 2; k++) {
+    uint32_t len;
+    napi_get_array_length(env, argv[6 + k], &len);
+    if (len != n) { free(ptrs); return fail(env, "E_PARAM", "swiglu: gu and dn must each have one entry per expert"); }
+    for (uint32_t e = 0; e < n; e++) {
+      napi_value v;
+      napi_get_element(env, argv[6 + k], e, &v);
+      const float *p = typed(env, v, napi_float32_array, want[k]);
+      if (!p) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "swiglu: expert %u's packed %s must be a Float32Array of %zu elements", e, k ? "down" : "gate_up", want[k]);
+        free(ptrs);
+        return fail(env, "E_SHAPE", msg);
+      }
+      ptrs[k * n + e] = p;
+    }
+  }
+  j.gu = ptrs, j.dn = ptrs + n;
+  j.x = typed(env, argv[3], napi_float32_array, (size_t)j.rows * j.H);
+  j.y = typed(env, argv[4], napi_float32_array, (size_t)j.rows * j.H);
+  if (!j.x || !j.y) { free(ptrs); return fail(env, "E_SHAPE", "swiglu: x and y must be Float32Arrays of (sum of counts) x H"); }
+  napi_value ret;
+  if (j.rows == 0) {
+    free(ptrs);
+    napi_create_int32(env, 0, &ret);
+    return ret;
+  }
+  j.h = grown(1, sizeof(float) * j.rows * 2 * j.I);
+  if (!j.h) { free(ptrs); return fail(env, "E_INTERNAL", "swiglu: out of memory for the call's scratch"); }
+  parallel(gate_up, &j, j.n * panels(2 * j.I), nt);
+  parallel(act, &j, j.rows, nt);
+  parallel(down, &j, j.n * panels(j.H), nt);
+  free(ptrs);
+  napi_create_int32(env, pool.helpers + 1, &ret);
+  return ret;
+}
+
+/* One call at a time: the pool and the scratch are the process's. */
+static napi_value swiglu(napi_env env, napi_callback_info info) {
+  pthread_mutex_lock(&call_mu);
+  napi_value r = swiglu_locked(env, info);
+  pthread_mutex_unlock(&call_mu);
+  return r;
+}
+
+/* useIsa("portable" | "avx2") -> the one now in use; tests compare the two. */
+static napi_value use_isa(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], ret;
+  char name[16] = "";
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc >= 1 && napi_get_value_string_utf8(env, argv[0], name, sizeof name, NULL) != napi_ok) return fail(env, "E_PARAM", "useIsa(name): a string");
+  if (!strcmp(name, "portable")) tile = tile_portable, isa = "portable";
+#if defined(__x86_64__)
+  else if (!strcmp(name, "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) tile = tile_avx2, isa = "avx2";
+#endif
+  else if (name[0]) return fail(env, "E_PARAM", "useIsa: 'portable', or 'avx2' on a CPU that has it");
+  napi_create_string_utf8(env, isa, NAPI_AUTO_LENGTH, &ret);
+  return ret;
+}
+
+NAPI_MODULE_INIT() {
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) tile = tile_avx2, isa = "avx2";
+#endif
+  napi_property_descriptor props[] = {
+    { "pack", NULL, pack, NULL, NULL, NULL, napi_default, NULL },
+    { "swiglu", NULL, swiglu, NULL, NULL, NULL, napi_default, NULL },
+    { "useIsa", NULL, use_isa, NULL, NULL, NULL, napi_default, NULL },
+  };
+  napi_define_properties(env, exports, 3, props);
+  return exports;
+}

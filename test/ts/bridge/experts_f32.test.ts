@@ -1,0 +1,139 @@
+/**
+ * The native fp32 kernel (native/experts_f32.c): against ONNX Runtime's Gemm on the same weights
+ * (the path it replaces) and against plain float64 arithmetic, decode rows inline on the event
+ * loop, its portable loop against its AVX2 one, and its argument checks. Widths off the 16-row
+ * panel grid exercise the zero rows of the last panel; an expert with seven rows a tile of six
+ * and one of one.
+ */
+import { ExpertHost } from '../../../bridge/experts';
+import { loadAddon } from '../../../bridge/native';
+import { panelFloats, type F32Kernel } from '../../../engine/kernels/experts_runtime';
+import { ensureBuilt } from './helpers';
+import { seededFloats as rand } from '../engine/helpers';
+import { codeWith, input, maxAbs, maxDiff, runWith, y, type LayerCase } from './experts_fixture';
+
+type Addon = F32Kernel & { useIsa(name: string): string };
+const addon = loadAddon<Addon>('vtpu_experts_f32');
+
+const E = 4, H = 300, I = 140, T = 9, k = 2; // H = 18·16 + 12, 2I = 17·16 + 8
+const GU = rand(E * 2 * I * H, 31), DOWN = rand(E * H * I, 32), X = rand(16 * H, 33);
+// expert 1 gets 7 rows (a tile of 6 and one of 1), expert 3 none
+const IDS = Int32Array.from([1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1, 0, 2, 0, 0, 2]);
+const W = rand(T * k, 34).map((v) => 0.5 + v / 4);
+const CASE: LayerCase = { format: 'fp32', E, H, I, T, k, GU, DOWN, X, IDS, W };
+
+/** Expert e's panels. */
+function packed(e: number): { gu: Float32Array; dn: Float32Array } {
+  const a = addon as Addon;
+  const gu = new Float32Array(panelFloats(2 * I, H)), dn = new Float32Array(panelFloats(H, I));
+  a.pack(2 * I, H, GU.subarray(e * 2 * I * H, (e + 1) * 2 * I * H), gu);
+  a.pack(H, I, DOWN.subarray(e * H * I, (e + 1) * H * I), dn);
+  return { gu, dn };
+}
+
+/** The kernel called directly on experts 0..n-1 with `rows` rows each (x rows grouped by expert). */
+function direct(rows: number[], threads = 2): Float32Array {
+  const ps = rows.map((_, e) => packed(e));
+  const N = rows.reduce((a, b) => a + b, 0);
+  const out = new Float32Array(N * H);
+  (addon as Addon).swiglu(H, I, threads, X.subarray(0, N * H), out, Int32Array.from(rows), ps.map((p) => p.gu), ps.map((p) => p.dn));
+  return out;
+}
+
+/** The same in float64, row by row from the unpacked weights. */
+function reference(rows: number[]): Float64Array {
+  const out = new Float64Array(rows.reduce((a, b) => a + b, 0) * H);
+  let r = 0;
+  rows.forEach((n, e) => {
+    for (let m = 0; m < n; m++, r++) {
+      const x = X.subarray(r * H, (r + 1) * H), h = new Float64Array(I);
+      for (let i = 0; i < I; i++) {
+        let g = 0, u = 0;
+        for (let j = 0; j < H; j++) {
+          g += GU[(e * 2 * I + i) * H + j] * x[j];
+          u += GU[(e * 2 * I + I + i) * H + j] * x[j];
+        }
+        h[i] = (g / (1 + Math.exp(-g))) * u;
+      }
+      for (let o = 0; o < H; o++) {
+        let s = 0;
+        for (let i = 0; i < I; i++) s += DOWN[(e * H + o) * I + i] * h[i];
+        out[r * H + o] = s;
+      }
+    }
+  });
+  return out;
+}
+
+const maybe = addon ? describe : describe.skip;
+
+maybe('the native fp32 kernel', () => {
+  beforeAll(() => ensureBuilt('dist/bridge/experts_worker.js'));
+
+  test('matches ONNX Runtime Gemm on the same weights, decode and prefill rows, partial panels', async () => {
+    const native = await runWith(CASE, 'native'), ort = await runWith(CASE, 'onnxruntime');
+    expect(native.ran).toBe('native');
+    expect(ort.ran).toBe('onnxruntime');
+    expect(maxDiff(native.y, ort.y)).toBeLessThan(1e-5 * maxAbs(ort.y)); // float summation order only
+    expect(maxAbs(native.y)).toBeGreaterThan(0.1);
+  });
+
+  test('matches float64 arithmetic on the unpacked weights', () => {
+    const rows = [7, 1, 0, 3], want = reference(rows);
+    expect(maxDiff(direct(rows), want)).toBeLessThan(1e-5 * maxAbs(want));
+  });
+
+  test('decode-sized runs are answered on the event loop with the thread\'s result', async () => {
+    const host = new ExpertHost({ threads: 2 });
+    const run = (rows: number) => host.run(input({ mode: 'run', layer: 0 }, {
+      x: { shape: [rows, H], data: X.subarray(0, rows * H) }, expert_ids: { shape: [rows, k], data: IDS.subarray(0, rows * k) }, weights: { shape: [rows, k], data: W.subarray(0, rows * k) } }));
+    try {
+      await host.run(input({ mode: 'load', layer: 0, experts: E, hidden: H, intermediate: I, format: 'fp32' }, { gate_up: { shape: [E, 2 * I, H], data: GU.slice() }, down: { shape: [E, H, I], data: DOWN.slice() } }));
+      const before = host.inlineRuns;
+      const threaded = y(await run(T));
+      const small = y(await run(2));
+      expect(host.inlineRuns).toBe(before + 1);
+      expect(maxDiff(small, threaded.subarray(0, 2 * H))).toBeLessThan(1e-6 * maxAbs(threaded));
+    } finally {
+      host.destroy();
+    }
+  });
+
+  test('the portable loop and the AVX2 one agree; any thread count gives the same rows', () => {
+    const rows = [7, 1, 0, 3];
+    const first = (addon as Addon).useIsa('');
+    try {
+      const fast = direct(rows);
+      expect(direct(rows, 1)).toEqual(fast); // panels split over threads, each computed whole
+      expect(direct(rows, 5)).toEqual(fast);
+      (addon as Addon).useIsa('portable');
+      expect(maxDiff(direct(rows), fast)).toBeLessThan(1e-5 * maxAbs(fast));
+    } finally {
+      (addon as Addon).useIsa(first);
+    }
+  });
+
+  test('bad arguments are typed errors, never a crash', () => {
+    const a = addon as Addon, p = packed(0);
+    const ok = [H, I, 1, X.subarray(0, H), new Float32Array(H), Int32Array.of(1), [p.gu], [p.dn]] as const;
+    const call = (i: number, v: unknown) => codeWith(a.swiglu as (...x: unknown[]) => number, ok, i, v);
+    expect(call(0, H)).toBe('ok');
+    expect(call(2, 0)).toBe('E_PARAM'); // threads
+    expect(call(1, 1.5)).toBe('E_PARAM');
+    expect(call(5, Int32Array.of(1, 0))).toBe('E_PARAM'); // counts longer than the experts
+    expect(call(5, Int32Array.of(-1))).toBe('E_PARAM');
+    expect(call(6, p.gu)).toBe('E_PARAM'); // not an array
+    expect(call(6, [p.gu.subarray(1)])).toBe('E_SHAPE'); // panels of the wrong size
+    expect(call(7, [new Float64Array(p.dn.length)])).toBe('E_SHAPE');
+    expect(call(3, X.subarray(0, H - 1))).toBe('E_SHAPE');
+    expect(call(4, new Float32Array(2 * H))).toBe('E_SHAPE');
+    expect(a.swiglu(H, I, 1, new Float32Array(0), new Float32Array(0), Int32Array.of(0), [p.gu], [p.dn])).toBe(0);
+    const pack = (...args: unknown[]) => (a.pack as (...x: unknown[]) => void)(...args);
+    const okPack = [H, I, DOWN.subarray(0, H * I), new Float32Array(panelFloats(H, I))] as const;
+    expect(codeWith(pack, okPack, 0, H)).toBe('ok');
+    expect(codeWith(pack, okPack, 0, 0)).toBe('E_PARAM');
+    expect(codeWith(pack, okPack, 3, new Float32Array(H * I))).toBe('E_SHAPE'); // no room for the padded panel
+    expect(codeWith(pack, okPack, 2, DOWN.subarray(0, H * I - 1))).toBe('E_SHAPE');
+    expect(() => a.useIsa('avx9')).toThrow(expect.objectContaining({ code: 'E_PARAM' }));
+  });
+});
