@@ -26,12 +26,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import time
 from typing import Any
 
-import torch
+# Before torch loads: its OpenMP threads would otherwise spin for milliseconds after each op, on the
+# cores the sidecar's expert calls need (README, "Sharing the cores with the sidecar").
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 import vtpu
 from vtpu.integrations import qwen3_models as qm

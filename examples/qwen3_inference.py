@@ -19,11 +19,16 @@ machine's, on a toy-sized model unless you pass a checkpoint.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from typing import Any
 
-import torch
+# Before torch loads: its OpenMP threads would otherwise spin for milliseconds after each op, on the
+# cores the sidecar's expert calls need (README, "Sharing the cores with the sidecar").
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 import vtpu
 import vtpu.integrations as vi

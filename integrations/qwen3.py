@@ -71,7 +71,8 @@ def hook(
         ``int8``: per-channel 7-bit codes in int8 with per-call activation quantisation
         (about 4× less expert memory, faster); ``q8`` / ``q4``: 8-bit weights in blocks of
         32 / 4-bit in blocks of 128, int8 activations per block (ONNX Runtime's MatMulNBits;
-        ``q4`` on the sidecar's native kernel). See the README for each one's accuracy cost.
+        ``q4`` on the sidecar's native kernel; ``fp32`` on its native float kernel). See the
+        README for each one's accuracy cost.
     layers : iterable of int, optional
         Decoder layers to offload (default all MoE layers); the others keep
         transformers' eager experts.

@@ -23,8 +23,9 @@
  * and its prepacked copy (weights, scales again, block sums) smaller, which decides how many
  * layers of a big model fit (measurements in README's full-size section). The sidecar runs
  * `q4` layers on its own kernel over these same packed blocks (native/experts_q4.c, with the
- * same level-4 arithmetic); a q4 graph is built only where that addon is missing, or when the
- * host is asked for ONNX Runtime to compare the two (ExpertHost's `kernel`).
+ * same level-4 arithmetic), and `fp32` ones on its own float kernel (native/experts_f32.c, the
+ * weights in its panels); a q4 or fp32 graph is built only where that addon is missing, or when
+ * the host is asked for ONNX Runtime to compare the two (ExpertHost's `kernel`).
  */
 import { Elem, encodeModel, InitSpec, NodeSpec } from './onnx_proto';
 

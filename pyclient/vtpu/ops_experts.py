@@ -85,10 +85,12 @@ class ExpertsMixin(ClientHost):
             (per tensor); ``q8`` / ``q4``: 8-bit weights in blocks of 32 / 4-bit in blocks of
             128, activations quantised to int8 per block (ONNX Runtime's MatMulNBits at accuracy
             level 4 for ``q8``; the sidecar's native kernel, the same arithmetic, for ``q4``).
+            ``fp32`` runs on the sidecar's native float32 kernel (ONNX Runtime's Gemm where
+            that addon did not build).
         group : int, optional
             Experts per ONNX Runtime session (sidecar default: as many as fit in 1 GiB of
             weights; each session has its own thread pool, and a forward costs one call
-            per session with active experts).
+            per session with active experts). Layers on a native kernel have no sessions.
         threads : int, optional
             ONNX Runtime intra-op threads of this layer's sessions (sidecar default: one per
             core). Each session has its own pool: match a baseline's thread count with it.
@@ -103,7 +105,7 @@ class ExpertsMixin(ClientHost):
         dict
             The layer as the sidecar holds it: ``layer, experts, hidden, intermediate,
             format, group, received, complete, bytes, kernel`` (``kernel``: ``"native"`` for
-            ``q4`` on the sidecar's own kernel, else ``"onnxruntime"``).
+            ``q4`` and ``fp32`` on the sidecar's own kernels, else ``"onnxruntime"``).
 
         Raises
         ------

@@ -21,6 +21,12 @@ steps, of which the expert runtime's own is the hook's ``sidecar_ms``; transport
 sidecar time. Memory: Python's peak from "model ready" on, and the whole run's; the
 sidecar's peak over the whole run (upload included: it holds the experts) and its RSS at the end.
 
+OpenMP: every variant runs with ``OMP_WAIT_POLICY=PASSIVE``. With libgomp's default, torch's
+OpenMP threads spin for milliseconds after each parallel op, on the two cores a sidecar call
+needs (hand runs of ``fp32`` at 4 layers: 6.33 decode tokens/s spinning, 8.01 passive).
+transformers' own variants run both ways (``+spin``: the default policy), and its peer is the
+faster in each phase.
+
 ``q8-int8dense`` and ``q4-int8dense`` also have their dense half in int8: they are compared with
 transformers fp32 (the issue's target) and with ``int8dense-torch``, transformers with
 that same int8 dense half (the peers a user of that recipe would have: its default experts and eager
@@ -41,6 +47,7 @@ import sys
 import time
 
 from common import median, peak_rss_bytes, rss_bytes
+from report_qwen3 import SPIN
 
 #: The benchmark shape is qwen3_models' "bench" (Qwen3-30B-A3B's layer) with this many layers. A
 #: transformers variant holds 2.4 GB of fp32 experts a layer in Python; a hybrid fp32 one about
@@ -60,6 +67,14 @@ HYBRID = ("fp32", "fp32-frames", "int8", "q8", "q4", "q8-int8dense", "q4-int8den
 TORCH_INT8_DENSE = "int8dense-torch"
 TORCH_INT8_DENSE_VARIANTS = (TORCH_INT8_DENSE, f"{TORCH_INT8_DENSE}-eager")
 QUICK_VARIANTS = ("torch", "torch-eager", "fp32", "q4", *TORCH_INT8_DENSE_VARIANTS, "q4-int8dense", "llama.cpp-Q4_0")
+def child_env(variant: str) -> dict[str, str]:
+    """The variant's environment: OpenMP threads that sleep when idle, unless it is a ``+spin`` one."""
+    env = dict(os.environ)
+    if variant.endswith(SPIN):
+        env.pop("OMP_WAIT_POLICY", None)
+    else:
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    return env
 
 
 def torch_variants() -> tuple[str, ...]:
@@ -71,7 +86,8 @@ def torch_variants() -> tuple[str, ...]:
 
     names = ["eager", *ExpertsInterface._global_mapping]
     default = _default_implementation()
-    return ("torch", *(f"torch-{n}" for n in dict.fromkeys(names) if n not in (default, ve.NAME)))
+    # spinning runs only of the two that run on a CPU at all (the others need CUDA or a package)
+    return ("torch", *(f"torch-{n}" for n in dict.fromkeys(names) if n not in (default, ve.NAME)), f"torch{SPIN}", f"torch-eager{SPIN}")
 
 
 def _default_implementation() -> str:
@@ -180,7 +196,7 @@ def worker(variant: str, cfg: dict) -> dict:
     client = None
     if variant.startswith("torch") or variant in TORCH_INT8_DENSE_VARIANTS:
         qm.experts_into_torch(model, chunks)
-        impl = variant.removeprefix(TORCH_INT8_DENSE).removeprefix("torch").removeprefix("-")
+        impl = variant.removesuffix(SPIN).removeprefix(TORCH_INT8_DENSE).removeprefix("torch").removeprefix("-")
         if impl:
             model.set_experts_implementation(impl)
     else:
@@ -190,7 +206,8 @@ def worker(variant: str, cfg: dict) -> dict:
         from vtpu.integrations.dense_int8 import quantize_dense
 
         quantize_dense(model)
-    res.update(build_s=time.perf_counter() - t0, experts_implementation=model.config._experts_implementation)
+    res.update(build_s=time.perf_counter() - t0, experts_implementation=model.config._experts_implementation,
+               omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "default"))
     gc.collect()
     res["rss_ready_bytes"] = rss_bytes(os.getpid())
     res["build_peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # clear_refs resets it too
@@ -232,7 +249,7 @@ def run(quick: bool = False, variants: tuple[str, ...] | None = None) -> dict:
     out: dict = {"config": cfg, "variants": {}}
     for v in variants:
         proc = subprocess.run([sys.executable, __file__, "--worker", v, "--cfg", json.dumps(cfg)],
-                              capture_output=True, text=True, timeout=3600)
+                              capture_output=True, text=True, timeout=3600, env=child_env(v))
         if proc.returncode != 0:
             out["variants"][v] = {"error": (proc.stderr.strip().splitlines() or ["exit %d" % proc.returncode])[-1][:300]}
             continue

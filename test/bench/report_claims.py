@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Callable
 
 from report_common import _fmt, ratio_rounds
-from report_qwen3 import INT8_DENSE_PEER
+from report_qwen3 import INT8_DENSE_PEER, peer_label
 
 Verdict = tuple[str, str, str, str]  # (our figure, peer, verdict, reason)
 
@@ -113,7 +113,7 @@ def _qwen3(r: dict) -> Verdict:
                               best_peer[ph][1].get(f"{ph}_tps_rounds") or [best_peer[ph][1][f"{ph}_tps"]]) for ph in ratio}
     ours = "; ".join(f"{ph} {_fmt(best_ours[ph][1][f'{ph}_tps'], ' tok/s')} ({best_ours[ph][0]})" for ph in ratio)
     peer = "; ".join(f"{ph} {_fmt(best_peer[ph][1][f'{ph}_tps'], ' tok/s')} "
-                     f"(transformers {best_peer[ph][1].get('experts_implementation', best_peer[ph][0])}"
+                     f"({peer_label(*best_peer[ph])}"
                      f"{' + int8 dense' if best_peer[ph][0].startswith(INT8_DENSE_PEER) else ''})" for ph in ratio)
     why = "best hybrid vs fastest transformers variant: " + ", ".join(
         f"{ph} {ratio[ph]:.2f}× ({min(pairs[ph]):.2f}–{max(pairs[ph]):.2f} over the rounds)" for ph in ratio)

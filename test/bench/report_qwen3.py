@@ -18,17 +18,28 @@ def _same(v: str, x: dict) -> str:
     return "yes" if x.get("same_tokens_as_torch") else f"**no** ({x.get('token_agreement', 0):.0%} of positions)"
 
 
+#: The suffix of a transformers variant run with OpenMP's default wait policy (its threads spin after
+#: each op) instead of ``OMP_WAIT_POLICY=PASSIVE``, which every other variant has (bench_qwen3.py).
+SPIN = "+spin"
+
+
+def peer_label(v: str, x: dict) -> str:
+    """A transformers variant as the tables name it: its experts implementation, and how its OpenMP threads wait."""
+    return f"transformers {x.get('experts_implementation', v)}" + (" (OpenMP spinning)" if v.endswith(SPIN) else "")
+
+
 def best_peer(vs: dict, phase: str, prefix: str = "torch") -> tuple[str, dict]:
-    """The transformers variant (``torch``: its default experts implementation, ``torch-eager``; with
-    ``prefix`` the int8 dense peers instead) with the most tokens/s in ``phase``, and its figures."""
+    """The transformers variant (``torch``: its default experts implementation, ``torch-eager``, each
+    also ``+spin``; with ``prefix`` the int8 dense peers instead) with the most tokens/s in ``phase``,
+    and its figures."""
     runs = {v: x for v, x in vs.items() if v.startswith(prefix) and "error" not in x and f"{phase}_tps" in x}
     name = max(runs, key=lambda v: runs[v][f"{phase}_tps"])
-    return (f"transformers {runs[name].get('experts_implementation', name)}", runs[name])
+    return peer_label(name, runs[name]), runs[name]
 
 
 def _impls(vs: dict) -> list[str]:
     """The transformers experts implementations that ran, by name."""
-    return [f"`{x.get('experts_implementation', v)}`" for v, x in vs.items() if v.startswith("torch") and "error" not in x]
+    return list(dict.fromkeys(f"`{x.get('experts_implementation', v)}`" for v, x in vs.items() if v.startswith("torch") and "error" not in x))
 
 
 #: The hybrid format compared with each llama.cpp one, and the decode target against it (issue 14).
@@ -76,6 +87,7 @@ def render(r: dict) -> list[str]:
         f"## Qwen3-MoE, experts in the sidecar (hybrid) vs transformers on CPU: {c['layers']} layer(s) of {shape}",
         f"Peer: the same seeded weights in transformers, in each phase the fastest of the experts implementations it "
         f"offers that ran on this CPU ({', '.join(_impls(vs))}; default `{base.get('experts_implementation', '?')}`), "
+        f"each with OpenMP's threads passive (`OMP_WAIT_POLICY=PASSIVE`, as every variant) and spinning (the default, `{SPIN}`), "
         f"{c['threads']} torch threads for every variant; lm_head included. Prefill: a "
         f"{c['prompt']}-token prompt; decode: {c['decode']} greedy tokens one at a time with the KV cache. Each variant "
         f"in its own process; median of {c['rounds']} rounds after a warm-up (`test/bench/bench_qwen3.py`).",
@@ -99,9 +111,8 @@ def render(r: dict) -> list[str]:
         if v.startswith(INT8_DENSE_PEER):  # a peer, shown beside the baseline; the hybrid's rows compare with the faster
             lines += _reported(f"transformers {x.get('experts_implementation', '?')} experts + int8 dense (peer)", x, base, " (fp32 dense)")
             continue
-        if v.startswith("torch-"):  # another transformers implementation, against its default
-            lines += _reported(f"transformers {v.removeprefix('torch-')} experts (peer)", x, base,
-                               f" ({base.get('experts_implementation', 'default')})")
+        if v.startswith(("torch-", "torch+")):  # another transformers run, against its default one
+            lines += _reported(f"{peer_label(v, x)} experts (peer)", x, base, f" ({peer_label('torch', base)})")
             continue
         target = 1.0 if v.startswith("fp32") else 2.0
         for phase in ("prefill", "decode"):
@@ -184,7 +195,7 @@ def _why(base: dict, vs: dict) -> list[str]:
     f = vs.get("fp32", {})
     if "experts_ms_per_token" in f and f.get("compute_ms_per_token") is not None:
         out += (f"The sidecar's fp32 experts cost {f['experts_ms_per_token']:.2f} ms per token from Python "
-                   f"({f['compute_ms_per_token']:.2f} ms inside ONNX Runtime, {f['transport_ms_per_token']:.2f} ms transport) "
+                   f"({f['compute_ms_per_token']:.2f} ms inside the expert runtime, {f['transport_ms_per_token']:.2f} ms transport) "
                    f"against {ex:.2f} ms for transformers' `{base.get('experts_implementation', '?')}` on the same cores; "
                    f"the non-expert part of a step took {f['decode_ms_per_token'] - f['experts_ms_per_token']:.2f} ms in that "
                    f"run vs {step - ex:.2f} ms in the baseline's (the same work: run-to-run spread and the two processes "

@@ -120,6 +120,20 @@ def test_qwen3_report_names_every_peer_and_judges_q4_against_llama_cpp():
     assert report_claims._qwen3({"variants": vs})[0].endswith("(q4)")  # llama.cpp is a peer, not ours
 
 
+def test_qwen3_report_takes_a_spinning_transformers_run_as_the_peer_when_it_is_faster():
+    vs = {"torch": _qwen3_run("torch", 100, 10, experts_implementation="grouped_mm", experts_ms_per_token=50),
+          "torch+spin": _qwen3_run("torch+spin", 110, 9, experts_implementation="grouped_mm", experts_ms_per_token=50,
+                                   prefill_ratio=1.1, decode_ratio=0.9),
+          "fp32": _qwen3_run("fp32", 120, 10.5, experts_ms_per_token=40, sidecar_rss_bytes=2**30)}
+    text = _qwen3_text(vs)
+    assert "(`grouped_mm`; default `grouped_mm`), each with OpenMP's threads passive" in text
+    assert "| prefill tokens/s, transformers grouped_mm (OpenMP spinning) experts (peer) | 110/s | 100/s (transformers grouped_mm) |" in text
+    # prefill: the spinning run is the faster peer; decode: the passive one
+    assert "| prefill tokens/s, fp32 experts | 120/s | 110/s (transformers grouped_mm (OpenMP spinning)) |" in text
+    assert "| decode tokens/s, fp32 experts | 10.50/s | 10.00/s (transformers grouped_mm) |" in text
+    assert "prefill 110 tok/s (transformers grouped_mm (OpenMP spinning))" in report_claims._qwen3({"variants": vs})[1]
+
+
 def test_qwen3_report_int8_dense_variant_meets_its_matched_peers():
     vs = {"torch": _qwen3_run("torch", 100, 10, experts_implementation="grouped_mm", experts_ms_per_token=5),
           "int8dense-torch": _qwen3_run("int8dense-torch", 150, 15, experts_implementation="grouped_mm", experts_ms_per_token=5,
