@@ -188,7 +188,8 @@ export class ExpertRuntime {
   /**
    * Stores experts `first..first+n-1` of a layer (gateUp n·2I·H, down n·H·I floats),
    * packed in the layer's format now (fp32: the arrays are kept, not copied, until their
-   * group's session is built; quantised formats keep only the quantised weights).
+   * group's session is built, or copied into the native kernel's panels; quantised formats keep
+   * only the quantised weights).
    * A layer with another spec is E_SHAPE unless `replace` (which starts it afresh);
    * an expert uploaded twice is E_PARAM. Resolves when the sessions of every group this
    * chunk completed are built.
