@@ -160,7 +160,8 @@ def bind(
     group : int, optional
         Experts per ONNX Runtime session.
     threads : int, optional
-        ONNX Runtime intra-op threads of its sessions (sidecar default: one per core).
+        The layer's threads in the sidecar: ONNX Runtime's intra-op threads of its sessions, or
+        the native kernel's (sidecar default: one per core).
     release : bool
         Free the module's torch copies of the expert weights once uploaded (they become
         empty tensors): the Python process stops holding them, and the module can no longer

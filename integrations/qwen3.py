@@ -81,7 +81,8 @@ def hook(
     group : int, optional
         Experts per ONNX Runtime session in the sidecar.
     threads : int, optional
-        ONNX Runtime intra-op threads per session in the sidecar (default one per core);
+        Threads of each layer in the sidecar (ONNX Runtime's per session, or the native
+        kernel's; default one per core);
         e.g. ``torch.get_num_threads()`` for a like-for-like comparison.
     release : bool
         Free the model's torch copies of the offloaded expert weights after the upload (the

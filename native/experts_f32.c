@@ -23,8 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <node_api.h>
-#include "pool.h"
-#include "napi_args.h"
+#include "experts_call.h"
 
 #define NR 16          /* outputs a panel */
 #define MR 6           /* rows of x a tile */
@@ -118,7 +117,6 @@ __attribute__((target("avx2,fma"))) static void tile_avx2(const float *p, int K,
 #endif
 
 static tile_fn tile = tile_portable;
-static const char *isa = "portable";
 
 /* ---- one layer's call ---- */
 
@@ -166,17 +164,6 @@ static void down(void *c, int part, int parts) {
   linear(j, part, parts, j->dn, j->H, j->I, j->h, (size_t)2 * j->I, j->y);
 }
 
-/* The gate_up / down scratch, kept between calls (decode calls are small and frequent). */
-static struct { void *p; size_t n; } scratch[2];
-static void *grown(int k, size_t n) {
-  if (scratch[k].n < n) {
-    free(scratch[k].p);
-    scratch[k].p = malloc(n);
-    scratch[k].n = scratch[k].p ? n : 0;
-  }
-  return scratch[k].p;
-}
-
 /* ---- Node-API ---- */
 
 /* pack(N, K, w, out): w (N rows of K, Float32Array) into panels, out Float32Array of ceil(N/16)·K·16. */
@@ -201,101 +188,50 @@ static napi_value pack(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* swiglu(H, I, threads, x, y, counts, gu[], dn[]) -> threads it may use (this one included).
- * x, y: Float32Array (rows, H), rows = Σ counts; counts: Int32Array (n); gu[j], dn[j]: expert j's
- * packed gate_up (2I outputs of H) and down (H outputs of I), Float32Arrays from `pack`. */
+/* swiglu(H, I, threads, x, y, counts, gu[], dn[]) -> threads it may use (this one included);
+ * gu[j], dn[j]: expert j's packed gate_up (2I outputs of H) and down (H outputs of I),
+ * Float32Arrays from `pack` (experts_call.h has the rest). */
 static napi_value swiglu_locked(napi_env env, napi_callback_info info) {
   size_t argc = 8;
   napi_value argv[8];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  job_t j;
-  int nt;
-  if (argc < 8 || !get_int(env, argv[0], 1, 1 << 20, &j.H) || !get_int(env, argv[1], 1, 1 << 20, &j.I) || !get_int(env, argv[2], 1, MAXT, &nt))
-    return fail(env, "E_PARAM", "swiglu(H, I, threads, x, y, counts, gu, dn): H, I >= 1 and 1 <= threads <= 64");
-  uint32_t n;
-  bool arr;
-  for (int k = 6; k < 8; k++)
-    if (napi_is_array(env, argv[k], &arr) != napi_ok || !arr) return fail(env, "E_PARAM", "swiglu: gu and dn must be arrays");
-  napi_get_array_length(env, argv[6], &n);
-  j.n = (int)n;
-  j.counts = typed(env, argv[5], napi_int32_array, n);
-  if (!j.counts) return fail(env, "E_PARAM", "swiglu: counts must be an Int32Array with one entry per expert");
-  int32_t *first = grown(0, sizeof(int32_t) * (n + 1));
-  const float **ptrs = calloc(2 * (size_t)(n ? n : 1), sizeof(float *));
-  if (!first || !ptrs) { free(ptrs); return fail(env, "E_INTERNAL", "swiglu: out of memory"); }
-  first[0] = 0;
-  for (uint32_t e = 0; e < n; e++) {
-    if (j.counts[e] < 0) { free(ptrs); return fail(env, "E_PARAM", "swiglu: counts must be >= 0"); }
-    first[e + 1] = first[e] + j.counts[e];
-  }
-  j.rows = first[n];
-  j.first = first;
-  size_t want[2] = { (size_t)panels(2 * j.I) * j.H * NR, (size_t)panels(j.H) * j.I * NR };
-  for (int k = 0; k < 2; k++) {
-    uint32_t len;
-    napi_get_array_length(env, argv[6 + k], &len);
-    if (len != n) { free(ptrs); return fail(env, "E_PARAM", "swiglu: gu and dn must each have one entry per expert"); }
-    for (uint32_t e = 0; e < n; e++) {
-      napi_value v;
-      napi_get_element(env, argv[6 + k], e, &v);
-      const float *p = typed(env, v, napi_float32_array, want[k]);
-      if (!p) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "swiglu: expert %u's packed %s must be a Float32Array of %zu elements", e, k ? "down" : "gate_up", want[k]);
-        free(ptrs);
-        return fail(env, "E_SHAPE", msg);
-      }
-      ptrs[k * n + e] = p;
-    }
-  }
-  j.gu = ptrs, j.dn = ptrs + n;
-  j.x = typed(env, argv[3], napi_float32_array, (size_t)j.rows * j.H);
-  j.y = typed(env, argv[4], napi_float32_array, (size_t)j.rows * j.H);
-  if (!j.x || !j.y) { free(ptrs); return fail(env, "E_SHAPE", "swiglu: x and y must be Float32Arrays of (sum of counts) x H"); }
-  napi_value ret;
+  call_t c;
+  if (!call_head(env, argv, argc, 2, "swiglu(H, I, threads, x, y, counts, gu, dn): H, I >= 1 and 1 <= threads <= 64", &c)) return NULL;
+  job_t j = { .H = c.H, .I = c.I, .n = c.n, .rows = c.rows, .counts = c.counts, .first = c.first };
+  const tensor_spec spec[2] = {
+    { napi_float32_array, (size_t)panels(2 * j.I) * j.H * NR, "packed gate_up" }, { napi_float32_array, (size_t)panels(j.H) * j.I * NR, "packed down" },
+  };
+  napi_value ret = NULL;
+  if (!call_lists(env, argv, 2, spec, &c)) goto out;
+  j.gu = (const float **)c.ptrs, j.dn = (const float **)(c.ptrs + c.n);
+  j.x = c.x, j.y = c.y;
   if (j.rows == 0) {
-    free(ptrs);
     napi_create_int32(env, 0, &ret);
-    return ret;
+    goto out;
   }
   j.h = grown(1, sizeof(float) * j.rows * 2 * j.I);
-  if (!j.h) { free(ptrs); return fail(env, "E_INTERNAL", "swiglu: out of memory for the call's scratch"); }
-  parallel(gate_up, &j, j.n * panels(2 * j.I), nt);
-  parallel(act, &j, j.rows, nt);
-  parallel(down, &j, j.n * panels(j.H), nt);
-  free(ptrs);
+  if (!j.h) {
+    fail(env, "E_INTERNAL", "swiglu: out of memory for the call's scratch");
+    goto out;
+  }
+  parallel(gate_up, &j, j.n * panels(2 * j.I), c.nt);
+  parallel(act, &j, j.rows, c.nt);
+  parallel(down, &j, j.n * panels(j.H), c.nt);
   napi_create_int32(env, pool.helpers + 1, &ret);
+out:
+  free(c.ptrs);
   return ret;
 }
 
-/* One call at a time: the pool and the scratch are the process's. */
-static napi_value swiglu(napi_env env, napi_callback_info info) {
-  pthread_mutex_lock(&call_mu);
-  napi_value r = swiglu_locked(env, info);
-  pthread_mutex_unlock(&call_mu);
-  return r;
-}
-
-/* useIsa("portable" | "avx2") -> the one now in use; tests compare the two. */
-static napi_value use_isa(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], ret;
-  char name[16] = "";
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc >= 1 && napi_get_value_string_utf8(env, argv[0], name, sizeof name, NULL) != napi_ok) return fail(env, "E_PARAM", "useIsa(name): a string");
-  if (!strcmp(name, "portable")) tile = tile_portable, isa = "portable";
+static void set_isa(int avx2) {
+  tile = tile_portable, avx2_on = 0;
 #if defined(__x86_64__)
-  else if (!strcmp(name, "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) tile = tile_avx2, isa = "avx2";
+  if (avx2) tile = tile_avx2, avx2_on = 1;
 #endif
-  else if (name[0]) return fail(env, "E_PARAM", "useIsa: 'portable', or 'avx2' on a CPU that has it");
-  napi_create_string_utf8(env, isa, NAPI_AUTO_LENGTH, &ret);
-  return ret;
 }
 
 NAPI_MODULE_INIT() {
-#if defined(__x86_64__)
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) tile = tile_avx2, isa = "avx2";
-#endif
+  set_isa(has_avx2());
   napi_property_descriptor props[] = {
     { "pack", NULL, pack, NULL, NULL, NULL, napi_default, NULL },
     { "swiglu", NULL, swiglu, NULL, NULL, NULL, napi_default, NULL },

@@ -30,8 +30,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
-#include "pool.h"
-#include "napi_args.h"
+#include "experts_call.h"
 
 #define QB 128          /* weights (and activations) per quantisation block */
 #define BLOB (QB / 2)   /* bytes of 4-bit codes a block */
@@ -159,7 +158,6 @@ __attribute__((target("avx2,fma"))) static void dot_avx2(const uint8_t *w, const
 #endif
 
 static dot_fn dot = dot_portable;
-static const char *isa = "portable";
 
 /* ---- one layer's call ---- */
 
@@ -213,125 +211,59 @@ static void down(void *c, int part, int parts) {
   linear_rows(j, part, parts, j->dnQ, j->dnS, j->H, j->nbI, j->qm, j->y);
 }
 
-/* Scratch kept between calls (decode calls are small and frequent). */
-static struct { void *p; size_t n; } scratch[3];
-static void *grown(int k, size_t n) {
-  if (scratch[k].n < n) {
-    free(scratch[k].p);
-    scratch[k].p = malloc(n);
-    scratch[k].n = scratch[k].p ? n : 0;
-  }
-  return scratch[k].p;
-}
-
 /* ---- Node-API ---- */
 
-/* swiglu(H, I, threads, x, y, counts, guQ[], guS[], dnQ[], dnS[]) -> threads it may use (this one included).
- * x, y: Float32Array (rows, H), rows = Σ counts; counts: Int32Array (n); the four arrays hold
- * expert j's packed gate_up (2I rows of H) and down (H rows of I): Uint8Array codes, Float32Array scales. */
+/* swiglu(H, I, threads, x, y, counts, guQ[], guS[], dnQ[], dnS[]) -> threads it may use (this one
+ * included); the lists hold expert j's packed gate_up (2I rows of H) and down (H rows of I):
+ * Uint8Array codes, Float32Array scales (experts_call.h has the rest). */
 static napi_value swiglu_locked(napi_env env, napi_callback_info info) {
   size_t argc = 10;
   napi_value argv[10];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  job_t j;
-  int nt;
-  if (argc < 10 || !get_int(env, argv[0], 1, 1 << 20, &j.H) || !get_int(env, argv[1], 1, 1 << 20, &j.I) || !get_int(env, argv[2], 1, MAXT, &nt))
-    return fail(env, "E_PARAM", "swiglu(H, I, threads, x, y, counts, guQ, guS, dnQ, dnS): H, I >= 1 and 1 <= threads <= 64");
-  uint32_t n;
-  bool arr;
-  for (int k = 6; k < 10; k++)
-    if (napi_is_array(env, argv[k], &arr) != napi_ok || !arr) return fail(env, "E_PARAM", "swiglu: guQ, guS, dnQ, dnS must be arrays");
-  napi_get_array_length(env, argv[6], &n);
-  j.n = (int)n;
-  j.counts = typed(env, argv[5], napi_int32_array, n);
-  if (!j.counts) return fail(env, "E_PARAM", "swiglu: counts must be an Int32Array with one entry per expert");
+  call_t c;
+  if (!call_head(env, argv, argc, 4, "swiglu(H, I, threads, x, y, counts, guQ, guS, dnQ, dnS): H, I >= 1 and 1 <= threads <= 64", &c)) return NULL;
+  job_t j = { .H = c.H, .I = c.I, .n = c.n, .rows = c.rows, .counts = c.counts, .first = c.first };
   j.nbH = (j.H + QB - 1) / QB, j.nbI = (j.I + QB - 1) / QB;
-  int32_t *first = grown(0, sizeof(int32_t) * (n + 1));
-  const void **ptrs = calloc(4 * (size_t)(n ? n : 1), sizeof(void *));
-  if (!first || !ptrs) { free(ptrs); return fail(env, "E_INTERNAL", "swiglu: out of memory"); }
-  first[0] = 0;
-  for (uint32_t e = 0; e < n; e++) {
-    if (j.counts[e] < 0) { free(ptrs); return fail(env, "E_PARAM", "swiglu: counts must be >= 0"); }
-    first[e + 1] = first[e] + j.counts[e];
-  }
-  j.rows = first[n];
-  j.first = first;
-  /* sizes: gate_up codes / scales, down codes / scales */
-  size_t want[4] = { (size_t)2 * j.I * j.nbH * BLOB, (size_t)2 * j.I * j.nbH, (size_t)j.H * j.nbI * BLOB, (size_t)j.H * j.nbI };
-  napi_typedarray_type kinds[4] = { napi_uint8_array, napi_float32_array, napi_uint8_array, napi_float32_array };
-  for (int k = 0; k < 4; k++) {
-    uint32_t len;
-    napi_get_array_length(env, argv[6 + k], &len);
-    if (len != n) { free(ptrs); return fail(env, "E_PARAM", "swiglu: guQ, guS, dnQ, dnS must each have one entry per expert"); }
-    for (uint32_t e = 0; e < n; e++) {
-      napi_value v;
-      napi_get_element(env, argv[6 + k], e, &v);
-      const void *p = typed(env, v, kinds[k], want[k]);
-      if (!p) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "swiglu: expert %u's %s must be a %s of %zu elements", e, (const char *[]){ "gate_up codes", "gate_up scales", "down codes", "down scales" }[k],
-                 kinds[k] == napi_uint8_array ? "Uint8Array" : "Float32Array", want[k]);
-        free(ptrs);
-        return fail(env, "E_SHAPE", msg);
-      }
-      ptrs[k * n + e] = p;
-    }
-  }
-  j.guQ = (const uint8_t **)ptrs, j.guS = (const float **)(ptrs + n), j.dnQ = (const uint8_t **)(ptrs + 2 * n), j.dnS = (const float **)(ptrs + 3 * n);
-  j.x = typed(env, argv[3], napi_float32_array, (size_t)j.rows * j.H);
-  j.y = typed(env, argv[4], napi_float32_array, (size_t)j.rows * j.H);
-  if (!j.x || !j.y) { free(ptrs); return fail(env, "E_SHAPE", "swiglu: x and y must be Float32Arrays of (sum of counts) x H"); }
-  napi_value ret;
+  const tensor_spec spec[4] = {
+    { napi_uint8_array, (size_t)2 * j.I * j.nbH * BLOB, "gate_up codes" }, { napi_float32_array, (size_t)2 * j.I * j.nbH, "gate_up scales" },
+    { napi_uint8_array, (size_t)j.H * j.nbI * BLOB, "down codes" }, { napi_float32_array, (size_t)j.H * j.nbI, "down scales" },
+  };
+  napi_value ret = NULL;
+  if (!call_lists(env, argv, 4, spec, &c)) goto out;
+  size_t n = (size_t)c.n;
+  j.guQ = (const uint8_t **)c.ptrs, j.guS = (const float **)(c.ptrs + n), j.dnQ = (const uint8_t **)(c.ptrs + 2 * n), j.dnS = (const float **)(c.ptrs + 3 * n);
+  j.x = c.x, j.y = c.y;
   if (j.rows == 0) {
-    free(ptrs);
     napi_create_int32(env, 0, &ret);
-    return ret;
+    goto out;
   }
   j.h = grown(1, sizeof(float) * j.rows * 2 * j.I);
   j.qx = grown(2, sizeof(qact_t) * ((size_t)j.rows * j.nbH + (size_t)j.rows * j.nbI));
   if (!j.h || !j.qx) {
-    free(ptrs);
-    return fail(env, "E_INTERNAL", "swiglu: out of memory for the call's scratch");
+    fail(env, "E_INTERNAL", "swiglu: out of memory for the call's scratch");
+    goto out;
   }
   j.qm = j.qx + (size_t)j.rows * j.nbH;
   int outs = j.n * 2 * j.I, ins = j.n * j.H; /* output rows of gate_up and of down */
-  parallel(quant_x, &j, j.rows, nt);
-  parallel(gate_up, &j, (outs + ROWS - 1) / ROWS, nt);
-  parallel(act, &j, j.rows, nt);
-  parallel(down, &j, (ins + ROWS - 1) / ROWS, nt);
-  free(ptrs);
+  parallel(quant_x, &j, j.rows, c.nt);
+  parallel(gate_up, &j, (outs + ROWS - 1) / ROWS, c.nt);
+  parallel(act, &j, j.rows, c.nt);
+  parallel(down, &j, (ins + ROWS - 1) / ROWS, c.nt);
   napi_create_int32(env, pool.helpers + 1, &ret);
+out:
+  free(c.ptrs);
   return ret;
 }
 
-/* One call at a time: the pool and the scratch are the process's. */
-static napi_value swiglu(napi_env env, napi_callback_info info) {
-  pthread_mutex_lock(&call_mu);
-  napi_value r = swiglu_locked(env, info);
-  pthread_mutex_unlock(&call_mu);
-  return r;
-}
-
-/* useIsa("portable" | "avx2") -> the one now in use; tests compare the two. */
-static napi_value use_isa(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], ret;
-  char name[16] = "";
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc >= 1 && napi_get_value_string_utf8(env, argv[0], name, sizeof name, NULL) != napi_ok) return fail(env, "E_PARAM", "useIsa(name): a string");
-  if (!strcmp(name, "portable")) dot = dot_portable, isa = "portable";
+static void set_isa(int avx2) {
+  dot = dot_portable, avx2_on = 0;
 #if defined(__x86_64__)
-  else if (!strcmp(name, "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) dot = dot_avx2, isa = "avx2";
+  if (avx2) dot = dot_avx2, avx2_on = 1;
 #endif
-  else if (name[0]) return fail(env, "E_PARAM", "useIsa: 'portable', or 'avx2' on a CPU that has it");
-  napi_create_string_utf8(env, isa, NAPI_AUTO_LENGTH, &ret);
-  return ret;
 }
 
 NAPI_MODULE_INIT() {
-#if defined(__x86_64__)
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) dot = dot_avx2, isa = "avx2";
-#endif
+  set_isa(has_avx2());
   napi_property_descriptor props[] = {
     { "swiglu", NULL, swiglu, NULL, NULL, NULL, napi_default, NULL },
     { "useIsa", NULL, use_isa, NULL, NULL, NULL, napi_default, NULL },

@@ -92,8 +92,9 @@ class ExpertsMixin(ClientHost):
             weights; each session has its own thread pool, and a forward costs one call
             per session with active experts). Layers on a native kernel have no sessions.
         threads : int, optional
-            ONNX Runtime intra-op threads of this layer's sessions (sidecar default: one per
-            core). Each session has its own pool: match a baseline's thread count with it.
+            Threads of this layer: ONNX Runtime's intra-op threads of its sessions, or the
+            native kernel's (sidecar default: one per core). Each session has its own pool:
+            match a baseline's thread count with it.
         chunk_bytes : int
             Upload at most about this many bytes per request.
         timeout : float, optional

@@ -6,6 +6,7 @@ import { ExpertHost } from '../../../bridge/experts';
 import type { ExpertKernel } from '../../../bridge/experts_run';
 import { OutTensor, tensorBatch } from '../../../engine/tensors';
 import type { OpInput, OpOutput } from '../../../engine/types';
+import { seededFloats } from '../engine/helpers';
 
 export const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
 export const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
@@ -54,4 +55,32 @@ export function codeWith(fn: (...a: unknown[]) => unknown, ok: readonly unknown[
   } catch (e) {
     return (e as { code?: string }).code;
   }
+}
+
+/** The portable loop agrees with the AVX2 one, and any thread count gives the same rows (`run(threads)` calls the kernel). */
+export function expectIsasAndThreadsAgree(useIsa: (name: string) => string, run: (threads?: number) => Float32Array): void {
+  const first = useIsa('');
+  try {
+    const fast = run();
+    expect(run(1)).toEqual(fast); // work split over threads, each piece computed whole
+    expect(run(5)).toEqual(fast);
+    useIsa('portable');
+    expect(maxDiff(run(), fast)).toBeLessThan(1e-5 * maxAbs(fast));
+  } finally {
+    useIsa(first);
+  }
+}
+
+/**
+ * The argument checks both kernels' swiglu(H, I, threads, x, y, counts, ...lists) share, on `ok`
+ * (one expert, one row of width H); `code(i, v)` calls it with argument i replaced.
+ */
+export function expectHeadChecks(code: (i: number, v: unknown) => string | undefined, H: number): void {
+  expect(code(0, H)).toBe('ok');
+  expect(code(2, 0)).toBe('E_PARAM'); // threads
+  expect(code(1, 1.5)).toBe('E_PARAM');
+  expect(code(5, Int32Array.of(1, 0))).toBe('E_PARAM'); // counts longer than the experts
+  expect(code(5, Int32Array.of(-1))).toBe('E_PARAM');
+  expect(code(3, seededFloats(H - 1, 1))).toBe('E_SHAPE'); // x
+  expect(code(4, new Float32Array(2 * H))).toBe('E_SHAPE'); // y
 }
