@@ -6,7 +6,7 @@
 import { VtpuError } from '../engine/errors';
 import type { ExpertRuntime, RoutingInput } from '../engine/kernels/experts_runtime';
 import { runReplyBytes, type ExpertsAnswer } from '../engine/ops/cexperts';
-import type { F32Kernel, Q4Kernel } from '../engine/kernels/experts_runtime';
+import type { F32Kernel, Q4Kernel } from '../engine/kernels/experts_native';
 import { loadAddon } from './native';
 
 /** What runs the formats that have a native kernel (q4, fp32): those kernels, or ONNX Runtime for comparison. */

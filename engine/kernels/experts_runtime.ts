@@ -14,6 +14,7 @@ import { dispatchPlan, route } from './moe';
 import { combine } from './moe_combine';
 import { ort, ortThreads } from './attention_ort';
 import { EXPERT_FORMATS, ExpertFormat, expertBytes, expertGroupModel, packExpert, PackedExpert } from './experts_graph';
+import { panelled, toShared, type F32Kernel, type Q4Kernel } from './experts_native';
 
 const OP = 'CEXPERTS';
 type Session = import('onnxruntime-node').InferenceSession;
@@ -38,30 +39,6 @@ export interface LayerInfo extends LayerSpec {
   bytes: number;
   /** What runs the layer's experts: ONNX Runtime sessions, or the native kernel of its format. */
   kernel: 'onnxruntime' | 'native';
-}
-
-/**
- * The native q4 SwiGLU (native/experts_q4.c): every active expert of a layer in one call, rows
- * of x grouped by expert (`counts`), each expert's packed gate_up / down codes and scales.
- * Returns the threads it used.
- */
-export interface Q4Kernel {
-  swiglu(H: number, I: number, threads: number, x: Float32Array, y: Float32Array, counts: Int32Array,
-    guQ: Uint8Array[], guS: Float32Array[], dnQ: Uint8Array[], dnS: Float32Array[]): number;
-}
-
-/**
- * The native fp32 SwiGLU (native/experts_f32.c): weights in panels of 16 output rows (`pack`),
- * every active expert of a layer in one call as for {@link Q4Kernel}. Returns the threads it used.
- */
-export interface F32Kernel {
-  pack(N: number, K: number, w: Float32Array, out: Float32Array): void;
-  swiglu(H: number, I: number, threads: number, x: Float32Array, y: Float32Array, counts: Int32Array, gu: Float32Array[], dn: Float32Array[]): number;
-}
-
-/** Floats of W (N rows of K) in {@link F32Kernel} panels: ceil(N / 16) panels of K·16. */
-export function panelFloats(N: number, K: number): number {
-  return Math.ceil(N / 16) * K * 16;
 }
 
 /** Routing handed to {@link ExpertRuntime.run}: router logits, or a selection made elsewhere. */
@@ -101,28 +78,6 @@ export interface ExpertRuntimeOptions {
 export interface SharedLayer {
   spec: LayerSpec;
   packed: PackedExpert[];
-}
-
-/** The packed arrays moved into shared memory, so another thread can use them without a copy. */
-function toShared(p: PackedExpert): PackedExpert {
-  const share = (b?: Uint8Array): Uint8Array | undefined => {
-    if (!b) return b;
-    const s = new Uint8Array(new SharedArrayBuffer(b.byteLength));
-    s.set(b);
-    return s;
-  };
-  const lin = (l: PackedExpert['gateUp']) => ({ ...l, w: share(l.w) as Uint8Array, scale: share(l.scale) });
-  return { gateUp: lin(p.gateUp), down: lin(p.down) };
-}
-
-/** An fp32 expert in the native kernel's panels, in shared memory. */
-function panelled(k: F32Kernel, H: number, I: number, w: { gateUp: Float32Array; down: Float32Array }): PackedExpert {
-  const lin = (src: Float32Array, N: number, K: number) => {
-    const out = new Float32Array(new SharedArrayBuffer(panelFloats(N, K) * 4));
-    k.pack(N, K, src, out);
-    return { N, K, w: new Uint8Array(out.buffer) };
-  };
-  return { gateUp: lin(w.gateUp, 2 * I, H), down: lin(w.down, H, I) };
 }
 
 /** Every expert of the layer arrived. */

@@ -7,7 +7,7 @@
  */
 import { ExpertHost } from '../../../bridge/experts';
 import { loadAddon } from '../../../bridge/native';
-import { panelFloats, type F32Kernel } from '../../../engine/kernels/experts_runtime';
+import { panelFloats, type F32Kernel } from '../../../engine/kernels/experts_native';
 import { ensureBuilt } from './helpers';
 import { seededFloats as rand } from '../engine/helpers';
 import { codeWith, expectHeadChecks, expectIsasAndThreadsAgree, input, maxAbs, maxDiff, runWith, y, type LayerCase } from './experts_fixture';

@@ -6,7 +6,7 @@
  */
 import { ExpertHost } from '../../../bridge/experts';
 import { loadAddon } from '../../../bridge/native';
-import type { Q4Kernel } from '../../../engine/kernels/experts_runtime';
+import type { Q4Kernel } from '../../../engine/kernels/experts_native';
 import { packExpert } from '../../../engine/kernels/experts_graph';
 import { ensureBuilt } from './helpers';
 import { seededFloats as rand } from '../engine/helpers';

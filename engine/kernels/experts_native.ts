@@ -1,0 +1,52 @@
+/**
+ * What the expert runtime sees of the native experts kernels (native/experts_q4.c,
+ * native/experts_f32.c): their call signatures, the fp32 kernel's panel layout, and the packed
+ * experts put in shared memory so the host's event loop can run decode calls over them too.
+ */
+import type { PackedExpert } from './experts_graph';
+
+/**
+ * The native q4 SwiGLU (native/experts_q4.c): every active expert of a layer in one call, rows
+ * of x grouped by expert (`counts`), each expert's packed gate_up / down codes and scales.
+ * Returns the threads it used.
+ */
+export interface Q4Kernel {
+  swiglu(H: number, I: number, threads: number, x: Float32Array, y: Float32Array, counts: Int32Array,
+    guQ: Uint8Array[], guS: Float32Array[], dnQ: Uint8Array[], dnS: Float32Array[]): number;
+}
+
+/**
+ * The native fp32 SwiGLU (native/experts_f32.c): weights in panels of 16 output rows (`pack`),
+ * every active expert of a layer in one call as for {@link Q4Kernel}. Returns the threads it used.
+ */
+export interface F32Kernel {
+  pack(N: number, K: number, w: Float32Array, out: Float32Array): void;
+  swiglu(H: number, I: number, threads: number, x: Float32Array, y: Float32Array, counts: Int32Array, gu: Float32Array[], dn: Float32Array[]): number;
+}
+
+/** Floats of W (N rows of K) in {@link F32Kernel} panels: ceil(N / 16) panels of K·16. */
+export function panelFloats(N: number, K: number): number {
+  return Math.ceil(N / 16) * K * 16;
+}
+
+/** The packed arrays moved into shared memory, so another thread can use them without a copy. */
+export function toShared(p: PackedExpert): PackedExpert {
+  const share = (b?: Uint8Array): Uint8Array | undefined => {
+    if (!b) return b;
+    const s = new Uint8Array(new SharedArrayBuffer(b.byteLength));
+    s.set(b);
+    return s;
+  };
+  const lin = (l: PackedExpert['gateUp']) => ({ ...l, w: share(l.w) as Uint8Array, scale: share(l.scale) });
+  return { gateUp: lin(p.gateUp), down: lin(p.down) };
+}
+
+/** An fp32 expert in the native kernel's panels, in shared memory. */
+export function panelled(k: F32Kernel, H: number, I: number, w: { gateUp: Float32Array; down: Float32Array }): PackedExpert {
+  const lin = (src: Float32Array, N: number, K: number) => {
+    const out = new Float32Array(new SharedArrayBuffer(panelFloats(N, K) * 4));
+    k.pack(N, K, src, out);
+    return { N, K, w: new Uint8Array(out.buffer) };
+  };
+  return { gateUp: lin(w.gateUp, 2 * I, H), down: lin(w.down, H, I) };
+}
