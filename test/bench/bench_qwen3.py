@@ -67,6 +67,8 @@ HYBRID = ("fp32", "fp32-frames", "int8", "q8", "q4", "q8-int8dense", "q4-int8den
 TORCH_INT8_DENSE = "int8dense-torch"
 TORCH_INT8_DENSE_VARIANTS = (TORCH_INT8_DENSE, f"{TORCH_INT8_DENSE}-eager")
 QUICK_VARIANTS = ("torch", "torch-eager", "fp32", "q4", *TORCH_INT8_DENSE_VARIANTS, "q4-int8dense", "llama.cpp-Q4_0")
+
+
 def child_env(variant: str) -> dict[str, str]:
     """The variant's environment: OpenMP threads that sleep when idle, unless it is a ``+spin`` one."""
     env = dict(os.environ)
