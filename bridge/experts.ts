@@ -21,6 +21,7 @@ import type { LinkHandle } from './shm/links';
 import { wantsLayout } from './tensor_layout';
 import { ExpertRuntime } from '../engine/kernels/experts_runtime';
 import { nativeKernels, runAnswer, type ExpertKernel } from './experts_run';
+import { bellAddon, BellLayers, type BellStats } from './experts_bell';
 
 /** Options of {@link ExpertHost}. */
 export interface ExpertHostOptions {
@@ -69,10 +70,30 @@ export class ExpertHost {
   inlineRuns = 0;
   /** Complete native layers the thread handed over, for inline runs; null without any native kernel. */
   private readonly inline: ExpertRuntime | null;
+  /** The same layers as the clients' doorbells see them (bridge/experts_bell.ts); null without the addon. */
+  private readonly bell: BellLayers | null;
 
   constructor(private readonly opts: ExpertHostOptions = {}) {
     const k = nativeKernels(opts.kernel);
     this.inline = k.q4 || k.f32 ? new ExpertRuntime({ threads: opts.threads ?? 0, ...k }) : null;
+    const addon = this.inline ? bellAddon() : null;
+    this.bell = addon ? new BellLayers(addon, k) : null;
+  }
+
+  /** The table a client's doorbell answers from (SHM mode bell), or null: no doorbell here. */
+  bellTable(): object | null {
+    return this.closed ? null : this.bell?.table ?? null;
+  }
+
+  /** Calls answered by doorbells, or null without them. */
+  bellStats(): BellStats | null {
+    return this.bell?.stats() ?? null;
+  }
+
+  /** Stops inline and doorbell runs of `layer` (all when omitted); what the bells routed joins the load matrix. */
+  private dropInline(layer?: number): void {
+    for (const [l, t] of this.bell?.remove(layer) ?? []) this.tallyRow(l, t);
+    this.inline?.drop(layer);
   }
 
   /** True for the op this host serves. */
@@ -95,8 +116,8 @@ export class ExpertHost {
       if (this.worker !== w) return;
       this.worker = null;
       this.experts.clear();
+      this.dropInline();
       this.loads.clear(); // its layers are gone
-      this.inline?.drop();
       const err = new VtpuError('E_INTERNAL', `${OP}: the expert runtime stopped (${why}); its layers are gone, upload them again`);
       for (const p of this.pending.values()) p.reject(err);
       this.pending.clear();
@@ -125,7 +146,7 @@ export class ExpertHost {
       if (block) task.out = block.span;
     }
     // A load or drop changes what the thread holds: the inline copy of those layers goes first.
-    if (task.mode === 'load' || task.mode === 'drop') this.inline?.drop(task.layer);
+    if (task.mode === 'load' || task.mode === 'drop') this.dropInline(task.layer);
     let a: ExpertsAnswer;
     try {
       if (inline && task.mode === 'run') {
@@ -152,8 +173,9 @@ export class ExpertHost {
 
   /** Bookkeeping of an answer (layer sizes, the load matrix, inline layers) and its reply. */
   private answered(task: ExpertsTask, a: ExpertsAnswer, block: ReturnType<LinkHandle['reserve']>): OpOutput {
-    if (a.mode === 'load' && a.shared) {
-      this.inline?.adopt(a.info.layer, a.shared);
+    if (a.mode === 'load' && a.shared && this.inline) {
+      this.inline.adopt(a.info.layer, a.shared);
+      this.bell?.add(a.info.layer, a.shared, this.inline.threadsOf(a.shared.spec));
       a = { mode: 'load', info: a.info };
     }
     if (a.mode === 'load') this.experts.set(a.info.layer, a.info.experts);
@@ -169,17 +191,26 @@ export class ExpertHost {
 
   /** The expert-load matrix (the dashboard's heatmap), or null before any run. */
   load(): ExpertLoad | null {
-    if (this.loads.size === 0) return null;
-    const layers = [...this.loads.keys()].sort((a, b) => a - b);
-    return { layers, counts: layers.map((l) => Array.from(this.loads.get(l)!)) };
+    const bells = this.bell?.counts() ?? new Map<number, Float64Array>();
+    const layers = [...new Set([...this.loads.keys(), ...bells.keys()])].sort((a, b) => a - b);
+    if (layers.length === 0) return null;
+    const sum = (l: number): number[] => {
+      const a = this.loads.get(l), b = bells.get(l);
+      return Array.from({ length: Math.max(a?.length ?? 0, b?.length ?? 0) }, (_, e) => (a?.[e] ?? 0) + (b?.[e] ?? 0));
+    };
+    return { layers, counts: layers.map(sum) };
+  }
+
+  /** Adds tokens per expert to a layer's row of the load matrix. */
+  private tallyRow(layer: number, counts: ArrayLike<number>): void {
+    let row = this.loads.get(layer);
+    if (row === undefined || row.length !== counts.length) this.loads.set(layer, (row = new Float64Array(counts.length)));
+    for (let e = 0; e < counts.length; e++) row[e] += counts[e];
   }
 
   private tally(layer: number | undefined, a: ExpertsAnswer, counts: Int32Array | null): void {
-    if (a.mode === 'run' && layer !== undefined && counts) {
-      let row = this.loads.get(layer);
-      if (row === undefined || row.length !== counts.length) this.loads.set(layer, (row = new Float64Array(counts.length)));
-      for (let e = 0; e < counts.length; e++) row[e] += counts[e];
-    } else if (a.mode === 'drop') {
+    if (a.mode === 'run' && layer !== undefined && counts) this.tallyRow(layer, counts);
+    else if (a.mode === 'drop') {
       if (layer === undefined) this.loads.clear();
       else this.loads.delete(layer);
     }
@@ -187,8 +218,8 @@ export class ExpertHost {
 
   /** Stops the thread (pending requests fail); idempotent. */
   async destroy(): Promise<void> {
+    this.dropInline();
     this.loads.clear();
-    this.inline?.drop();
     this.closed = true;
     const w = this.worker;
     this.worker = null;

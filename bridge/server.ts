@@ -304,7 +304,7 @@ export class SidecarServer {
     let ok = true;
     try {
       if (!this.shm) throw new VtpuError('E_PARAM', 'SHM: this sidecar serves without shared memory');
-      reply = okReply(id, { result: this.shm.handle(input.params) });
+      reply = okReply(id, { result: this.shm.handle(input.params, this.opts.experts?.bellTable() ?? null) });
     } catch (e) {
       reply = errorReply(id, e);
       ok = false;

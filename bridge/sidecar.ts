@@ -100,6 +100,7 @@ export async function startSidecar(opts: SidecarOptions = {}): Promise<Sidecar> 
   const compute = o.computeThreshold > 0 ? new ComputePool(engine, { threads: o.threads, minFlops: o.computeThreshold }) : undefined;
   const experts = new ExpertHost(); // its thread starts on the first CEXPERTS request
   engine.metrics.detail('expert_load', () => experts.load());
+  engine.metrics.section('experts_bell', () => ({ ...(experts.bellStats() ?? { calls: 0, fallbacks: 0, ms: 0 }) }));
   let server: SidecarServer;
   try {
     server = await SidecarServer.bind(engine, { address: o.address, maxRequestBytes: o.maxRequestBytes, maxBatch: o.maxBatch, pool, compute, experts, sync, curveSecretKey: o.curveSecretKey, maxPeers: o.maxPeers });

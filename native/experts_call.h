@@ -16,8 +16,7 @@
 #include <string.h>
 #include "pool.h"
 #include "napi_args.h"
-
-#define MAXLISTS 4
+#include "experts_entry.h"
 
 /* Scratch kept between calls (decode calls are small and frequent); slot 0 holds the row starts. */
 static struct { void *p; size_t n; } scratch[4];
@@ -29,9 +28,6 @@ static void *grown(int k, size_t n) {
   }
   return scratch[k].p;
 }
-
-/* One per-expert list: its elements' type and length, and its name in errors. */
-typedef struct { napi_typedarray_type type; size_t len; const char *name; } tensor_spec;
 
 /* A parsed call: shape, threads, rows per expert and their starts, x and y, and the lists'
  * data (ptrs[k·n + e]: list k, expert e; the caller frees ptrs). */
@@ -98,18 +94,54 @@ static int call_lists(napi_env env, napi_value *argv, int lists, const tensor_sp
   return 1;
 }
 
-/* Each kernel's own: the call (argument checks included), and its fast path or portable one. */
-static napi_value swiglu_locked(napi_env env, napi_callback_info info);
+/* Each kernel's own: its lists (spec_of, experts_entry.h's `spec`), the call on parsed arguments
+ * (c->rows > 0; returns the threads used, or -1 when out of memory), and its fast path or
+ * portable one. It defines KERNEL_FORMAT and KERNEL_USAGE (swiglu's usage line) before this. */
+static int spec_of(int H, int I, tensor_spec *spec);
+static int compute(call_t *c);
 static void set_isa(int avx2);
 static int avx2_on;
 
-/* swiglu under the call lock: the pool and the scratch are the process's, one call at a time. */
+/* swiglu(H, I, threads, x, y, counts, list_0, ...) -> threads used, under the call lock: the pool
+ * and the scratch are the process's, one call at a time. */
 static napi_value swiglu(napi_env env, napi_callback_info info) {
+  size_t argc = 6 + MAXLISTS;
+  napi_value argv[6 + MAXLISTS], ret = NULL;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int lists = spec_of(1, 1, NULL);
+  tensor_spec spec[MAXLISTS];
+  call_t c;
   pthread_mutex_lock(&call_mu);
-  napi_value r = swiglu_locked(env, info);
+  if (call_head(env, argv, argc, lists, KERNEL_USAGE, &c)) {
+    spec_of(c.H, c.I, spec);
+    if (call_lists(env, argv, lists, spec, &c)) {
+      int r = c.rows ? compute(&c) : 0;
+      if (r < 0) fail(env, "E_INTERNAL", "swiglu: out of memory for the call's scratch");
+      else napi_create_int32(env, r, &ret);
+    }
+  }
+  free(c.ptrs);
+  pthread_mutex_unlock(&call_mu);
+  return ret;
+}
+
+/* experts_entry.h's `run`: the same call from C (the doorbell's thread). */
+static int entry_run(int H, int I, int threads, int n, const int32_t *counts, const float *x, float *y, const void **ptrs) {
+  pthread_mutex_lock(&call_mu);
+  call_t c = { .H = H, .I = I, .nt = threads, .n = n, .counts = counts, .x = x, .y = y, .ptrs = ptrs };
+  int r = -1;
+  c.first = grown(0, sizeof(int32_t) * (n + 1));
+  if (c.first) {
+    c.first[0] = 0;
+    for (int e = 0; e < n; e++) c.first[e + 1] = c.first[e] + counts[e];
+    c.rows = c.first[n];
+    r = c.rows ? compute(&c) : 0;
+  }
   pthread_mutex_unlock(&call_mu);
   return r;
 }
+
+static const kernel_entry entry = { ENTRY_MAGIC, KERNEL_FORMAT, spec_of, entry_run };
 
 /* True where the CPU has AVX2 and FMA (the kernels' fast paths). */
 static int has_avx2(void) {
@@ -143,4 +175,18 @@ static napi_value use_isa(napi_env env, napi_callback_info info) {
   napi_create_string_utf8(env, avx2_on ? "avx2" : "portable", NAPI_AUTO_LENGTH, &ret);
   return ret;
 }
+/* The module's exports: swiglu, useIsa, the C entry, and the kernel's own (`more`). */
+static napi_value define_exports(napi_env env, napi_value exports, const napi_property_descriptor *more, size_t n_more) {
+  napi_value ext;
+  napi_create_external(env, (void *)&entry, NULL, NULL, &ext);
+  napi_set_named_property(env, exports, "entry", ext);
+  napi_property_descriptor props[] = {
+    { "swiglu", NULL, swiglu, NULL, NULL, NULL, napi_default, NULL },
+    { "useIsa", NULL, use_isa, NULL, NULL, NULL, napi_default, NULL },
+  };
+  napi_define_properties(env, exports, 2, props);
+  if (n_more) napi_define_properties(env, exports, n_more, more);
+  return exports;
+}
+
 #endif

@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <node_api.h>
+#define KERNEL_FORMAT "fp32"
+#define KERNEL_USAGE "swiglu(H, I, threads, x, y, counts, gu, dn): H, I >= 1 and 1 <= threads <= 64"
 #include "experts_call.h"
 
 #define NR 16          /* outputs a panel */
@@ -188,39 +190,25 @@ static napi_value pack(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* swiglu(H, I, threads, x, y, counts, gu[], dn[]) -> threads it may use (this one included);
- * gu[j], dn[j]: expert j's packed gate_up (2I outputs of H) and down (H outputs of I),
- * Float32Arrays from `pack` (experts_call.h has the rest). */
-static napi_value swiglu_locked(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  call_t c;
-  if (!call_head(env, argv, argc, 2, "swiglu(H, I, threads, x, y, counts, gu, dn): H, I >= 1 and 1 <= threads <= 64", &c)) return NULL;
-  job_t j = { .H = c.H, .I = c.I, .n = c.n, .rows = c.rows, .counts = c.counts, .first = c.first };
-  const tensor_spec spec[2] = {
-    { napi_float32_array, (size_t)panels(2 * j.I) * j.H * NR, "packed gate_up" }, { napi_float32_array, (size_t)panels(j.H) * j.I * NR, "packed down" },
-  };
-  napi_value ret = NULL;
-  if (!call_lists(env, argv, 2, spec, &c)) goto out;
-  j.gu = (const float **)c.ptrs, j.dn = (const float **)(c.ptrs + c.n);
-  j.x = c.x, j.y = c.y;
-  if (j.rows == 0) {
-    napi_create_int32(env, 0, &ret);
-    goto out;
+/* swiglu(H, I, threads, x, y, counts, gu[], dn[]): gu[j], dn[j] are expert j's packed gate_up (2I
+ * outputs of H) and down (H outputs of I), Float32Arrays from `pack` (experts_call.h has the rest). */
+static int spec_of(int H, int I, tensor_spec *s) {
+  if (s) {
+    s[0] = (tensor_spec){ napi_float32_array, (size_t)panels(2 * I) * H * NR, "packed gate_up" };
+    s[1] = (tensor_spec){ napi_float32_array, (size_t)panels(H) * I * NR, "packed down" };
   }
+  return 2;
+}
+
+static int compute(call_t *c) {
+  job_t j = { .H = c->H, .I = c->I, .n = c->n, .rows = c->rows, .counts = c->counts, .first = c->first, .x = c->x, .y = c->y };
+  j.gu = (const float **)c->ptrs, j.dn = (const float **)(c->ptrs + c->n);
   j.h = grown(1, sizeof(float) * j.rows * 2 * j.I);
-  if (!j.h) {
-    fail(env, "E_INTERNAL", "swiglu: out of memory for the call's scratch");
-    goto out;
-  }
-  parallel(gate_up, &j, j.n * panels(2 * j.I), c.nt);
-  parallel(act, &j, j.rows, c.nt);
-  parallel(down, &j, j.n * panels(j.H), c.nt);
-  napi_create_int32(env, pool.helpers + 1, &ret);
-out:
-  free(c.ptrs);
-  return ret;
+  if (!j.h) return -1;
+  parallel(gate_up, &j, j.n * panels(2 * j.I), c->nt);
+  parallel(act, &j, j.rows, c->nt);
+  parallel(down, &j, j.n * panels(j.H), c->nt);
+  return pool.helpers + 1;
 }
 
 static void set_isa(int avx2) {
@@ -232,11 +220,6 @@ static void set_isa(int avx2) {
 
 NAPI_MODULE_INIT() {
   set_isa(has_avx2());
-  napi_property_descriptor props[] = {
-    { "pack", NULL, pack, NULL, NULL, NULL, napi_default, NULL },
-    { "swiglu", NULL, swiglu, NULL, NULL, NULL, napi_default, NULL },
-    { "useIsa", NULL, use_isa, NULL, NULL, NULL, napi_default, NULL },
-  };
-  napi_define_properties(env, exports, 3, props);
-  return exports;
+  napi_property_descriptor more[] = { { "pack", NULL, pack, NULL, NULL, NULL, napi_default, NULL } };
+  return define_exports(env, exports, more, 1);
 }

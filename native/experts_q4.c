@@ -30,6 +30,8 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
+#define KERNEL_FORMAT "q4"
+#define KERNEL_USAGE "swiglu(H, I, threads, x, y, counts, guQ, guS, dnQ, dnS): H, I >= 1 and 1 <= threads <= 64"
 #include "experts_call.h"
 
 #define QB 128          /* weights (and activations) per quantisation block */
@@ -213,46 +215,35 @@ static void down(void *c, int part, int parts) {
 
 /* ---- Node-API ---- */
 
-/* swiglu(H, I, threads, x, y, counts, guQ[], guS[], dnQ[], dnS[]) -> threads it may use (this one
- * included); the lists hold expert j's packed gate_up (2I rows of H) and down (H rows of I):
- * Uint8Array codes, Float32Array scales (experts_call.h has the rest). */
-static napi_value swiglu_locked(napi_env env, napi_callback_info info) {
-  size_t argc = 10;
-  napi_value argv[10];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  call_t c;
-  if (!call_head(env, argv, argc, 4, "swiglu(H, I, threads, x, y, counts, guQ, guS, dnQ, dnS): H, I >= 1 and 1 <= threads <= 64", &c)) return NULL;
-  job_t j = { .H = c.H, .I = c.I, .n = c.n, .rows = c.rows, .counts = c.counts, .first = c.first };
-  j.nbH = (j.H + QB - 1) / QB, j.nbI = (j.I + QB - 1) / QB;
-  const tensor_spec spec[4] = {
-    { napi_uint8_array, (size_t)2 * j.I * j.nbH * BLOB, "gate_up codes" }, { napi_float32_array, (size_t)2 * j.I * j.nbH, "gate_up scales" },
-    { napi_uint8_array, (size_t)j.H * j.nbI * BLOB, "down codes" }, { napi_float32_array, (size_t)j.H * j.nbI, "down scales" },
-  };
-  napi_value ret = NULL;
-  if (!call_lists(env, argv, 4, spec, &c)) goto out;
-  size_t n = (size_t)c.n;
-  j.guQ = (const uint8_t **)c.ptrs, j.guS = (const float **)(c.ptrs + n), j.dnQ = (const uint8_t **)(c.ptrs + 2 * n), j.dnS = (const float **)(c.ptrs + 3 * n);
-  j.x = c.x, j.y = c.y;
-  if (j.rows == 0) {
-    napi_create_int32(env, 0, &ret);
-    goto out;
+/* swiglu(H, I, threads, x, y, counts, guQ[], guS[], dnQ[], dnS[]): the lists hold expert j's packed
+ * gate_up (2I rows of H) and down (H rows of I): Uint8Array codes, Float32Array scales
+ * (experts_call.h has the rest). */
+static int spec_of(int H, int I, tensor_spec *s) {
+  if (s) {
+    size_t nbH = (H + QB - 1) / QB, nbI = (I + QB - 1) / QB;
+    s[0] = (tensor_spec){ napi_uint8_array, (size_t)2 * I * nbH * BLOB, "gate_up codes" };
+    s[1] = (tensor_spec){ napi_float32_array, (size_t)2 * I * nbH, "gate_up scales" };
+    s[2] = (tensor_spec){ napi_uint8_array, (size_t)H * nbI * BLOB, "down codes" };
+    s[3] = (tensor_spec){ napi_float32_array, (size_t)H * nbI, "down scales" };
   }
+  return 4;
+}
+
+static int compute(call_t *c) {
+  job_t j = { .H = c->H, .I = c->I, .n = c->n, .rows = c->rows, .counts = c->counts, .first = c->first, .x = c->x, .y = c->y };
+  j.nbH = (j.H + QB - 1) / QB, j.nbI = (j.I + QB - 1) / QB;
+  size_t n = (size_t)c->n;
+  j.guQ = (const uint8_t **)c->ptrs, j.guS = (const float **)(c->ptrs + n), j.dnQ = (const uint8_t **)(c->ptrs + 2 * n), j.dnS = (const float **)(c->ptrs + 3 * n);
   j.h = grown(1, sizeof(float) * j.rows * 2 * j.I);
   j.qx = grown(2, sizeof(qact_t) * ((size_t)j.rows * j.nbH + (size_t)j.rows * j.nbI));
-  if (!j.h || !j.qx) {
-    fail(env, "E_INTERNAL", "swiglu: out of memory for the call's scratch");
-    goto out;
-  }
+  if (!j.h || !j.qx) return -1;
   j.qm = j.qx + (size_t)j.rows * j.nbH;
   int outs = j.n * 2 * j.I, ins = j.n * j.H; /* output rows of gate_up and of down */
-  parallel(quant_x, &j, j.rows, c.nt);
-  parallel(gate_up, &j, (outs + ROWS - 1) / ROWS, c.nt);
-  parallel(act, &j, j.rows, c.nt);
-  parallel(down, &j, (ins + ROWS - 1) / ROWS, c.nt);
-  napi_create_int32(env, pool.helpers + 1, &ret);
-out:
-  free(c.ptrs);
-  return ret;
+  parallel(quant_x, &j, j.rows, c->nt);
+  parallel(gate_up, &j, (outs + ROWS - 1) / ROWS, c->nt);
+  parallel(act, &j, j.rows, c->nt);
+  parallel(down, &j, (ins + ROWS - 1) / ROWS, c->nt);
+  return pool.helpers + 1;
 }
 
 static void set_isa(int avx2) {
@@ -264,10 +255,5 @@ static void set_isa(int avx2) {
 
 NAPI_MODULE_INIT() {
   set_isa(has_avx2());
-  napi_property_descriptor props[] = {
-    { "swiglu", NULL, swiglu, NULL, NULL, NULL, napi_default, NULL },
-    { "useIsa", NULL, use_isa, NULL, NULL, NULL, napi_default, NULL },
-  };
-  napi_define_properties(env, exports, 2, props);
-  return exports;
+  return define_exports(env, exports, NULL, 0);
 }

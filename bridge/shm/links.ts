@@ -15,6 +15,7 @@ import { VtpuError } from '../../engine/errors';
 import { ALIGN, Allocator, ARENA_NAME, Arena, HEAD_BYTES, pidAlive, removeStaleArenas, TOKEN_BYTES, unlink } from './arena';
 import { shmAddon, unavailableReason } from './native';
 import type { ArenaSpan } from './span';
+import { bellAddon } from '../experts_bell';
 
 /** Bodies from this size on travel through the arenas (smaller ones cost less as frames). */
 export const SHM_MIN_BYTES = 32 * 1024;
@@ -34,6 +35,8 @@ interface Link {
   alloc: Allocator;
   /** What requests over this link see of it (made once: small calls allocate nothing). */
   handle: LinkHandle;
+  /** The link's doorbell (native/experts_bell.c), once the client asked for one. */
+  bell?: object;
 }
 
 /** A reply body's place (given whole or in pieces): `[offset, length]` in the `.out` arena, or null to send it as a frame. */
@@ -92,10 +95,14 @@ export class ShmLinks {
     return n;
   }
 
-  /** Answers an SHM request (`mode` open, ready or close). Throws E_PARAM / E_LIMIT. */
-  handle(params: Record<string, unknown>): Record<string, unknown> {
+  /**
+   * Answers an SHM request (`mode` open, ready, bell or close). `bells` is the expert host's
+   * doorbell table (null: no doorbell here). Throws E_PARAM / E_LIMIT.
+   */
+  handle(params: Record<string, unknown>, bells: object | null = null): Record<string, unknown> {
     const mode = params.mode;
     if (mode === 'open') return this.open(params);
+    if (mode === 'bell') return this.bell(params, bells);
     if (mode === 'ready') {
       const l = this.link(params.key, 'E_PARAM');
       unlink(l.output.path); // both sides hold it now: nothing is left in the directory
@@ -107,7 +114,26 @@ export class ShmLinks {
       for (const k of keys) if (typeof k === 'string' && this.drop(k)) closed++;
       return { closed };
     }
-    throw new VtpuError('E_PARAM', `SHM: mode must be open, ready or close, got ${JSON.stringify(mode)}`);
+    throw new VtpuError('E_PARAM', `SHM: mode must be open, ready, bell or close, got ${JSON.stringify(mode)}`);
+  }
+
+  /** Starts a doorbell on [offset, offset + length) of the link's `.in` arena (replacing its last). */
+  private bell(p: Record<string, unknown>, table: object | null): Record<string, unknown> {
+    const l = this.link(p.key, 'E_PARAM');
+    const addon = bellAddon();
+    if (!addon || !table) throw new VtpuError('E_PARAM', 'SHM: this sidecar has no doorbell (its addon did not build, or no expert host); use the socket');
+    const { offset, length } = p;
+    if (!isOffset(offset) || !isOffset(length) || offset < HEAD_BYTES || offset + length > l.input.size) {
+      throw new VtpuError('E_PARAM', `SHM: a bell region must lie in the .in arena's [${HEAD_BYTES}, ${l.input.size}), got offset ${String(offset)} length ${String(length)}`);
+    }
+    if (l.bell) addon.stop(l.bell);
+    l.bell = undefined;
+    try {
+      l.bell = addon.start(table, l.input.buffer, offset, length);
+    } catch (e) {
+      throw new VtpuError('E_PARAM', `SHM: ${(e as Error).message}`);
+    }
+    return { key: l.key, ...addon.layout() };
   }
 
   private open(p: Record<string, unknown>): Record<string, unknown> {
@@ -221,6 +247,7 @@ export class ShmLinks {
     const l = this.links.get(key);
     if (!l) return false;
     this.links.delete(key);
+    if (l.bell) bellAddon()?.stop(l.bell); // before the arena may be unmapped
     l.input.close();
     l.output.close();
     unlink(l.output.path);

@@ -3,7 +3,7 @@
  * native/experts_f32.c): their call signatures, the fp32 kernel's panel layout, and the packed
  * experts put in shared memory so the host's event loop can run decode calls over them too.
  */
-import type { PackedExpert } from './experts_graph';
+import type { ExpertFormat, PackedExpert } from './experts_graph';
 
 /**
  * The native q4 SwiGLU (native/experts_q4.c): every active expert of a layer in one call, rows
@@ -11,6 +11,8 @@ import type { PackedExpert } from './experts_graph';
  * Returns the threads it used.
  */
 export interface Q4Kernel {
+  /** The kernel as C calls it (native/experts_entry.h), for the doorbell. */
+  entry: object;
   swiglu(H: number, I: number, threads: number, x: Float32Array, y: Float32Array, counts: Int32Array,
     guQ: Uint8Array[], guS: Float32Array[], dnQ: Uint8Array[], dnS: Float32Array[]): number;
 }
@@ -20,6 +22,7 @@ export interface Q4Kernel {
  * every active expert of a layer in one call as for {@link Q4Kernel}. Returns the threads it used.
  */
 export interface F32Kernel {
+  entry: object;
   pack(N: number, K: number, w: Float32Array, out: Float32Array): void;
   swiglu(H: number, I: number, threads: number, x: Float32Array, y: Float32Array, counts: Int32Array, gu: Float32Array[], dn: Float32Array[]): number;
 }
@@ -49,4 +52,12 @@ export function panelled(k: F32Kernel, H: number, I: number, w: { gateUp: Float3
     return { N, K, w: new Uint8Array(out.buffer) };
   };
   return { gateUp: lin(w.gateUp, 2 * I, H), down: lin(w.down, H, I) };
+}
+
+/** The per-expert lists a native kernel's swiglu takes after counts, for `experts` of a `format` layer. */
+export function kernelLists(format: ExpertFormat, experts: PackedExpert[]): ArrayBufferView[][] {
+  const f32 = (b: Uint8Array): Float32Array => new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+  if (format === 'fp32') return [experts.map((p) => f32(p.gateUp.w)), experts.map((p) => f32(p.down.w))];
+  return [experts.map((p) => p.gateUp.w), experts.map((p) => f32(p.gateUp.scale as Uint8Array)),
+    experts.map((p) => p.down.w), experts.map((p) => f32(p.down.scale as Uint8Array))];
 }

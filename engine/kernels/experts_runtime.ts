@@ -14,7 +14,7 @@ import { dispatchPlan, route } from './moe';
 import { combine } from './moe_combine';
 import { ort, ortThreads } from './attention_ort';
 import { EXPERT_FORMATS, ExpertFormat, expertBytes, expertGroupModel, packExpert, PackedExpert } from './experts_graph';
-import { panelled, toShared, type F32Kernel, type Q4Kernel } from './experts_native';
+import { kernelLists, panelled, toShared, type F32Kernel, type Q4Kernel } from './experts_native';
 
 const OP = 'CEXPERTS';
 type Session = import('onnxruntime-node').InferenceSession;
@@ -325,15 +325,14 @@ export class ExpertRuntime {
     counts.forEach((c, e) => {
       if (c > 0) active.push(l.packed[e] as PackedExpert), rows.push(c);
     });
-    const f32 = (b: Uint8Array): Float32Array => new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
-    const threads = ortThreads(l.spec.threads ?? this.opts.threads);
-    if (l.spec.format === 'fp32') {
-      (this.opts.f32 as F32Kernel).swiglu(H, I, threads, xs, ys, Int32Array.from(rows), active.map((p) => f32(p.gateUp.w)), active.map((p) => f32(p.down.w)));
-      return;
-    }
-    (this.opts.q4 as Q4Kernel).swiglu(H, I, threads, xs, ys, Int32Array.from(rows),
-      active.map((p) => p.gateUp.w), active.map((p) => f32(p.gateUp.scale as Uint8Array)),
-      active.map((p) => p.down.w), active.map((p) => f32(p.down.scale as Uint8Array)));
+    const lists = kernelLists(l.spec.format, active);
+    const kernel = (l.spec.format === 'fp32' ? this.opts.f32 : this.opts.q4) as { swiglu(...a: unknown[]): number };
+    kernel.swiglu(H, I, this.threadsOf(l.spec), xs, ys, Int32Array.from(rows), ...lists);
+  }
+
+  /** The threads a layer runs on (its own setting, else the runtime's; 0: one per core). */
+  threadsOf(spec: LayerSpec): number {
+    return ortThreads(spec.threads ?? this.opts.threads);
   }
 
   /** One session call per group with active experts, each writing its rows of ys. */

@@ -27,6 +27,9 @@ class ClientHost:
     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         raise NotImplementedError
 
+    def _bell_run(self, layer: int, x: Any, ids: Any, weights: Any, timeout: float | None = None) -> Any:
+        raise NotImplementedError
+
     def cput_batch(self, coords: Any, values: Any, *, kind: str | None = None, dtype: str | None = None, timeout: float | None = None) -> int:
         raise NotImplementedError
 

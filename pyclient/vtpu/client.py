@@ -178,6 +178,10 @@ class Client(AttendMixin, MoeMixin, ExpertsMixin, NearestMixin, KgMixin, Observe
             params = {**(params or {}), "rv": rv}
         return self._t.request(op, params or {}, list(bodies), timeout)
 
+    def _bell_run(self, layer: int, x: Any, ids: Any, weights: Any, timeout: float | None = None) -> Any:
+        """A CEXPERTS run through the doorbell (:mod:`vtpu.bell`), or ``None``: send it as a request."""
+        return self._t.bell_run(layer, x, ids, weights, None if timeout is None else positive_seconds(timeout))
+
     def compute(
         self, op: str, params: dict[str, Any] | None = None, tensors: Mapping[str, Any] | None = None, *, timeout: float | None = None
     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

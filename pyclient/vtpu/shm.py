@@ -124,6 +124,8 @@ class Link:
         self.min_bytes = min_bytes
         self._released: collections.deque[int] = collections.deque()  # .out offsets whose views died
         self._plain = json.dumps({"k": key})
+        #: The link's doorbell (:mod:`vtpu.bell`): None until asked for, False when refused.
+        self.bell: Any = None
         weakref.finalize(self, os.close, fd)
 
     @classmethod
@@ -187,6 +189,11 @@ class Link:
         if released:
             hdr["f"] = [released.popleft() for _ in range(len(released))]
         return json.dumps(hdr, separators=(",", ":")), frames, held
+
+    def keep(self, n: int) -> tuple[mmap.mmap, int]:
+        """A block of ``n`` bytes of ``.in`` kept for good (a bell's region): ``(arena, offset)``,
+        offset -1 when it is full."""
+        return self._in, self._blocks.alloc(n)
 
     def release(self, held: list[int]) -> None:
         """The request was answered: its ``.in`` blocks may be reused."""

@@ -26,6 +26,7 @@ from typing import Any, Callable, Sequence
 
 import zmq
 
+from . import bell as _bell
 from . import shm as _shm
 from .errors import ProtocolError, SidecarError, TimeoutError, VtpuError, error_from_wire
 from .protocol import VERSION
@@ -257,6 +258,54 @@ class Transport:
                 return self.request(op, params, given, timeout)
             raise error_from_wire(code, message)
         return h.get("result") or {}, frames
+
+    def bell_run(self, layer: int, x: Any, ids: Any, weights: Any, timeout: float | None = None) -> Any:
+        """One CEXPERTS run through this thread's doorbell (:mod:`vtpu.bell`): ``(y, counts,
+        elapsed_ms)``, or ``None`` when there is none or it did not answer (send the run as a request)."""
+        if not _bell.supported():
+            return None
+        limit = self.timeout if timeout is None else float(timeout)
+        conn = self._local.__dict__.get("conn") or self._conn()
+        if conn.link is None:
+            self._open_link(conn, limit)
+        link = conn.link
+        if not link:
+            return None
+        if link.bell is None:
+            link.bell = self._open_bell(link, limit)
+        if not link.bell:
+            return None
+        with conn.busy:
+            if self._closed or conn.box[0] is None:
+                raise SidecarError("E_CLOSED", "the client is closed")
+            try:
+                return link.bell.run(layer, x, ids, weights, _monotonic() + limit, lambda: self._alive(conn))
+            except TimeoutError:
+                conn.link = None  # the sidecar may still write into the region: never reuse this link
+                self._stale_links.append(link.key)
+                raise
+
+    def _open_bell(self, link: _shm.Link, limit: float) -> "_bell.Bell | bool":
+        """A bell on ``link``, or False: the arena is full or the sidecar has none (old, no addon)."""
+        mem, off = link.keep(_bell.BELL_BYTES)
+        if off < 0:
+            return False
+        try:
+            return _bell.Bell.open(mem, off, _bell.BELL_BYTES, lambda p: self.request("SHM", {**p, "key": link.key}, (), limit)[0])
+        except VtpuError:  # refused: no bell watches the region, it may hold bodies again
+            link.release([off])
+            return False
+        except ValueError:  # a bell of another layout watches it: the region stays out of use
+            return False
+
+    def _alive(self, conn: _Conn) -> None:
+        """Raise when the client closed or the sidecar died."""
+        if self._closed:
+            conn.shut()
+            raise SidecarError("E_CLOSED", "the client was closed")
+        err = self._watch() if self._watch else None
+        if err is not None:
+            raise err
 
     def _open_link(self, conn: _Conn, limit: float) -> None:
         """Open ``conn``'s shared-memory link, or settle on frames for it."""

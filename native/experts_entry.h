@@ -1,0 +1,30 @@
+/*
+ * An experts kernel as C code outside its addon calls it: each kernel addon (native/experts_q4.c,
+ * native/experts_f32.c) exports one `kernel_entry` as the external `entry`, and the doorbell
+ * (native/experts_bell.c) runs registered layers through it from its own thread. Addons of one
+ * process share its address space, so the functions are callable across them.
+ */
+#ifndef VTPU_EXPERTS_ENTRY_H
+#define VTPU_EXPERTS_ENTRY_H
+#include <stddef.h>
+#include <stdint.h>
+#include <node_api.h>
+
+#define MAXLISTS 4
+#define ENTRY_MAGIC 0x76657870u /* "vexp": an external that is not an entry is refused */
+
+/* One per-expert list: its elements' type and length, and its name in errors. */
+typedef struct { napi_typedarray_type type; size_t len; const char *name; } tensor_spec;
+
+typedef struct {
+  uint32_t magic;
+  const char *format; /* the layer format it runs ("q4", "fp32") */
+  /* The per-expert lists for (H, I) into spec (when not NULL); returns how many there are. */
+  int (*spec)(int H, int I, tensor_spec *spec);
+  /* y (rows, H) = the SwiGLU of n experts on x (rows, H), rows grouped by expert (counts[e] each);
+   * ptrs[k·n + e]: list k of expert e. Serialised with the addon's other calls. Returns the
+   * threads used (0 without rows), or -1 when out of memory. */
+  int (*run)(int H, int I, int threads, int n, const int32_t *counts, const float *x, float *y, const void **ptrs);
+} kernel_entry;
+
+#endif
