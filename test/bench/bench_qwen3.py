@@ -16,9 +16,9 @@ rounds after one unmeasured warm-up. An implementation that cannot run on CPU (e
 needing CUDA kernels) is reported with its error.
 
 Round trips: module hooks time each experts call from Python (wall); the sidecar's own
-time is the growth of its per-op request durations (``client.metrics()``) over the decode
-steps, of which the expert runtime's own is the hook's ``sidecar_ms``; transport = wall −
-sidecar time. Memory: Python's peak from "model ready" on, and the whole run's; the
+time is the growth of its per-op request durations (``client.metrics()``) and of its doorbell's
+time (``experts_bell``) over the decode steps, of which the expert runtime's own is the hook's
+``sidecar_ms``; transport = wall − sidecar time. Memory: Python's peak from "model ready" on, and the whole run's; the
 sidecar's peak over the whole run (upload included: it holds the experts) and its RSS at the end.
 
 OpenMP: every variant runs with ``OMP_WAIT_POLICY=PASSIVE``. With libgomp's default, torch's
@@ -140,9 +140,11 @@ class ExpertTimer:
 
 
 def _sidecar_ms(client) -> float:
-    """Total request time the sidecar has spent so far (all ops but the measurement's own)."""
-    ops = client.metrics().get("ops", {})
-    return sum(o["count"] * (o["mean_ms"] or 0.0) for op, o in ops.items() if op not in _SIDECAR_OPS_SKIPPED)
+    """Total request time the sidecar has spent so far (all ops but the measurement's own), the
+    doorbell's runs included (they never reach the server's per-op metrics)."""
+    m = client.metrics()
+    ops = m.get("ops", {})
+    return sum(o["count"] * (o["mean_ms"] or 0.0) for op, o in ops.items() if op not in _SIDECAR_OPS_SKIPPED) + m.get("experts_bell", {}).get("ms", 0.0)
 
 
 def _compute_ms(model) -> float:

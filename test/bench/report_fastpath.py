@@ -18,6 +18,23 @@ def _verdict(worst: float, best: float, limit: float, spread: str) -> str:
     return "yes" if worst <= limit else f"within noise ({spread})" if best <= limit else "**no**"
 
 
+def _experts_breakdown(p: dict, mode: str) -> list[str]:
+    """Where a path's experts call spends its time beyond the runtime (medians)."""
+    inside = p["experts_request_us"] - p["experts_runtime_us"]
+    outside = p["experts_us"] - p["experts_request_us"]
+    if p.get("experts_bell"):
+        return [f"Where the experts call's {_us(p['experts_overhead_us'])} beyond the runtime go ({mode}: through the "
+                f"doorbell, no socket): {_us(inside)} in the bell's thread around the runtime (the plan, gathering x, "
+                f"the combine: its mean {_us(p['experts_request_us'])} a call less the runtime's {_us(p['experts_runtime_us'])}), "
+                f"and {_us(outside)} between Python and that thread (copies into and out of the region, the two futex "
+                f"wake-ups), against {_us(p['ping_us'])} for a whole PING."]
+    return [f"Where the experts call's {_us(p['experts_overhead_us'])} beyond the runtime go ({mode}: through the socket): "
+            f"{_us(inside)} inside the sidecar around the runtime (request decoding, reply encoding: its request time "
+            f"{_us(p['experts_request_us'])} less the runtime's {_us(p['experts_runtime_us'])}), and {_us(outside)} between "
+            f"Python and the sidecar (the client's encoding and decoding, ZeroMQ both ways and the wake-ups of the threads "
+            f"that slept while the experts ran), against {_us(p['ping_us'])} for a whole PING."]
+
+
 def render(r: dict) -> list[str]:
     o, t, u = r["overhead"], r["transfer"], r["setup"]
     s, f = o["shm"], o["frames"]
@@ -28,7 +45,8 @@ def render(r: dict) -> list[str]:
         "(spread: slowest–fastest round); each path has a sidecar of its own, over ipc. The one-token experts call is "
         f"Qwen3-30B-A3B width (hidden {u['hidden']}, intermediate {u['intermediate']}, {u['experts']} experts all routed, "
         f"fp32: {u['payload_bytes'] // 1024} KB in and out); its overhead is the wall time minus the time inside the expert "
-        f"runtime that the reply reports. The decode step is CATTEND of one query row (Hq {u['q_heads']}, D {u['head_dim']}) "
+        f"runtime that the reply reports; with shared memory it goes through the link's doorbell (`vtpu.bell`), "
+        f"without through the socket. The decode step is CATTEND of one query row (Hq {u['q_heads']}, D {u['head_dim']}) "
         f"over a {u['kv_length']:,}-position KV cache in the sidecar (window {u['window']}, {u['globals']} globals); "
         "its overhead is the wall time minus the sidecar's own p50 for the op (from its metrics).",
         "",
@@ -52,14 +70,7 @@ def render(r: dict) -> list[str]:
     lines.append(f"| CATTEND decode step, wall | {_us(s['decode_us'])} ({_sp(s['decode_us_spread'])}) | {_us(f['decode_us'])} | – | – | none | — |")
     lines.append(f"| CATTEND decode step, overhead beyond the sidecar | {_us(dec_over)} | "
                  f"{_us(f['decode_us'] - f['decode_sidecar_us'])} | – | {dec_over / s['ping_us']:.1f}× PING | none | — |")
-    inside = s["experts_request_us"] - s["experts_runtime_us"]
-    outside = s["experts_us"] - s["experts_request_us"]
-    lines += ["", f"Where the experts call's {_us(s['experts_overhead_us'])} beyond the runtime go (shm, medians): "
-              f"{_us(inside)} inside the sidecar around the runtime (request decoding, the hop to the expert thread and "
-              f"back, reply encoding: its request time {_us(s['experts_request_us'])} less the runtime's "
-              f"{_us(s['experts_runtime_us'])}), and {_us(outside)} between Python and the sidecar (the client's "
-              f"encoding and decoding, ZeroMQ both ways and the wake-ups of the threads that slept while the experts "
-              f"ran), against {_us(s['ping_us'])} for a whole PING."]
+    lines += ["", *_experts_breakdown(s, "shm"), "", *_experts_breakdown(f, "frames")]
     lines += ["", "## Tensor transfer Python → sidecar → Python",
               "One float32 tensor written with `cput` and read back with `cget` (the store keeps its own copy), "
               "bytes moved both ways over the wall time of the pair, beside `np.copyto` moving the same bytes there and "

@@ -143,8 +143,9 @@ def render(r: dict) -> list[str]:
             lines.append(_row(f"memory in inference, {v} experts offloaded (Python peak + {what})", gib(ours_b),
                               gib(base["inference_peak_rss_bytes"]), f"{mem:.2f}×", "reported", True))
     lines += ["", "Per decode token (ms): the experts calls seen from Python (wall), the sidecar's request time "
-              "(metrics), of which inside the expert runtime (the hook's `sidecar_ms`), and transport = wall − "
-              "request time (encoding, ZeroMQ, decoding, waiting).", "",
+              "(metrics: requests through the socket and runs through the doorbell), of which inside the expert runtime "
+              "(the hook's `sidecar_ms`), and transport = wall − request time (encoding, ZeroMQ or the doorbell's "
+              "futexes, decoding, waiting).", "",
               "| variant | decode step | experts (Python wall) | sidecar request | of which compute | transport | same greedy tokens as torch |",
               "|---|---|---|---|---|---|---|"]
     for v, x in vs.items():
