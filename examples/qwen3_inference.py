@@ -26,7 +26,9 @@ from typing import Any
 
 # Before torch loads: its OpenMP threads would otherwise spin for milliseconds after each op, on the
 # cores the sidecar's expert calls need (README, "Sharing the cores with the sidecar").
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import vtpu.integrations  # noqa: E402 - torch-free
+
+vtpu.integrations.share_cores()
 
 import torch  # noqa: E402
 

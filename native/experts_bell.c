@@ -178,11 +178,13 @@ static void *bell_main(void *arg) {
 
 /* ---- Node-API ---- */
 
+static void layer_free(napi_env env, layer_t *L);
+
 static void table_free(napi_env env, void *data, void *hint) {
-  (void)env, (void)hint;
+  (void)hint;
   table_t *t = data;
-  /* Only collected once no bell holds it; its layers were unregistered by then (their refs are the env's). */
-  for (int i = 0; i < t->n; i++) free(t->layers[i]->ptrs), free(t->layers[i]->refs), free(t->layers[i]);
+  /* Collected only once no bell holds it (they hold a reference until stopped): no call is in flight. */
+  for (int i = 0; i < t->n; i++) layer_free(env, t->layers[i]);
   free(t->layers);
   for (int k = 0; k < 5; k++) free(t->scratch[k].p);
   pthread_mutex_destroy(&t->mu);

@@ -21,11 +21,13 @@ time (``experts_bell``) over the decode steps, of which the expert runtime's own
 ``sidecar_ms``; transport = wall − sidecar time. Memory: Python's peak from "model ready" on, and the whole run's; the
 sidecar's peak over the whole run (upload included: it holds the experts) and its RSS at the end.
 
-OpenMP: every variant runs with ``OMP_WAIT_POLICY=PASSIVE``. With libgomp's default, torch's
-OpenMP threads spin for milliseconds after each parallel op, on the two cores a sidecar call
-needs (hand runs of ``fp32`` at 4 layers: 6.33 decode tokens/s spinning, 8.01 passive).
-transformers' own variants run both ways (``+spin``: the default policy), and its peer is the
-faster in each phase.
+OpenMP: every variant runs with a short spin (``GOMP_SPINCOUNT=10000``,
+``vtpu.integrations.share_cores``): with libgomp's default, torch's OpenMP threads spin ~3 ms after
+each parallel op, on the two cores a sidecar call needs; passive, they are woken for each of a
+step's small ops (hand runs of ``fp32`` at 4 layers, 08:00: 7.41 decode tokens/s passive, 8.71 with
+the short spin; transformers 7.39 passive, 7.48 short, 6.79 default). transformers' own variants
+also run with the default (``+spin``) and passive (``+passive``), and its peer is the fastest in
+each phase.
 
 ``q8-int8dense`` and ``q4-int8dense`` also have their dense half in int8: they are compared with
 transformers fp32 (the issue's target) and with ``int8dense-torch``, transformers with
@@ -47,7 +49,7 @@ import sys
 import time
 
 from common import median, peak_rss_bytes, rss_bytes
-from report_qwen3 import SPIN
+from report_qwen3 import PASSIVE, SPIN
 
 #: The benchmark shape is qwen3_models' "bench" (Qwen3-30B-A3B's layer) with this many layers. A
 #: transformers variant holds 2.4 GB of fp32 experts a layer in Python; a hybrid fp32 one about
@@ -70,12 +72,15 @@ QUICK_VARIANTS = ("torch", "torch-eager", "fp32", "q4", *TORCH_INT8_DENSE_VARIAN
 
 
 def child_env(variant: str) -> dict[str, str]:
-    """The variant's environment: OpenMP threads that sleep when idle, unless it is a ``+spin`` one."""
-    env = dict(os.environ)
-    if variant.endswith(SPIN):
-        env.pop("OMP_WAIT_POLICY", None)
-    else:
+    """The variant's environment: OpenMP threads that spin briefly when idle; libgomp's default spin for
+    a ``+spin`` variant, passive threads for a ``+passive`` one."""
+    from vtpu.integrations import SHORT_SPIN
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    if variant.endswith(PASSIVE):
         env["OMP_WAIT_POLICY"] = "PASSIVE"
+    elif not variant.endswith(SPIN):
+        env["GOMP_SPINCOUNT"] = SHORT_SPIN
     return env
 
 
@@ -88,8 +93,8 @@ def torch_variants() -> tuple[str, ...]:
 
     names = ["eager", *ExpertsInterface._global_mapping]
     default = _default_implementation()
-    # spinning runs only of the two that run on a CPU at all (the others need CUDA or a package)
-    return ("torch", *(f"torch-{n}" for n in dict.fromkeys(names) if n not in (default, ve.NAME)), f"torch{SPIN}", f"torch-eager{SPIN}")
+    # the other OpenMP waits only of the two that run on a CPU at all (the others need CUDA or a package)
+    return ("torch", *(f"torch-{n}" for n in dict.fromkeys(names) if n not in (default, ve.NAME)), f"torch{SPIN}", f"torch-eager{SPIN}", f"torch{PASSIVE}", f"torch-eager{PASSIVE}")
 
 
 def _default_implementation() -> str:
@@ -200,7 +205,7 @@ def worker(variant: str, cfg: dict) -> dict:
     client = None
     if variant.startswith("torch") or variant in TORCH_INT8_DENSE_VARIANTS:
         qm.experts_into_torch(model, chunks)
-        impl = variant.removesuffix(SPIN).removeprefix(TORCH_INT8_DENSE).removeprefix("torch").removeprefix("-")
+        impl = variant.removesuffix(SPIN).removesuffix(PASSIVE).removeprefix(TORCH_INT8_DENSE).removeprefix("torch").removeprefix("-")
         if impl:
             model.set_experts_implementation(impl)
     else:
@@ -211,7 +216,7 @@ def worker(variant: str, cfg: dict) -> dict:
 
         quantize_dense(model)
     res.update(build_s=time.perf_counter() - t0, experts_implementation=model.config._experts_implementation,
-               omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "default"))
+               omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "default"), gomp_spincount=os.environ.get("GOMP_SPINCOUNT", "default"))
     gc.collect()
     res["rss_ready_bytes"] = rss_bytes(os.getpid())
     res["build_peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # clear_refs resets it too

@@ -18,19 +18,21 @@ def _same(v: str, x: dict) -> str:
     return "yes" if x.get("same_tokens_as_torch") else f"**no** ({x.get('token_agreement', 0):.0%} of positions)"
 
 
-#: The suffix of a transformers variant run with OpenMP's default wait policy (its threads spin after
-#: each op) instead of ``OMP_WAIT_POLICY=PASSIVE``, which every other variant has (bench_qwen3.py).
-SPIN = "+spin"
+#: Suffixes of transformers variants run with another OpenMP wait than every variant's short spin
+#: (``GOMP_SPINCOUNT``, ``vtpu.integrations.SHORT_SPIN``; bench_qwen3.py): libgomp's default spin
+#: (~3 ms after each op) and passive threads (``OMP_WAIT_POLICY=PASSIVE``).
+SPIN, PASSIVE = "+spin", "+passive"
 
 
 def peer_label(v: str, x: dict) -> str:
     """A transformers variant as the tables name it: its experts implementation, and how its OpenMP threads wait."""
-    return f"transformers {x.get('experts_implementation', v)}" + (" (OpenMP spinning)" if v.endswith(SPIN) else "")
+    how = " (OpenMP spinning)" if v.endswith(SPIN) else " (OpenMP passive)" if v.endswith(PASSIVE) else ""
+    return f"transformers {x.get('experts_implementation', v)}{how}"
 
 
 def best_peer(vs: dict, phase: str, prefix: str = "torch") -> tuple[str, dict]:
     """The transformers variant (``torch``: its default experts implementation, ``torch-eager``, each
-    also ``+spin``; with ``prefix`` the int8 dense peers instead) with the most tokens/s in ``phase``,
+    also ``+spin`` and ``+passive``; with ``prefix`` the int8 dense peers instead) with the most tokens/s in ``phase``,
     and its figures."""
     runs = {v: x for v, x in vs.items() if v.startswith(prefix) and "error" not in x and f"{phase}_tps" in x}
     name = max(runs, key=lambda v: runs[v][f"{phase}_tps"])
@@ -87,7 +89,8 @@ def render(r: dict) -> list[str]:
         f"## Qwen3-MoE, experts in the sidecar (hybrid) vs transformers on CPU: {c['layers']} layer(s) of {shape}",
         f"Peer: the same seeded weights in transformers, in each phase the fastest of the experts implementations it "
         f"offers that ran on this CPU ({', '.join(_impls(vs))}; default `{base.get('experts_implementation', '?')}`), "
-        f"each with OpenMP's threads passive (`OMP_WAIT_POLICY=PASSIVE`, as every variant) and spinning (the default, `{SPIN}`), "
+        f"each with OpenMP's idle threads spinning briefly (`GOMP_SPINCOUNT=10000`, as every variant), passive "
+        f"(`OMP_WAIT_POLICY=PASSIVE`, `{PASSIVE}`) and spinning for libgomp's default ~3 ms (`{SPIN}`), "
         f"{c['threads']} torch threads for every variant; lm_head included. Prefill: a "
         f"{c['prompt']}-token prompt; decode: {c['decode']} greedy tokens one at a time with the KV cache. Each variant "
         f"in its own process; median of {c['rounds']} rounds after a warm-up (`test/bench/bench_qwen3.py`).",

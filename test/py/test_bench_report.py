@@ -120,18 +120,31 @@ def test_qwen3_report_names_every_peer_and_judges_q4_against_llama_cpp():
     assert report_claims._qwen3({"variants": vs})[0].endswith("(q4)")  # llama.cpp is a peer, not ours
 
 
-def test_qwen3_report_takes_a_spinning_transformers_run_as_the_peer_when_it_is_faster():
+def test_qwen3_report_takes_the_fastest_openmp_wait_of_transformers_as_the_peer():
     vs = {"torch": _qwen3_run("torch", 100, 10, experts_implementation="grouped_mm", experts_ms_per_token=50),
           "torch+spin": _qwen3_run("torch+spin", 110, 9, experts_implementation="grouped_mm", experts_ms_per_token=50,
                                    prefill_ratio=1.1, decode_ratio=0.9),
+          "torch-eager+passive": _qwen3_run("torch-eager+passive", 90, 10.2, experts_implementation="eager", experts_ms_per_token=50,
+                                            prefill_ratio=0.9, decode_ratio=1.02),
           "fp32": _qwen3_run("fp32", 120, 10.5, experts_ms_per_token=40, sidecar_rss_bytes=2**30)}
     text = _qwen3_text(vs)
-    assert "(`grouped_mm`; default `grouped_mm`), each with OpenMP's threads passive" in text
+    assert "default `grouped_mm`), each with OpenMP's idle threads spinning briefly (`GOMP_SPINCOUNT=10000`" in text
     assert "| prefill tokens/s, transformers grouped_mm (OpenMP spinning) experts (peer) | 110/s | 100/s (transformers grouped_mm) |" in text
-    # prefill: the spinning run is the faster peer; decode: the passive one
+    # prefill: libgomp's default spin is the fastest peer; decode: the passive eager run
     assert "| prefill tokens/s, fp32 experts | 120/s | 110/s (transformers grouped_mm (OpenMP spinning)) |" in text
-    assert "| decode tokens/s, fp32 experts | 10.50/s | 10.00/s (transformers grouped_mm) |" in text
+    assert "| decode tokens/s, fp32 experts | 10.50/s | 10.20/s (transformers eager (OpenMP passive)) |" in text
     assert "prefill 110 tok/s (transformers grouped_mm (OpenMP spinning))" in report_claims._qwen3({"variants": vs})[1]
+
+
+def test_each_variant_runs_with_its_openmp_wait():
+    import bench_qwen3
+
+    from vtpu.integrations import SHORT_SPIN
+
+    assert bench_qwen3.child_env("fp32")["GOMP_SPINCOUNT"] == SHORT_SPIN and "OMP_WAIT_POLICY" not in bench_qwen3.child_env("fp32")
+    assert bench_qwen3.child_env("torch-eager+passive")["OMP_WAIT_POLICY"] == "PASSIVE"
+    spin = bench_qwen3.child_env("torch+spin")
+    assert "GOMP_SPINCOUNT" not in spin and "OMP_WAIT_POLICY" not in spin
 
 
 def test_qwen3_report_int8_dense_variant_meets_its_matched_peers():

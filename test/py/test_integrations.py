@@ -184,3 +184,22 @@ def test_global_tokens_past_the_keys_are_dropped_and_lazy_exports(vc: vtpu.Clien
     assert vi.SparseAttention is SparseAttention and vi.VtpuMoE is VtpuMoE
     with pytest.raises(AttributeError):
         vi.no_such_thing
+
+
+@pytest.mark.parametrize(("env", "imports_torch", "want"), [
+    ({}, False, "True 10000 None"),
+    ({"OMP_WAIT_POLICY": "PASSIVE"}, False, "False None PASSIVE"),  # the user's own choice is kept
+    ({"GOMP_SPINCOUNT": "5"}, False, "False 5 None"),
+    ({}, True, "False None None"),  # libgomp read its environment when torch loaded: too late
+])
+def test_share_cores_sets_a_short_openmp_spin_before_torch_loads(env: dict, imports_torch: bool, want: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os\n" + ("import torch\n" if imports_torch else "") + "import vtpu.integrations as vi\n"
+            "print(vi.share_cores(), os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))")
+    base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == want
+    assert vi.SHORT_SPIN == "10000"
