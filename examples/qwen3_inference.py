@@ -19,7 +19,6 @@ machine's, on a toy-sized model unless you pass a checkpoint.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from typing import Any
