@@ -15,6 +15,7 @@ stores of both sides seen in program order); elsewhere :func:`supported` is fals
 from __future__ import annotations
 
 import ctypes
+import errno
 import mmap
 import platform
 import sys
@@ -105,9 +106,10 @@ class Bell:
             check: Callable[[], None]) -> tuple[np.ndarray, np.ndarray, float] | None:
         """``(y, counts, elapsed_ms)`` of one run, or ``None``: send it through the socket.
 
-        ``x`` (T, H) float32, ``ids`` (T, k) int32, ``weights`` (T, k) float32. ``check`` raises
-        when the client closed or the sidecar died; past ``deadline`` this raises TimeoutError
-        and the bell must not be used again (the sidecar may still write into the region).
+        ``x`` (T, H) float32, ``ids`` (T, k) int32, ``weights`` (T, k) float32. ``check`` is
+        called after each whole tick without an answer and raises when the client closed, the sidecar died or
+        no longer holds the link; past ``deadline`` this raises TimeoutError and the bell must not
+        be used again (the sidecar may still write into the region).
         """
         T, H = x.shape
         k = ids.shape[1]
@@ -136,8 +138,8 @@ class Bell:
                 raise TimeoutError("E_TIMEOUT", f"CEXPERTS: the sidecar's bell did not answer layer {layer} in time")
             wait = min(rem, _TICK)
             ts.tv_sec, ts.tv_nsec = int(wait), int((wait % 1.0) * 1e9)
-            _syscall(_sys_futex, done_at, _FUTEX_WAIT, ctypes.c_uint32(now), ctypes.byref(ts), None, 0)
-            check()
+            if _syscall(_sys_futex, done_at, _FUTEX_WAIT, ctypes.c_uint32(now), ctypes.byref(ts), None, 0) and ctypes.get_errno() == errno.ETIMEDOUT:
+                check()  # a whole tick without an answer
         self.last_why = int(w[_W["why"]])
         if w[_W["status"]] != 0:
             return None

@@ -111,6 +111,10 @@ class _Conn:
         _close_box(self.box)
 
 
+class _BellLost(Exception):
+    """The sidecar no longer holds the link a bell rang on."""
+
+
 class Transport:
     """DEALER connections to one sidecar, one per calling thread.
 
@@ -275,15 +279,34 @@ class Transport:
             link.bell = self._open_bell(link, limit)
         if not link.bell:
             return None
-        with conn.busy:
-            if self._closed or conn.box[0] is None:
-                raise SidecarError("E_CLOSED", "the client is closed")
+        if self._closed:
+            raise SidecarError("E_CLOSED", "the client is closed")
+        # No socket is used while the bell rings (close() may take it meanwhile); a wait past a tick
+        # asks over the socket whether the sidecar still holds the link (SHM ready is idempotent).
+        deadline = _monotonic() + limit
+
+        def check() -> None:
+            self._alive(conn)
+            left = deadline - _monotonic()
+            if left <= 0:
+                return  # run() raises the timeout
             try:
-                return link.bell.run(layer, x, ids, weights, _monotonic() + limit, lambda: self._alive(conn))
-            except TimeoutError:
-                conn.link = None  # the sidecar may still write into the region: never reuse this link
-                self._stale_links.append(link.key)
-                raise
+                self.request("SHM", {"mode": "ready", "key": link.key}, (), left)
+            except VtpuError as e:
+                if "no open link" not in str(e):
+                    raise
+                raise _BellLost() from None
+
+        try:
+            return link.bell.run(layer, x, ids, weights, deadline, check)
+        except _BellLost:  # a restarted sidecar (or one that dropped the link): the run never started
+            if conn.link is link:  # (the probe may have opened the next link already)
+                conn.link = None
+            return None
+        except TimeoutError:
+            conn.link = None  # the sidecar may still write into the region: never reuse this link
+            self._stale_links.append(link.key)
+            raise
 
     def _open_bell(self, link: _shm.Link, limit: float) -> "_bell.Bell | bool":
         """A bell on ``link``, or False: the arena is full or the sidecar has none (old, no addon)."""

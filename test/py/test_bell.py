@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
 import vtpu
+from conftest import CLI_BUILT, NOT_BUILT
 from vtpu import bell as vbell
 
 pytestmark = pytest.mark.skipif(not vbell.supported(), reason="the doorbell needs Linux on x86-64")
@@ -122,3 +125,32 @@ def test_each_thread_rings_its_own_bell(shm_client, ns):
     assert len(bells) == 4
     for i in range(4):
         assert all(np.array_equal(y, want[i]) for y in got[i])
+
+
+@pytest.mark.skipif(not CLI_BUILT, reason=NOT_BUILT)
+def test_a_restarted_sidecar_answers_through_the_socket_not_a_timeout():
+    """A sidecar restarted at the same address has no bell on the client's region: the client
+    notices within a tick, and the run goes through the socket to the new sidecar."""
+    first = vtpu.Sidecar(address="tcp://127.0.0.1:0").start()
+    second = None
+    x, ids, w = np.ones((1, H), np.float32), np.array([[0, 1]], np.int32), np.full((1, 2), 0.5, np.float32)
+    try:
+        with vtpu.connect(first.address, timeout=10, shm=True) as c:
+            c.experts_load(1, *experts(6), format="q4")
+            want = c.experts_run(1, x, expert_ids=ids, weights=w).y
+            assert the_bell(c).last_why == 0
+            first.proc.kill()
+            first.proc.wait()
+            first.stop()
+            second = vtpu.Sidecar(address=first.address).start()
+            t = time.monotonic()
+            with pytest.raises(vtpu.ParamError, match="no experts uploaded"):  # the new sidecar's answer
+                c.experts_run(1, x, expert_ids=ids, weights=w)
+            assert time.monotonic() - t < 5
+            c.experts_load(1, *experts(6), format="q4")
+            assert np.array_equal(c.experts_run(1, x, expert_ids=ids, weights=w).y, want)
+            assert the_bell(c).last_why == 0  # a bell on the new link
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
