@@ -378,12 +378,7 @@ class Transport:
     def _check(self, conn: _Conn, deadline: float, timeout_message: str) -> None:
         """Raise when the client closed, the sidecar died, or the deadline passed; a
         timeout replaces the socket so a late reply is never taken for the next one."""
-        if self._closed:
-            conn.shut()
-            raise SidecarError("E_CLOSED", "the client was closed")
-        err = self._watch() if self._watch else None
-        if err is not None:
-            raise err
+        self._alive(conn)
         if time.monotonic() >= deadline:
             conn.shut()
             conn.open(self._ctx, self.address)

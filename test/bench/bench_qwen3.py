@@ -29,6 +29,9 @@ the short spin; transformers 7.39 passive, 7.48 short, 6.79 default). transforme
 also run with the default (``+spin``) and passive (``+passive``), and its peer is the fastest in
 each phase.
 
+Order: transformers' runs alternate with ours (``all_variants``), as this VM's memory bandwidth
+drifts between processes minutes apart; the report lists them grouped.
+
 ``q8-int8dense`` and ``q4-int8dense`` also have their dense half in int8: they are compared with
 transformers fp32 (the issue's target) and with ``int8dense-torch``, transformers with
 that same int8 dense half (the peers a user of that recipe would have: its default experts and eager
@@ -105,9 +108,13 @@ def _default_implementation() -> str:
 
 
 def all_variants() -> tuple[str, ...]:
+    """Every variant; transformers' runs alternate with ours, so that this machine's drift over the
+    suite (its memory bandwidth moves between processes minutes apart) falls on both sides alike."""
     import bench_qwen3_llamacpp
 
-    return (*torch_variants(), *TORCH_INT8_DENSE_VARIANTS, *HYBRID, *bench_qwen3_llamacpp.VARIANTS)
+    peers, ours = [*torch_variants(), *TORCH_INT8_DENSE_VARIANTS], list(HYBRID)
+    order = [v for pair in zip(peers, ours) for v in pair] + peers[len(ours):] + ours[len(peers):]
+    return (*order, *bench_qwen3_llamacpp.VARIANTS)
 
 
 _SIDECAR_OPS_SKIPPED = ("METRICS", "PING")  # the measurement's own requests
@@ -263,6 +270,10 @@ def run(quick: bool = False, variants: tuple[str, ...] | None = None) -> dict:
             out["variants"][v] = {"error": (proc.stderr.strip().splitlines() or ["exit %d" % proc.returncode])[-1][:300]}
             continue
         out["variants"][v] = json.loads(proc.stdout.strip().splitlines()[-1])
+    # Reported grouped (transformers', ours, llama.cpp), whatever order they ran in (kept in run_order).
+    group = lambda v: 0 if v.startswith(("torch", TORCH_INT8_DENSE)) else 2 if v.startswith("llama.cpp") else 1  # noqa: E731
+    out["run_order"] = list(out["variants"])
+    out["variants"] = dict(sorted(out["variants"].items(), key=lambda kv: group(kv[0])))
     base = out["variants"].get("torch", {})
     for v, r in out["variants"].items():
         if v == "torch" or "error" in r or "error" in base or not base:

@@ -84,6 +84,8 @@ def render(r: dict) -> list[str]:
 
     c, vs = r["config"], r["variants"]
     base = vs.get("torch", {})
+    order = r.get("run_order", [])
+    alternating = ", transformers' runs alternating with ours" if len(order) > 1 and not order[1].startswith("torch") else ""
     shape = "Qwen3-30B-A3B's layer shape" if not c.get("overrides") else "a reduced shape (quick run)"
     lines = [
         f"## Qwen3-MoE, experts in the sidecar (hybrid) vs transformers on CPU: {c['layers']} layer(s) of {shape}",
@@ -93,7 +95,7 @@ def render(r: dict) -> list[str]:
         f"(`OMP_WAIT_POLICY=PASSIVE`, `{PASSIVE}`) and spinning for libgomp's default ~3 ms (`{SPIN}`), "
         f"{c['threads']} torch threads for every variant; lm_head included. Prefill: a "
         f"{c['prompt']}-token prompt; decode: {c['decode']} greedy tokens one at a time with the KV cache. Each variant "
-        f"in its own process; median of {c['rounds']} rounds after a warm-up (`test/bench/bench_qwen3.py`).",
+        f"in its own process{alternating}; median of {c['rounds']} rounds after a warm-up (`test/bench/bench_qwen3.py`).",
         "", HEAD,
     ]
     misses, unavailable = [], []
