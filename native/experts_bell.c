@@ -316,8 +316,7 @@ static napi_value unreg(napi_env env, napi_callback_info info) {
 }
 
 static void bell_stop(napi_env env, bell_t *b) {
-  atomic_store(&b->stop, 1);
-  atomic_fetch_add(&b->w[W_SEQ], 0); /* (the thread re-checks stop after any wake) */
+  atomic_store(&b->stop, 1); /* the thread re-checks it after any wake */
   futex(&b->w[W_SEQ], FUTEX_WAKE, 1 << 30, NULL);
   pthread_join(b->tid, NULL);
   napi_delete_reference(env, b->buffer);

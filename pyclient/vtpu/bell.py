@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import TimeoutError
+from .errors import TimeoutError, VtpuError
 from .protocol import SCHEMA
 
 __all__ = ["Bell", "supported", "BELL_BYTES"]
@@ -83,6 +83,21 @@ class Bell:
         if res.get("words") != _W or res.get("data") != _DATA or res.get("magic") != _L["magic"]:
             raise ValueError(f"the sidecar's bell layout {res!r} is not this client's")
         return bell
+
+    @classmethod
+    def on_link(cls, link: Any, request: Callable[[dict[str, Any]], dict[str, Any]]) -> "Bell | bool":
+        """A bell in a region :meth:`vtpu.shm.Link.keep` gives, or False: the arena is full or the
+        sidecar has no bell (old, no addon). ``request`` sends SHM params on the link's connection."""
+        mem, off = link.keep(BELL_BYTES)
+        if off < 0:
+            return False
+        try:
+            return cls.open(mem, off, BELL_BYTES, request)
+        except VtpuError:  # refused: no bell watches the region, it may hold bodies again
+            link.release([off])
+            return False
+        except ValueError:  # a bell of another layout watches it: the region stays out of use
+            return False
 
     def _layout(self, T: int, H: int, k: int) -> tuple[Any, ...] | None:
         key = (T, H, k)

@@ -276,7 +276,7 @@ class Transport:
         if not link:
             return None
         if link.bell is None:
-            link.bell = self._open_bell(link, limit)
+            link.bell = _bell.Bell.on_link(link, lambda p: self.request("SHM", {**p, "key": link.key}, (), limit)[0])
         if not link.bell:
             return None
         if self._closed:
@@ -307,19 +307,6 @@ class Transport:
             conn.link = None  # the sidecar may still write into the region: never reuse this link
             self._stale_links.append(link.key)
             raise
-
-    def _open_bell(self, link: _shm.Link, limit: float) -> "_bell.Bell | bool":
-        """A bell on ``link``, or False: the arena is full or the sidecar has none (old, no addon)."""
-        mem, off = link.keep(_bell.BELL_BYTES)
-        if off < 0:
-            return False
-        try:
-            return _bell.Bell.open(mem, off, _bell.BELL_BYTES, lambda p: self.request("SHM", {**p, "key": link.key}, (), limit)[0])
-        except VtpuError:  # refused: no bell watches the region, it may hold bodies again
-            link.release([off])
-            return False
-        except ValueError:  # a bell of another layout watches it: the region stays out of use
-            return False
 
     def _alive(self, conn: _Conn) -> None:
         """Raise when the client closed or the sidecar died."""
