@@ -18,7 +18,9 @@ needing CUDA kernels) is reported with its error.
 Round trips: module hooks time each experts call from Python (wall); the sidecar's own
 time is the growth of its per-op request durations (``client.metrics()``) and of its doorbell's
 time (``experts_bell``) over the decode steps, of which the expert runtime's own is the hook's
-``sidecar_ms``; transport = wall − sidecar time. Memory: Python's peak from "model ready" on, and the whole run's; the
+``sidecar_ms``; transport = wall − sidecar time. The same hooks time each layer's attention and the
+lm_head, and each thread's CPU time over the decode steps (``/proc``) is summed for this process's
+main thread, its other threads and the sidecar: the parts of a step, and how many cores it kept busy. Memory: Python's peak from "model ready" on, and the whole run's; the
 sidecar's peak over the whole run (upload included: it holds the experts) and its RSS at the end.
 
 OpenMP: every variant runs with a short spin (``GOMP_SPINCOUNT=10000``,
@@ -49,9 +51,10 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 
-from common import median, peak_rss_bytes, rss_bytes
+from common import median, peak_rss_bytes, rss_bytes, thread_cpu_ms
 from report_qwen3 import PASSIVE, SPIN
 
 #: The benchmark shape is qwen3_models' "bench" (Qwen3-30B-A3B's layer) with this many layers. A
@@ -130,25 +133,50 @@ def _reset_hwm() -> bool:
         return False
 
 
-class ExpertTimer:
-    """Wall time of every experts module call (forward pre/post hooks), whatever implements it."""
+class ModuleTimer:
+    """Wall time of every call of the modules that make a decode step, summed by part (forward
+    pre/post hooks, whatever implements them): ``experts`` (transformers' or ours), ``attention``
+    (a layer's ``self_attn``: projections, rope, cache, sdpa) and ``lm_head``."""
+
+    PARTS = ("experts", "attention", "lm_head")
 
     def __init__(self, model) -> None:
-        from transformers.models.qwen3_moe.modeling_qwen3_moe import Qwen3MoeExperts
+        from transformers.models.qwen3_moe.modeling_qwen3_moe import Qwen3MoeAttention, Qwen3MoeExperts
 
-        self.total, self.calls, self._t0 = 0.0, 0, 0.0
+        self.total = dict.fromkeys(self.PARTS, 0.0)
+        self.calls = 0  # experts calls
         self.handles = []
         for m in model.modules():
-            if isinstance(m, Qwen3MoeExperts):
-                self.handles.append(m.register_forward_pre_hook(self._pre))
-                self.handles.append(m.register_forward_hook(self._post))
+            part = "experts" if isinstance(m, Qwen3MoeExperts) else "attention" if isinstance(m, Qwen3MoeAttention) else None
+            if part:
+                self._hook(m, part)
+        self._hook(model.lm_head, "lm_head")
 
-    def _pre(self, *_):
-        self._t0 = time.perf_counter()
+    def _hook(self, m, part: str) -> None:
+        t0 = [0.0]
 
-    def _post(self, *_):
-        self.total += time.perf_counter() - self._t0
-        self.calls += 1
+        def pre(*_):
+            t0[0] = time.perf_counter()
+
+        def post(*_):
+            self.total[part] += time.perf_counter() - t0[0]
+            self.calls += part == "experts"
+
+        self.handles += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
+
+    def reset(self) -> None:
+        self.total, self.calls = dict.fromkeys(self.PARTS, 0.0), 0
+
+
+def _cpu_ms(client) -> dict[str, float]:
+    """CPU time so far (ms) of this process's main thread, of its other threads (torch's OpenMP
+    helpers and the like) and of the whole sidecar: which cores a decode step keeps busy."""
+    me = thread_cpu_ms()
+    main = me.pop(threading.get_native_id(), 0.0)
+    out = {"python_main": main, "python_other": sum(me.values())}
+    if client is not None and client.sidecar:
+        out["sidecar"] = sum(thread_cpu_ms(client.sidecar.proc.pid).values())
+    return out
 
 
 def _sidecar_ms(client) -> float:
@@ -166,7 +194,7 @@ def _compute_ms(model) -> float:
     return sum(st["sidecar_ms"] for st in qwen3.routing_stats(model).values())
 
 
-def _round(model, prompt, steps: int, timer: ExpertTimer, client) -> dict:
+def _round(model, prompt, steps: int, timer: ModuleTimer, client) -> dict:
     import torch
 
     with torch.no_grad():
@@ -175,18 +203,20 @@ def _round(model, prompt, steps: int, timer: ExpertTimer, client) -> dict:
         prefill = time.perf_counter() - t0
         cache, tok = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
         tokens = [int(tok)]
-        timer.total, timer.calls = 0.0, 0
+        timer.reset()
         side0, comp0 = (_sidecar_ms(client), _compute_ms(model)) if client else (0.0, 0.0)
+        cpu0 = _cpu_ms(client)
         t0 = time.perf_counter()
         for _ in range(steps):
             out = model(tok, past_key_values=cache, use_cache=True)
             cache, tok = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
             tokens.append(int(tok))
         decode = time.perf_counter() - t0
+        cpu = {k: v - cpu0[k] for k, v in _cpu_ms(client).items()}
         side = (_sidecar_ms(client) - side0) / 1000 if client else None
         comp = (_compute_ms(model) - comp0) / 1000 if client else None
-    return {"prefill_s": prefill, "decode_s": decode, "experts_s": timer.total, "sidecar_s": side, "compute_s": comp,
-            "tokens": tokens}
+    return {"prefill_s": prefill, "decode_s": decode, "experts_s": timer.total["experts"], "attention_s": timer.total["attention"],
+            "lm_head_s": timer.total["lm_head"], "cpu_ms": cpu, "sidecar_s": side, "compute_s": comp, "tokens": tokens}
 
 
 def worker(variant: str, cfg: dict) -> dict:
@@ -230,7 +260,7 @@ def worker(variant: str, cfg: dict) -> dict:
     res["hwm_reset"] = _reset_hwm()
     vocab = model.config.vocab_size
     prompt = torch.randint(0, vocab, (1, cfg["prompt"]), generator=torch.Generator().manual_seed(7))
-    timer = ExpertTimer(model)
+    timer = ModuleTimer(model)
     rounds = [_round(model, prompt, cfg["decode"], timer, client) for _ in range(cfg["rounds"] + 1)][1:]
     steps = cfg["decode"]
     res.update(
@@ -242,6 +272,10 @@ def worker(variant: str, cfg: dict) -> dict:
         decode_tps=steps / median([r["decode_s"] for r in rounds]),
         decode_ms_per_token=1000 * median([r["decode_s"] for r in rounds]) / steps,
         experts_ms_per_token=1000 * median([r["experts_s"] for r in rounds]) / steps,
+        attention_ms_per_token=1000 * median([r["attention_s"] for r in rounds]) / steps,
+        lm_head_ms_per_token=1000 * median([r["lm_head_s"] for r in rounds]) / steps,
+        # CPU ms per decode token by thread group (median round): with the wall step, how many cores were busy
+        cpu_ms_per_token={k: median([r["cpu_ms"][k] for r in rounds]) / steps for k in rounds[0]["cpu_ms"]},
         tokens=rounds[-1]["tokens"],
         peak_rss_bytes=max(res["build_peak_rss_bytes"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
         inference_peak_rss_bytes=peak_rss_bytes() if res["hwm_reset"] else None,

@@ -1,6 +1,7 @@
 """Shared helpers for the benchmarks: timing, medians, child processes, machine facts."""
 from __future__ import annotations
 
+import glob
 import os
 import platform
 import statistics
@@ -70,6 +71,22 @@ def rss_bytes(pid: int) -> int:
     if got is None:
         raise RuntimeError("no VmRSS")
     return got
+
+
+def thread_cpu_ms(pid: int | str = "self") -> dict[int, float]:
+    """CPU time (user + system, ms) of each thread of a process so far, by thread id; {} where /proc
+    has none. A thread gone since is missing: diff two calls for what ran in between."""
+    tick = 1000 / os.sysconf("SC_CLK_TCK")
+    out: dict[int, float] = {}
+    for d in glob.glob(f"/proc/{pid}/task/*/stat"):
+        try:
+            with open(d) as f:
+                s = f.read()
+        except OSError:  # the thread ended
+            continue
+        fields = s[s.rindex(")") + 2:].split()  # after the name, which may hold spaces
+        out[int(d.split("/")[4])] = (int(fields[11]) + int(fields[12])) * tick
+    return out
 
 
 def peak_rss_bytes(pid: int | str = "self") -> int | None:

@@ -160,6 +160,7 @@ def render(r: dict) -> list[str]:
         ex = x.get("experts_ms_per_token")  # none for llama.cpp: its experts are not timed apart
         lines.append(f"| {v} | {x['decode_ms_per_token']:.2f} | {'–' if ex is None else f'{ex:.2f}'} | "
                      + " | ".join("–" if c is None else f"{c:.2f}" for c in cells) + f" | {_same(v, x)} |")
+    lines += _parts(vs)
     if len(set(base.get("tokens", []))) == 1:
         lines += ["", f"The greedy output is one id repeated ({base['tokens'][0]}) on these random weights, so the token "
                   "column cannot tell the variants apart; the parity tests (`test/py/test_qwen3_parity.py`) compare logits."]
@@ -180,6 +181,41 @@ def render(r: dict) -> list[str]:
     return lines
 
 
+def _parts(vs: dict) -> list[str]:
+    """Where a decode step goes, per variant that timed its parts: the module hooks' wall times and
+    each thread group's CPU time (older results have neither: no table)."""
+    runs = {v: x for v, x in vs.items() if "error" not in x and x.get("lm_head_ms_per_token") is not None}
+    if not runs:
+        return []
+    out = ["", "Where a decode token goes (ms): wall time of the experts calls, of the layers' attention (projections, "
+           "rope, cache, sdpa) and of the lm_head, seen from Python, the rest of the step (norms, routers, embedding, "
+           "Python); then CPU time by thread group over the same steps (`/proc`): this process's main thread, its other "
+           "threads (torch's OpenMP helpers), the sidecar's, and their sum over the step's wall time (cores kept busy).", "",
+           "| variant | decode step | experts | attention | lm_head | rest | CPU: Python main | Python other | sidecar | cores busy |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for v, x in runs.items():
+        step, cpu = x["decode_ms_per_token"], x.get("cpu_ms_per_token", {})
+        timed = x["experts_ms_per_token"] + x["attention_ms_per_token"] + x["lm_head_ms_per_token"]
+        side = cpu.get("sidecar")
+        busy = sum(cpu.values()) / step if cpu else None
+        out.append(f"| {v} | {step:.1f} | {x['experts_ms_per_token']:.1f} | {x['attention_ms_per_token']:.1f} | "
+                   f"{x['lm_head_ms_per_token']:.1f} | {step - timed:.1f} | {_ms(cpu.get('python_main'))} | "
+                   f"{_ms(cpu.get('python_other'))} | {_ms(side)} | {'–' if busy is None else f'{busy:.2f}'} |")
+    return out
+
+
+def _ms(v: float | None) -> str:
+    return "–" if v is None else f"{v:.1f}"
+
+
+def _dense_split(f: dict, base: dict) -> str:
+    """The non-expert part of two runs, part by part where both timed them."""
+    if f.get("lm_head_ms_per_token") is None or base.get("lm_head_ms_per_token") is None:
+        return "a difference not measured apart"
+    return (f"attention {f['attention_ms_per_token']:.2f} vs {base['attention_ms_per_token']:.2f} ms, lm_head "
+            f"{f['lm_head_ms_per_token']:.2f} vs {base['lm_head_ms_per_token']:.2f} ms (the table above)")
+
+
 def _caveat(base: dict, f: dict) -> list[str]:
     """A met fp32 decode ratio that the experts themselves did not earn is said to be parity, not a win."""
     if f.get("decode_ratio", 0) < 1 or f.get("experts_ms_per_token", 0) <= base.get("experts_ms_per_token", 0):
@@ -187,7 +223,7 @@ def _caveat(base: dict, f: dict) -> list[str]:
     rest, base_rest = f["decode_ms_per_token"] - f["experts_ms_per_token"], base["decode_ms_per_token"] - base["experts_ms_per_token"]
     return [f"Caveat: fp32 decode reaches {f['decode_ratio']:.2f}× only through the rest of the step. Its experts cost "
             f"{f['experts_ms_per_token']:.2f} ms per token from Python against the baseline's {base['experts_ms_per_token']:.2f} ms; "
-            f"the non-expert part (the same work) took {rest:.2f} ms vs {base_rest:.2f} ms, a difference not measured apart. "
+            f"the non-expert part (the same work) took {rest:.2f} ms vs {base_rest:.2f} ms: {_dense_split(f, base)}. "
             "Read it as parity within noise, not a win.", ""]
 
 
@@ -204,8 +240,7 @@ def _why(base: dict, vs: dict) -> list[str]:
                    f"({f['compute_ms_per_token']:.2f} ms inside the expert runtime, {f['transport_ms_per_token']:.2f} ms transport) "
                    f"against {ex:.2f} ms for transformers' `{base.get('experts_implementation', '?')}` on the same cores; "
                    f"the non-expert part of a step took {f['decode_ms_per_token'] - f['experts_ms_per_token']:.2f} ms in that "
-                   f"run vs {step - ex:.2f} ms in the baseline's (the same work: run-to-run spread and the two processes "
-                   "sharing the cores, not measured apart).", "")
+                   f"run vs {step - ex:.2f} ms in the baseline's (the same work; {_dense_split(f, base)}).", "")
     if any(x.get("same_tokens_as_torch") is False for x in vs.values()):
         out += ["Quantised formats change the logits slightly, so free-running greedy decoding on this random-weight "
                 "model (near-flat logits) leaves the baseline's tokens at the first differing position; per-position top-1 "

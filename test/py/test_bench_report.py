@@ -105,6 +105,23 @@ def _qwen3_text(vs: dict) -> str:
     return "\n".join(report_qwen3.render({"config": cfg, "variants": vs}))
 
 
+def test_qwen3_report_splits_a_decode_token_into_its_parts_and_cores():
+    parts = lambda e, a, h, cpu: dict(experts_ms_per_token=e, attention_ms_per_token=a, lm_head_ms_per_token=h, cpu_ms_per_token=cpu)  # noqa: E731
+    vs = {"torch": _qwen3_run("torch", 100, 10, experts_implementation="grouped_mm", **parts(40, 20, 30, {"python_main": 90, "python_other": 30})),
+          "fp32": _qwen3_run("fp32", 120, 9.5, sidecar_rss_bytes=2**30, compute_ms_per_token=20, transport_ms_per_token=5,
+                             **parts(25, 24, 33, {"python_main": 70, "python_other": 5, "sidecar": 45}))}
+    text = _qwen3_text(vs)
+    # step 100 ms = 40 + 20 + 30 + rest 10; cores busy (90 + 30) / 100
+    assert "| torch | 100.0 | 40.0 | 20.0 | 30.0 | 10.0 | 90.0 | 30.0 | – | 1.20 |" in text
+    assert "| fp32 | 105.3 | 25.0 | 24.0 | 33.0 | 23.3 | 70.0 | 5.0 | 45.0 | 1.14 |" in text
+    # a decode miss is explained part by part, not "not measured apart"
+    assert "attention 24.00 vs 20.00 ms, lm_head 33.00 vs 30.00 ms" in text
+    assert "not measured apart" not in text
+    # results without the parts (older runs) get no table
+    assert "cores busy" not in _qwen3_text({"torch": _qwen3_run("torch", 100, 10, experts_ms_per_token=40),
+                                            "fp32": _qwen3_run("fp32", 120, 10.5, experts_ms_per_token=25)})
+
+
 def test_qwen3_report_names_every_peer_and_judges_q4_against_llama_cpp():
     vs = {"torch": _qwen3_run("torch", 100, 10, experts_implementation="grouped_mm", experts_ms_per_token=50),
           "torch-eager": _qwen3_run("torch-eager", 120, 12, experts_implementation="eager", experts_ms_per_token=40,
