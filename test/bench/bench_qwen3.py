@@ -20,8 +20,9 @@ time is the growth of its per-op request durations (``client.metrics()``) and of
 time (``experts_bell``) over the decode steps, of which the expert runtime's own is the hook's
 ``sidecar_ms``; transport = wall − sidecar time. The same hooks time each layer's attention and the
 lm_head, and each thread's CPU time over the decode steps (``/proc``) is summed for this process's
-main thread, its other threads and the sidecar: the parts of a step, and how many cores it kept busy. Memory: Python's peak from "model ready" on, and the whole run's; the
-sidecar's peak over the whole run (upload included: it holds the experts) and its RSS at the end.
+main thread, its other threads and the sidecar: the parts of a step, and how many cores it kept
+busy. Memory: Python's peak from "model ready" on, and the whole run's; the sidecar's peak over
+the whole run (upload included: it holds the experts) and its RSS at the end.
 
 OpenMP: every variant runs with a short spin (``GOMP_SPINCOUNT=10000``,
 ``vtpu.integrations.share_cores``): with libgomp's default, torch's OpenMP threads spin ~3 ms after
@@ -144,7 +145,6 @@ class ModuleTimer:
         from transformers.models.qwen3_moe.modeling_qwen3_moe import Qwen3MoeAttention, Qwen3MoeExperts
 
         self.total = dict.fromkeys(self.PARTS, 0.0)
-        self.calls = 0  # experts calls
         self.handles = []
         for m in model.modules():
             part = "experts" if isinstance(m, Qwen3MoeExperts) else "attention" if isinstance(m, Qwen3MoeAttention) else None
@@ -160,12 +160,11 @@ class ModuleTimer:
 
         def post(*_):
             self.total[part] += time.perf_counter() - t0[0]
-            self.calls += part == "experts"
 
         self.handles += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
 
     def reset(self) -> None:
-        self.total, self.calls = dict.fromkeys(self.PARTS, 0.0), 0
+        self.total = dict.fromkeys(self.PARTS, 0.0)
 
 
 def _cpu_ms(client) -> dict[str, float]:
