@@ -5,10 +5,10 @@ A decode step of a hooked MoE model makes one experts call per layer; through Ze
 event loop). With a bell the client writes x and the routing into its ``.in`` arena, wakes the
 sidecar's bell thread with a futex, and sleeps on another until y is there: two wake-ups.
 
-``protocol.json``'s ``bell`` is the region's layout (shared with native/experts_bell.c). A run the
-bell does not answer (a layer it does not hold: not on a native kernel, not complete; an expert id
-out of range; a region too small) comes back as ``None`` and the caller sends it through the
-socket, which validates it and raises the typed error. Linux on x86-64 only (futexes, and the
+``protocol.json``'s ``bell`` is the region's layout (shared with native/experts_bell_answer.h). A
+run the bell does not answer (a layer it does not hold: not on a native kernel, not complete; an
+expert id out of range; a region too small) comes back as ``None`` and the caller sends it through
+the socket, which validates it and raises the typed error. Linux on x86-64 only (futexes, and the
 stores of both sides seen in program order); elsewhere :func:`supported` is false.
 """
 
