@@ -30,7 +30,7 @@ import numpy as np
 
 from .errors import ProtocolError, VtpuError
 
-__all__ = ["Link", "enabled_for", "is_local", "arena_bytes"]
+__all__ = ["Link", "enabled_for", "is_local", "arena_bytes", "link_gone"]
 
 HEAD = 64  # arena head: the token lives at offset 0, bodies never go there
 TOKEN = 16
@@ -56,6 +56,12 @@ def enabled_for(address: str) -> bool:
     if os.environ.get("VTPU_SHM", "1").strip().lower() in ("0", "false", "no", "off"):
         return False
     return is_local(address)
+
+
+def link_gone(message: str) -> bool:
+    """True for the sidecar's answer about a link it does not hold (bridge/shm/links.ts: closed,
+    its client died, or a restarted sidecar never had it); the request was refused before it ran."""
+    return message.startswith("shm: no open link")
 
 
 def arena_bytes() -> int:

@@ -256,7 +256,7 @@ class Transport:
         if h.get("ok") is not True:
             err = h.get("error") or {}
             code, message = err.get("code", "E_INTERNAL"), err.get("message", "error reply without a message")
-            if link and code == "E_FRAME" and message.startswith("shm: no open link"):
+            if link and code == "E_FRAME" and _shm.link_gone(message):
                 # A restarted sidecar: refused before it ran, so sending again is safe.
                 conn.link = None
                 return self.request(op, params, given, timeout)
@@ -293,7 +293,7 @@ class Transport:
             try:
                 self.request("SHM", {"mode": "ready", "key": link.key}, (), left)
             except VtpuError as e:
-                if "no open link" not in str(e):
+                if not _shm.link_gone(e.message):
                     raise
                 raise _BellLost() from None
 
