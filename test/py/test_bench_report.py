@@ -122,6 +122,19 @@ def test_qwen3_report_splits_a_decode_token_into_its_parts_and_cores():
                                             "fp32": _qwen3_run("fp32", 120, 10.5, experts_ms_per_token=25)})
 
 
+def test_qwen3_report_explains_a_miss_and_a_caveat_against_the_decode_peer_not_the_default_run():
+    miss = {"torch": _qwen3_run("torch", 100, 10, experts_implementation="grouped_mm", experts_ms_per_token=40),
+            "torch-eager": _qwen3_run("torch-eager", 90, 12.5, experts_implementation="eager", experts_ms_per_token=30),
+            "fp32": _qwen3_run("fp32", 120, 11, experts_ms_per_token=25, compute_ms_per_token=20, transport_ms_per_token=5)}
+    text = _qwen3_text(miss)
+    # 11/s misses against eager's 12.5/s (it beats the default run's 10/s): eager's step is what explains it
+    assert "Why: in the decode peer (transformers eager) the experts take 30.00 of 80.00 ms per decode token (38%)" in text
+    assert "against 30.00 ms for that peer's on the same cores" in text and "40.00 of 100.00" not in text
+    # faster than the peer while its experts were slower: said to be parity, against that peer
+    caveat = {**miss, "fp32": _qwen3_run("fp32", 120, 13, experts_ms_per_token=35)}
+    assert "Caveat: fp32 decode reaches 1.04× transformers eager only through the rest of the step" in _qwen3_text(caveat)
+
+
 def test_qwen3_report_names_every_peer_and_judges_q4_against_llama_cpp():
     vs = {"torch": _qwen3_run("torch", 100, 10, experts_implementation="grouped_mm", experts_ms_per_token=50),
           "torch-eager": _qwen3_run("torch-eager", 120, 12, experts_implementation="eager", experts_ms_per_token=40,
