@@ -22,6 +22,8 @@ import { wantsLayout } from './tensor_layout';
 import { ExpertRuntime } from '../engine/kernels/experts_runtime';
 import { nativeKernels, runAnswer, type ExpertKernel } from './experts_run';
 import { bellAddon, BellLayers, type BellStats } from './experts_bell';
+import { denseOutput, denseTask, isDenseMode, type DenseTask } from '../engine/ops/cexperts_dense';
+import { DenseLayers } from './dense';
 
 /** Options of {@link ExpertHost}. */
 export interface ExpertHostOptions {
@@ -72,12 +74,16 @@ export class ExpertHost {
   private readonly inline: ExpertRuntime | null;
   /** The same layers as the clients' doorbells see them (bridge/experts_bell.ts); null without the addon. */
   private readonly bell: BellLayers | null;
+  /** Dense layers (CEXPERTS dense_load / dense_run), held on this thread. */
+  private readonly dense: DenseLayers;
 
   constructor(private readonly opts: ExpertHostOptions = {}) {
     const k = nativeKernels(opts.kernel);
     this.inline = k.q4 || k.f32 ? new ExpertRuntime({ threads: opts.threads ?? 0, ...k }) : null;
     const addon = this.inline ? bellAddon() : null;
     this.bell = addon ? new BellLayers(addon, k) : null;
+    // Dense layers need the fp32 kernel even where ONNX Runtime runs the experts.
+    this.dense = new DenseLayers(k.f32 ?? nativeKernels().f32, this.bell, opts.threads ?? 0);
   }
 
   /** The table a client's doorbell answers from (SHM mode bell), or null: no doorbell here. */
@@ -134,7 +140,13 @@ export class ExpertHost {
    */
   async run(input: OpInput, link?: LinkHandle): Promise<OpOutput> {
     if (this.closed) throw new VtpuError('E_INTERNAL', 'sidecar is closing');
+    if (isDenseMode(input.params.mode)) return this.runDense(denseTask(input));
     const task = expertsTask(input, link !== undefined);
+    if (task.mode === 'run' && this.dense.has(task.layer)) throw new VtpuError('E_PARAM', `${OP}: layer ${task.layer} is a dense layer; run it with mode dense_run`);
+    if (task.mode === 'load' && this.dense.has(task.layer)) {
+      if (!task.replace) throw new VtpuError('E_PARAM', `${OP}: layer ${task.layer} is a dense layer; give replace to load experts there`);
+      this.dense.drop(task.layer);
+    }
     // Nothing queued in the thread, so nothing an inline run could overtake.
     const inline = task.mode === 'run' && task.T <= INLINE_ROWS && this.pending.size === 0 && !!this.inline?.has(task.layer);
     let block: ReturnType<LinkHandle['reserve']> = null;
@@ -162,6 +174,20 @@ export class ExpertHost {
     return this.answered(task, a, block);
   }
 
+  /** A dense layer's load or run, here on the event loop (a layer id holds experts or a dense matrix). */
+  private async runDense(task: DenseTask): Promise<OpOutput> {
+    if (task.mode === 'dense_run') {
+      if (!this.dense.has(task.layer) && this.experts.has(task.layer)) throw new VtpuError('E_PARAM', `${OP}: layer ${task.layer} holds experts; run it with mode run`);
+      return denseOutput(task, this.dense.run(task));
+    }
+    if (this.experts.has(task.layer) && !this.dense.has(task.layer)) {
+      if (!task.replace) throw new VtpuError('E_PARAM', `${OP}: layer ${task.layer} holds experts; give replace to make it a dense layer`);
+      this.dropInline(task.layer);
+      this.answered({ mode: 'drop', layer: task.layer }, await this.post({ mode: 'drop', layer: task.layer }), null);
+    }
+    return denseOutput(task, { info: this.dense.load(task) });
+  }
+
   /** The task answered by the runtime's thread (started on first use). */
   private post(task: ExpertsTask): Promise<ExpertsAnswer> {
     this.worker ??= this.start();
@@ -179,7 +205,10 @@ export class ExpertHost {
       a = { mode: 'load', info: a.info };
     }
     if (a.mode === 'load') this.experts.set(a.info.layer, a.info.experts);
-    else if (a.mode === 'info') for (const l of a.layers) this.experts.set(l.layer, l.experts);
+    else if (a.mode === 'info') {
+      for (const l of a.layers) this.experts.set(l.layer, l.experts);
+      a = { ...a, dense: this.dense.info(task.mode === 'info' ? task.layer : undefined) };
+    } else if (a.mode === 'drop') a = { ...a, dropped: a.dropped + this.dense.drop(task.mode === 'drop' ? task.layer : undefined) };
     else if (task.mode === 'drop' && task.layer !== undefined) this.experts.delete(task.layer);
     else if (task.mode === 'drop') this.experts.clear();
     // Counts came back by message, or were written into the reply block after y.
@@ -219,6 +248,7 @@ export class ExpertHost {
   /** Stops the thread (pending requests fail); idempotent. */
   async destroy(): Promise<void> {
     this.dropInline();
+    this.dense.drop();
     this.loads.clear();
     this.closed = true;
     const w = this.worker;

@@ -21,6 +21,7 @@ export interface BellLayout {
 export interface BellAddon {
   table(): object;
   register(table: object, layer: number, entry: object, H: number, I: number, threads: number, lists: ArrayBufferView[][], tally: Float64Array): void;
+  registerDense(table: object, layer: number, entry: object, K: number, N: number, threads: number, packed: Float32Array): void;
   unregister(table: object, layer?: number): number;
   start(table: object, buffer: ArrayBuffer, offset: number, length: number): object;
   stop(bell: object): void;
@@ -58,15 +59,27 @@ export class BellLayers {
     this.tallies.set(layer, tally);
   }
 
+  /** Answers dense `layer` (bridge/dense.ts: W of N rows of K in the fp32 kernel's panels) from now on. */
+  addDense(layer: number, K: number, N: number, threads: number, packed: Float32Array, kernel: F32Kernel): void {
+    this.tallies.delete(layer);
+    this.addon.registerDense(this.table, layer, kernel.entry, K, N, Math.min(64, threads), packed);
+  }
+
+  /** Stops answering dense `layer` (a call in flight finishes first). */
+  removeDense(layer: number): void {
+    if (!this.tallies.has(layer)) this.addon.unregister(this.table, layer);
+  }
+
   /**
-   * Stops answering `layer` (all when omitted; a call in flight finishes first) and returns the
-   * tokens per expert its bells routed, by layer, for the host's load matrix.
+   * Stops answering experts `layer` (every experts layer when omitted; dense layers stay; a call
+   * in flight finishes first) and returns the tokens per expert its bells routed, by layer, for
+   * the host's load matrix.
    */
   remove(layer?: number): Map<number, Float64Array> {
-    this.addon.unregister(this.table, layer);
     const gone = new Map<number, Float64Array>();
     for (const [l, t] of this.tallies) {
       if (layer !== undefined && l !== layer) continue;
+      this.addon.unregister(this.table, l);
       gone.set(l, t);
       this.tallies.delete(l);
     }

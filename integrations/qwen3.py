@@ -3,6 +3,7 @@
     import vtpu.integrations.qwen3 as vq
     model = Qwen3MoeForCausalLM.from_pretrained(path)    # or built from a config
     vq.hook(model, expert_format="int8")                 # upload experts, switch to "vtpu"
+    vq.hook(model, "fp32", lm_head=True)                 # ... and the lm_head's product too
     model = vq.from_pretrained(path, expert_format="q4") # or: experts streamed from the shards, never in torch
     model.generate(ids, max_new_tokens=32)               # unchanged
     vq.routing_stats(model)                              # tokens per expert, per layer
@@ -30,8 +31,9 @@ from . import resolve_client
 from .experts import refresh as refresh_module
 from .experts import NAME, ExpertsBinding, bind, binding, unbind
 from .qwen3_pretrained import CheckpointError, from_pretrained
+from .sidecar_linear import SidecarLinear, offload_linear
 
-__all__ = ["from_pretrained", "CheckpointError", "hook", "unhook", "refresh", "expert_modules", "routing_stats", "reset_stats", "load_matrix", "format_accuracy", "EXPERT_FORMATS"]
+__all__ = ["from_pretrained", "CheckpointError", "hook", "offload_head", "unhook", "refresh", "expert_modules", "routing_stats", "reset_stats", "load_matrix", "format_accuracy", "EXPERT_FORMATS"]
 
 #: Weight formats ``hook`` accepts.
 EXPERT_FORMATS = ("fp32", "int8", "q8", "q4")
@@ -57,6 +59,7 @@ def hook(
     group: int | None = None,
     threads: int | None = None,
     release: bool = False,
+    lm_head: bool = False,
 ) -> torch.nn.Module:
     """Upload a Qwen3-MoE model's experts to the sidecar and route them there.
 
@@ -87,6 +90,10 @@ def hook(
     release : bool
         Free the model's torch copies of the offloaded expert weights after the upload (the
         Python process then holds no expert weights; :func:`unhook` is no longer possible).
+    lm_head : bool
+        Move the lm_head too (:func:`offload_head`): its weight goes to the sidecar, in
+        float32, and a decode token's product over the vocabulary runs there on every core.
+        Inference only; :func:`unhook` is then refused.
 
     Returns
     -------
@@ -113,7 +120,21 @@ def hook(
     for i in chosen:
         bind(mods[i], layer_base + i, client=client, format=expert_format, group=group, threads=threads, release=release)
     model.set_experts_implementation(NAME)
+    if lm_head:
+        offload_head(model, client, layer_base=layer_base, threads=threads)
     return model
+
+
+def offload_head(model: torch.nn.Module, client: Any = None, *, layer_base: int = 0, threads: int | None = None) -> SidecarLinear:
+    """Move the model's lm_head into the sidecar (a dense layer with id ``layer_base +
+    num_hidden_layers``, after the experts' ids); returns the :class:`SidecarLinear` now in its place.
+
+    Raises
+    ------
+    TypeError
+        The model's lm_head is not an ``nn.Linear`` (offloaded already, or another kind).
+    """
+    return offload_linear(model, "lm_head", layer_base + int(model.config.num_hidden_layers), client, threads=threads)
 
 
 def unhook(model: torch.nn.Module, *, drop: bool = True) -> torch.nn.Module:
@@ -123,6 +144,8 @@ def unhook(model: torch.nn.Module, *, drop: bool = True) -> torch.nn.Module:
     """
     if any(b.released for b in _bindings(model).values()):
         raise ValueError("hook(release=True) freed this model's expert weights: they live only in the sidecar now")
+    if isinstance(getattr(model, "lm_head", None), SidecarLinear):
+        raise ValueError("hook(lm_head=True) moved this model's lm_head weight into the sidecar: it is not in torch any more")
     for m in expert_modules(model).values():
         unbind(m, drop=drop)
     prev = model.__dict__.pop("_vtpu_prev_experts", None)

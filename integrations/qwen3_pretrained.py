@@ -238,6 +238,7 @@ def from_pretrained(
     threads: int | None = None,
     chunk_bytes: int = CHUNK_BYTES,
     attn_implementation: str | None = None,
+    lm_head: bool = False,
     **config_overrides: Any,
 ) -> torch.nn.Module:
     """A ready ``Qwen3MoeForCausalLM`` from a local checkpoint, its experts only in the sidecar.
@@ -263,6 +264,8 @@ def from_pretrained(
         Float32 bytes of experts read and sent per upload request (at least one expert).
     attn_implementation : str, optional
         E.g. ``"sdpa"``, ``"eager"``, ``"vtpu_sparse"``.
+    lm_head : bool
+        Move the lm_head into the sidecar as well (``vq.offload_head``; inference only).
     **config_overrides
         Config fields to override, e.g. ``num_hidden_layers=4`` (load only the first four
         decoder layers; the checkpoint's other tensors are skipped).
@@ -308,8 +311,13 @@ def from_pretrained(
         def chunks_of(i: int, E: int, H: int, I: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
             return _chunks(ckpt, by_index[i], max(1, int(chunk_bytes) // (3 * H * I * 4)))
 
-        return upload_experts(model, chunks_of, client=client, expert_format=expert_format,
-                              layer_base=layer_base, group=group, threads=threads)
+        model = upload_experts(model, chunks_of, client=client, expert_format=expert_format,
+                               layer_base=layer_base, group=group, threads=threads)
+        if lm_head:
+            from .qwen3 import offload_head
+
+            offload_head(model, client, layer_base=layer_base, threads=threads)
+        return model
     finally:
         ckpt.close()
 

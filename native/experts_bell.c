@@ -119,6 +119,25 @@ static int remove_layers(napi_env env, table_t *t, int layer) {
   return gone;
 }
 
+/* Puts L in the table in place of what its layer held; frees L when it cannot. */
+static napi_value insert(napi_env env, table_t *t, layer_t *L) {
+  remove_layers(env, t, L->layer);
+  pthread_mutex_lock(&t->mu);
+  if (t->n == t->cap) {
+    int cap = t->cap ? 2 * t->cap : 16;
+    layer_t **m = realloc(t->layers, sizeof(layer_t *) * cap);
+    if (!m) {
+      pthread_mutex_unlock(&t->mu);
+      layer_free(env, L);
+      return fail(env, "E_INTERNAL", "register: out of memory");
+    }
+    t->layers = m, t->cap = cap;
+  }
+  t->layers[t->n++] = L;
+  pthread_mutex_unlock(&t->mu);
+  return NULL;
+}
+
 /* register(table, layer, entry, H, I, threads, lists, tally): lists[k][e] is expert e's k-th
  * packed tensor as the entry's kernel reads it; tally a Float64Array of E (shared memory) the
  * bell adds each call's tokens per expert to. Replaces what `layer` held. */
@@ -175,21 +194,37 @@ static napi_value reg(napi_env env, napi_callback_info info) {
     }
   }
   napi_create_reference(env, argv[7], 1, &L->refs[L->nrefs++]);
-  remove_layers(env, t, layer);
-  pthread_mutex_lock(&t->mu);
-  if (t->n == t->cap) {
-    int cap = t->cap ? 2 * t->cap : 16;
-    layer_t **m = realloc(t->layers, sizeof(layer_t *) * cap);
-    if (!m) {
-      pthread_mutex_unlock(&t->mu);
-      layer_free(env, L);
-      return fail(env, "E_INTERNAL", "register: out of memory");
-    }
-    t->layers = m, t->cap = cap;
+  return insert(env, t, L);
+}
+
+/* register_dense(table, layer, entry, K, N, threads, packed): a dense matrix W (N outputs of K) as
+ * the entry's `linear` reads it; requests with k 0 run y = x · Wᵀ. Replaces what `layer` held. */
+static napi_value reg_dense(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  table_t *t = argc >= 7 ? table_of(env, argv[0]) : NULL;
+  int layer, K, N, threads;
+  const kernel_entry *k = NULL;
+  napi_valuetype type;
+  if (argc >= 7 && napi_typeof(env, argv[2], &type) == napi_ok && type == napi_external) napi_get_value_external(env, argv[2], (void **)&k);
+  if (!t || !k || k->magic != ENTRY_MAGIC || !get_int(env, argv[1], 0, 0x7fffffff, &layer) || !get_int(env, argv[3], 1, 1 << 24, &K) ||
+      !get_int(env, argv[4], 1, 1 << 24, &N) || !get_int(env, argv[5], 1, 64, &threads))
+    return fail(env, "E_PARAM", "register_dense(table, layer, entry, K, N, threads, packed): a table, a kernel entry, layer >= 0, K, N >= 1, 1 <= threads <= 64");
+  if (!k->linear) return fail(env, "E_PARAM", "register_dense: this kernel has no dense product");
+  size_t len = 0;
+  const void *p = typed_any(env, argv[6], napi_float32_array, &len);
+  if (!p || len != (size_t)((N + 15) / 16) * K * 16) return fail(env, "E_SHAPE", "register_dense: packed must be a Float32Array of ceil(N/16)·K·16");
+  layer_t *L = calloc(1, sizeof *L);
+  if (L) L->ptrs = calloc(1, sizeof(void *)), L->refs = calloc(1, sizeof(napi_ref));
+  if (!L || !L->ptrs || !L->refs) {
+    if (L) free(L->ptrs), free(L->refs), free(L);
+    return fail(env, "E_INTERNAL", "register_dense: out of memory");
   }
-  t->layers[t->n++] = L;
-  pthread_mutex_unlock(&t->mu);
-  return NULL;
+  *L = (layer_t){ layer, K, N, 0, threads, k, L->ptrs, NULL, L->refs, 0 };
+  L->ptrs[0] = p;
+  napi_create_reference(env, argv[6], 1, &L->refs[L->nrefs++]);
+  return insert(env, t, L);
 }
 
 /* unregister(table, layer?) -> layers removed (all without a layer); waits for a call in flight. */
@@ -302,12 +337,13 @@ NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     { "table", NULL, table_new, NULL, NULL, NULL, napi_default, NULL },
     { "register", NULL, reg, NULL, NULL, NULL, napi_default, NULL },
+    { "registerDense", NULL, reg_dense, NULL, NULL, NULL, napi_default, NULL },
     { "unregister", NULL, unreg, NULL, NULL, NULL, napi_default, NULL },
     { "start", NULL, start, NULL, NULL, NULL, napi_default, NULL },
     { "stop", NULL, stop, NULL, NULL, NULL, napi_default, NULL },
     { "stats", NULL, stats, NULL, NULL, NULL, napi_default, NULL },
     { "layout", NULL, layout, NULL, NULL, NULL, napi_default, NULL },
   };
-  napi_define_properties(env, exports, 7, props);
+  napi_define_properties(env, exports, 8, props);
   return exports;
 }

@@ -23,11 +23,12 @@ enum { W_MAGIC, W_SEQ, W_DONE, W_LAYER, W_T, W_K, W_H, W_E, W_STATUS, W_WHY, W_U
 /* Why a call fell back (W_WHY); the client sends it through the socket. */
 enum { WHY_NONE, WHY_LAYER, WHY_SHAPE, WHY_SPACE, WHY_IDS, WHY_MEMORY };
 
+/* A layer of experts, or a dense matrix (E 0: y (T, I) = x (T, H) · Wᵀ, ptrs[0] its packed W). */
 typedef struct {
   int layer, H, I, E, threads;
   const kernel_entry *k;
   const void **ptrs;   /* ptrs[list · E + e] */
-  double *tally;       /* token-slots per expert since registered (the host reads it) */
+  double *tally;       /* token-slots per expert since registered (the host reads it); NULL when dense */
   napi_ref *refs;      /* the arrays above, kept alive while registered */
   int nrefs;
 } layer_t;
@@ -68,12 +69,23 @@ static layer_t *find(table_t *t, int layer) {
 
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
+/* A dense layer's request (k 0): y (T, N) at the next multiple of 64 after x, N into W_E. */
+static int answer_dense(layer_t *L, bell_t *b, int T, int H) {
+  if (H != L->H || T < 1 || T > MAXT) return WHY_SHAPE;
+  size_t yo = align64(DATA + 4 * (size_t)T * H);
+  if (yo + 4 * (size_t)T * L->I > b->len) return WHY_SPACE;
+  if (L->k->linear(L->I, H, L->threads, T, (const float *)(b->base + DATA), (float *)(b->base + yo), L->ptrs[0]) < 0) return WHY_MEMORY;
+  b->w[W_E] = (uint32_t)L->I;
+  return WHY_NONE;
+}
+
 /* One request: WHY_NONE with y and counts written, or why it fell back. Called under t->mu. */
 static int answer(table_t *t, bell_t *b) {
   _Atomic uint32_t *w = b->w;
   int layer = (int)w[W_LAYER], T = (int)w[W_T], k = (int)w[W_K], H = (int)w[W_H];
   layer_t *L = find(t, layer);
   if (!L) return WHY_LAYER;
+  if (L->E == 0 || k == 0) return L->E == 0 && k == 0 ? answer_dense(L, b, T, H) : WHY_SHAPE;
   int E = L->E;
   if (H != L->H || T < 1 || T > MAXT || k < 1 || k > E) return WHY_SHAPE;
   size_t xo = DATA, io = xo + 4 * (size_t)T * H, wo = io + 4 * (size_t)T * k, yo = align64(wo + 4 * (size_t)T * k), co = yo + 4 * (size_t)T * H;

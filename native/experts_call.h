@@ -141,7 +141,10 @@ static int entry_run(int H, int I, int threads, int n, const int32_t *counts, co
   return r;
 }
 
-static const kernel_entry entry = { ENTRY_MAGIC, KERNEL_FORMAT, spec_of, entry_run };
+#ifndef KERNEL_LINEAR
+#define KERNEL_LINEAR NULL
+#endif
+static const kernel_entry entry = { ENTRY_MAGIC, KERNEL_FORMAT, spec_of, entry_run, KERNEL_LINEAR };
 
 /* True where the CPU has AVX2 and FMA (the kernels' fast paths). */
 static int has_avx2(void) {

@@ -25,6 +25,9 @@ typedef struct {
    * ptrs[k·n + e]: list k of expert e. Serialised with the addon's other calls. Returns the
    * threads used (0 without rows), or -1 when out of memory. */
   int (*run)(int H, int I, int threads, int n, const int32_t *counts, const float *x, float *y, const void **ptrs);
+  /* y (T, N) = x (T, K) · Wᵀ for a dense matrix W held as `packed` (the kernel's own layout), or
+   * NULL where the kernel has no dense product (q4). Serialised and threaded as `run`. */
+  int (*linear)(int N, int K, int threads, int T, const float *x, float *y, const void *packed);
 } kernel_entry;
 
 #endif

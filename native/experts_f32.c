@@ -7,6 +7,10 @@
  * and 6 broadcasts for 12 FMAs a step (the usual AVX2 SGEMM register block); one row of x (a
  * decode token) gets its own loop, two steps at a time (prefill tiles prefetch the panel 2 KB ahead).
  *
+ * The same panels and tiles serve a dense matrix (`linear`, a model's lm_head held beside its
+ * experts): a decode token's 151,936 × 2048 product is a 1.2 GB stream, and torch's one-row
+ * product reads it on one core while this splits the panels over the pool.
+ *
  * Why not ONNX Runtime: a decode step routes a token to 8 of 128 experts, a 19 MB read a
  * 30B-A3B layer, and ORT's graph of 128 experts (Split, 256 Gemm kernels, Concat) cost ~3 ms of
  * its own a call; its prepacked weights also stay private to its session, so the event loop
@@ -25,6 +29,8 @@
 #include <node_api.h>
 #define KERNEL_FORMAT "fp32"
 #define KERNEL_USAGE "swiglu(H, I, threads, x, y, counts, gu, dn): H, I >= 1 and 1 <= threads <= 64"
+static int dense_entry(int N, int K, int threads, int T, const float *x, float *y, const void *packed);
+#define KERNEL_LINEAR dense_entry
 #include "experts_call.h"
 
 #define NR 16          /* outputs a panel */
@@ -167,6 +173,34 @@ static void down(void *c, int part, int parts) {
   linear(j, part, parts, j->dn, j->H, j->I, j->h, (size_t)2 * j->I, j->y);
 }
 
+/* ---- a dense matrix: y (T, N) = x (T, K) · Wᵀ over W's panels ---- */
+
+typedef struct { int N, K, T; const float *x, *p; float *y; } dense_t;
+
+/* A chunk is a run of whole panels: each thread reads one contiguous stretch of W. */
+static void dense_part(void *c, int part, int parts) {
+  dense_t *d = c;
+  int a, b;
+  span(panels(d->N), part, parts, &a, &b);
+  for (int q = a; q < b; q++) {
+    int nc = d->N - q * NR < NR ? d->N - q * NR : NR;
+    const float *p = d->p + (size_t)q * d->K * NR;
+    for (int m = 0; m < d->T; m += MR)
+      tile(p, d->K, d->x + (size_t)m * d->K, d->K, d->T - m < MR ? d->T - m : MR, d->y + (size_t)m * d->N + q * NR, d->N, nc);
+  }
+}
+
+/* Under the call lock, as swiglu; returns the threads used. */
+static int dense_entry(int N, int K, int threads, int T, const float *x, float *y, const void *packed) {
+  pthread_mutex_lock(&call_mu);
+  dense_t d = { N, K, T, x, packed, y };
+  int P = panels(N), chunks = P < 64 * threads ? P : 64 * threads;
+  parallel(dense_part, &d, chunks, threads);
+  int used = pool.helpers + 1;
+  pthread_mutex_unlock(&call_mu);
+  return used;
+}
+
 /* ---- Node-API ---- */
 
 /* pack(N, K, w, out): w (N rows of K, Float32Array) into panels, out Float32Array of ceil(N/16)·K·16. */
@@ -189,6 +223,26 @@ static napi_value pack(napi_env env, napi_callback_info info) {
     }
   }
   return NULL;
+}
+
+/* linear(N, K, threads, x, y, packed) -> threads used: y (T, N) = x (T, K) · Wᵀ, T = x.length / K,
+ * W as `pack` wrote it. */
+static napi_value linear_napi(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6], ret;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int N, K, nt;
+  if (argc < 6 || !get_int(env, argv[0], 1, 1 << 24, &N) || !get_int(env, argv[1], 1, 1 << 24, &K) || !get_int(env, argv[2], 1, MAXT, &nt))
+    return fail(env, "E_PARAM", "linear(N, K, threads, x, y, packed): N, K >= 1 and 1 <= threads <= 64");
+  size_t xl = 0, yl = 0;
+  const float *x = typed_any(env, argv[3], napi_float32_array, &xl);
+  float *y = typed_any(env, argv[4], napi_float32_array, &yl);
+  const float *p = typed(env, argv[5], napi_float32_array, (size_t)panels(N) * K * NR);
+  size_t T = x ? xl / K : 0;
+  if (!x || !y || !p || T < 1 || T * K != xl || yl != T * N)
+    return fail(env, "E_SHAPE", "linear: x must be a Float32Array of T·K (T >= 1), y one of T·N, packed one of ceil(N/16)·K·16");
+  napi_create_int32(env, dense_entry(N, K, nt, (int)T, x, y, p), &ret);
+  return ret;
 }
 
 /* swiglu(H, I, threads, x, y, counts, gu[], dn[]): gu[j], dn[j] are expert j's packed gate_up (2I
@@ -221,6 +275,7 @@ static void set_isa(int avx2) {
 
 NAPI_MODULE_INIT() {
   set_isa(has_avx2());
-  napi_property_descriptor more[] = { { "pack", NULL, pack, NULL, NULL, NULL, napi_default, NULL } };
-  return define_exports(env, exports, more, 1);
+  napi_property_descriptor more[] = { { "pack", NULL, pack, NULL, NULL, NULL, napi_default, NULL },
+                                      { "linear", NULL, linear_napi, NULL, NULL, NULL, napi_default, NULL } };
+  return define_exports(env, exports, more, 2);
 }

@@ -17,16 +17,21 @@ static int get_int(napi_env env, napi_value v, int lo, int hi, int *out) {
   return 1;
 }
 
-/* The data of a typed array of `type` with exactly `len` elements; NULL for anything else. */
-static void *typed(napi_env env, napi_value v, napi_typedarray_type type, size_t len) {
+/* The data of a typed array of `type` and its length in *len; NULL for anything else. */
+static void *typed_any(napi_env env, napi_value v, napi_typedarray_type type, size_t *len) {
   bool is;
   napi_typedarray_type t;
-  size_t n;
   void *data;
   if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return NULL;
-  if (napi_get_typedarray_info(env, v, &t, &n, &data, NULL, NULL) != napi_ok || t != type) return NULL;
-  if (n != len) return NULL;
+  if (napi_get_typedarray_info(env, v, &t, len, &data, NULL, NULL) != napi_ok || t != type) return NULL;
   return data ? data : (void *)"";
+}
+
+/* The data of a typed array of `type` with exactly `len` elements; NULL for anything else. */
+static void *typed(napi_env env, napi_value v, napi_typedarray_type type, size_t len) {
+  size_t n = 0;
+  void *data = typed_any(env, v, type, &n);
+  return data && n == len ? data : NULL;
 }
 
 #endif

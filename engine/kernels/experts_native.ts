@@ -24,6 +24,8 @@ export interface Q4Kernel {
 export interface F32Kernel {
   entry: object;
   pack(N: number, K: number, w: Float32Array, out: Float32Array): void;
+  /** y (T, N) = x (T, K) · Wᵀ over W's panels (a dense layer, bridge/dense.ts); T = x.length / K. */
+  linear(N: number, K: number, threads: number, x: Float32Array, y: Float32Array, packed: Float32Array): number;
   swiglu(H: number, I: number, threads: number, x: Float32Array, y: Float32Array, counts: Int32Array, gu: Float32Array[], dn: Float32Array[]): number;
 }
 

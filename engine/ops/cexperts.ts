@@ -11,8 +11,9 @@
  * - `run`: params `layer`, `top_k`, `renormalize`; tensor `x` (T, H) and either `logits`
  *   (T, E) (routed here: softmax, top-k, optional renormalisation, as CMOE) or
  *   `expert_ids` (T, k) int with `weights` (T, k) float → `y` (T, H), `counts` (E).
- * - `info`: params `layer` (optional) → result `layers`.
- * - `drop`: params `layer` (optional: all) → result `dropped`.
+ * - `info`: params `layer` (optional) → result `layers`, and `dense` (the dense layers).
+ * - `drop`: params `layer` (optional: all) → result `dropped` (layers of either kind).
+ * - `dense_load`, `dense_run`: a plain matrix held beside the experts (cexperts_dense.ts).
  *
  * This file turns a request into an {@link ExpertsTask} (validated, with its own buffers
  * so it can move to the runtime's thread) and a runtime answer into a reply; the sidecar's
@@ -26,6 +27,7 @@ import { boolParam, intParam, tensorsBody } from './params';
 import { expectShape, floatInput, intInput, namedTensors, tensorOutput } from '../tensors';
 import type { LayerInfo, LayerSpec, RoutingInput, SharedLayer } from '../kernels/experts_runtime';
 import { EXPERT_FORMATS, expertBytes, type ExpertFormat } from '../kernels/experts_graph';
+import type { DenseInfo } from './cexperts_dense';
 
 export const OP = 'CEXPERTS';
 /**
@@ -65,7 +67,7 @@ export type ExpertsTask =
 export type ExpertsAnswer =
   | { mode: 'load'; info: LayerInfo; shared?: SharedLayer }
   | { mode: 'run'; y: Float32Array | null; counts: Int32Array | null; T: number; H: number; E: number; ms: number }
-  | { mode: 'info'; layers: LayerInfo[] }
+  | { mode: 'info'; layers: LayerInfo[]; dense?: DenseInfo[] }
   | { mode: 'drop'; dropped: number };
 
 function layerParam(p: Record<string, unknown>, required: boolean): number | undefined {
@@ -135,7 +137,7 @@ export function expertsTask(input: OpInput, view = false): ExpertsTask {
   if (mode === 'run') return runTask(input, view);
   if (mode === 'info') return { mode, layer: layerParam(input.params, false) };
   if (mode === 'drop') return { mode, layer: layerParam(input.params, false) };
-  throw new VtpuError('E_PARAM', `${OP}: mode must be load, run, info or drop, got ${JSON.stringify(mode)}`);
+  throw new VtpuError('E_PARAM', `${OP}: mode must be load, run, info, drop, dense_load or dense_run, got ${JSON.stringify(mode)}`);
 }
 
 /** Transferable buffers of a task (moved to the runtime's thread, not copied). */

@@ -30,6 +30,9 @@ class ClientHost:
     def _bell_run(self, layer: int, x: Any, ids: Any, weights: Any, timeout: float | None = None) -> Any:
         raise NotImplementedError
 
+    def _bell_dense(self, layer: int, x: Any, out_features: int, timeout: float | None = None) -> Any:
+        raise NotImplementedError
+
     def cput_batch(self, coords: Any, values: Any, *, kind: str | None = None, dtype: str | None = None, timeout: float | None = None) -> int:
         raise NotImplementedError
 

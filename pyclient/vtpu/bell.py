@@ -1,5 +1,7 @@
 """The doorbell: CEXPERTS runs through a region of a connection's shared-memory link, not the socket.
 
+Experts runs (:meth:`Bell.run`) and dense-layer runs (:meth:`Bell.run_dense`, ``k`` 0 on the wire).
+
 A decode step of a hooked MoE model makes one experts call per layer; through ZeroMQ each costs
 1–2 ms beyond the kernel on a small VM (encoding, the I/O threads of both sides, the sidecar's
 event loop). With a bell the client writes x and the routing into its ``.in`` arena, wakes the
@@ -32,7 +34,8 @@ __all__ = ["Bell", "supported", "BELL_BYTES"]
 _L = SCHEMA["bell"]
 _W = _L["words"]
 _DATA = int(_L["data"])
-#: Bytes of a link's ``.in`` arena kept for its bell: at width 2048 and top-8, runs of up to ~60 tokens.
+#: Bytes of a link's ``.in`` arena kept for its bell: at width 2048 and top-8, runs of up to ~60 tokens;
+#: a dense run of one row into up to ~260,000 outputs (an lm_head's vocabulary).
 BELL_BYTES = 1 << 20
 _TICK = 0.25  # longest blind wait (the caller re-checks the sidecar and the client)
 _FUTEX_WAIT, _FUTEX_WAKE = 0, 1  # not private: the word is shared with another process
@@ -136,6 +139,29 @@ class Bell:
         xv[...] = x
         iv[...] = ids
         wv[...] = weights
+        if not self._ring(layer, T, k, H, deadline, check):
+            return None
+        E = int(self._words[_W["E"]])
+        counts = self._bytes[co : co + 4 * E].view(np.int32).astype(np.int64)
+        return yv.copy(), counts, int(self._words[_W["us"]]) / 1000.0
+
+    def run_dense(self, layer: int, x: np.ndarray, n_out: int, deadline: float, check: Callable[[], None]) -> np.ndarray | None:
+        """``y`` (T, ``n_out``) float32 of a dense layer's run (``k`` 0 on the wire), or ``None`` as :meth:`run`."""
+        T, K = x.shape
+        yo = _align64(_DATA + 4 * T * K)
+        if yo + 4 * T * n_out > self.length or T > int(_L["max_rows"]):
+            self.last_why = 3
+            return None
+        self._bytes[_DATA : _DATA + 4 * T * K].view(np.float32).reshape(T, K)[...] = x
+        if not self._ring(layer, T, 0, K, deadline, check):
+            return None
+        if int(self._words[_W["E"]]) != n_out:  # the layer's N is not the caller's: the socket says why
+            self.last_why = 2
+            return None
+        return self._bytes[yo : yo + 4 * T * n_out].view(np.float32).reshape(T, n_out).copy()
+
+    def _ring(self, layer: int, T: int, k: int, H: int, deadline: float, check: Callable[[], None]) -> bool:
+        """Announce the request whose data is in place, wait for the answer; True when answered."""
         w = self._words
         w[_W["layer"]], w[_W["T"]], w[_W["k"]], w[_W["H"]] = layer, T, k, H
         seq = (self._seq + 1) & 0xFFFFFFFF
@@ -156,8 +182,4 @@ class Bell:
             if _syscall(_sys_futex, done_at, _FUTEX_WAIT, ctypes.c_uint32(now), ctypes.byref(ts), None, 0) and ctypes.get_errno() == errno.ETIMEDOUT:
                 check()  # a whole tick without an answer
         self.last_why = int(w[_W["why"]])
-        if w[_W["status"]] != 0:
-            return None
-        E = int(w[_W["E"]])
-        counts = self._bytes[co : co + 4 * E].view(np.int32).astype(np.int64)
-        return yv.copy(), counts, int(w[_W["us"]]) / 1000.0
+        return w[_W["status"]] == 0

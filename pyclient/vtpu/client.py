@@ -17,6 +17,7 @@ from .launcher import Sidecar
 from .ops_attend import AttendMixin
 from .ops_moe import MoeMixin
 from .ops_experts import ExpertsMixin
+from .ops_dense import DenseMixin
 from .observe import ObserveMixin
 from .ops_kg import KgMixin
 from .ops_nearest import NearestMixin
@@ -69,7 +70,7 @@ def _body(frames: list[Any], op: str) -> Any:
     return frames[0]
 
 
-class Client(AttendMixin, MoeMixin, ExpertsMixin, NearestMixin, KgMixin, ObserveMixin, SyncMixin):
+class Client(AttendMixin, MoeMixin, ExpertsMixin, DenseMixin, NearestMixin, KgMixin, ObserveMixin, SyncMixin):
     """A connection to a vTPU sidecar; safe to share between threads.
 
     Parameters
@@ -181,6 +182,10 @@ class Client(AttendMixin, MoeMixin, ExpertsMixin, NearestMixin, KgMixin, Observe
     def _bell_run(self, layer: int, x: Any, ids: Any, weights: Any, timeout: float | None = None) -> Any:
         """A CEXPERTS run through the doorbell (:mod:`vtpu.bell`), or ``None``: send it as a request."""
         return self._t.bell_run(layer, x, ids, weights, None if timeout is None else positive_seconds(timeout))
+
+    def _bell_dense(self, layer: int, x: Any, out_features: int, timeout: float | None = None) -> Any:
+        """A dense-layer run through the doorbell, or ``None``: send it as a request."""
+        return self._t.bell_dense(layer, x, out_features, None if timeout is None else positive_seconds(timeout))
 
     def compute(
         self, op: str, params: dict[str, Any] | None = None, tensors: Mapping[str, Any] | None = None, *, timeout: float | None = None

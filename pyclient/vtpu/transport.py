@@ -266,6 +266,15 @@ class Transport:
     def bell_run(self, layer: int, x: Any, ids: Any, weights: Any, timeout: float | None = None) -> Any:
         """One CEXPERTS run through this thread's doorbell (:mod:`vtpu.bell`): ``(y, counts,
         elapsed_ms)``, or ``None`` when there is none or it did not answer (send the run as a request)."""
+        return self._ring(lambda bell, deadline, check: bell.run(layer, x, ids, weights, deadline, check), timeout)
+
+    def bell_dense(self, layer: int, x: Any, out_features: int, timeout: float | None = None) -> Any:
+        """One dense-layer run through this thread's doorbell: ``y``, or ``None`` as :meth:`bell_run`."""
+        return self._ring(lambda bell, deadline, check: bell.run_dense(layer, x, out_features, deadline, check), timeout)
+
+    def _ring(self, call: Callable[[Any, float, Callable[[], None]], Any], timeout: float | None) -> Any:
+        """``call(bell, deadline, check)`` on this thread's doorbell (opened on first use), or ``None``
+        when there is none or the sidecar no longer holds its link."""
         if not _bell.supported():
             return None
         limit = self.timeout if timeout is None else float(timeout)
@@ -298,7 +307,7 @@ class Transport:
                 raise _BellLost() from None
 
         try:
-            return link.bell.run(layer, x, ids, weights, deadline, check)
+            return call(link.bell, deadline, check)
         except _BellLost:  # a restarted sidecar (or one that dropped the link): the run never started
             if conn.link is link:  # (the probe may have opened the next link already)
                 conn.link = None

@@ -46,6 +46,21 @@ describe('registering layers', () => {
     expect(addon!.stats(t)).toEqual({ calls: 0, fallbacks: 0, ms: 0 });
   });
 
+  it('registers a dense matrix on the fp32 entry (its panels, one layer id space with experts), never on q4', () => {
+    const t = addon!.table(), N = 20, K = 16;
+    const panels = () => new Float32Array(new SharedArrayBuffer(4 * Math.ceil(N / 16) * 16 * K));
+    const dense = (...a: unknown[]) => (addon!.registerDense as (...x: unknown[]) => void)(...a);
+    const ok = [t, 5, f32.entry, K, N, 2, panels()] as const;
+    expect(codeWith(dense, ok, 6, panels())).toBe('ok');
+    addon!.register(t, 5, f32.entry, H, I, 2, [packed(), down()], tally()); // experts replace the dense layer 5
+    expect(addon!.unregister(t, 5)).toBe(1);
+    expect(codeWith(dense, ok, 2, kernels.q4!.entry)).toBe('E_PARAM'); // q4 has no dense product
+    expect(codeWith(dense, ok, 4, 0)).toBe('E_PARAM');
+    expect(codeWith(dense, ok, 6, new Float32Array(N * K))).toBe('E_SHAPE'); // not whole panels
+    expect(codeWith(dense, ok, 6, new Float64Array(32 * K))).toBe('E_SHAPE');
+    expect(addon!.unregister(t)).toBe(0);
+  });
+
   it('refuses bad arguments with wire codes', () => {
     const t = addon!.table();
     const reg = (...a: unknown[]) => (addon!.register as (...x: unknown[]) => void)(...a);

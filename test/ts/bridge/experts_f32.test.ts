@@ -103,6 +103,36 @@ maybe('the native fp32 kernel', () => {
     expectIsasAndThreadsAgree((name) => (addon as Addon).useIsa(name), (threads) => direct([7, 1, 0, 3], threads));
   });
 
+  test('linear (a dense layer) matches float64 on partial panels, tiles of 6 and 1, any threads and ISA', () => {
+    const a = addon as Addon, N = 2 * I + 5, K = H; // N = 285: the last panel has 13 rows
+    const Wd = GU.subarray(0, N * K), p = new Float32Array(panelFloats(N, K));
+    a.pack(N, K, Wd, p);
+    for (const rows of [1, 7]) {
+      const want = new Float64Array(rows * N);
+      for (let r = 0; r < rows; r++) for (let n = 0; n < N; n++) {
+        let s = 0;
+        for (let j = 0; j < K; j++) s += X[r * K + j] * Wd[n * K + j];
+        want[r * N + n] = s;
+      }
+      const run = (threads = 2) => {
+        const out = new Float32Array(rows * N);
+        expect(a.linear(N, K, threads, X.subarray(0, rows * K), out, p)).toBeGreaterThanOrEqual(1);
+        return out;
+      };
+      expect(maxDiff(run(2), want)).toBeLessThan(1e-5 * maxAbs(want));
+      expectIsasAndThreadsAgree((name) => a.useIsa(name), run);
+    }
+    const lin = (...args: unknown[]) => (a.linear as (...x: unknown[]) => number)(...args);
+    const ok = [N, K, 2, X.subarray(0, K), new Float32Array(N), p] as const;
+    expect(codeWith(lin, ok, 0, 0)).toBe('E_PARAM');
+    expect(codeWith(lin, ok, 2, 65)).toBe('E_PARAM'); // threads
+    expect(codeWith(lin, ok, 3, X.subarray(0, K - 1))).toBe('E_SHAPE'); // not whole rows
+    expect(codeWith(lin, ok, 3, new Float32Array(0))).toBe('E_SHAPE');
+    expect(codeWith(lin, ok, 4, new Float32Array(N - 1))).toBe('E_SHAPE');
+    expect(codeWith(lin, ok, 5, p.subarray(16))).toBe('E_SHAPE');
+    expect(codeWith(lin, ok, 5, new Float64Array(p.length))).toBe('E_SHAPE');
+  });
+
   test('bad arguments are typed errors, never a crash', () => {
     const a = addon as Addon, p = packed(0);
     const ok = [H, I, 1, X.subarray(0, H), new Float32Array(H), Int32Array.of(1), [p.gu], [p.dn]] as const;
