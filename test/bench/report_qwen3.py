@@ -150,7 +150,7 @@ def render(r: dict) -> list[str]:
     lines += ["", "Per decode token (ms): the experts calls seen from Python (wall), the sidecar's request time "
               "(metrics: requests through the socket and runs through the doorbell), of which inside the expert runtime "
               "(the hook's `sidecar_ms`), and transport = wall − request time (encoding, ZeroMQ or the doorbell's "
-              "futexes, decoding, waiting).", "",
+              "futexes, decoding, waiting); none for fp32-head, whose doorbell time includes its lm_head's runs.", "",
               "| variant | decode step | experts (Python wall) | sidecar request | of which compute | transport | same greedy tokens as torch |",
               "|---|---|---|---|---|---|---|"]
     for v, x in vs.items():
@@ -178,6 +178,7 @@ def render(r: dict) -> list[str]:
     # Explained against the peer the decode verdicts used, not the default implementation's run.
     peer = best_peer(vs, "decode")
     lines += _caveat(peer, vs.get("fp32", {}))
+    lines += _head(vs, peer)
     if misses:
         lines += _why(peer, vs)
     return lines
@@ -228,6 +229,20 @@ def _caveat(peer: tuple[str, dict], f: dict) -> list[str]:
             f"experts cost {f['experts_ms_per_token']:.2f} ms per token from Python against that peer's {p['experts_ms_per_token']:.2f} ms; "
             f"the non-expert part (the same work) took {rest:.2f} ms vs {peer_rest:.2f} ms: {_dense_split(f, p)}. "
             "Read it as parity within noise, not a win.", ""]
+
+
+def _head(vs: dict, peer: tuple[str, dict]) -> list[str]:
+    """What fp32-head adds to fp32: the lm_head's product in the sidecar, said apart from the experts."""
+    h, f = vs.get("fp32-head", {}), vs.get("fp32", {})
+    name, p = peer
+    if any(x.get("lm_head_ms_per_token") is None for x in (h, f, p)) or "decode_tps" not in p:
+        return []
+    return [f"fp32-head is fp32 with the lm_head's product in the sidecar as well (`vq.hook(..., lm_head=True)`): "
+            f"{h['decode_tps'] / p['decode_tps']:.2f}× {name} in decode against fp32's {f['decode_tps'] / p['decode_tps']:.2f}×. "
+            f"The difference is the lm_head, not the experts: {h['lm_head_ms_per_token']:.2f} ms per token from Python against "
+            f"{f['lm_head_ms_per_token']:.2f} ms in fp32 and {p['lm_head_ms_per_token']:.2f} ms in {name} (torch's one-row "
+            f"product on one core; the sidecar's kernel on every core), experts {h['experts_ms_per_token']:.2f} vs "
+            f"{f['experts_ms_per_token']:.2f} ms.", ""]
 
 
 def _why(peer: tuple[str, dict], vs: dict) -> list[str]:
