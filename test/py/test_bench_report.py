@@ -122,6 +122,21 @@ def test_qwen3_report_splits_a_decode_token_into_its_parts_and_cores():
                                             "fp32": _qwen3_run("fp32", 120, 10.5, experts_ms_per_token=25)})
 
 
+def test_qwen3_report_says_what_fp32_head_adds_is_the_lm_head_and_gives_it_no_transport():
+    parts = lambda e, h: dict(experts_ms_per_token=e, attention_ms_per_token=20, lm_head_ms_per_token=h, cpu_ms_per_token={"python_main": 50})  # noqa: E731
+    vs = {"torch": _qwen3_run("torch", 100, 10, experts_implementation="grouped_mm", **parts(40, 30)),
+          "fp32": _qwen3_run("fp32", 120, 10, compute_ms_per_token=20, transport_ms_per_token=5, **parts(25, 45)),
+          "fp32-head": _qwen3_run("fp32-head", 120, 12.5, compute_ms_per_token=20, sidecar_ms_per_token=None,
+                                  transport_ms_per_token=None, **parts(25, 25))}
+    text = _qwen3_text(vs)
+    assert ("fp32-head is fp32 with the lm_head's product in the sidecar as well (`vq.hook(..., lm_head=True)`): 1.25× "
+            "transformers grouped_mm in decode against fp32's 1.00×") in text
+    assert "The difference is the lm_head, not the experts: 25.00 ms per token from Python against 45.00 ms in fp32 and 30.00 ms" in text
+    assert "| fp32-head | 80.00 | 25.00 | – | 20.00 | – |" in text  # its doorbell time is not the experts' alone
+    assert "decode tokens/s, fp32-head experts" in text and "≥ 1× (must)" in text
+    assert "fp32-head is" not in _qwen3_text({k: v for k, v in vs.items() if k != "fp32-head"})
+
+
 def test_qwen3_report_explains_a_miss_and_a_caveat_against_the_decode_peer_not_the_default_run():
     miss = {"torch": _qwen3_run("torch", 100, 10, experts_implementation="grouped_mm", experts_ms_per_token=40),
             "torch-eager": _qwen3_run("torch-eager", 90, 12.5, experts_implementation="eager", experts_ms_per_token=30),

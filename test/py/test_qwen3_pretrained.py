@@ -16,6 +16,7 @@ import vtpu.integrations.qwen3 as vq  # noqa: E402
 from vtpu.errors import ShapeError  # noqa: E402
 from vtpu.integrations import qwen3_models as qm  # noqa: E402
 from vtpu.integrations.qwen3_pretrained import Checkpoint  # noqa: E402
+from vtpu.integrations.sidecar_linear import SidecarLinear  # noqa: E402
 
 VOCAB = 512
 BASE = 600  # sidecar layer ids of this file's models (the session's sidecar is shared)
@@ -40,7 +41,7 @@ def saved(tmp_path_factory):
 def sidecar_layers(client):
     """Drops every layer this file's tests uploaded, also when a test fails."""
     yield client
-    for info in client.experts_info():
+    for info in client.experts_info() + client.dense_info():
         if BASE <= info["layer"] < BASE + 100:
             client.experts_drop(info["layer"])
 
@@ -77,6 +78,20 @@ def test_logits_and_greedy_tokens_match_the_hooked_model(saved, sidecar_layers):
     assert sorted(st) == [0, 1, 2] and all(s["calls"] > 0 for s in st.values())
     with pytest.raises(ValueError, match="freed"):
         vq.unhook(loaded)
+
+
+@torch.no_grad()
+def test_lm_head_too_matches_and_a_tied_one_keeps_its_embeddings(saved, sidecar_layers, tmp_path):
+    d, model = saved
+    ids, mask = padded_batch()
+    loaded = vq.from_pretrained(d, expert_format="fp32", client=sidecar_layers, layer_base=BASE, lm_head=True)
+    assert isinstance(loaded.lm_head, SidecarLinear) and loaded.lm_head.layer == BASE + 3  # after the 3 layers' experts
+    assert (loaded(ids, attention_mask=mask).logits - model(ids, attention_mask=mask).logits)[mask.bool()].abs().max().item() < 1e-4
+    tied = tiny(seed=1, tie_word_embeddings=True)
+    tied.save_pretrained(tmp_path)
+    loaded = vq.from_pretrained(tmp_path, expert_format="fp32", client=sidecar_layers, layer_base=BASE + 20, lm_head=True)
+    assert loaded.get_input_embeddings().weight.shape == (VOCAB, tied.config.hidden_size)  # shared, so not freed
+    assert (loaded(ids).logits - tied(ids).logits).abs().max().item() < 1e-4
 
 
 @torch.no_grad()
