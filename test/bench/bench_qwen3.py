@@ -70,7 +70,7 @@ QUICK = {"config": "bench", "layers": 2, "prompt": 32, "decode": 4, "rounds": 1,
 #: the shared-memory path off (the transport before issue 12), in the same run; "-int8dense": the
 #: attention projections and lm_head in torch's dynamic int8 (``vtpu.integrations.dense_int8``);
 #: "-head": the lm_head's product in the sidecar too, in float32 (``vq.hook(..., lm_head=True)``).
-HYBRID = ("fp32", "fp32-head", "fp32-frames", "int8", "q8", "q4", "q8-int8dense", "q4-int8dense")
+HYBRID = ("fp32", "fp32-head", "fp32-frames", "int8", "q8", "q8-head", "q4", "q4-head", "q8-int8dense", "q4-int8dense")
 #: Suffixes of a hybrid variant's name that are not its experts' format.
 HYBRID_SUFFIXES = ("-frames", "-int8dense", "-head")
 #: The int8 dense variants' peers in transformers: the same int8 dense half with its default experts

@@ -45,7 +45,10 @@ def _impls(vs: dict) -> list[str]:
 
 
 #: The hybrid format compared with each llama.cpp one, and the decode target against it (issue 14).
-LLAMA_PAIRS = {"llama.cpp-Q4_0": ("q4", 0.5), "llama.cpp-Q8_0": ("q8", 0.5), "llama.cpp-Q4_0-denseQ8_0": ("q4-int8dense", 0.5)}
+#: llama.cpp variant -> the hybrid variants of the same precision (its F32 dense matrices: ours in fp32, in
+#: torch or with the lm_head in the sidecar), and the decode target against it.
+LLAMA_PAIRS = {"llama.cpp-Q4_0": (("q4", "q4-head"), 0.5), "llama.cpp-Q8_0": (("q8", "q8-head"), 0.5),
+               "llama.cpp-Q4_0-denseQ8_0": (("q4-int8dense",), 0.5)}
 #: transformers with the int8 dense half: the matched peer of the hybrid variants that have it too.
 INT8_DENSE_PEER, INT8_DENSE_SUFFIX = "int8dense-torch", "-int8dense"
 
@@ -58,24 +61,26 @@ def _reported(label: str, x: dict, peer: dict, peer_note: str = "", phases: tupl
 
 
 def _llama_rows(v: str, peer: dict, vs: dict) -> list[str]:
-    """llama.cpp on the same weights: the matching hybrid format against it, and both processes' memory."""
-    fmt, target = LLAMA_PAIRS[v]
-    ours = vs.get(fmt, {})
-    if "error" in ours or not ours:
-        return [_row(f"{p} tokens/s, {v} (peer; hybrid {fmt} not run)", "–", _fmt(peer[f"{p}_tps"], "/s"), "–", "reported", True)
+    """llama.cpp on the same weights: each hybrid variant of its precision against it, and both processes' memory."""
+    fmts, target = LLAMA_PAIRS[v]
+    ran = [f for f in fmts if vs.get(f) and "error" not in vs[f]]
+    if not ran:
+        return [_row(f"{p} tokens/s, {v} (peer; hybrid {fmts[0]} not run)", "–", _fmt(peer[f"{p}_tps"], "/s"), "–", "reported", True)
                 for p in ("prefill", "decode")]
     rows = []
-    for phase in ("prefill", "decode"):
-        pairs = ratio_rounds(ours[f"{phase}_tps_rounds"], peer[f"{phase}_tps_rounds"])
-        ratio = ours[f"{phase}_tps"] / peer[f"{phase}_tps"]
-        met: bool | str = at_least(pairs, target) if phase == "decode" else True
-        rows.append(_row(f"{phase} tokens/s, {fmt} experts vs {v}", _fmt(ours[f"{phase}_tps"], "/s"), _fmt(peer[f"{phase}_tps"], "/s"),
-                         f"{ratio:.2f}× ({min(pairs):.2f}–{max(pairs):.2f})", f"≥ {target}× (target)" if phase == "decode" else "reported", met))
-    if ours.get("inference_peak_rss_bytes"):
-        side, what = _sidecar(ours)
-        both = ours["inference_peak_rss_bytes"] + side
-        rows.append(_row(f"memory in inference, {fmt} (Python peak + {what}) vs {v} (node peak RSS)", gib(both),
-                         gib(peer["inference_peak_rss_bytes"]), f"{both / peer['inference_peak_rss_bytes']:.2f}×", "reported", True))
+    for fmt in ran:
+        ours = vs[fmt]
+        for phase in ("prefill", "decode"):
+            pairs = ratio_rounds(ours[f"{phase}_tps_rounds"], peer[f"{phase}_tps_rounds"])
+            ratio = ours[f"{phase}_tps"] / peer[f"{phase}_tps"]
+            met: bool | str = at_least(pairs, target) if phase == "decode" else True
+            rows.append(_row(f"{phase} tokens/s, {fmt} experts vs {v}", _fmt(ours[f"{phase}_tps"], "/s"), _fmt(peer[f"{phase}_tps"], "/s"),
+                             f"{ratio:.2f}× ({min(pairs):.2f}–{max(pairs):.2f})", f"≥ {target}× (target)" if phase == "decode" else "reported", met))
+        if ours.get("inference_peak_rss_bytes"):
+            side, what = _sidecar(ours)
+            both = ours["inference_peak_rss_bytes"] + side
+            rows.append(_row(f"memory in inference, {fmt} (Python peak + {what}) vs {v} (node peak RSS)", gib(both),
+                             gib(peer["inference_peak_rss_bytes"]), f"{both / peer['inference_peak_rss_bytes']:.2f}×", "reported", True))
     return rows
 
 
@@ -150,7 +155,7 @@ def render(r: dict) -> list[str]:
     lines += ["", "Per decode token (ms): the experts calls seen from Python (wall), the sidecar's request time "
               "(metrics: requests through the socket and runs through the doorbell), of which inside the expert runtime "
               "(the hook's `sidecar_ms`), and transport = wall − request time (encoding, ZeroMQ or the doorbell's "
-              "futexes, decoding, waiting); none for fp32-head, whose doorbell time includes its lm_head's runs.", "",
+              "futexes, decoding, waiting); none for the `-head` variants, whose doorbell time includes their lm_head's runs.", "",
               "| variant | decode step | experts (Python wall) | sidecar request | of which compute | transport | same greedy tokens as torch |",
               "|---|---|---|---|---|---|---|"]
     for v, x in vs.items():
@@ -232,17 +237,21 @@ def _caveat(peer: tuple[str, dict], f: dict) -> list[str]:
 
 
 def _head(vs: dict, peer: tuple[str, dict]) -> list[str]:
-    """What fp32-head adds to fp32: the lm_head's product in the sidecar, said apart from the experts."""
-    h, f = vs.get("fp32-head", {}), vs.get("fp32", {})
+    """What each ``-head`` variant adds to its base: the lm_head's product in the sidecar, said apart from the experts."""
     name, p = peer
-    if any(x.get("lm_head_ms_per_token") is None for x in (h, f, p)) or "decode_tps" not in p:
-        return []
-    return [f"fp32-head is fp32 with the lm_head's product in the sidecar as well (`vq.hook(..., lm_head=True)`): "
-            f"{h['decode_tps'] / p['decode_tps']:.2f}× {name} in decode against fp32's {f['decode_tps'] / p['decode_tps']:.2f}×. "
-            f"The difference is the lm_head, not the experts: {h['lm_head_ms_per_token']:.2f} ms per token from Python against "
-            f"{f['lm_head_ms_per_token']:.2f} ms in fp32 and {p['lm_head_ms_per_token']:.2f} ms in {name} (torch's one-row "
-            f"product on one core; the sidecar's kernel on every core), experts {h['experts_ms_per_token']:.2f} vs "
-            f"{f['experts_ms_per_token']:.2f} ms.", ""]
+    out = []
+    for v, h in vs.items():
+        f = vs.get(v.removesuffix("-head"), {}) if v.endswith("-head") else {}
+        if any(x.get("lm_head_ms_per_token") is None for x in (h, f, p)) or "decode_tps" not in p:
+            continue
+        base = v.removesuffix("-head")
+        out += [f"{v} is {base} with the lm_head's product in the sidecar as well (`vq.hook(..., lm_head=True)`): "
+                f"{h['decode_tps'] / p['decode_tps']:.2f}× {name} in decode against {base}'s {f['decode_tps'] / p['decode_tps']:.2f}×. "
+                f"The difference is the lm_head, not the experts: {h['lm_head_ms_per_token']:.2f} ms per token from Python against "
+                f"{f['lm_head_ms_per_token']:.2f} ms in {base} and {p['lm_head_ms_per_token']:.2f} ms in {name} (torch's one-row "
+                f"product on one core; the sidecar's kernel on every core), experts {h['experts_ms_per_token']:.2f} vs "
+                f"{f['experts_ms_per_token']:.2f} ms.", ""]
+    return out
 
 
 def _why(peer: tuple[str, dict], vs: dict) -> list[str]:
