@@ -260,7 +260,7 @@ def _why(peer: tuple[str, dict], vs: dict) -> list[str]:
     step, ex = p["decode_ms_per_token"], p["experts_ms_per_token"]
     share = ex / step
     out = [f"Why: in the decode peer ({name}) the experts take {ex:.2f} of {step:.2f} ms per decode token ({100 * share:.0f}%); the "
-           f"rest (attention, norms, the {p.get('vocab', 0):,}-word LM head) is the same work in every variant, so with this many "
+           f"rest (attention, norms, the {p.get('vocab', 0):,}-word LM head) is the same work in every variant (the `-head` ones move the LM head into the sidecar), so with this many "
            f"layers even free experts would give at most {1 / (1 - share):.2f}× in decode.", ""]
     f = vs.get("fp32", {})
     if "experts_ms_per_token" in f and f.get("compute_ms_per_token") is not None:
