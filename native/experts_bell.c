@@ -138,20 +138,29 @@ static napi_value insert(napi_env env, table_t *t, layer_t *L) {
   return NULL;
 }
 
+/* A register's `want` arguments into argv, and those both begin with: (table, layer, entry, a, b,
+ * threads), a and b in 1..most; 0 when any is not what it should be. */
+static int reg_head(napi_env env, napi_callback_info info, size_t want, napi_value *argv, int most, table_t **t, int *layer,
+                    const kernel_entry **k, int *a, int *b, int *threads) {
+  size_t argc = want;
+  napi_valuetype type;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  *t = argc >= want ? table_of(env, argv[0]) : NULL;
+  *k = NULL;
+  if (argc >= want && napi_typeof(env, argv[2], &type) == napi_ok && type == napi_external) napi_get_value_external(env, argv[2], (void **)k);
+  return *t && *k && (*k)->magic == ENTRY_MAGIC && get_int(env, argv[1], 0, 0x7fffffff, layer) && get_int(env, argv[3], 1, most, a) &&
+         get_int(env, argv[4], 1, most, b) && get_int(env, argv[5], 1, 64, threads);
+}
+
 /* register(table, layer, entry, H, I, threads, lists, tally): lists[k][e] is expert e's k-th
  * packed tensor as the entry's kernel reads it; tally a Float64Array of E (shared memory) the
  * bell adds each call's tokens per expert to. Replaces what `layer` held. */
 static napi_value reg(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
   napi_value argv[8];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  table_t *t = argc >= 8 ? table_of(env, argv[0]) : NULL;
+  table_t *t;
   int layer, H, I, threads;
-  const kernel_entry *k = NULL;
-  napi_valuetype type;
-  if (argc >= 8 && napi_typeof(env, argv[2], &type) == napi_ok && type == napi_external) napi_get_value_external(env, argv[2], (void **)&k);
-  if (!t || !k || k->magic != ENTRY_MAGIC || !get_int(env, argv[1], 0, 0x7fffffff, &layer) || !get_int(env, argv[3], 1, 1 << 20, &H) ||
-      !get_int(env, argv[4], 1, 1 << 20, &I) || !get_int(env, argv[5], 1, 64, &threads))
+  const kernel_entry *k;
+  if (!reg_head(env, info, 8, argv, 1 << 20, &t, &layer, &k, &H, &I, &threads))
     return fail(env, "E_PARAM", "register(table, layer, entry, H, I, threads, lists, tally): a table, a kernel entry, layer >= 0, H, I >= 1, 1 <= threads <= 64");
   tensor_spec spec[MAXLISTS];
   int lists = k->spec(H, I, spec);
@@ -200,16 +209,11 @@ static napi_value reg(napi_env env, napi_callback_info info) {
 /* register_dense(table, layer, entry, K, N, threads, packed): a dense matrix W (N outputs of K) as
  * the entry's `linear` reads it; requests with k 0 run y = x · Wᵀ. Replaces what `layer` held. */
 static napi_value reg_dense(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
   napi_value argv[7];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  table_t *t = argc >= 7 ? table_of(env, argv[0]) : NULL;
+  table_t *t;
   int layer, K, N, threads;
-  const kernel_entry *k = NULL;
-  napi_valuetype type;
-  if (argc >= 7 && napi_typeof(env, argv[2], &type) == napi_ok && type == napi_external) napi_get_value_external(env, argv[2], (void **)&k);
-  if (!t || !k || k->magic != ENTRY_MAGIC || !get_int(env, argv[1], 0, 0x7fffffff, &layer) || !get_int(env, argv[3], 1, 1 << 24, &K) ||
-      !get_int(env, argv[4], 1, 1 << 24, &N) || !get_int(env, argv[5], 1, 64, &threads))
+  const kernel_entry *k;
+  if (!reg_head(env, info, 7, argv, 1 << 24, &t, &layer, &k, &K, &N, &threads))
     return fail(env, "E_PARAM", "register_dense(table, layer, entry, K, N, threads, packed): a table, a kernel entry, layer >= 0, K, N >= 1, 1 <= threads <= 64");
   if (!k->linear) return fail(env, "E_PARAM", "register_dense: this kernel has no dense product");
   size_t len = 0;

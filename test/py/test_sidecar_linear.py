@@ -109,21 +109,13 @@ import vtpu.integrations.qwen3 as vq  # noqa: E402
 from vtpu.integrations.qwen3_models import load_model  # noqa: E402
 from vtpu.integrations.sidecar_linear import SidecarLinear  # noqa: E402
 
-PAD = 151_643
+from test_qwen3_parity import PAD, batch  # noqa: E402 - the same left-padded batch of 2
 
 
 @pytest.fixture(scope="module")
 def pc(sidecar: vtpu.Sidecar) -> Iterator[vtpu.Client]:
     with vtpu.connect(sidecar.address, timeout=60) as c:
         yield c
-
-
-def batch() -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(3)
-    ids = torch.randint(0, 5000, (2, 12), generator=g)
-    mask = torch.ones_like(ids)
-    ids[1, :5], mask[1, :5] = PAD, 0
-    return ids, mask
 
 
 @pytest.fixture
