@@ -81,8 +81,8 @@ demo: install
 	$(PY) examples/quickstart.py
 	$(PY) examples/phext_library.py
 	$(PY) examples/knowledge_graph.py
-	@# hybrid Qwen3-MoE: experts in the sidecar, sparse attention, real tokenizer; both throughputs
-	$(PY) examples/qwen3_inference.py --config demo --attention vtpu_sparse --max-new-tokens 24 --rounds 5 --http-port 0
+	@# hybrid Qwen3-MoE: experts and lm_head in the sidecar, sparse attention, real tokenizer; both throughputs
+	$(PY) examples/qwen3_inference.py --config demo --attention vtpu_sparse --lm-head sidecar --max-new-tokens 24 --rounds 5 --http-port 0
 
 clean:
 	rm -rf dist node_modules .venv build wheelhouse

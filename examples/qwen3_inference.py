@@ -13,6 +13,7 @@ machine's, on a toy-sized model unless you pass a checkpoint.
 
     python examples/qwen3_inference.py                              # the demo model
     python examples/qwen3_inference.py --config tiny --max-new-tokens 8 --expert-format q8
+    python examples/qwen3_inference.py --lm-head sidecar                # the lm_head's product there too
     python examples/qwen3_inference.py --model-dir ~/models/Qwen3-30B-A3B --prompt "Hi" --sample
 """
 
@@ -49,6 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--expert-format", default="fp32", choices=EXPERT_FORMATS, help="weights of the experts in the sidecar")
     ap.add_argument("--sample", action="store_true", help="sample (temperature 0.7, top-p 0.8) instead of greedy")
     ap.add_argument("--attention", choices=["sdpa", "vtpu_sparse"], default="sdpa", help="attention of the hybrid run")
+    ap.add_argument("--lm-head", choices=["torch", "sidecar"], default="torch",
+                    help="where the hybrid run's lm_head product runs (sidecar: vq.offload_head, float32 on every core)")
     ap.add_argument("--window", type=int, help="vtpu_sparse: local window in tokens (default: exact causal)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the plain transformers runs")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved transformers/hybrid rounds timed (median and spread)")
@@ -181,6 +184,14 @@ def compare(model: Any, inputs: dict, args: argparse.Namespace, client: Any) -> 
     t0 = time.perf_counter()
     qwen3.hook(model, client=client, expert_format=args.expert_format)
     print(f"experts exported and uploaded ({args.expert_format}) in {time.perf_counter() - t0:.1f} s")
+    heads = {qwen3.NAME: model.lm_head, plain[0]: model.lm_head}
+    if args.lm_head == "sidecar":  # a copy in the sidecar; the baseline keeps torch's own lm_head
+        from vtpu.integrations.sidecar_linear import SidecarLinear
+
+        lin = model.lm_head
+        heads[qwen3.NAME] = SidecarLinear(lin.in_features, lin.out_features, cfg.num_hidden_layers, client, bias=lin.bias)
+        heads[qwen3.NAME].load_weight(lin.weight)
+        print("lm_head uploaded to the sidecar too (the hybrid run's vocabulary product runs there)")
     hybrid_attn = plain[1]
     if args.attention == "vtpu_sparse":
         from vtpu.integrations import transformers as vt
@@ -192,6 +203,7 @@ def compare(model: Any, inputs: dict, args: argparse.Namespace, client: Any) -> 
     def use(experts: str, attn: str) -> None:
         model.set_experts_implementation(experts)
         model.set_attn_implementation(attn)
+        model.lm_head = heads[experts]
 
     out: dict = {"baseline_rates": [], "hybrid_rates": []}
     sides = [("hybrid", (qwen3.NAME, hybrid_attn))] + ([] if args.no_baseline else [("baseline", plain)])

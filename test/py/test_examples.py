@@ -15,7 +15,7 @@ ARGS = {  # short runs: test_train_example checks learning, test_qwen3_* the num
     "qwen3_30b_a3b.py": ["--layers", "2", "--max-new-tokens", "3", "--threads", "1", "--chunk-experts", "3", "--int8-dense", "also", *(
         f"--set={kv}" for kv in ("hidden_size=64", "num_attention_heads=4", "num_key_value_heads=2", "head_dim=16",
                                   "moe_intermediate_size=32", "num_experts=8", "num_experts_per_tok=2"))],
-    "qwen3_inference.py": ["--config", "tiny", "--max-new-tokens", "4", "--attention", "vtpu_sparse", "--threads", "1", "--rounds", "2"],
+    "qwen3_inference.py": ["--config", "tiny", "--max-new-tokens", "4", "--attention", "vtpu_sparse", "--lm-head", "sidecar", "--threads", "1", "--rounds", "2"],
 }
 
 
@@ -32,6 +32,7 @@ def test_example_runs(script: Path) -> None:
         assert "over 2 interleaved rounds, median [min-max]" in proc.stdout and "hybrid/transformers" in proc.stdout
         assert any(v in proc.stdout for v in ("faster in every round", "slower in every round", "within noise"))  # any: timing decides which
         assert "busiest/mean load" in proc.stdout
+        assert "lm_head uploaded to the sidecar too" in proc.stdout  # --lm-head sidecar: the tokens above still match
     if script.name == "qwen3_30b_a3b.py":  # the full-size run's own report, at a toy shape
         assert "weights RANDOM" in proc.stdout and "NOT the real shape" in proc.stdout
         assert "experts generated into the sidecar (q4): 2 layers" in proc.stdout
