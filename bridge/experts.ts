@@ -208,9 +208,11 @@ export class ExpertHost {
     else if (a.mode === 'info') {
       for (const l of a.layers) this.experts.set(l.layer, l.experts);
       a = { ...a, dense: this.dense.info(task.mode === 'info' ? task.layer : undefined) };
-    } else if (a.mode === 'drop') a = { ...a, dropped: a.dropped + this.dense.drop(task.mode === 'drop' ? task.layer : undefined) };
-    else if (task.mode === 'drop' && task.layer !== undefined) this.experts.delete(task.layer);
-    else if (task.mode === 'drop') this.experts.clear();
+    } else if (a.mode === 'drop' && task.mode === 'drop') {
+      if (task.layer !== undefined) this.experts.delete(task.layer);
+      else this.experts.clear();
+      a = { ...a, dropped: a.dropped + this.dense.drop(task.layer) }; // drop covers both kinds
+    }
     // Counts came back by message, or were written into the reply block after y.
     const counts = a.mode !== 'run' ? null
       : a.counts ?? (block ? new Int32Array(block.bytes.buffer, block.bytes.byteOffset + runReplyBytes(a.T, a.H, a.E).countsAt, a.E) : null);

@@ -98,6 +98,10 @@ def test_a_layer_id_holds_experts_or_a_dense_matrix(client, ns):
     assert c.dense_info(layer) == [] and c.experts_info(layer)[0]["complete"]
     assert c.experts_run(layer, xs, expert_ids=ids, weights=ws).y.shape == (1, H)
     assert c.experts_drop(layer) == 1
+    with pytest.raises(vtpu.ParamError, match="no dense layer"):  # a dropped id holds nothing
+        c.dense_run(layer, rows(1))
+    assert chunk(c, layer, W[:16])["info"]["received"] == 16  # nor needs replace
+    assert c.experts_drop(layer) == 1
 
 
 # -- SidecarLinear: the lm_head of a tiny Qwen3-MoE -------------------------------------------
