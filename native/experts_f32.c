@@ -175,27 +175,21 @@ static void down(void *c, int part, int parts) {
 
 /* ---- a dense matrix: y (T, N) = x (T, K) · Wᵀ over W's panels ---- */
 
-typedef struct { int N, K, T; const float *x, *p; float *y; } dense_t;
-
-/* A chunk is a run of whole panels: each thread reads one contiguous stretch of W. */
+/* A dense matrix is one "expert" whose rows are all of x: `linear` over its panels (H = K inputs,
+ * I = N outputs here). A chunk is a run of whole panels, so each thread reads one stretch of W. */
 static void dense_part(void *c, int part, int parts) {
-  dense_t *d = c;
-  int a, b;
-  span(panels(d->N), part, parts, &a, &b);
-  for (int q = a; q < b; q++) {
-    int nc = d->N - q * NR < NR ? d->N - q * NR : NR;
-    const float *p = d->p + (size_t)q * d->K * NR;
-    for (int m = 0; m < d->T; m += MR)
-      tile(p, d->K, d->x + (size_t)m * d->K, d->K, d->T - m < MR ? d->T - m : MR, d->y + (size_t)m * d->N + q * NR, d->N, nc);
-  }
+  job_t *j = c;
+  linear(j, part, parts, j->gu, j->I, j->H, j->x, j->H, j->y);
 }
 
 /* Under the call lock, as swiglu; returns the threads used. */
 static int dense_entry(int N, int K, int threads, int T, const float *x, float *y, const void *packed) {
   pthread_mutex_lock(&call_mu);
-  dense_t d = { N, K, T, x, packed, y };
+  int32_t first[2] = { 0, T };
+  const float *w = packed;
+  job_t j = { .H = K, .I = N, .n = 1, .rows = T, .x = x, .y = y, .counts = &first[1], .first = first, .gu = &w };
   int P = panels(N), chunks = P < 64 * threads ? P : 64 * threads;
-  parallel(dense_part, &d, chunks, threads);
+  parallel(dense_part, &j, chunks, threads);
   int used = pool.helpers + 1;
   pthread_mutex_unlock(&call_mu);
   return used;
