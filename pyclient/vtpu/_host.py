@@ -27,10 +27,7 @@ class ClientHost:
     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         raise NotImplementedError
 
-    def _bell_run(self, layer: int, x: Any, ids: Any, weights: Any, timeout: float | None = None) -> Any:
-        raise NotImplementedError
-
-    def _bell_dense(self, layer: int, x: Any, out_features: int, timeout: float | None = None) -> Any:
+    def _bell(self, call: Any, timeout: float | None = None) -> Any:
         raise NotImplementedError
 
     def cput_batch(self, coords: Any, values: Any, *, kind: str | None = None, dtype: str | None = None, timeout: float | None = None) -> int:

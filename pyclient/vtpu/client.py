@@ -179,13 +179,9 @@ class Client(AttendMixin, MoeMixin, ExpertsMixin, DenseMixin, NearestMixin, KgMi
             params = {**(params or {}), "rv": rv}
         return self._t.request(op, params or {}, list(bodies), timeout)
 
-    def _bell_run(self, layer: int, x: Any, ids: Any, weights: Any, timeout: float | None = None) -> Any:
-        """A CEXPERTS run through the doorbell (:mod:`vtpu.bell`), or ``None``: send it as a request."""
-        return self._t.bell_run(layer, x, ids, weights, None if timeout is None else positive_seconds(timeout))
-
-    def _bell_dense(self, layer: int, x: Any, out_features: int, timeout: float | None = None) -> Any:
-        """A dense-layer run through the doorbell, or ``None``: send it as a request."""
-        return self._t.bell_dense(layer, x, out_features, None if timeout is None else positive_seconds(timeout))
+    def _bell(self, call: Any, timeout: float | None = None) -> Any:
+        """``call(bell, deadline, check)`` through the doorbell (:mod:`vtpu.bell`), or ``None``: send it as a request."""
+        return self._t.bell(call, None if timeout is None else positive_seconds(timeout))
 
     def compute(
         self, op: str, params: dict[str, Any] | None = None, tensors: Mapping[str, Any] | None = None, *, timeout: float | None = None

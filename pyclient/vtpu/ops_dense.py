@@ -110,7 +110,7 @@ class DenseMixin(ClientHost):
         """
         xs = _np(x)
         if xs.ndim == 2 and xs.size and out_features:
-            y = self._bell_dense(int(layer), xs, int(out_features), timeout)
+            y = self._bell(lambda bell, deadline, check: bell.run_dense(int(layer), xs, int(out_features), deadline, check), timeout)
             if y is not None:
                 return y
         _, t = self.compute("CEXPERTS", {"mode": "dense_run", "layer": int(layer)}, {"x": xs}, timeout=timeout)

@@ -263,18 +263,10 @@ class Transport:
             raise error_from_wire(code, message)
         return h.get("result") or {}, frames
 
-    def bell_run(self, layer: int, x: Any, ids: Any, weights: Any, timeout: float | None = None) -> Any:
-        """One CEXPERTS run through this thread's doorbell (:mod:`vtpu.bell`): ``(y, counts,
-        elapsed_ms)``, or ``None`` when there is none or it did not answer (send the run as a request)."""
-        return self._ring(lambda bell, deadline, check: bell.run(layer, x, ids, weights, deadline, check), timeout)
-
-    def bell_dense(self, layer: int, x: Any, out_features: int, timeout: float | None = None) -> Any:
-        """One dense-layer run through this thread's doorbell: ``y``, or ``None`` as :meth:`bell_run`."""
-        return self._ring(lambda bell, deadline, check: bell.run_dense(layer, x, out_features, deadline, check), timeout)
-
-    def _ring(self, call: Callable[[Any, float, Callable[[], None]], Any], timeout: float | None) -> Any:
-        """``call(bell, deadline, check)`` on this thread's doorbell (opened on first use), or ``None``
-        when there is none or the sidecar no longer holds its link."""
+    def bell(self, call: Callable[[Any, float, Callable[[], None]], Any], timeout: float | None = None) -> Any:
+        """``call(bell, deadline, check)`` on this thread's doorbell (:mod:`vtpu.bell`, opened on
+        first use): its answer, or ``None`` when there is none or the sidecar no longer holds its
+        link (send the run as a request)."""
         if not _bell.supported():
             return None
         limit = self.timeout if timeout is None else float(timeout)
