@@ -61,13 +61,12 @@ export class BellLayers {
 
   /** Answers dense `layer` (bridge/dense.ts: W of N rows of K in the fp32 kernel's panels) from now on. */
   addDense(layer: number, K: number, N: number, threads: number, packed: Float32Array, kernel: F32Kernel): void {
-    this.tallies.delete(layer);
     this.addon.registerDense(this.table, layer, kernel.entry, K, N, Math.min(64, threads), packed);
   }
 
-  /** Stops answering dense `layer` (a call in flight finishes first). */
+  /** Stops answering dense `layer` (a call in flight finishes first; the host keeps ids of one kind). */
   removeDense(layer: number): void {
-    if (!this.tallies.has(layer)) this.addon.unregister(this.table, layer);
+    this.addon.unregister(this.table, layer);
   }
 
   /**
