@@ -33,7 +33,8 @@ import torch
 from transformers.integrations.moe import ExpertsInterface
 
 from . import resolve_client
-from .experts_op import experts as experts_op, register_binding
+from .experts_op import experts as experts_op
+from . import handles
 
 __all__ = ["NAME", "ExpertsBinding", "bind", "unbind", "binding", "refresh", "release_weights", "weights_stamp", "vtpu_experts_forward", "register"]
 
@@ -91,7 +92,7 @@ class ExpertsBinding:
     def __post_init__(self) -> None:
         if self.total_counts is None:
             self.total_counts = np.zeros(self.num_experts, np.int64)
-        self.handle = register_binding(self)
+        self.handle = handles.register(self)
 
     def upload(self) -> None:
         """Upload the module's current weights (replacing the layer) and remember their stamp."""

@@ -13,31 +13,14 @@ the routing weights and both expert weight tensors (the same as autograd through
 
 from __future__ import annotations
 
-import itertools
-import weakref
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["register_binding", "swiglu_experts", "experts", "experts_backward"]
+from .handles import lookup
 
-_BINDINGS: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
-_ids = itertools.count(1)
-
-
-def register_binding(binding: Any) -> int:
-    """A handle (int) under which :func:`experts` finds ``binding`` (held weakly)."""
-    h = next(_ids)
-    _BINDINGS[h] = binding
-    return h
-
-
-def _lookup(handle: int) -> Any:
-    b = _BINDINGS.get(int(handle))
-    if b is None:
-        raise RuntimeError(f"vtpu experts binding {handle} no longer exists (the module was unbound or unhooked)")
-    return b
+__all__ = ["swiglu_experts", "experts", "experts_backward"]
 
 
 def _routes(top_k_index: torch.Tensor, num_experts: int) -> Any:
@@ -72,7 +55,7 @@ def experts(hidden: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torc
     ``gate_up`` / ``down`` are the module's parameters: passed so that autograd can reach
     them; the forward uses the sidecar's copy (re-uploaded first when they changed).
     """
-    return _lookup(handle).run(hidden, top_k_index, top_k_weights)
+    return lookup(handle, "vtpu experts binding").run(hidden, top_k_index, top_k_weights)
 
 
 @experts.register_fake

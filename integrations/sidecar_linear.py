@@ -14,26 +14,19 @@ stale); ``state_dict`` has no weight (it is in the sidecar): save a model before
 
 from __future__ import annotations
 
-import itertools
-import weakref
 from typing import Any
 
 import torch
 
 from . import resolve_client
+from .handles import lookup, register
 
 __all__ = ["SidecarLinear", "offload_linear"]
-
-_MODULES: "weakref.WeakValueDictionary[int, SidecarLinear]" = weakref.WeakValueDictionary()
-_ids = itertools.count(1)
-
 
 @torch.library.custom_op("vtpu::linear", mutates_args=(), schema="(Tensor x, int handle, int out_features) -> Tensor")
 def sidecar_linear(x: torch.Tensor, handle: int, out_features: int) -> torch.Tensor:
     """``x`` (T, K) through the dense layer of module ``handle`` -> (T, out_features) float32."""
-    m = _MODULES.get(int(handle))
-    if m is None:
-        raise RuntimeError(f"vtpu linear {handle} no longer exists")
+    m = lookup(handle, "vtpu linear")
     y = resolve_client(m.client).dense_run(m.layer, x.detach(), out_features=out_features)
     return torch.from_numpy(y).to(x.device)
 
@@ -71,8 +64,7 @@ class SidecarLinear(torch.nn.Module):
         self.bias = None if bias is None else torch.nn.Parameter(bias.detach().clone(), requires_grad=False)
         #: Times a weight was uploaded.
         self.uploads = 0
-        self.handle = next(_ids)
-        _MODULES[self.handle] = self
+        self.handle = register(self)
 
     @torch.no_grad()
     def load_weight(self, weight: torch.Tensor) -> None:
