@@ -1,20 +1,21 @@
 /**
  * The expert host's dense layers (engine/ops/cexperts_dense.ts says what they are): each held in
- * the fp32 kernel's panels in shared memory, packed on the event loop as its chunks arrive, run
+ * the fp32 kernel's panels (float32 or bfloat16) in shared memory, packed on the event loop as its chunks arrive, run
  * here for socket requests and, once complete, registered with the doorbell (bridge/experts_bell.ts)
  * whose thread runs the same panels for a same-host client.
  */
 import { VtpuError } from '../engine/errors';
 import { panelFloats, type F32Kernel } from '../engine/kernels/experts_native';
 import { ortThreads } from '../engine/kernels/attention_ort';
-import { PANEL_ROWS, type DenseInfo, type DenseTask } from '../engine/ops/cexperts_dense';
+import { PANEL_ROWS, type DenseFormat, type DenseInfo, type DenseTask } from '../engine/ops/cexperts_dense';
 import type { BellLayers } from './experts_bell';
 
 interface Layer {
   rows: number;
   cols: number;
+  format: DenseFormat;
   threads: number;
-  packed: Float32Array; // panelFloats(rows, cols), on a SharedArrayBuffer (the bell's thread reads it)
+  packed: Float32Array | Uint16Array; // panelFloats(rows, cols) elements, on a SharedArrayBuffer (the bell's thread reads it)
   got: Uint8Array; // panels received
   received: number; // rows received
 }
@@ -38,16 +39,21 @@ export class DenseLayers {
     if (l && !t.replace && (l.rows !== t.rows || l.cols !== t.cols)) {
       throw new VtpuError('E_SHAPE', `${OP}: dense layer ${t.layer} is ${l.rows} × ${l.cols}, this chunk says ${t.rows} × ${t.cols} (give replace to start it afresh)`);
     }
+    if (l && !t.replace && l.format !== t.format) {
+      throw new VtpuError('E_PARAM', `${OP}: dense layer ${t.layer} is held in ${l.format}, this chunk says ${t.format} (give replace to start it afresh)`);
+    }
     if (!l || t.replace) {
       this.drop(t.layer);
       const panels = Math.ceil(t.rows / PANEL_ROWS);
+      const bf16 = t.format === 'bf16';
       let buf: SharedArrayBuffer;
       try {
-        buf = new SharedArrayBuffer(panelFloats(t.rows, t.cols) * 4);
+        buf = new SharedArrayBuffer(panelFloats(t.rows, t.cols) * (bf16 ? 2 : 4));
       } catch {
-        throw new VtpuError('E_LIMIT', `${OP}: no memory for dense layer ${t.layer} (${t.rows} × ${t.cols} float32)`);
+        throw new VtpuError('E_LIMIT', `${OP}: no memory for dense layer ${t.layer} (${t.rows} × ${t.cols} ${t.format})`);
       }
-      l = { rows: t.rows, cols: t.cols, threads: ortThreads(t.threads || this.threads), packed: new Float32Array(buf), got: new Uint8Array(panels), received: 0 };
+      const packed = bf16 ? new Uint16Array(buf) : new Float32Array(buf);
+      l = { rows: t.rows, cols: t.cols, format: t.format, threads: ortThreads(t.threads || this.threads), packed, got: new Uint8Array(panels), received: 0 };
       this.layers.set(t.layer, l);
     }
     const p0 = t.first / PANEL_ROWS, p1 = Math.ceil((t.first + t.n) / PANEL_ROWS);
@@ -88,6 +94,6 @@ export class DenseLayers {
   }
 
   private infoOf(layer: number, l: Layer): DenseInfo {
-    return { layer, rows: l.rows, cols: l.cols, received: l.received, complete: l.received === l.rows, bytes: l.packed.byteLength, threads: l.threads };
+    return { layer, rows: l.rows, cols: l.cols, format: l.format, received: l.received, complete: l.received === l.rows, bytes: l.packed.byteLength, threads: l.threads };
   }
 }

@@ -21,7 +21,7 @@ export interface BellLayout {
 export interface BellAddon {
   table(): object;
   register(table: object, layer: number, entry: object, H: number, I: number, threads: number, lists: ArrayBufferView[][], tally: Float64Array): void;
-  registerDense(table: object, layer: number, entry: object, K: number, N: number, threads: number, packed: Float32Array): void;
+  registerDense(table: object, layer: number, entry: object, K: number, N: number, threads: number, packed: Float32Array | Uint16Array): void;
   unregister(table: object, layer?: number): number;
   start(table: object, buffer: ArrayBuffer, offset: number, length: number): object;
   stop(bell: object): void;
@@ -59,8 +59,8 @@ export class BellLayers {
     this.tallies.set(layer, tally);
   }
 
-  /** Answers dense `layer` (bridge/dense.ts: W of N rows of K in the fp32 kernel's panels) from now on. */
-  addDense(layer: number, K: number, N: number, threads: number, packed: Float32Array, kernel: F32Kernel): void {
+  /** Answers dense `layer` (bridge/dense.ts: W of N rows of K in the fp32 kernel's panels, float32 or bfloat16) from now on. */
+  addDense(layer: number, K: number, N: number, threads: number, packed: Float32Array | Uint16Array, kernel: F32Kernel): void {
     this.addon.registerDense(this.table, layer, kernel.entry, K, N, Math.min(64, threads), packed);
   }
 

@@ -16,10 +16,15 @@ that fits (with the projection to 48 layers).
     python examples/qwen3_30b_a3b.py --layers 4                 # a few layers (~5 GB in all)
     python examples/qwen3_30b_a3b.py                            # all 48 layers (see README)
     python examples/qwen3_30b_a3b.py --int8-dense also          # then again with the dense half in int8
+    python examples/qwen3_30b_a3b.py --sidecar-dense also       # ... and with its big matrices in the sidecar
 
 ``--int8-dense`` converts the attention projections and lm_head to torch's dynamic int8
 (:mod:`vtpu.integrations.dense_int8`) and the rest of the dense half to float32: ``on`` before
 generating, ``also`` after a first measurement in ``--dtype`` (the same upload serves both).
+``--sidecar-dense also`` then moves the attention projections and lm_head into the sidecar
+(``vq.offload_projections`` / ``vq.offload_head``: dense layers held in ``--dtype``, bf16 panels
+for bf16) with the rest of the dense half in float32, and measures once more; where the int8
+run replaced those matrices, the same seeded weights are generated again in ``--dtype``.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ vtpu.integrations.share_cores()
 import torch  # noqa: E402
 
 import vtpu
+from vtpu.integrations import qwen3 as vq
 from vtpu.integrations import qwen3_models as qm
 from vtpu.integrations.dense_int8 import Int8Linear, quantize_dense
 from vtpu.integrations.experts import binding
@@ -57,6 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--expert-format", choices=EXPERT_FORMATS, default="q4")
     ap.add_argument("--int8-dense", choices=("off", "on", "also"), default="off",
                     help="attention projections and lm_head in torch's dynamic int8: on = instead of --dtype, also = measured after it")
+    ap.add_argument("--sidecar-dense", choices=("off", "also"), default="off",
+                    help="also = measured last, with the attention projections and lm_head held in the sidecar in --dtype")
     ap.add_argument("--chunk-experts", type=int, default=8, help="experts generated and sent per upload request")
     ap.add_argument("--prompt", default="Give me a short introduction to large language models.")
     ap.add_argument("--max-new-tokens", type=int, default=16)
@@ -164,8 +172,13 @@ def main(argv: list[str] | None = None) -> dict:
             res["int8_dense"] = {**measure(model, tok, inputs, args, "int8"), "dense_bytes_per_layer": per_layer / args.layers, "rest_dtype": str(model.dtype).removeprefix("torch."),
                                  "fixed_bytes": fixed, "python_rss_after": status_bytes("VmRSS")}
             print(f"Python RSS now {res['int8_dense']['python_rss_after'] / GIB:.2f} GiB (its peak above was the {args.dtype} run's)")
+        if args.sidecar_dense == "also":
+            res["sidecar_dense"] = dense_to_sidecar(model, client, args, std)
+            res["sidecar_dense"].update(measure(model, tok, inputs, args, f"{res['sidecar_dense']['format']} in the sidecar"),
+                                        python_rss_after=status_bytes("VmRSS"), sidecar_peak_rss_after=status_bytes(pid=pid) if pid else None)
     res.update(first, upload_s=up, layers=args.layers, prompt_ids=inputs["input_ids"][0].tolist(), threads=torch.get_num_threads(),
-               expert_format=args.expert_format, dtype=args.dtype, int8_dense_mode=args.int8_dense, experts_bytes=experts_bytes)
+               expert_format=args.expert_format, dtype=args.dtype, int8_dense_mode=args.int8_dense, sidecar_dense_mode=args.sidecar_dense,
+               experts_bytes=experts_bytes)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f)
@@ -192,6 +205,29 @@ def convert(model: Any) -> None:
     model.float()
     print(f"dense half converted to int8 (attention projections, lm_head; the rest float32) in {time.perf_counter() - t0:.0f} s: "
           f"{before / GIB:.2f} -> {sum(dense_bytes(model)) / GIB:.2f} GiB")
+
+
+def dense_to_sidecar(model: Any, client: Any, args: argparse.Namespace, std: float) -> dict:
+    """The attention projections and lm_head into the sidecar as dense layers in ``--dtype`` (bf16
+    panels for bf16), the rest of the dense half to float32. A matrix the int8 run replaced is
+    generated again from its seed (the same weights) first. Returns the format and the seconds."""
+    t0 = time.perf_counter()
+    dtype, fmt = DTYPES[args.dtype], "bf16" if args.dtype == "bf16" else "fp32"
+    where = [("lm_head", model, "lm_head")] + [(f"model.layers.{i}.self_attn.{n}", layer.self_attn, n)
+                                               for i, layer in enumerate(model.model.layers) for n in vq.PROJECTIONS]
+    for name, parent, attr in where:
+        m = getattr(parent, attr)
+        if not isinstance(m, torch.nn.Linear):
+            lin = torch.nn.Linear(m.in_features, m.out_features, bias=False, device="meta", dtype=dtype)
+            lin.weight = torch.nn.Parameter(qm.random_weight(f"{name}.weight", (m.out_features, m.in_features), dtype, seed=args.seed, std=std), requires_grad=False)
+            setattr(parent, attr, lin)
+    vq.offload_head(model, client, format=fmt)
+    vq.offload_projections(model, client, format=fmt)
+    model.float()
+    held = sum(d["bytes"] for d in client.dense_info())
+    print(f"attention projections and lm_head moved into the sidecar ({fmt}: {held / GIB:.2f} GiB) in {time.perf_counter() - t0:.0f} s; "
+          "the rest of the dense half in float32")
+    return {"format": fmt, "offload_s": time.perf_counter() - t0, "sidecar_dense_bytes": held}
 
 
 def measure(model: Any, tok: Any, inputs: dict, args: argparse.Namespace, dense: str) -> dict:

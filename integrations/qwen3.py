@@ -4,6 +4,7 @@
     model = Qwen3MoeForCausalLM.from_pretrained(path)    # or built from a config
     vq.hook(model, expert_format="int8")                 # upload experts, switch to "vtpu"
     vq.hook(model, "fp32", lm_head=True)                 # ... and the lm_head's product too
+    vq.hook(model, "q4", lm_head=True, projections=True, dense_format="bf16")  # ... and every attention projection
     model = vq.from_pretrained(path, expert_format="q4") # or: experts streamed from the shards, never in torch
     model.generate(ids, max_new_tokens=32)               # unchanged
     vq.routing_stats(model)                              # tokens per expert, per layer
@@ -32,11 +33,14 @@ from .experts import refresh as refresh_module
 from .experts import NAME, ExpertsBinding, bind, binding, unbind
 from .qwen3_pretrained import CheckpointError, from_pretrained
 from .sidecar_linear import SidecarLinear, offload_linear
+from ..ops_dense import DENSE_FORMATS
 
-__all__ = ["from_pretrained", "CheckpointError", "hook", "offload_head", "unhook", "refresh", "expert_modules", "routing_stats", "reset_stats", "load_matrix", "format_accuracy", "EXPERT_FORMATS"]
+__all__ = ["from_pretrained", "CheckpointError", "hook", "offload_head", "offload_projections", "unhook", "refresh", "expert_modules", "routing_stats", "reset_stats", "load_matrix", "format_accuracy", "EXPERT_FORMATS"]
 
 #: Weight formats ``hook`` accepts.
 EXPERT_FORMATS = ("fp32", "int8", "q8", "q4")
+#: A decoder layer's attention projections, in their sidecar ids' order (:func:`offload_projections`).
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
 def expert_modules(model: torch.nn.Module) -> dict[int, torch.nn.Module]:
@@ -60,6 +64,8 @@ def hook(
     threads: int | None = None,
     release: bool = False,
     lm_head: bool = False,
+    projections: bool = False,
+    dense_format: str = "fp32",
 ) -> torch.nn.Module:
     """Upload a Qwen3-MoE model's experts to the sidecar and route them there.
 
@@ -91,9 +97,15 @@ def hook(
         Free the model's torch copies of the offloaded expert weights after the upload (the
         Python process then holds no expert weights; :func:`unhook` is no longer possible).
     lm_head : bool
-        Move the lm_head too (:func:`offload_head`): its weight goes to the sidecar, in
-        float32, and a decode token's product over the vocabulary runs there on every core.
-        Inference only; :func:`unhook` is then refused.
+        Move the lm_head too (:func:`offload_head`): its weight goes to the sidecar, and a
+        decode token's product over the vocabulary runs there on every core. Inference only;
+        :func:`unhook` is then refused.
+    projections : bool
+        Move every decoder layer's attention projections too (:func:`offload_projections`),
+        with the same limits.
+    dense_format : {"fp32", "bf16"}
+        How the sidecar holds the moved matrices (``bf16``: half the bytes a token reads,
+        exact for a bf16 checkpoint; the products stay float32).
 
     Returns
     -------
@@ -107,6 +119,8 @@ def hook(
     """
     if expert_format not in EXPERT_FORMATS:
         raise ValueError(f"expert_format must be one of {EXPERT_FORMATS}, got {expert_format!r}")
+    if dense_format not in DENSE_FORMATS:
+        raise ValueError(f"dense_format must be one of {DENSE_FORMATS}, got {dense_format!r}")
     mods = expert_modules(model)
     if not mods:
         raise ValueError(f"{type(model).__name__} has no fused MoE experts to offload")
@@ -121,11 +135,14 @@ def hook(
         bind(mods[i], layer_base + i, client=client, format=expert_format, group=group, threads=threads, release=release)
     model.set_experts_implementation(NAME)
     if lm_head:
-        offload_head(model, client, layer_base=layer_base, threads=threads)
+        offload_head(model, client, layer_base=layer_base, threads=threads, format=dense_format)
+    if projections:
+        offload_projections(model, client, layer_base=layer_base, threads=threads, format=dense_format)
     return model
 
 
-def offload_head(model: torch.nn.Module, client: Any = None, *, layer_base: int = 0, threads: int | None = None) -> SidecarLinear:
+def offload_head(model: torch.nn.Module, client: Any = None, *, layer_base: int = 0, threads: int | None = None,
+                 format: str = "fp32") -> SidecarLinear:
     """Move the model's lm_head into the sidecar (a dense layer with id ``layer_base +
     num_hidden_layers``, after the experts' ids); returns the :class:`SidecarLinear` now in its place.
 
@@ -134,7 +151,27 @@ def offload_head(model: torch.nn.Module, client: Any = None, *, layer_base: int 
     TypeError
         The model's lm_head is not an ``nn.Linear`` (offloaded already, or another kind).
     """
-    return offload_linear(model, "lm_head", layer_base + int(model.config.num_hidden_layers), client, threads=threads)
+    return offload_linear(model, "lm_head", layer_base + int(model.config.num_hidden_layers), client, threads=threads, format=format)
+
+
+def offload_projections(model: torch.nn.Module, client: Any = None, *, layer_base: int = 0, threads: int | None = None,
+                        format: str = "fp32") -> list[SidecarLinear]:
+    """Move every decoder layer's attention projections (:data:`PROJECTIONS`) into the sidecar.
+
+    Layer ``i``'s ``PROJECTIONS[j]`` becomes dense layer ``layer_base + L + 1 + 4i + j`` (L the
+    model's layers: after the experts' ids and the lm_head's). A decode token reads them all; in
+    torch each is a one-row product on one core. Returns the :class:`SidecarLinear` modules.
+
+    Raises
+    ------
+    TypeError
+        A projection is not an ``nn.Linear`` (offloaded already, or another kind); those moved
+        before it stay moved.
+    """
+    L = int(model.config.num_hidden_layers)
+    attn = [m.self_attn for m in model.model.layers]
+    return [offload_linear(a, name, layer_base + L + 1 + len(PROJECTIONS) * i + j, client, threads=threads, format=format)
+            for i, a in enumerate(attn) for j, name in enumerate(PROJECTIONS)]
 
 
 def unhook(model: torch.nn.Module, *, drop: bool = True) -> torch.nn.Module:
@@ -144,8 +181,10 @@ def unhook(model: torch.nn.Module, *, drop: bool = True) -> torch.nn.Module:
     """
     if any(b.released for b in _bindings(model).values()):
         raise ValueError("hook(release=True) freed this model's expert weights: they live only in the sidecar now")
-    if isinstance(getattr(model, "lm_head", None), SidecarLinear):
-        raise ValueError("hook(lm_head=True) moved this model's lm_head weight into the sidecar: it is not in torch any more")
+    moved = [n for n, m in model.named_modules() if isinstance(m, SidecarLinear)]
+    if moved:
+        raise ValueError(f"hook(lm_head=True / projections=True) moved {', '.join(moved[:3])}{' ...' if len(moved) > 3 else ''} into the sidecar: "
+                         "those weights are not in torch any more")
     for m in expert_modules(model).values():
         unbind(m, drop=drop)
     prev = model.__dict__.pop("_vtpu_prev_experts", None)

@@ -35,6 +35,7 @@ __all__ = [
     "load_model",
     "chat_inputs",
     "random_dense",
+    "random_weight",
     "random_expert_chunks",
     "experts_into_torch",
 ]
@@ -231,16 +232,20 @@ def random_dense(model: torch.nn.Module, dtype: torch.dtype, *, seed: int = 0, s
     for name, p in list(model.named_parameters()):
         if ".mlp.experts." in name:
             continue
-        if "norm" in name:
-            t = torch.ones(p.shape, dtype=dtype)
-        else:
-            t = torch.empty(p.shape, dtype=dtype)
-            g, rows = _generator(seed, name), max(1, (16 << 20) // max(1, p[0].numel()))
-            for r in range(0, p.shape[0], rows):
-                t[r : r + rows] = torch.randn(t[r : r + rows].shape, generator=g) * std
+        t = torch.ones(p.shape, dtype=dtype) if "norm" in name else random_weight(name, tuple(p.shape), dtype, seed=seed, std=std)
         set_parameter(model, name, t)
         total += t.numel() * t.element_size()
     return total
+
+
+def random_weight(name: str, shape: tuple[int, ...], dtype: torch.dtype, *, seed: int = 0, std: float = 0.02) -> torch.Tensor:
+    """The N(0, std) tensor :func:`random_dense` gives parameter ``name`` (seeded by the name;
+    generated a few MiB of rows at a time)."""
+    t = torch.empty(shape, dtype=dtype)
+    g, rows = _generator(seed, name), max(1, (16 << 20) // max(1, t[0].numel()))
+    for r in range(0, shape[0], rows):
+        t[r : r + rows] = torch.randn(t[r : r + rows].shape, generator=g) * std
+    return t
 
 
 def random_expert_chunks(*, seed: int = 0, per: int = 8, std: float = 0.02) -> Callable[[int, int, int, int], Iterator[tuple]]:

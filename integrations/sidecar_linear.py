@@ -1,10 +1,12 @@
 """``SidecarLinear``: an ``nn.Linear`` whose weight lives in the sidecar (a CEXPERTS dense layer).
 
-Made for a model's lm_head. A decode step reads it whole for every token (151,936 × 2048 in
-Qwen3-30B-A3B: 1.2 GB in float32), and torch's one-row product reads it on one core; the sidecar's
-fp32 kernel splits it over its cores, and on this host the call goes through the doorbell. The
-torch module then holds no weight (the upload frees it unless something else shares it, like tied
-input embeddings). README's Qwen3 section gives the measured effect.
+Made for a decode step's big matrices: a model's lm_head, read whole for every token (151,936 ×
+2048 in Qwen3-30B-A3B: 1.2 GB in float32), and its attention projections. torch's one-row product
+reads them on one core; the sidecar's kernel splits them over its cores, and on this host the
+call goes through the doorbell. ``format="bf16"`` holds the weight in bfloat16 there (half the
+bytes read; the product and its input and output stay float32), the choice for a bf16
+checkpoint. The torch module then holds no weight (the upload frees it unless something else
+shares it, like tied input embeddings). README's Qwen3 section gives the measured effect.
 
 The forward is one opaque op, ``vtpu::linear`` (:func:`torch.library.custom_op`), so
 ``torch.compile(fullgraph=True)`` sees a single node. Inference only: a forward that would need
@@ -51,16 +53,18 @@ class SidecarLinear(torch.nn.Module):
         Kept in torch and added there.
     threads : int, optional
         Threads of the product in the sidecar (default one per core).
+    format : {"fp32", "bf16"}
+        How the sidecar holds ``W`` (:meth:`vtpu.Client.dense_load`).
 
     Build one with :func:`offload_linear` (uploads an ``nn.Linear``'s weight) or call
     :meth:`load_weight`.
     """
 
     def __init__(self, in_features: int, out_features: int, layer: int, client: Any = None, *,
-                 bias: torch.Tensor | None = None, threads: int | None = None) -> None:
+                 bias: torch.Tensor | None = None, threads: int | None = None, format: str = "fp32") -> None:
         super().__init__()
         self.in_features, self.out_features, self.layer = int(in_features), int(out_features), int(layer)
-        self.client, self.threads = client, threads
+        self.client, self.threads, self.format = client, threads, format
         self.bias = None if bias is None else torch.nn.Parameter(bias.detach().clone(), requires_grad=False)
         #: Times a weight was uploaded.
         self.uploads = 0
@@ -71,7 +75,7 @@ class SidecarLinear(torch.nn.Module):
         """Upload ``weight`` (out_features, in_features), any float dtype, replacing the sidecar's."""
         if tuple(weight.shape) != (self.out_features, self.in_features):
             raise ValueError(f"weight must be ({self.out_features}, {self.in_features}), got {tuple(weight.shape)}")
-        resolve_client(self.client).dense_load(self.layer, weight.detach().cpu(), threads=self.threads)
+        resolve_client(self.client).dense_load(self.layer, weight.detach().cpu(), threads=self.threads, format=self.format)
         self.uploads += 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -93,10 +97,11 @@ class SidecarLinear(torch.nn.Module):
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, layer={self.layer}, bias={self.bias is not None}"
+        return f"in_features={self.in_features}, out_features={self.out_features}, layer={self.layer}, format={self.format}, bias={self.bias is not None}"
 
 
-def offload_linear(parent: torch.nn.Module, name: str, layer: int, client: Any = None, *, threads: int | None = None) -> SidecarLinear:
+def offload_linear(parent: torch.nn.Module, name: str, layer: int, client: Any = None, *, threads: int | None = None,
+                   format: str = "fp32") -> SidecarLinear:
     """Replace ``parent.<name>`` (an ``nn.Linear``) with a :class:`SidecarLinear` holding its weight.
 
     The weight is uploaded first; torch's copy is then dropped with the old module (kept alive
@@ -110,7 +115,7 @@ def offload_linear(parent: torch.nn.Module, name: str, layer: int, client: Any =
     lin = getattr(parent, name)
     if not isinstance(lin, torch.nn.Linear):
         raise TypeError(f"{type(parent).__name__}.{name} is a {type(lin).__name__}, not an nn.Linear")
-    m = SidecarLinear(lin.in_features, lin.out_features, layer, client, bias=lin.bias, threads=threads)
+    m = SidecarLinear(lin.in_features, lin.out_features, layer, client, bias=lin.bias, threads=threads, format=format)
     m.load_weight(lin.weight)
     setattr(parent, name, m)
     return m

@@ -207,7 +207,8 @@ static napi_value reg(napi_env env, napi_callback_info info) {
 }
 
 /* register_dense(table, layer, entry, K, N, threads, packed): a dense matrix W (N outputs of K) as
- * the entry's `linear` reads it; requests with k 0 run y = x · Wᵀ. Replaces what `layer` held. */
+ * the entry's `linear` reads it (a Float32Array: float32 panels; a Uint16Array: bfloat16 ones);
+ * requests with k 0 run y = x · Wᵀ. Replaces what `layer` held. */
 static napi_value reg_dense(napi_env env, napi_callback_info info) {
   napi_value argv[7];
   table_t *t;
@@ -216,16 +217,18 @@ static napi_value reg_dense(napi_env env, napi_callback_info info) {
   if (!reg_head(env, info, 7, argv, 1 << 24, &t, &layer, &k, &K, &N, &threads))
     return fail(env, "E_PARAM", "register_dense(table, layer, entry, K, N, threads, packed): a table, a kernel entry, layer >= 0, K, N >= 1, 1 <= threads <= 64");
   if (!k->linear) return fail(env, "E_PARAM", "register_dense: this kernel has no dense product");
-  size_t len = 0;
-  const void *p = typed_any(env, argv[6], napi_float32_array, &len);
-  if (!p || len != (size_t)((N + 15) / 16) * K * 16) return fail(env, "E_SHAPE", "register_dense: packed must be a Float32Array of ceil(N/16)·K·16");
+  size_t want = (size_t)((N + 15) / 16) * K * 16;
+  const void *p = typed(env, argv[6], napi_float32_array, want);
+  int wfmt = p ? DENSE_F32 : DENSE_BF16;
+  if (!p) p = typed(env, argv[6], napi_uint16_array, want);
+  if (!p) return fail(env, "E_SHAPE", "register_dense: packed must be a Float32Array or Uint16Array of ceil(N/16)·K·16");
   layer_t *L = calloc(1, sizeof *L);
   if (L) L->ptrs = calloc(1, sizeof(void *)), L->refs = calloc(1, sizeof(napi_ref));
   if (!L || !L->ptrs || !L->refs) {
     if (L) free(L->ptrs), free(L->refs), free(L);
     return fail(env, "E_INTERNAL", "register_dense: out of memory");
   }
-  *L = (layer_t){ layer, K, N, 0, threads, k, L->ptrs, NULL, L->refs, 0 };
+  *L = (layer_t){ layer, K, N, 0, threads, k, L->ptrs, NULL, L->refs, 0, wfmt };
   L->ptrs[0] = p;
   napi_create_reference(env, argv[6], 1, &L->refs[L->nrefs++]);
   return insert(env, t, L);

@@ -31,6 +31,7 @@ typedef struct {
   double *tally;       /* token-slots per expert since registered (the host reads it); NULL when dense */
   napi_ref *refs;      /* the arrays above, kept alive while registered */
   int nrefs;
+  int wfmt;            /* a dense W's element format (DENSE_*) */
 } layer_t;
 
 typedef struct {
@@ -74,7 +75,7 @@ static int answer_dense(layer_t *L, bell_t *b, int T, int H) {
   if (H != L->H || T < 1 || T > MAXT) return WHY_SHAPE;
   size_t yo = align64(DATA + 4 * (size_t)T * H);
   if (yo + 4 * (size_t)T * L->I > b->len) return WHY_SPACE;
-  if (L->k->linear(L->I, H, L->threads, T, (const float *)(b->base + DATA), (float *)(b->base + yo), L->ptrs[0]) < 0) return WHY_MEMORY;
+  if (L->k->linear(L->I, H, L->threads, T, (const float *)(b->base + DATA), (float *)(b->base + yo), L->ptrs[0], L->wfmt) < 0) return WHY_MEMORY;
   b->w[W_E] = (uint32_t)L->I;
   return WHY_NONE;
 }

@@ -12,6 +12,9 @@
 
 #define MAXLISTS 4
 #define ENTRY_MAGIC 0x76657870u /* "vexp": an external that is not an entry is refused */
+/* How a dense matrix's panels hold its weights: float32, or bfloat16 (the upper half of a float32,
+ * widened exactly as it is read: half the bytes of a bandwidth-bound decode product). */
+enum { DENSE_F32 = 0, DENSE_BF16 = 1 };
 
 /* One per-expert list: its elements' type and length, and its name in errors. */
 typedef struct { napi_typedarray_type type; size_t len; const char *name; } tensor_spec;
@@ -25,9 +28,10 @@ typedef struct {
    * ptrs[k·n + e]: list k of expert e. Serialised with the addon's other calls. Returns the
    * threads used (0 without rows), or -1 when out of memory. */
   int (*run)(int H, int I, int threads, int n, const int32_t *counts, const float *x, float *y, const void **ptrs);
-  /* y (T, N) = x (T, K) · Wᵀ for a dense matrix W held as `packed` (the kernel's own layout), or
-   * NULL where the kernel has no dense product (q4). Serialised and threaded as `run`. */
-  int (*linear)(int N, int K, int threads, int T, const float *x, float *y, const void *packed);
+  /* y (T, N) = x (T, K) · Wᵀ for a dense matrix W held as `packed` (the kernel's own layout, its
+   * elements a DENSE_* `wfmt`), or NULL where the kernel has no dense product (q4). Serialised and
+   * threaded as `run`. */
+  int (*linear)(int N, int K, int threads, int T, const float *x, float *y, const void *packed, int wfmt);
 } kernel_entry;
 
 #endif

@@ -23,13 +23,14 @@ export interface Q4Kernel {
  */
 export interface F32Kernel {
   entry: object;
-  pack(N: number, K: number, w: Float32Array, out: Float32Array): void;
-  /** y (T, N) = x (T, K) · Wᵀ over W's panels (a dense layer, bridge/dense.ts); T = x.length / K. */
-  linear(N: number, K: number, threads: number, x: Float32Array, y: Float32Array, packed: Float32Array): number;
+  /** W's rows into panels: float32 ones, or bfloat16 ones (a Uint16Array; each weight rounded to nearest). */
+  pack(N: number, K: number, w: Float32Array, out: Float32Array | Uint16Array): void;
+  /** y (T, N) = x (T, K) · Wᵀ over W's panels (a dense layer, bridge/dense.ts; float32 or bfloat16); T = x.length / K. */
+  linear(N: number, K: number, threads: number, x: Float32Array, y: Float32Array, packed: Float32Array | Uint16Array): number;
   swiglu(H: number, I: number, threads: number, x: Float32Array, y: Float32Array, counts: Int32Array, gu: Float32Array[], dn: Float32Array[]): number;
 }
 
-/** Floats of W (N rows of K) in {@link F32Kernel} panels: ceil(N / 16) panels of K·16. */
+/** Elements of W (N rows of K) in {@link F32Kernel} panels: ceil(N / 16) panels of K·16. */
 export function panelFloats(N: number, K: number): number {
   return Math.ceil(N / 16) * K * 16;
 }

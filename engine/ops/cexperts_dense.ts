@@ -5,14 +5,16 @@
  * product reads it on one core, the sidecar's fp32 kernel on all of them). Modes:
  *
  * - `dense_load`: params `layer`, `rows` N, `cols` K, `first` (default 0; a multiple of 16, the
- *   kernel's panel), `replace` (bool: start the layer afresh), `threads` (default 0: one per
- *   core); tensor `w` (n, K) float, rows first..first+n-1 (n a multiple of 16 unless it ends the
- *   matrix). Result: the layer's info.
+ *   kernel's panel), `format` (`fp32`, the default, or `bf16`: W held in bfloat16, each weight
+ *   rounded to nearest, half the bytes a product reads; x and y stay float32 and the sums too),
+ *   `replace` (bool: start the layer afresh), `threads` (default 0: one per core); tensor `w`
+ *   (n, K) float, rows first..first+n-1 (n a multiple of 16 unless it ends the matrix). Result:
+ *   the layer's info.
  * - `dense_run`: params `layer`; tensor `x` (T, K) float → `y` (T, N) float32.
  *
  * A layer id holds experts or a dense matrix, not both; `info` lists dense layers under `dense`,
- * `drop` drops either kind. Held in float32 on the sidecar's native fp32 kernel (E_PARAM where
- * that addon did not build). This file validates requests; bridge/dense.ts holds the layers.
+ * `drop` drops either kind. Run by the sidecar's native fp32 kernel (E_PARAM where that addon
+ * did not build). This file validates requests; bridge/dense.ts holds the layers.
  */
 import { VtpuError } from '../errors';
 import type { OpInput, OpOutput } from '../types';
@@ -22,10 +24,13 @@ import { expectShape, floatInput, namedTensors, tensorOutput } from '../tensors'
 const OP = 'CEXPERTS';
 /** Rows of the kernel's panel: a chunk starts on one. */
 export const PANEL_ROWS = 16;
+/** How a dense layer holds W (bytes per weight: 4, 2). */
+export const DENSE_FORMATS = ['fp32', 'bf16'] as const;
+export type DenseFormat = (typeof DENSE_FORMATS)[number];
 
 /** A validated dense request; `w` and `x` are views of the request (used before it returns). */
 export type DenseTask =
-  | { mode: 'dense_load'; layer: number; rows: number; cols: number; first: number; n: number; w: Float32Array; replace: boolean; threads: number }
+  | { mode: 'dense_load'; layer: number; rows: number; cols: number; first: number; n: number; w: Float32Array; format: DenseFormat; replace: boolean; threads: number }
   | { mode: 'dense_run'; layer: number; T: number; x: Float32Array };
 
 /** What `info` and `dense_load` tell of a dense layer. */
@@ -33,6 +38,7 @@ export interface DenseInfo {
   layer: number;
   rows: number;
   cols: number;
+  format: DenseFormat;
   received: number;
   complete: boolean;
   bytes: number;
@@ -67,7 +73,9 @@ export function denseTask(input: OpInput): DenseTask {
   if (n < 1 || first + n > rows) throw new VtpuError('E_SHAPE', `${OP}: rows ${first}..${first + n - 1} of w are outside the layer's ${rows}`);
   if (n % PANEL_ROWS && first + n !== rows) throw new VtpuError('E_SHAPE', `${OP}: a chunk of w has a multiple of ${PANEL_ROWS} rows unless it ends the matrix, got ${n}`);
   const threads = intParam(OP, p, 'threads', 0, 0, 64);
-  return { mode: 'dense_load', layer, rows, cols, first, n, w: w.data, replace: boolParam(OP, p, 'replace', false), threads };
+  const format = p.format ?? 'fp32';
+  if (!(DENSE_FORMATS as readonly unknown[]).includes(format)) throw new VtpuError('E_PARAM', `${OP}: a dense layer's format is one of ${DENSE_FORMATS.join(', ')}, got ${JSON.stringify(format)}`);
+  return { mode: 'dense_load', layer, rows, cols, first, n, w: w.data, format: format as DenseFormat, replace: boolParam(OP, p, 'replace', false), threads };
 }
 
 /** The reply of a dense answer. */

@@ -1,11 +1,12 @@
 """Dense layers held in the sidecar beside the experts (CEXPERTS ``dense_load`` / ``dense_run``):
 :class:`DenseMixin`.
 
-A dense layer is a plain matrix ``W`` (N outputs of K inputs) the sidecar keeps in float32 and
-multiplies on its native kernel, ``y = x @ W.T``, on all its cores. The one it is for: a model's
-lm_head, which a decode step reads whole for every token (151,936 × 2048 in Qwen3-30B-A3B, 1.2 GB
-in float32) and which torch's one-row product reads on a single core. On this host a run goes
-through the doorbell (:mod:`vtpu.bell`) like an experts run; elsewhere through the socket.
+A dense layer is a plain matrix ``W`` (N outputs of K inputs) the sidecar keeps in float32 or
+bfloat16 and multiplies on its native kernel, ``y = x @ W.T`` in float32, on all its cores. What
+it is for: the big matrices of a decode step, read whole for every token. A model's lm_head
+(151,936 × 2048 in Qwen3-30B-A3B, 1.2 GB in float32) and attention projections, which torch's
+one-row product reads on a single core (and its bf16 one slower still on a CPU). On this host a
+run goes through the doorbell (:mod:`vtpu.bell`) like an experts run; elsewhere through the socket.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from ._host import ClientHost
 from .errors import ParamError, ShapeError
 from .ops_experts import CHUNK_BYTES, LOAD_TIMEOUT, _np
 
-__all__ = ["DenseMixin", "PANEL_ROWS"]
+__all__ = ["DenseMixin", "PANEL_ROWS", "DENSE_FORMATS"]
 
 #: A chunk of an upload starts on a multiple of this many rows (the kernel's panel).
 PANEL_ROWS = 16
+#: How the sidecar may hold ``W``: float32, or bfloat16 (half the bytes a product reads).
+DENSE_FORMATS = ("fp32", "bf16")
 
 
 class DenseMixin(ClientHost):
@@ -33,6 +36,7 @@ class DenseMixin(ClientHost):
         layer: int,
         weight: Any,
         *,
+        format: str = "fp32",
         threads: int | None = None,
         chunk_bytes: int = CHUNK_BYTES,
         timeout: float | None = None,
@@ -47,6 +51,10 @@ class DenseMixin(ClientHost):
         weight : array_like, shape (N, K)
             ``nn.Linear``'s weight (numpy or torch, any float dtype; converted to float32 a chunk
             at a time, so a bf16 weight never has a whole float32 copy here).
+        format : {"fp32", "bf16"}
+            How the sidecar holds ``W``: ``bf16`` rounds each weight to the nearest bfloat16
+            (exact for a bf16 weight) and reads half the bytes a product; ``x``, ``y`` and the
+            sums stay float32 either way.
         threads : int, optional
             Threads of its product in the sidecar (default one per core).
         chunk_bytes : int
@@ -57,20 +65,22 @@ class DenseMixin(ClientHost):
         Returns
         -------
         dict
-            ``layer, rows, cols, received, complete, bytes, threads`` as the sidecar holds it.
+            ``layer, rows, cols, format, received, complete, bytes, threads`` as the sidecar holds it.
 
         Raises
         ------
         ParamError
-            A bad layer id, a weight that is not 2-D, a sidecar without its fp32 kernel.
+            A bad layer id or format, a weight that is not 2-D, a sidecar without its fp32 kernel.
         """
+        if format not in DENSE_FORMATS:
+            raise ParamError("E_PARAM", f"a dense layer's format is one of {', '.join(DENSE_FORMATS)}, got {format!r}")
         w = weight if hasattr(weight, "detach") else np.asarray(weight)
         if w.ndim != 2 or w.shape[0] < 1 or w.shape[1] < 1:
             raise ParamError("E_PARAM", f"a dense weight is (N, K) with N, K >= 1, got {tuple(w.shape)}")
         N, K = int(w.shape[0]), int(w.shape[1])
         per = max(PANEL_ROWS, (int(chunk_bytes) // (4 * K)) // PANEL_ROWS * PANEL_ROWS)
         wait = timeout if timeout is not None else max(self.timeout, LOAD_TIMEOUT)
-        params: dict[str, Any] = {"mode": "dense_load", "layer": int(layer), "rows": N, "cols": K}
+        params: dict[str, Any] = {"mode": "dense_load", "layer": int(layer), "rows": N, "cols": K, "format": format}
         if threads is not None:
             params["threads"] = int(threads)
 

@@ -8,7 +8,8 @@ Child processes, one after the other (the machine holds one of them at a time):
    half generated in torch bf16, experts generated a chunk at a time into the sidecar as q4;
    prefill and decode tokens/s over rounds after a warm-up, peak RSS of Python and the sidecar;
    then, on the same upload, again with the attention projections and lm_head converted to
-   torch's dynamic int8 (``--int8-dense also``);
+   torch's dynamic int8 (``--int8-dense also``), and once more with those matrices held in the
+   sidecar in bf16 (``--sidecar-dense also``), the peer of that run being the BF16 GGUF;
 2. the same seeded weights written as GGUF (``qwen3_gguf``: experts Q4_0, dense matrices BF16),
    run by llama.cpp (``llama/run.mjs``) on the example's prompt ids, same threads, same rounds;
    peak RSS of its process; then a second GGUF with the dense matrices Q8_0 (the peer of the
@@ -57,7 +58,7 @@ def _tail(proc: subprocess.CompletedProcess) -> str:
 def sidecar_run(cfg: dict, d: str) -> dict:
     out = Path(d) / "vtpu.json"
     args = [sys.executable, str(EXAMPLE), "--layers", str(cfg["layers"]), "--max-new-tokens", str(cfg["new_tokens"]),
-            "--rounds", str(cfg["rounds"]), "--chunk-experts", str(CHUNK_EXPERTS), "--json", str(out), "--int8-dense", "also",
+            "--rounds", str(cfg["rounds"]), "--chunk-experts", str(CHUNK_EXPERTS), "--json", str(out), "--int8-dense", "also", "--sidecar-dense", "also",
             *(f"--set={k}={v}" for k, v in cfg["overrides"].items())]
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=4 * 3600)
     if proc.returncode != 0:

@@ -65,6 +65,9 @@ def render(r: dict) -> list[str]:
         f"{s['expert_format']}"
         + ("; then, on the same upload, with the attention projections and lm_head converted to torch's dynamic int8 "
            f"(`vtpu.integrations.dense_int8`{_rest(s['int8_dense'])})" if s.get("int8_dense") else "")
+        + (f"; then with those matrices held in the sidecar instead, as {s['sidecar_dense']['format']} dense layers "
+           "(`vq.offload_projections`, `vq.offload_head`; the same seeded weights, the rest of the dense half in float32)"
+           if s.get("sidecar_dense") else "")
         + ". Peers: llama.cpp through node-llama-cpp on the same weights written as GGUF (experts Q4_0; dense matrices BF16"
         + (", or Q8_0 beside the int8 variant" if s.get("int8_dense") else "")
         + f"; norms and routers F32), the same {len(s['prompt_ids'])} prompt ids and threads. Each variant is judged "
@@ -81,6 +84,10 @@ def render(r: dict) -> list[str]:
         # Python's peak was the first variant's: after the conversion its current RSS is what it holds
         now = i8["python_rss_after"] + s["sidecar_peak_rss"] if s["sidecar_peak_rss"] else None
         lines += _pair({**s, **i8}, lq or {"error": "not run"}, "int8 dense", now, "Python's RSS after the run + the sidecar's peak")
+    sd = s.get("sidecar_dense")
+    if sd:
+        held = sd["python_rss_after"] + sd["sidecar_peak_rss_after"] if sd.get("sidecar_peak_rss_after") else None
+        lines += _pair({**s, **sd}, ll, f"{sd['format']} dense in the sidecar", held, "Python's RSS after the run + the sidecar's peak")
     notes = [_same_tokens(v, peer) for v, peer in ((s, ll), ({**s, **(i8 or {})}, lq)) if peer and "error" not in peer]
     lines += ["", " ".join(notes)] if notes else []
     lines += [

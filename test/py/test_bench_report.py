@@ -249,6 +249,13 @@ def test_qwen3_full_report_judges_each_dense_precision_against_its_own_peer():
     assert "(`vtpu.integrations.dense_int8`; embeddings, norms and routers in float32)" in text
     del r["sidecar"]["int8_dense"]["rest_dtype"]  # an older result does not say: nor does the report
     assert "(`vtpu.integrations.dense_int8`)" in "\n".join(report_qwen3_full.render(r))
+    assert "in the sidecar" not in text  # no sidecar-dense run: no such pair
+    # the dense matrices in the sidecar (bf16): judged against the BF16 GGUF, its memory from its own run
+    r["sidecar"]["sidecar_dense"] = {**rounds(10.0), "tokens": [1, 2], "format": "bf16", "python_rss_after": 2**30, "sidecar_peak_rss_after": 19 * 2**30}
+    text = "\n".join(report_qwen3_full.render(r))
+    assert "| decode tokens/s, q4 experts + bf16 dense in the sidecar vs llama.cpp Q4_0 experts, BF16 dense | 2.50/s (2.50–2.50) | 2.00/s (2.00–2.00) | 1.25× (1.25–1.25) | ≥ 0.5× (target; moonshot 1×) | yes |" in text
+    assert "| memory (Python's RSS after the run + the sidecar's peak) vs llama.cpp (BF16 dense, its process's peak) | 20.00 GiB | 20.00 GiB | 1.00× |" in text
+    assert "held in the sidecar instead, as bf16 dense layers" in text
 
 
 def _cluster(rows_per_s: float, server_ms: float) -> dict:

@@ -33,7 +33,7 @@ def chunk(c: vtpu.Client, layer: int, w: np.ndarray, **params) -> dict:
 def test_dense_run_matches_float64_through_the_bell_and_the_socket(client, ns, T):
     c, layer, W = client, 7000 + ns, weight()
     info = c.dense_load(c_layer := layer, W, chunk_bytes=32 * K * 4)  # three chunks: 32 + 32 + 19 rows
-    assert info == {"layer": c_layer, "rows": N, "cols": K, "received": N, "complete": True, "bytes": 6 * 16 * K * 4, "threads": info["threads"]}
+    assert info == {"layer": c_layer, "rows": N, "cols": K, "format": "fp32", "received": N, "complete": True, "bytes": 6 * 16 * K * 4, "threads": info["threads"]}
     x = rows(T)
     want = x.astype(np.float64) @ W.astype(np.float64).T
     by_socket = c.dense_run(layer, x)  # no out_features: never the bell
