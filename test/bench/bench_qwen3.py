@@ -69,10 +69,13 @@ QUICK = {"config": "bench", "layers": 2, "prompt": 32, "decode": 4, "rounds": 1,
 #: Hybrid variants: experts in the sidecar in that weight format; "-frames": the same experts with
 #: the shared-memory path off (the transport before issue 12), in the same run; "-int8dense": the
 #: attention projections and lm_head in torch's dynamic int8 (``vtpu.integrations.dense_int8``);
-#: "-head": the lm_head's product in the sidecar too, in float32 (``vq.hook(..., lm_head=True)``).
-HYBRID = ("fp32", "fp32-head", "fp32-frames", "int8", "q8", "q8-head", "q4", "q4-head", "q8-int8dense", "q4-int8dense")
+#: "-head": the lm_head's product in the sidecar too, in float32 (``vq.hook(..., lm_head=True)``);
+#: "-proj": the lm_head and every attention projection (``projections=True``), float32.
+HYBRID = ("fp32", "fp32-head", "fp32-frames", "int8", "q8", "q8-head", "q8-proj", "q4", "q4-head", "q4-proj", "q8-int8dense", "q4-int8dense")
 #: Suffixes of a hybrid variant's name that are not its experts' format.
-HYBRID_SUFFIXES = ("-frames", "-int8dense", "-head")
+HYBRID_SUFFIXES = ("-frames", "-int8dense", "-head", "-proj")
+#: Suffixes of the variants with dense layers in the sidecar (their doorbell time is not the experts' alone).
+DENSE_IN_SIDECAR = ("-head", "-proj")
 #: The int8 dense variants' peers in transformers: the same int8 dense half with its default experts
 #: implementation (``int8dense-torch``) and with eager ones (``-eager``); the report takes the faster
 #: in each phase (which of the two is faster moved from run to run on this VM).
@@ -253,10 +256,12 @@ def worker(variant: str, cfg: dict) -> dict:
         for suffix in HYBRID_SUFFIXES:
             fmt = fmt.removesuffix(suffix)
         upload_experts(model, chunks, client=client, expert_format=fmt)
-        if variant.endswith("-head"):
-            from vtpu.integrations.qwen3 import offload_head
+        if variant.endswith(DENSE_IN_SIDECAR):
+            from vtpu.integrations.qwen3 import offload_head, offload_projections
 
             offload_head(model, client)
+            if variant.endswith("-proj"):
+                offload_projections(model, client)
     if variant.endswith("-int8dense") or variant in TORCH_INT8_DENSE_VARIANTS:
         from vtpu.integrations.dense_int8 import quantize_dense
 
@@ -290,8 +295,8 @@ def worker(variant: str, cfg: dict) -> dict:
         inference_peak_rss_bytes=peak_rss_bytes() if res["hwm_reset"] else None,
     )
     if client is not None:
-        # With the lm_head in the sidecar its doorbell runs count in the request time: not the experts' alone.
-        side = None if variant.endswith("-head") else median([r["sidecar_s"] for r in rounds]) * 1000 / steps
+        # With dense layers in the sidecar their doorbell runs count in the request time: not the experts' alone.
+        side = None if variant.endswith(DENSE_IN_SIDECAR) else median([r["sidecar_s"] for r in rounds]) * 1000 / steps
         res.update(sidecar_ms_per_token=side, transport_ms_per_token=None if side is None else res["experts_ms_per_token"] - side,
                    compute_ms_per_token=median([r["compute_s"] for r in rounds]) * 1000 / steps,
                    sidecar_rss_bytes=client.metrics().get("memory", {}).get("rss_bytes"),

@@ -47,7 +47,7 @@ def _impls(vs: dict) -> list[str]:
 #: The hybrid format compared with each llama.cpp one, and the decode target against it (issue 14).
 #: llama.cpp variant -> the hybrid variants of the same precision (its F32 dense matrices: ours in fp32, in
 #: torch or with the lm_head in the sidecar), and the decode target against it.
-LLAMA_PAIRS = {"llama.cpp-Q4_0": (("q4", "q4-head"), 0.5), "llama.cpp-Q8_0": (("q8", "q8-head"), 0.5),
+LLAMA_PAIRS = {"llama.cpp-Q4_0": (("q4", "q4-head", "q4-proj"), 0.5), "llama.cpp-Q8_0": (("q8", "q8-head", "q8-proj"), 0.5),
                "llama.cpp-Q4_0-denseQ8_0": (("q4-int8dense",), 0.5)}
 #: transformers with the int8 dense half: the matched peer of the hybrid variants that have it too.
 INT8_DENSE_PEER, INT8_DENSE_SUFFIX = "int8dense-torch", "-int8dense"
@@ -156,7 +156,7 @@ def render(r: dict) -> list[str]:
     lines += ["", "Per decode token (ms): the experts calls seen from Python (wall), the sidecar's request time "
               "(metrics: requests through the socket and runs through the doorbell), of which inside the expert runtime "
               "(the hook's `sidecar_ms`), and transport = wall − request time (encoding, ZeroMQ or the doorbell's "
-              "futexes, decoding, waiting); none for the `-head` variants, whose doorbell time includes their lm_head's runs.", "",
+              "futexes, decoding, waiting); none for the `-head` and `-proj` variants, whose doorbell time includes their dense layers' runs.", "",
               "| variant | decode step | experts (Python wall) | sidecar request | of which compute | transport | same greedy tokens as torch |",
               "|---|---|---|---|---|---|---|"]
     for v, x in vs.items():
@@ -237,20 +237,30 @@ def _caveat(peer: tuple[str, dict], f: dict) -> list[str]:
             "Read it as parity within noise, not a win.", ""]
 
 
+#: suffix -> (the variant it adds to, what it moves into the sidecar, how, the timed part that holds it)
+_MOVES = {"-head": ("", "the lm_head's product", "`vq.hook(..., lm_head=True)`", "lm_head"),
+          "-proj": ("-head", "every attention projection", "`vq.hook(..., lm_head=True, projections=True)`", "attention")}
+
+
 def _head(vs: dict, peer: tuple[str, dict]) -> list[str]:
-    """What each ``-head`` variant adds to its base: the lm_head's product in the sidecar, said apart from the experts."""
+    """What each ``-head`` / ``-proj`` variant adds to the one before it (the lm_head's product, the
+    attention projections in the sidecar), said apart from the experts."""
     name, p = peer
     out = []
     for v, h in vs.items():
-        f = vs.get(v.removesuffix("-head"), {}) if v.endswith("-head") else {}
-        if any(x.get("lm_head_ms_per_token") is None for x in (h, f, p)) or "decode_tps" not in p:
+        suffix = next((x for x in _MOVES if v.endswith(x)), None)
+        if suffix is None:
             continue
-        base = v.removesuffix("-head")
-        out += [f"{v} is {base} with the lm_head's product in the sidecar as well (`vq.hook(..., lm_head=True)`): "
+        before, what, how, part = _MOVES[suffix]
+        base = v.removesuffix(suffix) + before
+        f, key = vs.get(base, {}), f"{part}_ms_per_token"
+        if any(x.get(key) is None for x in (h, f, p)) or "decode_tps" not in p:
+            continue
+        out += [f"{v} is {base} with {what} in the sidecar as well ({how}): "
                 f"{h['decode_tps'] / p['decode_tps']:.2f}× {name} in decode against {base}'s {f['decode_tps'] / p['decode_tps']:.2f}×. "
-                f"The difference is the lm_head, not the experts: {h['lm_head_ms_per_token']:.2f} ms per token from Python against "
-                f"{f['lm_head_ms_per_token']:.2f} ms in {base} and {p['lm_head_ms_per_token']:.2f} ms in {name} (torch's one-row "
-                f"product on one core; the sidecar's kernel on every core), experts {h['experts_ms_per_token']:.2f} vs "
+                f"The difference is {what}, not the experts: {part} {h[key]:.2f} ms per token from Python against "
+                f"{f[key]:.2f} ms in {base} and {p[key]:.2f} ms in {name} (torch's one-row "
+                f"products on one core; the sidecar's kernel on every core), experts {h['experts_ms_per_token']:.2f} vs "
                 f"{f['experts_ms_per_token']:.2f} ms.", ""]
     return out
 

@@ -131,10 +131,24 @@ def test_qwen3_report_says_what_fp32_head_adds_is_the_lm_head_and_gives_it_no_tr
     text = _qwen3_text(vs)
     assert ("fp32-head is fp32 with the lm_head's product in the sidecar as well (`vq.hook(..., lm_head=True)`): 1.25× "
             "transformers grouped_mm in decode against fp32's 1.00×") in text
-    assert "The difference is the lm_head, not the experts: 25.00 ms per token from Python against 45.00 ms in fp32 and 30.00 ms" in text
+    assert "The difference is the lm_head's product, not the experts: lm_head 25.00 ms per token from Python against 45.00 ms in fp32 and 30.00 ms" in text
     assert "| fp32-head | 80.00 | 25.00 | – | 20.00 | – |" in text  # its doorbell time is not the experts' alone
     assert "decode tokens/s, fp32-head experts" in text and "≥ 1× (must)" in text
     assert "fp32-head is" not in _qwen3_text({k: v for k, v in vs.items() if k != "fp32-head"})
+
+
+def test_qwen3_report_says_what_q4_proj_adds_to_q4_head_and_judges_it_against_llama_f32_dense():
+    parts = lambda e, a, h: dict(experts_ms_per_token=e, attention_ms_per_token=a, lm_head_ms_per_token=h, cpu_ms_per_token={"python_main": 50})  # noqa: E731
+    vs = {"torch": _qwen3_run("torch", 100, 10, experts_implementation="grouped_mm", **parts(40, 20, 30)),
+          "q4-head": _qwen3_run("q4-head", 150, 19, sidecar_ms_per_token=None, transport_ms_per_token=None, **parts(5, 20, 20)),
+          "q4-proj": _qwen3_run("q4-proj", 160, 22, sidecar_ms_per_token=None, transport_ms_per_token=None, **parts(5, 12, 20)),
+          "llama.cpp-Q4_0": _qwen3_run("llama.cpp-Q4_0", 200, 20, experts_implementation="llama.cpp Q4_0")}
+    text = _qwen3_text(vs)
+    assert ("q4-proj is q4-head with every attention projection in the sidecar as well (`vq.hook(..., lm_head=True, projections=True)`): "
+            "2.20× transformers grouped_mm in decode against q4-head's 1.90×") in text
+    assert "not the experts: attention 12.00 ms per token from Python against 20.00 ms in q4-head and 20.00 ms in transformers grouped_mm" in text
+    assert "| decode tokens/s, q4-proj experts | 22.00/s | 10.00/s (transformers grouped_mm) | 2.20× (2.20–2.20) | ≥ 2× (target) | yes |" in text
+    assert "| decode tokens/s, q4-proj experts vs llama.cpp-Q4_0 | 22.00/s | 20.00/s | 1.10× (1.10–1.10) |" in text
 
 
 def test_qwen3_report_explains_a_miss_and_a_caveat_against_the_decode_peer_not_the_default_run():

@@ -104,6 +104,36 @@ def test_a_layer_id_holds_experts_or_a_dense_matrix(client, ns):
     assert c.experts_drop(layer) == 1
 
 
+def nearest_bf16(w: np.ndarray) -> np.ndarray:
+    """Each float32 of ``w`` rounded to its nearest bfloat16 (ties to even), as float32."""
+    u = w.astype(np.float32).view(np.uint32).astype(np.uint64)
+    return (((u + 0x7FFF + ((u >> 16) & 1)) >> 16) << 16).astype(np.uint32).view(np.float32)
+
+
+@pytest.mark.parametrize("T", [1, 7])
+def test_a_bf16_dense_layer_holds_the_rounded_weights_and_runs_in_float32(client, ns, T):
+    c, layer, W, x = client, 7050 + ns, weight(3), rows(T)
+    info = c.dense_load(layer, W, format="bf16", chunk_bytes=32 * K * 4)
+    assert (info["format"], info["bytes"], info["complete"]) == ("bf16", 6 * 16 * K * 2, True)  # half the fp32 layer's bytes
+    got, by_socket = c.dense_run(layer, x, out_features=N), c.dense_run(layer, x)
+    assert np.array_equal(got, by_socket) and got.dtype == np.float32
+    Wr = nearest_bf16(W)
+    want = x.astype(np.float64) @ Wr.astype(np.float64).T
+    assert np.abs(got - want).max() < 1e-5 * np.abs(want).max()  # float32 sums of the rounded weights
+    c.dense_load(layer + 1, Wr)  # the same rounded weights in an fp32 layer: the same sums in the same order
+    assert np.array_equal(c.dense_run(layer + 1, x, out_features=N), got)
+    exact = x.astype(np.float64) @ W.astype(np.float64).T
+    assert 0 < np.abs(got - exact).max() < 1e-2 * np.abs(exact).max()  # what bf16 costs on unrounded weights
+    with pytest.raises(vtpu.ParamError, match="held in bf16"):  # one format a layer, unless replaced
+        chunk(c, layer, W[:16], format="fp32")
+    with pytest.raises(vtpu.ParamError, match="format is one of"):
+        chunk(c, layer, W[:16], format="q4", replace=True)
+    with pytest.raises(vtpu.ParamError, match="format is one of"):
+        c.dense_load(layer, W, format="fp16")
+    assert np.array_equal(c.dense_run(layer, x, out_features=N), got)  # refusals left it as it was
+    assert c.experts_drop(layer) == 1 and c.experts_drop(layer + 1) == 1
+
+
 # -- SidecarLinear: the lm_head of a tiny Qwen3-MoE -------------------------------------------
 
 torch = pytest.importorskip("torch")
@@ -168,3 +198,37 @@ def test_lm_head_load_state_dict_uploads_and_gradients_are_refused(head_pair):
         ours.lm_head(x)
     with pytest.raises(TypeError, match="not an nn.Linear"):
         vq.offload_head(ours)
+
+
+def test_projections_and_head_in_bf16_match_transformers_on_bf16_weights(pc):
+    """hook(projections=True, dense_format="bf16") on a model whose weights are bfloat16 values (a
+    bf16 checkpoint's, in float32): the sidecar holds them exactly, so logits stay within 1e-4 and
+    greedy tokens match, eager, with a static cache and compiled."""
+    ref, ours = load_model("tiny"), load_model("tiny")
+    with torch.no_grad():
+        for m in (ref, ours):
+            for p in m.parameters():
+                p.copy_(p.bfloat16().float())
+    vq.hook(ours, pc, "fp32", layer_base=7500, lm_head=True, projections=True, dense_format="bf16")
+    try:
+        L = ours.config.num_hidden_layers
+        attn = ours.model.layers[L - 1].self_attn
+        assert all(isinstance(getattr(attn, n), SidecarLinear) for n in vq.PROJECTIONS)
+        assert attn.o_proj.layer == 7500 + L + 1 + 4 * (L - 1) + 3 and attn.o_proj.format == "bf16"
+        assert {d["format"] for d in pc.dense_info()} == {"bf16"} and len(pc.dense_info()) == 4 * L + 1
+        ids, mask = batch()
+        kw = dict(attention_mask=mask, max_new_tokens=6, do_sample=False, pad_token_id=PAD)
+        with torch.no_grad():
+            a, b = ref(ids, attention_mask=mask).logits, ours(ids, attention_mask=mask).logits
+            want = ref.generate(ids, **kw)
+            got, static = ours.generate(ids, **kw), ours.generate(ids, cache_implementation="static", **kw)
+            ours.forward = torch.compile(ours.forward, fullgraph=True, dynamic=False)
+            compiled = ours.generate(ids, cache_implementation="static", **kw)
+        assert float((a - b)[mask.bool()].abs().max()) <= 1e-4
+        assert torch.equal(got, want) and torch.equal(static, want) and torch.equal(compiled, want)
+        with pytest.raises(ValueError, match="q_proj"):
+            vq.unhook(ours)
+        with pytest.raises(ValueError, match="dense_format"):
+            vq.hook(ours, pc, "fp32", layer_base=7500, dense_format="int4")
+    finally:
+        pc.experts_drop()

@@ -58,6 +58,10 @@ describe('registering layers', () => {
     expect(codeWith(dense, ok, 4, 0)).toBe('E_PARAM');
     expect(codeWith(dense, ok, 6, new Float32Array(N * K))).toBe('E_SHAPE'); // not whole panels
     expect(codeWith(dense, ok, 6, new Float64Array(32 * K))).toBe('E_SHAPE');
+    expect(codeWith(dense, ok, 6, new Uint16Array(new SharedArrayBuffer(2 * 32 * K)))).toBe('ok'); // bfloat16 panels
+    expect(addon!.unregister(t, 5)).toBe(1);
+    expect(codeWith(dense, ok, 6, new Uint16Array(32 * K - 1))).toBe('E_SHAPE');
+    expect(codeWith(dense, ok, 6, new Int16Array(32 * K))).toBe('E_SHAPE');
     expect(addon!.unregister(t)).toBe(0);
   });
 

@@ -133,6 +133,44 @@ maybe('the native fp32 kernel', () => {
     expect(codeWith(lin, ok, 5, new Float64Array(p.length))).toBe('E_SHAPE');
   });
 
+  test('bfloat16 panels: each weight rounded to nearest (ties to even), products as float32 panels of the rounded weights', () => {
+    const a = addon as Addon;
+    const one = (w: number) => {
+      const p = new Uint16Array(panelFloats(1, 1));
+      a.pack(1, 1, Float32Array.of(w), p);
+      return p[0];
+    };
+    expect(one(1)).toBe(0x3f80);
+    expect(one(1 + 2 ** -8)).toBe(0x3f80); // halfway: to the even neighbour
+    expect(one(1 + 3 * 2 ** -8)).toBe(0x3f82);
+    expect(one(1 + 2 ** -8 + 2 ** -20)).toBe(0x3f81); // past halfway
+    expect(one(-2.5)).toBe(0xc020);
+    expect(one(NaN) & 0x7fc0).toBe(0x7fc0); // still a NaN, never an infinity
+    const N = 2 * I + 5, K = H; // partial last panel
+    const bf = new Uint16Array(panelFloats(N, K)), f32 = new Float32Array(panelFloats(N, K));
+    a.pack(N, K, GU.subarray(0, N * K), bf);
+    // the same rounded weights as float32 panels: widen every element
+    const widened = new Float32Array(new Uint32Array(Array.from(bf, (h) => h << 16)).buffer);
+    f32.set(widened);
+    for (const rows of [1, 7]) {
+      const run = (p: Float32Array | Uint16Array, threads = 2) => {
+        const out = new Float32Array(rows * N);
+        expect(a.linear(N, K, threads, X.subarray(0, rows * K), out, p)).toBeGreaterThanOrEqual(1);
+        return out;
+      };
+      expect(Array.from(run(bf))).toEqual(Array.from(run(f32))); // same sums in the same order
+      expectIsasAndThreadsAgree((name) => a.useIsa(name), (threads) => run(bf, threads));
+      const exact = run(bf), fp = new Float32Array(panelFloats(N, K));
+      a.pack(N, K, GU.subarray(0, N * K), fp);
+      const err = maxDiff(exact, run(fp)); // what rounding the weights cost: about 2^-9 of a weight each
+      expect(err).toBeGreaterThan(0);
+      expect(err).toBeLessThan(2e-2 * maxAbs(exact));
+    }
+    const lin = (...args: unknown[]) => (a.linear as (...x: unknown[]) => number)(...args);
+    expect(codeWith(lin, [N, K, 2, X.subarray(0, K), new Float32Array(N), bf] as const, 5, bf.subarray(16))).toBe('E_SHAPE');
+    expect(codeWith(lin, [N, K, 2, X.subarray(0, K), new Float32Array(N), bf] as const, 5, new Int16Array(bf.length))).toBe('E_SHAPE');
+  });
+
   test('bad arguments are typed errors, never a crash', () => {
     const a = addon as Addon, p = packed(0);
     const ok = [H, I, 1, X.subarray(0, H), new Float32Array(H), Int32Array.of(1), [p.gu], [p.dn]] as const;
