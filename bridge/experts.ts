@@ -22,7 +22,7 @@ import { wantsLayout } from './tensor_layout';
 import { ExpertRuntime } from '../engine/kernels/experts_runtime';
 import { nativeKernels, runAnswer, type ExpertKernel } from './experts_run';
 import { bellAddon, BellLayers, type BellStats } from './experts_bell';
-import { denseOutput, denseTask, isDenseMode, type DenseTask } from '../engine/ops/cexperts_dense';
+import { denseLoadOutput, denseRunOutput, denseTask, isDenseMode, type DenseTask } from '../engine/ops/cexperts_dense';
 import { DenseLayers } from './dense';
 
 /** Options of {@link ExpertHost}. */
@@ -178,14 +178,14 @@ export class ExpertHost {
   private async runDense(task: DenseTask): Promise<OpOutput> {
     if (task.mode === 'dense_run') {
       if (!this.dense.has(task.layer) && this.experts.has(task.layer)) throw new VtpuError('E_PARAM', `${OP}: layer ${task.layer} holds experts; run it with mode run`);
-      return denseOutput(task, this.dense.run(task));
+      return denseRunOutput(task, this.dense.run(task));
     }
     if (this.experts.has(task.layer) && !this.dense.has(task.layer)) {
       if (!task.replace) throw new VtpuError('E_PARAM', `${OP}: layer ${task.layer} holds experts; give replace to make it a dense layer`);
       this.dropInline(task.layer);
       this.answered({ mode: 'drop', layer: task.layer }, await this.post({ mode: 'drop', layer: task.layer }), null);
     }
-    return denseOutput(task, { info: this.dense.load(task) });
+    return denseLoadOutput(this.dense.load(task));
   }
 
   /** The task answered by the runtime's thread (started on first use). */

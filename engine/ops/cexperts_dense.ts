@@ -78,9 +78,12 @@ export function denseTask(input: OpInput): DenseTask {
   return { mode: 'dense_load', layer, rows, cols, first, n, w: w.data, format: format as DenseFormat, replace: boolParam(OP, p, 'replace', false), threads };
 }
 
-/** The reply of a dense answer. */
-export function denseOutput(task: DenseTask, a: { info?: DenseInfo; y?: Float32Array; ms?: number }): OpOutput {
-  if (task.mode === 'dense_load') return { result: { mode: task.mode, info: a.info } };
-  const y = a.y as Float32Array;
-  return tensorOutput({ mode: task.mode, elapsed_ms: a.ms ?? 0 }, { y: { shape: [task.T, y.length / task.T], data: y } });
+/** The reply of a `dense_load`: the layer's info. */
+export function denseLoadOutput(info: DenseInfo): OpOutput {
+  return { result: { mode: 'dense_load', info } };
+}
+
+/** The reply of a `dense_run`: y (T, N) and the kernel's time. */
+export function denseRunOutput(task: Extract<DenseTask, { mode: 'dense_run' }>, a: { y: Float32Array; ms: number }): OpOutput {
+  return tensorOutput({ mode: task.mode, elapsed_ms: a.ms }, { y: { shape: [task.T, a.y.length / task.T], data: a.y } });
 }

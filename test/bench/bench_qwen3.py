@@ -41,6 +41,9 @@ that same int8 dense half (the peers a user of that recipe would have: its defau
 ones, the faster in each phase); ``q4-int8dense`` also with
 llama.cpp Q4_0 whose dense matrices are Q8_0.
 
+``-head`` variants move the lm_head's product into the sidecar (fp32 dense layer), ``-proj`` ones
+the lm_head and every attention projection; their experts' format is judged as the plain one's.
+
 Usage: python test/bench/bench_qwen3.py [--quick] [--variants torch,torch-eager,fp32,q8]
 """
 from __future__ import annotations
