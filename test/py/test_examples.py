@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py") if p.name != "ranch.py")
 ARGS = {  # short runs: test_train_example checks learning, test_qwen3_* the numerics
     "train_moe.py": ["--steps", "5", "--every", "1"],
-    "qwen3_30b_a3b.py": ["--layers", "2", "--max-new-tokens", "3", "--threads", "1", "--chunk-experts", "3", "--int8-dense", "also", *(
+    "qwen3_30b_a3b.py": ["--layers", "2", "--max-new-tokens", "3", "--threads", "1", "--chunk-experts", "3", "--int8-dense", "also", "--sidecar-dense", "also", *(
         f"--set={kv}" for kv in ("hidden_size=64", "num_attention_heads=4", "num_key_value_heads=2", "head_dim=16",
                                   "moe_intermediate_size=32", "num_experts=8", "num_experts_per_tok=2"))],
     "qwen3_inference.py": ["--config", "tiny", "--max-new-tokens", "4", "--attention", "vtpu_sparse", "--lm-head", "sidecar", "--threads", "1", "--rounds", "2"],
@@ -38,9 +38,11 @@ def test_example_runs(script: Path) -> None:
         assert "experts generated into the sidecar (q4): 2 layers" in proc.stdout
         assert "tokens/s: prefill" in proc.stdout and "peak RSS: Python" in proc.stdout and "48 layers at these rates" in proc.stdout
         assert "a decode step:" in proc.stdout and "experts calls" in proc.stdout
-        # --int8-dense also: measured in bf16, converted in place, measured again on the same upload
-        assert proc.stdout.count("tokens/s: prefill") == 2 and "[dense bf16]" in proc.stdout and "[dense int8]" in proc.stdout
+        # --int8-dense also: measured in bf16, converted in place, measured again on the same upload;
+        # --sidecar-dense also: the same seeded matrices again, moved into the sidecar in bf16, measured last
+        assert proc.stdout.count("tokens/s: prefill") == 3 and "[dense bf16]" in proc.stdout and "[dense int8]" in proc.stdout
         assert "dense half converted to int8 (attention projections, lm_head; the rest float32)" in proc.stdout
+        assert "attention projections and lm_head moved into the sidecar (bf16" in proc.stdout and "[dense bf16 in the sidecar]" in proc.stdout
 
 
 def _run_readme_snippet(heading_pattern: str) -> str:
