@@ -163,11 +163,9 @@ def head_pair(pc) -> Iterator[tuple]:
         pc.experts_drop()  # unhook is refused: the lm_head's weight is only in the sidecar
 
 
-def test_lm_head_in_the_sidecar_matches_transformers_eager_and_compiled(head_pair, pc):
-    ref, ours = head_pair
-    assert isinstance(ours.lm_head, SidecarLinear) and ours.lm_head.uploads == 1
-    assert pc.dense_info(7300 + ours.config.num_hidden_layers)[0]["rows"] == ours.config.vocab_size
-    assert not any("lm_head" in k for k in ours.state_dict())  # the weight left torch
+def assert_generates_like(ref, ours) -> None:
+    """fp32 logits within 1e-4 at real positions and the same greedy tokens as ``ref`` on the parity
+    suite's left-padded batch of 2: eager, with a static cache and compiled fullgraph (``ours`` stays compiled)."""
     ids, mask = batch()
     kw = dict(attention_mask=mask, max_new_tokens=6, do_sample=False, pad_token_id=PAD)
     with torch.no_grad():
@@ -178,6 +176,14 @@ def test_lm_head_in_the_sidecar_matches_transformers_eager_and_compiled(head_pai
         compiled = ours.generate(ids, cache_implementation="static", **kw)
     assert float((a - b)[mask.bool()].abs().max()) <= 1e-4
     assert torch.equal(got, want) and torch.equal(static, want) and torch.equal(compiled, want)
+
+
+def test_lm_head_in_the_sidecar_matches_transformers_eager_and_compiled(head_pair, pc):
+    ref, ours = head_pair
+    assert isinstance(ours.lm_head, SidecarLinear) and ours.lm_head.uploads == 1
+    assert pc.dense_info(7300 + ours.config.num_hidden_layers)[0]["rows"] == ours.config.vocab_size
+    assert not any("lm_head" in k for k in ours.state_dict())  # the weight left torch
+    assert_generates_like(ref, ours)
     with pytest.raises(ValueError, match="lm_head"):
         vq.unhook(ours)
 
@@ -216,16 +222,7 @@ def test_projections_and_head_in_bf16_match_transformers_on_bf16_weights(pc):
         assert all(isinstance(getattr(attn, n), SidecarLinear) for n in vq.PROJECTIONS)
         assert attn.o_proj.layer == 7500 + L + 1 + 4 * (L - 1) + 3 and attn.o_proj.format == "bf16"
         assert {d["format"] for d in pc.dense_info()} == {"bf16"} and len(pc.dense_info()) == 4 * L + 1
-        ids, mask = batch()
-        kw = dict(attention_mask=mask, max_new_tokens=6, do_sample=False, pad_token_id=PAD)
-        with torch.no_grad():
-            a, b = ref(ids, attention_mask=mask).logits, ours(ids, attention_mask=mask).logits
-            want = ref.generate(ids, **kw)
-            got, static = ours.generate(ids, **kw), ours.generate(ids, cache_implementation="static", **kw)
-            ours.forward = torch.compile(ours.forward, fullgraph=True, dynamic=False)
-            compiled = ours.generate(ids, cache_implementation="static", **kw)
-        assert float((a - b)[mask.bool()].abs().max()) <= 1e-4
-        assert torch.equal(got, want) and torch.equal(static, want) and torch.equal(compiled, want)
+        assert_generates_like(ref, ours)
         with pytest.raises(ValueError, match="q_proj"):
             vq.unhook(ours)
         with pytest.raises(ValueError, match="dense_format"):
