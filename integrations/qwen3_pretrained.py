@@ -239,6 +239,8 @@ def from_pretrained(
     chunk_bytes: int = CHUNK_BYTES,
     attn_implementation: str | None = None,
     lm_head: bool = False,
+    projections: bool = False,
+    dense_format: str = "fp32",
     **config_overrides: Any,
 ) -> torch.nn.Module:
     """A ready ``Qwen3MoeForCausalLM`` from a local checkpoint, its experts only in the sidecar.
@@ -264,8 +266,9 @@ def from_pretrained(
         Float32 bytes of experts read and sent per upload request (at least one expert).
     attn_implementation : str, optional
         E.g. ``"sdpa"``, ``"eager"``, ``"vtpu_sparse"``.
-    lm_head : bool
-        Move the lm_head into the sidecar as well (``vq.offload_head``; inference only).
+    lm_head, projections, dense_format
+        Move the lm_head / every attention projection into the sidecar as well, held in
+        ``dense_format`` (as :func:`vtpu.integrations.qwen3.hook`; inference only).
     **config_overrides
         Config fields to override, e.g. ``num_hidden_layers=4`` (load only the first four
         decoder layers; the checkpoint's other tensors are skipped).
@@ -288,10 +291,11 @@ def from_pretrained(
     """
     from transformers import AutoConfig
 
-    from .qwen3 import EXPERT_FORMATS
+    from .qwen3 import DENSE_FORMATS, EXPERT_FORMATS, offload_head, offload_projections
 
-    if expert_format not in EXPERT_FORMATS:
-        raise CheckpointError("E_PARAM", f"expert_format must be one of {EXPERT_FORMATS}, got {expert_format!r}")
+    for what, v, ok in (("expert_format", expert_format, EXPERT_FORMATS), ("dense_format", dense_format, DENSE_FORMATS)):
+        if v not in ok:
+            raise CheckpointError("E_PARAM", f"{what} must be one of {ok}, got {v!r}")
     if not (Path(path) / "config.json").is_file():
         raise CheckpointError("E_PARAM", f"{path}: no config.json")
     config = AutoConfig.from_pretrained(str(path), local_files_only=True, **config_overrides)
@@ -314,9 +318,9 @@ def from_pretrained(
         model = upload_experts(model, chunks_of, client=client, expert_format=expert_format,
                                layer_base=layer_base, group=group, threads=threads)
         if lm_head:
-            from .qwen3 import offload_head
-
-            offload_head(model, client, layer_base=layer_base, threads=threads)
+            offload_head(model, client, layer_base=layer_base, threads=threads, format=dense_format)
+        if projections:
+            offload_projections(model, client, layer_base=layer_base, threads=threads, format=dense_format)
         return model
     finally:
         ckpt.close()

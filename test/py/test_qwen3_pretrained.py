@@ -92,6 +92,11 @@ def test_lm_head_too_matches_and_a_tied_one_keeps_its_embeddings(saved, sidecar_
     loaded = vq.from_pretrained(tmp_path, expert_format="fp32", client=sidecar_layers, layer_base=BASE + 20, lm_head=True)
     assert loaded.get_input_embeddings().weight.shape == (VOCAB, tied.config.hidden_size)  # shared, so not freed
     assert (loaded(ids).logits - tied(ids).logits).abs().max().item() < 1e-4
+    both = vq.from_pretrained(d, expert_format="fp32", client=sidecar_layers, layer_base=BASE + 40, lm_head=True, projections=True)
+    assert isinstance(both.model.layers[0].self_attn.q_proj, SidecarLinear) and both.model.layers[0].self_attn.q_proj.layer == BASE + 44
+    assert (both(ids, attention_mask=mask).logits - model(ids, attention_mask=mask).logits)[mask.bool()].abs().max().item() < 1e-4
+    with pytest.raises(vq.CheckpointError, match="dense_format"):
+        vq.from_pretrained(d, client=sidecar_layers, layer_base=BASE + 60, dense_format="q4")
 
 
 @torch.no_grad()
