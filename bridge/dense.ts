@@ -5,9 +5,9 @@
  * whose thread runs the same panels for a same-host client.
  */
 import { VtpuError } from '../engine/errors';
-import { panelFloats, type F32Kernel } from '../engine/kernels/experts_native';
+import { PANEL_ROWS, panelFloats, type F32Kernel } from '../engine/kernels/experts_native';
 import { ortThreads } from '../engine/kernels/attention_ort';
-import { PANEL_ROWS, type DenseFormat, type DenseInfo, type DenseTask } from '../engine/ops/cexperts_dense';
+import type { DenseFormat, DenseInfo, DenseTask } from '../engine/ops/cexperts_dense';
 import type { BellLayers } from './experts_bell';
 
 interface Layer {

@@ -221,8 +221,7 @@ def dense_to_sidecar(model: Any, client: Any, args: argparse.Namespace, std: flo
             lin = torch.nn.Linear(m.in_features, m.out_features, bias=False, device="meta", dtype=dtype)
             lin.weight = torch.nn.Parameter(qm.random_weight(f"{name}.weight", (m.out_features, m.in_features), dtype, seed=args.seed, std=std), requires_grad=False)
             setattr(parent, attr, lin)
-    vq.offload_head(model, client, format=fmt)
-    vq.offload_projections(model, client, format=fmt)
+    vq.move_dense(model, client, lm_head=True, projections=True, format=fmt)
     model.float()
     held = sum(d["bytes"] for d in client.dense_info())
     print(f"attention projections and lm_head moved into the sidecar ({fmt}: {held / GIB:.2f} GiB) in {time.perf_counter() - t0:.0f} s; "

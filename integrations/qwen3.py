@@ -35,7 +35,7 @@ from .qwen3_pretrained import CheckpointError, from_pretrained
 from .sidecar_linear import SidecarLinear, offload_linear
 from ..ops_dense import DENSE_FORMATS
 
-__all__ = ["from_pretrained", "CheckpointError", "hook", "offload_head", "offload_projections", "unhook", "refresh", "expert_modules", "routing_stats", "reset_stats", "load_matrix", "format_accuracy", "EXPERT_FORMATS"]
+__all__ = ["from_pretrained", "CheckpointError", "hook", "offload_head", "offload_projections", "move_dense", "unhook", "refresh", "expert_modules", "routing_stats", "reset_stats", "load_matrix", "format_accuracy", "EXPERT_FORMATS"]
 
 #: Weight formats ``hook`` accepts.
 EXPERT_FORMATS = ("fp32", "int8", "q8", "q4")
@@ -134,11 +134,18 @@ def hook(
     for i in chosen:
         bind(mods[i], layer_base + i, client=client, format=expert_format, group=group, threads=threads, release=release)
     model.set_experts_implementation(NAME)
-    if lm_head:
-        offload_head(model, client, layer_base=layer_base, threads=threads, format=dense_format)
-    if projections:
-        offload_projections(model, client, layer_base=layer_base, threads=threads, format=dense_format)
+    move_dense(model, client, lm_head=lm_head, projections=projections, layer_base=layer_base, threads=threads, format=dense_format)
     return model
+
+
+def move_dense(model: torch.nn.Module, client: Any = None, *, lm_head: bool, projections: bool, layer_base: int = 0,
+               threads: int | None = None, format: str = "fp32") -> None:
+    """What ``hook`` and ``from_pretrained`` do for ``lm_head=`` / ``projections=``: :func:`offload_head`,
+    then :func:`offload_projections`, each when asked."""
+    if lm_head:
+        offload_head(model, client, layer_base=layer_base, threads=threads, format=format)
+    if projections:
+        offload_projections(model, client, layer_base=layer_base, threads=threads, format=format)
 
 
 def offload_head(model: torch.nn.Module, client: Any = None, *, layer_base: int = 0, threads: int | None = None,

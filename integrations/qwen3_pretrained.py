@@ -291,7 +291,7 @@ def from_pretrained(
     """
     from transformers import AutoConfig
 
-    from .qwen3 import DENSE_FORMATS, EXPERT_FORMATS, offload_head, offload_projections
+    from .qwen3 import DENSE_FORMATS, EXPERT_FORMATS, move_dense
 
     for what, v, ok in (("expert_format", expert_format, EXPERT_FORMATS), ("dense_format", dense_format, DENSE_FORMATS)):
         if v not in ok:
@@ -317,10 +317,7 @@ def from_pretrained(
 
         model = upload_experts(model, chunks_of, client=client, expert_format=expert_format,
                                layer_base=layer_base, group=group, threads=threads)
-        if lm_head:
-            offload_head(model, client, layer_base=layer_base, threads=threads, format=dense_format)
-        if projections:
-            offload_projections(model, client, layer_base=layer_base, threads=threads, format=dense_format)
+        move_dense(model, client, lm_head=lm_head, projections=projections, layer_base=layer_base, threads=threads, format=dense_format)
         return model
     finally:
         ckpt.close()

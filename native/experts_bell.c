@@ -119,6 +119,15 @@ static int remove_layers(napi_env env, table_t *t, int layer) {
   return gone;
 }
 
+/* A zeroed layer with room for `ptrs` pointers and `refs` references; NULL when out of memory. */
+static layer_t *layer_new(size_t ptrs, size_t refs) {
+  layer_t *L = calloc(1, sizeof *L);
+  if (L) L->ptrs = calloc(ptrs, sizeof(void *)), L->refs = calloc(refs, sizeof(napi_ref));
+  if (L && L->ptrs && L->refs) return L;
+  if (L) free(L->ptrs), free(L->refs), free(L);
+  return NULL;
+}
+
 /* Puts L in the table in place of what its layer held; frees L when it cannot. */
 static napi_value insert(napi_env env, table_t *t, layer_t *L) {
   remove_layers(env, t, L->layer);
@@ -174,12 +183,8 @@ static napi_value reg(napi_env env, napi_callback_info info) {
   napi_get_array_length(env, first, &E);
   double *tally = E ? typed(env, argv[7], napi_float64_array, E) : NULL;
   if (!E || !tally) return fail(env, "E_PARAM", "register: at least one expert, and tally a Float64Array with one entry per expert");
-  layer_t *L = calloc(1, sizeof *L);
-  if (L) L->ptrs = calloc((size_t)lists * E, sizeof(void *)), L->refs = calloc((size_t)lists * E + 1, sizeof(napi_ref));
-  if (!L || !L->ptrs || !L->refs) {
-    if (L) free(L->ptrs), free(L->refs), free(L);
-    return fail(env, "E_INTERNAL", "register: out of memory");
-  }
+  layer_t *L = layer_new((size_t)lists * E, (size_t)lists * E + 1);
+  if (!L) return fail(env, "E_INTERNAL", "register: out of memory");
   *L = (layer_t){ layer, H, I, (int)E, threads, k, L->ptrs, tally, L->refs, 0 };
   for (int l = 0; l < lists; l++) {
     napi_value list, v;
@@ -217,17 +222,11 @@ static napi_value reg_dense(napi_env env, napi_callback_info info) {
   if (!reg_head(env, info, 7, argv, 1 << 24, &t, &layer, &k, &K, &N, &threads))
     return fail(env, "E_PARAM", "register_dense(table, layer, entry, K, N, threads, packed): a table, a kernel entry, layer >= 0, K, N >= 1, 1 <= threads <= 64");
   if (!k->linear) return fail(env, "E_PARAM", "register_dense: this kernel has no dense product");
-  size_t want = (size_t)((N + 15) / 16) * K * 16;
-  const void *p = typed(env, argv[6], napi_float32_array, want);
-  int wfmt = p ? DENSE_F32 : DENSE_BF16;
-  if (!p) p = typed(env, argv[6], napi_uint16_array, want);
+  int wfmt;
+  const void *p = dense_panels(env, argv[6], N, K, &wfmt);
   if (!p) return fail(env, "E_SHAPE", "register_dense: packed must be a Float32Array or Uint16Array of ceil(N/16)·K·16");
-  layer_t *L = calloc(1, sizeof *L);
-  if (L) L->ptrs = calloc(1, sizeof(void *)), L->refs = calloc(1, sizeof(napi_ref));
-  if (!L || !L->ptrs || !L->refs) {
-    if (L) free(L->ptrs), free(L->refs), free(L);
-    return fail(env, "E_INTERNAL", "register_dense: out of memory");
-  }
+  layer_t *L = layer_new(1, 1);
+  if (!L) return fail(env, "E_INTERNAL", "register_dense: out of memory");
   *L = (layer_t){ layer, K, N, 0, threads, k, L->ptrs, NULL, L->refs, 0, wfmt };
   L->ptrs[0] = p;
   napi_create_reference(env, argv[6], 1, &L->refs[L->nrefs++]);

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <node_api.h>
+#include "napi_args.h"
 
 #define MAXLISTS 4
 #define ENTRY_MAGIC 0x76657870u /* "vexp": an external that is not an entry is refused */
@@ -33,5 +34,15 @@ typedef struct {
    * threaded as `run`. */
   int (*linear)(int N, int K, int threads, int T, const float *x, float *y, const void *packed, int wfmt);
 } kernel_entry;
+
+/* A dense matrix's panels (N outputs of K in ceil(N/16) panels of K·16) as `linear` reads them: a
+ * Float32Array (*wfmt DENSE_F32) or a Uint16Array (DENSE_BF16) of exactly that many elements;
+ * NULL for anything else. */
+static inline const void *dense_panels(napi_env env, napi_value v, int N, int K, int *wfmt) {
+  size_t want = (size_t)((N + 15) / 16) * K * 16;
+  const void *p = typed(env, v, napi_float32_array, want);
+  *wfmt = p ? DENSE_F32 : DENSE_BF16;
+  return p ? p : typed(env, v, napi_uint16_array, want);
+}
 
 #endif

@@ -230,15 +230,6 @@ static uint16_t narrow(float f) {
   return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
 }
 
-/* Panels' elements of `packed` (a Float32Array: DENSE_F32, a Uint16Array: DENSE_BF16) and its
- * format in *wfmt; NULL unless it is one of those with exactly ceil(N/16)·K·16 elements. */
-static void *panels_of(napi_env env, napi_value v, int N, int K, int *wfmt) {
-  size_t want = (size_t)panels(N) * K * NR;
-  void *p = typed(env, v, napi_float32_array, want);
-  *wfmt = p ? DENSE_F32 : DENSE_BF16;
-  return p ? p : typed(env, v, napi_uint16_array, want);
-}
-
 /* pack(N, K, w, out): w (N rows of K, Float32Array) into panels, out a Float32Array of
  * ceil(N/16)·K·16, or a Uint16Array of as many (bfloat16 panels, each weight rounded to nearest). */
 static napi_value pack(napi_env env, napi_callback_info info) {
@@ -249,7 +240,7 @@ static napi_value pack(napi_env env, napi_callback_info info) {
   if (argc < 4 || !get_int(env, argv[0], 1, 1 << 24, &N) || !get_int(env, argv[1], 1, 1 << 24, &K))
     return fail(env, "E_PARAM", "pack(N, K, w, out): N, K >= 1");
   const float *w = typed(env, argv[2], napi_float32_array, (size_t)N * K);
-  void *out = panels_of(env, argv[3], N, K, &bf);
+  void *out = (void *)dense_panels(env, argv[3], N, K, &bf);
   if (!w || !out) return fail(env, "E_SHAPE", "pack: w must be a Float32Array of N·K and out a Float32Array or Uint16Array of ceil(N/16)·K·16");
   float *pf = out;
   uint16_t *ph = out;
@@ -279,7 +270,7 @@ static napi_value linear_napi(napi_env env, napi_callback_info info) {
   size_t xl = 0, yl = 0;
   const float *x = typed_any(env, argv[3], napi_float32_array, &xl);
   float *y = typed_any(env, argv[4], napi_float32_array, &yl);
-  const void *p = panels_of(env, argv[5], N, K, &bf);
+  const void *p = dense_panels(env, argv[5], N, K, &bf);
   size_t T = x ? xl / K : 0;
   if (!x || !y || !p || T < 1 || T * K != xl || yl != T * N)
     return fail(env, "E_SHAPE", "linear: x must be a Float32Array of T·K (T >= 1), y one of T·N, packed a Float32Array or Uint16Array of ceil(N/16)·K·16");

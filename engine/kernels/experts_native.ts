@@ -30,9 +30,12 @@ export interface F32Kernel {
   swiglu(H: number, I: number, threads: number, x: Float32Array, y: Float32Array, counts: Int32Array, gu: Float32Array[], dn: Float32Array[]): number;
 }
 
+/** Output rows of an {@link F32Kernel} panel (native/experts_f32.c's NR). */
+export const PANEL_ROWS = 16;
+
 /** Elements of W (N rows of K) in {@link F32Kernel} panels: ceil(N / 16) panels of K·16. */
 export function panelFloats(N: number, K: number): number {
-  return Math.ceil(N / 16) * K * 16;
+  return Math.ceil(N / PANEL_ROWS) * K * PANEL_ROWS;
 }
 
 /** The packed arrays moved into shared memory, so another thread can use them without a copy. */

@@ -20,10 +20,8 @@ import { VtpuError } from '../errors';
 import type { OpInput, OpOutput } from '../types';
 import { boolParam, intParam } from './params';
 import { expectShape, floatInput, namedTensors, tensorOutput } from '../tensors';
-
-const OP = 'CEXPERTS';
-/** Rows of the kernel's panel: a chunk starts on one. */
-export const PANEL_ROWS = 16;
+import { PANEL_ROWS } from '../kernels/experts_native';
+import { OP, layerParam } from './cexperts';
 /** How a dense layer holds W (bytes per weight: 4, 2). */
 export const DENSE_FORMATS = ['fp32', 'bf16'] as const;
 export type DenseFormat = (typeof DENSE_FORMATS)[number];
@@ -53,8 +51,7 @@ export function isDenseMode(mode: unknown): mode is DenseTask['mode'] {
 /** The validated task of a dense request (E_PARAM / E_SHAPE / E_DTYPE on bad input). */
 export function denseTask(input: OpInput): DenseTask {
   const p = input.params;
-  if (p.layer === undefined) throw new VtpuError('E_PARAM', `${OP}: layer is required`);
-  const layer = intParam(OP, p, 'layer', 0, 0, 2 ** 31 - 1);
+  const layer = layerParam(p, true) as number;
   const named = namedTensors(OP, input);
   if (p.mode === 'dense_run') {
     const x = floatInput(OP, named, 'x');
