@@ -70,8 +70,7 @@ export type ExpertsAnswer =
   | { mode: 'info'; layers: LayerInfo[]; dense?: DenseInfo[] }
   | { mode: 'drop'; dropped: number };
 
-/** The `layer` param (E_PARAM when required and absent, or not an int in 0..2³¹-1). */
-export function layerParam(p: Record<string, unknown>, required: boolean): number | undefined {
+function layerParam(p: Record<string, unknown>, required: boolean): number | undefined {
   if (p.layer === undefined && !required) return undefined;
   if (p.layer === undefined) throw new VtpuError('E_PARAM', `${OP}: layer is required`);
   return intParam(OP, p, 'layer', 0, 0, MAX_LAYER);

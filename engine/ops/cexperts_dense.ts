@@ -21,7 +21,9 @@ import type { OpInput, OpOutput } from '../types';
 import { boolParam, intParam } from './params';
 import { expectShape, floatInput, namedTensors, tensorOutput } from '../tensors';
 import { PANEL_ROWS } from '../kernels/experts_native';
-import { OP, layerParam } from './cexperts';
+
+// Its own name and layer check: cexperts.ts imports this file's types, so no import back.
+const OP = 'CEXPERTS';
 /** How a dense layer holds W (bytes per weight: 4, 2). */
 export const DENSE_FORMATS = ['fp32', 'bf16'] as const;
 export type DenseFormat = (typeof DENSE_FORMATS)[number];
@@ -51,7 +53,8 @@ export function isDenseMode(mode: unknown): mode is DenseTask['mode'] {
 /** The validated task of a dense request (E_PARAM / E_SHAPE / E_DTYPE on bad input). */
 export function denseTask(input: OpInput): DenseTask {
   const p = input.params;
-  const layer = layerParam(p, true) as number;
+  if (p.layer === undefined) throw new VtpuError('E_PARAM', `${OP}: layer is required`);
+  const layer = intParam(OP, p, 'layer', 0, 0, 2 ** 31 - 1);
   const named = namedTensors(OP, input);
   if (p.mode === 'dense_run') {
     const x = floatInput(OP, named, 'x');
