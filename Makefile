@@ -34,7 +34,7 @@ dist/.built: node_modules/.installed $(TS_SOURCES)
 # Without Node's headers the sidecar still runs: SHM opens answer with an error (clients then
 # use frames) and the expert runtime keeps its freed heap pages; say so rather than fail the build.
 NODE_INCLUDE := $(shell node -p "require('path').join(process.execPath,'..','..','include','node')" 2>/dev/null)
-ADDONS := dist/native/vtpu_shm.node dist/native/vtpu_heap.node dist/native/vtpu_experts_q4.node dist/native/vtpu_experts_f32.node dist/native/vtpu_experts_bell.node
+ADDONS := dist/native/vtpu_shm.node dist/native/vtpu_heap.node dist/native/vtpu_experts_q4.node dist/native/vtpu_experts_q8.node dist/native/vtpu_experts_f32.node dist/native/vtpu_experts_bell.node
 dist/native/vtpu_%.node: native/%.c $(wildcard native/*.h) dist/.built
 	@mkdir -p dist/native
 	@if [ -f "$(NODE_INCLUDE)/node_api.h" ]; then \

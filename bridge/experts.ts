@@ -5,7 +5,7 @@
  * are gone and the next request starts a fresh one (runs then answer "no experts
  * uploaded" until the client uploads again).
  *
- * Decode-sized runs of layers on a native kernel (q4, fp32) skip the thread: when a layer is
+ * Decode-sized runs of layers on a native kernel (q4, q8, fp32) skip the thread: when a layer is
  * complete the thread hands its packed experts over (shared memory), and a run of at most
  * INLINE_ROWS tokens with nothing queued in the thread is answered here, on the event loop (~1.5
  * ms for a 30B-A3B layer's token in q4). The two hops to the thread and back cost ~0.5 ms a call on a 2-core
@@ -30,7 +30,7 @@ export interface ExpertHostOptions {
   /** ONNX Runtime intra-op threads per session, and the native kernels' threads (0 = one per core). */
   threads?: number;
   /**
-   * What runs `q4` and `fp32` layers: the native kernels (default; ONNX Runtime where an addon
+   * What runs `q4`, `q8` and `fp32` layers: the native kernels (default; ONNX Runtime where an addon
    * did not build), or ONNX Runtime's MatMulNBits and Gemm (kept for comparing the two).
    */
   kernel?: ExpertKernel;
@@ -79,7 +79,7 @@ export class ExpertHost {
 
   constructor(private readonly opts: ExpertHostOptions = {}) {
     const k = nativeKernels(opts.kernel);
-    this.inline = k.q4 || k.f32 ? new ExpertRuntime({ threads: opts.threads ?? 0, ...k }) : null;
+    this.inline = k.q4 || k.q8 || k.f32 ? new ExpertRuntime({ threads: opts.threads ?? 0, ...k }) : null;
     const addon = this.inline ? bellAddon() : null;
     this.bell = addon ? new BellLayers(addon, k) : null;
     // Dense layers need the fp32 kernel even where ONNX Runtime runs the experts.

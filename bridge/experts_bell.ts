@@ -7,7 +7,7 @@
  */
 import { loadAddon } from './native';
 import type { SharedLayer } from '../engine/kernels/experts_runtime';
-import { kernelLists, type F32Kernel, type Q4Kernel } from '../engine/kernels/experts_native';
+import { kernelFor, kernelLists, type F32Kernel, type NativeKernels } from '../engine/kernels/experts_native';
 
 /** The words of a bell's region (protocol.json's `bell`), as the addon numbers them. */
 export interface BellLayout {
@@ -46,13 +46,13 @@ export class BellLayers {
   readonly table: object;
   private readonly tallies = new Map<number, Float64Array>();
 
-  constructor(private readonly addon: BellAddon, private readonly kernels: { q4: Q4Kernel | null; f32: F32Kernel | null }) {
+  constructor(private readonly addon: BellAddon, private readonly kernels: NativeKernels) {
     this.table = addon.table();
   }
 
   /** Answers `layer` from now on (replacing what it held); `threads` as the runtime runs it. */
   add(layer: number, s: SharedLayer, threads: number): void {
-    const k = s.spec.format === 'q4' ? this.kernels.q4 : s.spec.format === 'fp32' ? this.kernels.f32 : null;
+    const k = kernelFor(this.kernels, s.spec.format);
     if (!k) return;
     const tally = new Float64Array(new SharedArrayBuffer(8 * s.spec.experts));
     this.addon.register(this.table, layer, k.entry, s.spec.hidden, s.spec.intermediate, Math.min(64, threads), kernelLists(s.spec.format, s.packed), tally);

@@ -6,16 +6,16 @@
 import { VtpuError } from '../engine/errors';
 import type { ExpertRuntime, RoutingInput } from '../engine/kernels/experts_runtime';
 import { runReplyBytes, type ExpertsAnswer } from '../engine/ops/cexperts';
-import type { F32Kernel, Q4Kernel } from '../engine/kernels/experts_native';
+import type { BlockKernel, F32Kernel, NativeKernels } from '../engine/kernels/experts_native';
 import { loadAddon } from './native';
 
-/** What runs the formats that have a native kernel (q4, fp32): those kernels, or ONNX Runtime for comparison. */
+/** What runs the formats that have a native kernel (q4, q8, fp32): those kernels, or ONNX Runtime for comparison. */
 export type ExpertKernel = 'native' | 'onnxruntime';
 
 /** The native kernels unless ONNX Runtime was asked for (each null too when its addon did not build). */
-export function nativeKernels(choice: ExpertKernel = 'native'): { q4: Q4Kernel | null; f32: F32Kernel | null } {
-  if (choice === 'onnxruntime') return { q4: null, f32: null };
-  return { q4: loadAddon<Q4Kernel>('vtpu_experts_q4'), f32: loadAddon<F32Kernel>('vtpu_experts_f32') };
+export function nativeKernels(choice: ExpertKernel = 'native'): NativeKernels {
+  if (choice === 'onnxruntime') return { q4: null, q8: null, f32: null };
+  return { q4: loadAddon<BlockKernel>('vtpu_experts_q4'), q8: loadAddon<BlockKernel>('vtpu_experts_q8'), f32: loadAddon<F32Kernel>('vtpu_experts_f32') };
 }
 
 /**

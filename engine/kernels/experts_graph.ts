@@ -22,10 +22,11 @@
  * path (level 1), and for 8-bit ones its float path has no fast kernel at all. `q4` uses blocks of 128: at level 4 that was faster than blocks of 32
  * and its prepacked copy (weights, scales again, block sums) smaller, which decides how many
  * layers of a big model fit (measurements in README's full-size section). The sidecar runs
- * `q4` layers on its own kernel over these same packed blocks (native/experts_q4.c, with the
- * same level-4 arithmetic), and `fp32` ones on its own float kernel (native/experts_f32.c, the
- * weights in its panels); a q4 or fp32 graph is built only where that addon is missing, or when
- * the host is asked for ONNX Runtime to compare the two (ExpertHost's `kernel`).
+ * `q4` and `q8` layers on its own kernels over these same packed blocks (native/experts_q4.c,
+ * native/experts_q8.c, with the same level-4 arithmetic), and `fp32` ones on its own float kernel
+ * (native/experts_f32.c, the weights in its panels); a q4, q8 or fp32 graph is built only where
+ * that addon is missing, or when the host is asked for ONNX Runtime to compare the two
+ * (ExpertHost's `kernel`).
  */
 import { Elem, encodeModel, InitSpec, NodeSpec } from './onnx_proto';
 

@@ -1,16 +1,18 @@
 /**
  * What the expert runtime sees of the native experts kernels (native/experts_q4.c,
- * native/experts_f32.c): their call signatures, the fp32 kernel's panel layout, and the packed
- * experts put in shared memory so the host's event loop can run decode calls over them too.
+ * native/experts_q8.c, native/experts_f32.c): their call signatures, the fp32 kernel's panel
+ * layout, and the packed experts put in shared memory so the host's event loop can run decode
+ * calls over them too.
  */
 import type { ExpertFormat, PackedExpert } from './experts_graph';
 
 /**
- * The native q4 SwiGLU (native/experts_q4.c): every active expert of a layer in one call, rows
- * of x grouped by expert (`counts`), each expert's packed gate_up / down codes and scales.
- * Returns the threads it used.
+ * A native block-quantised SwiGLU (q4: native/experts_q4.c, q8: native/experts_q8.c; both
+ * native/experts_blocks.h): every active expert of a layer in one call, rows of x grouped by
+ * expert (`counts`), each expert's packed gate_up / down codes and scales (experts_graph.ts
+ * `quantizeBlocks`). Returns the threads it used.
  */
-export interface Q4Kernel {
+export interface BlockKernel {
   /** The kernel as C calls it (native/experts_entry.h), for the doorbell. */
   entry: object;
   swiglu(H: number, I: number, threads: number, x: Float32Array, y: Float32Array, counts: Int32Array,
@@ -19,7 +21,7 @@ export interface Q4Kernel {
 
 /**
  * The native fp32 SwiGLU (native/experts_f32.c): weights in panels of 16 output rows (`pack`),
- * every active expert of a layer in one call as for {@link Q4Kernel}. Returns the threads it used.
+ * every active expert of a layer in one call as for {@link BlockKernel}. Returns the threads it used.
  */
 export interface F32Kernel {
   entry: object;
@@ -28,6 +30,21 @@ export interface F32Kernel {
   /** y (T, N) = x (T, K) · Wᵀ over W's panels (a dense layer, bridge/dense.ts; float32 or bfloat16); T = x.length / K. */
   linear(N: number, K: number, threads: number, x: Float32Array, y: Float32Array, packed: Float32Array | Uint16Array): number;
   swiglu(H: number, I: number, threads: number, x: Float32Array, y: Float32Array, counts: Int32Array, gu: Float32Array[], dn: Float32Array[]): number;
+}
+
+/** The native kernels a host loaded, by the format each runs; null where the addon did not build or ONNX Runtime was asked for. */
+export interface NativeKernels {
+  /** Without it `q4` layers run on ONNX Runtime's MatMulNBits. */
+  q4: BlockKernel | null;
+  /** Without it `q8` layers run on ONNX Runtime's MatMulNBits. */
+  q8: BlockKernel | null;
+  /** Without it `fp32` layers run on ONNX Runtime's Gemm. */
+  f32: F32Kernel | null;
+}
+
+/** The kernel that runs `format` layers among `k`, or null (`int8` has none: ONNX Runtime runs it). */
+export function kernelFor(k: Partial<NativeKernels>, format: ExpertFormat): BlockKernel | F32Kernel | null {
+  return (format === 'fp32' ? k.f32 : format === 'int8' ? null : k[format]) ?? null;
 }
 
 /** Output rows of an {@link F32Kernel} panel (native/experts_f32.c's NR). */

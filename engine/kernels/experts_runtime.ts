@@ -4,17 +4,17 @@
  * weighted combine). Experts of a layer are uploaded in chunks (any order), each expert
  * quantised to the layer's format as it arrives (so a layer never waits for its session in
  * fp32 unless fp32 is its format); each group of `group` consecutive experts becomes one
- * session as soon as all its experts arrived. `q4` and `fp32` layers skip ONNX Runtime when the
- * host hands in the native kernels ({@link ExpertRuntimeOptions.q4}, native/experts_q4.c;
- * {@link ExpertRuntimeOptions.f32}, native/experts_f32.c): their packed experts are held (in
- * shared memory) as they arrive and run there. Errors are VtpuErrors (typed on the wire).
+ * session as soon as all its experts arrived. `q4`, `q8` and `fp32` layers skip ONNX Runtime
+ * when the host hands in the native kernels ({@link NativeKernels}: native/experts_q4.c,
+ * native/experts_q8.c, native/experts_f32.c): their packed experts are held (in shared memory)
+ * as they arrive and run there. Errors are VtpuErrors (typed on the wire).
  */
 import { VtpuError } from '../errors';
 import { dispatchPlan, route } from './moe';
 import { combine } from './moe_combine';
 import { ort, ortThreads } from './attention_ort';
 import { EXPERT_FORMATS, ExpertFormat, expertBytes, expertGroupModel, packExpert, PackedExpert } from './experts_graph';
-import { kernelLists, panelled, toShared, type F32Kernel, type Q4Kernel } from './experts_native';
+import { kernelFor, kernelLists, panelled, toShared, type F32Kernel, type NativeKernels } from './experts_native';
 
 const OP = 'CEXPERTS';
 type Session = import('onnxruntime-node').InferenceSession;
@@ -58,8 +58,8 @@ interface Layer {
   native: boolean;
 }
 
-/** Options of the ORT sessions the runtime creates. */
-export interface ExpertRuntimeOptions {
+/** Options of the ORT sessions the runtime creates, and the native kernels it may run layers on. */
+export interface ExpertRuntimeOptions extends Partial<NativeKernels> {
   /** Intra-op threads per session (0: one per core the process may use, see ortThreads). */
   threads?: number;
   /**
@@ -68,10 +68,6 @@ export interface ExpertRuntimeOptions {
    * pages back here (bridge/heap.ts).
    */
   reclaim?: () => void;
-  /** The native q4 kernel; without it `q4` layers run on ONNX Runtime's MatMulNBits. */
-  q4?: Q4Kernel | null;
-  /** The native fp32 kernel; without it `fp32` layers run on ONNX Runtime's Gemm. */
-  f32?: F32Kernel | null;
 }
 
 /** A complete native layer as another thread takes it over ({@link ExpertRuntime.shared}, {@link ExpertRuntime.adopt}). */
@@ -233,8 +229,8 @@ export class ExpertRuntime {
   }
 
   /** The native kernel of a format, when the host handed one in. */
-  private kernel(format: ExpertFormat): Q4Kernel | F32Kernel | null {
-    return (format === 'q4' ? this.opts.q4 : format === 'fp32' ? this.opts.f32 : null) ?? null;
+  private kernel(format: ExpertFormat) {
+    return kernelFor(this.opts, format);
   }
 
   /** Holds a layer another runtime built ({@link shared}); needs the native kernel of its format. */
@@ -326,7 +322,7 @@ export class ExpertRuntime {
       if (c > 0) active.push(l.packed[e] as PackedExpert), rows.push(c);
     });
     const lists = kernelLists(l.spec.format, active);
-    const kernel = (l.spec.format === 'fp32' ? this.opts.f32 : this.opts.q4) as { swiglu(...a: unknown[]): number };
+    const kernel = this.kernel(l.spec.format) as { swiglu(...a: unknown[]): number };
     kernel.swiglu(H, I, this.threadsOf(l.spec), xs, ys, Int32Array.from(rows), ...lists);
   }
 

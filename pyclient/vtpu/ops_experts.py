@@ -83,8 +83,9 @@ class ExpertsMixin(ClientHost):
         format : {"fp32", "int8", "q8", "q4"}
             ``int8``: per-output-channel 7-bit codes in int8, activations quantised per call
             (per tensor); ``q8`` / ``q4``: 8-bit weights in blocks of 32 / 4-bit in blocks of
-            128, activations quantised to int8 per block (ONNX Runtime's MatMulNBits at accuracy
-            level 4 for ``q8``; the sidecar's native kernel, the same arithmetic, for ``q4``).
+            128, activations quantised to int8 per block: the arithmetic of ONNX Runtime's
+            MatMulNBits at accuracy level 4, on the sidecar's native kernels (on MatMulNBits
+            itself where those addons did not build).
             ``fp32`` runs on the sidecar's native float32 kernel (ONNX Runtime's Gemm where
             that addon did not build).
         group : int, optional
@@ -106,7 +107,7 @@ class ExpertsMixin(ClientHost):
         dict
             The layer as the sidecar holds it: ``layer, experts, hidden, intermediate,
             format, group, received, complete, bytes, kernel`` (``kernel``: ``"native"`` for
-            ``q4`` and ``fp32`` on the sidecar's own kernels, else ``"onnxruntime"``).
+            ``q4``, ``q8`` and ``fp32`` on the sidecar's own kernels, else ``"onnxruntime"``).
 
         Raises
         ------

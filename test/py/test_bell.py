@@ -42,7 +42,7 @@ def shm_client(sidecar):
         yield c
 
 
-@pytest.mark.parametrize("fmt", ["fp32", "q4"])
+@pytest.mark.parametrize("fmt", ["fp32", "q8", "q4"])
 @pytest.mark.parametrize("T", [1, 3, 8, 40])
 def test_bell_answers_what_the_socket_answers(shm_client, ns, fmt, T):
     c, layer = shm_client, 500 + ns

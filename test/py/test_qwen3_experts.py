@@ -107,13 +107,15 @@ def test_quantised_accuracy_cost(client, fmt, agreement):
     assert 0 < r["max_abs_dlogit"] < 0.5  # quantised: not bit-exact, but close
 
 
-def test_q4_runs_on_the_native_kernel(client):
+def test_q4_and_q8_run_on_native_kernels(client):
     rng = np.random.default_rng(1)
     gu, dn = rng.standard_normal((4, 16, 8)).astype(np.float32), rng.standard_normal((4, 8, 8)).astype(np.float32)
-    assert client.experts_load(160, gu, dn, format="q4")["kernel"] == "native"  # native/experts_q4.c, built by make build
-    assert client.experts_load(161, gu, dn, format="q8")["kernel"] == "onnxruntime"
-    assert [l["kernel"] for l in client.experts_info(160)] == ["native"]
-    assert client.experts_drop(160) + client.experts_drop(161) == 2
+    # native/experts_q4.c and native/experts_q8.c, built by make build; int8 has no native kernel
+    assert client.experts_load(160, gu, dn, format="q4")["kernel"] == "native"
+    assert client.experts_load(161, gu, dn, format="q8")["kernel"] == "native"
+    assert client.experts_load(162, gu, dn, format="int8")["kernel"] == "onnxruntime"
+    assert [l["kernel"] for l in client.experts_info(161)] == ["native"]
+    assert client.experts_drop(160) + client.experts_drop(161) + client.experts_drop(162) == 3
 
 
 def test_missing_and_mismatched_uploads_are_typed(client):

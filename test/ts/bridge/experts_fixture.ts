@@ -26,7 +26,7 @@ export function y(out: OpOutput): Float32Array {
 
 /** One layer's weights and a run over it: T tokens of x routed to k experts each. */
 export interface LayerCase {
-  format: 'q4' | 'fp32';
+  format: 'q4' | 'q8' | 'fp32';
   E: number; H: number; I: number; T: number; k: number;
   GU: Float32Array; DOWN: Float32Array; X: Float32Array; IDS: Int32Array; W: Float32Array;
 }
