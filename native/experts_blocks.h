@@ -17,7 +17,7 @@
 #include <math.h>
 #include "experts_call.h"
 
-#define ROWS 64 /* weight rows a chunk of work (decode: ~10 µs) */
+#define ROWS 64 /* fewest weight rows a chunk of work */
 
 /* One block of a quantised activation row: its codes (in ACT_AT order), scale and code sum. */
 typedef struct { int8_t q[QB]; float d; int32_t sum; } qact_t;
@@ -83,7 +83,7 @@ static void quant_x(void *c, int part, int parts) { /* a chunk a row */
 }
 
 /* out = qa · Wᵀ for every active expert's rows (codes Q, scales S: N weight rows of nb blocks).
- * Their output rows form one index space (expert e's N rows, then e+1's), cut in chunks of ROWS. */
+ * Their output rows form one index space (expert e's N rows, then e+1's), cut in `parts` chunks. */
 static void linear_rows(const job_t *j, int part, int parts, const uint8_t **Q, const float **S, int N, int nb, const qact_t *qa, float *out) {
   int a, b;
   span(j->n * N, part, parts, &a, &b);
@@ -130,6 +130,16 @@ static int spec_of(int H, int I, tensor_spec *s) {
   return 4;
 }
 
+/* Chunks of a phase over `rows` weight rows on `nt` threads: about four a thread (a late helper
+ * still gets work), of at least ROWS rows. Long runs of contiguous rows let the hardware
+ * prefetcher ramp up: a 30B-A3B layer's 8 routed experts, cold, took 0.82 ms (q4) and 1.5 ms
+ * (q8) a call in 64-row chunks on a 2-core Zen 4 VM, 0.65 and 1.3 in ~1500-row ones (hand runs). */
+static int chunks_of(int rows, int nt) {
+  int per = (rows + 4 * nt - 1) / (4 * nt);
+  if (per < ROWS) per = ROWS;
+  return (rows + per - 1) / per;
+}
+
 static int compute(call_t *c) {
   job_t j = { .H = c->H, .I = c->I, .n = c->n, .rows = c->rows, .counts = c->counts, .first = c->first, .x = c->x, .y = c->y };
   j.nbH = (j.H + QB - 1) / QB, j.nbI = (j.I + QB - 1) / QB;
@@ -141,9 +151,9 @@ static int compute(call_t *c) {
   j.qm = j.qx + (size_t)j.rows * j.nbH;
   int outs = j.n * 2 * j.I, ins = j.n * j.H; /* output rows of gate_up and of down */
   parallel(quant_x, &j, j.rows, c->nt);
-  parallel(gate_up, &j, (outs + ROWS - 1) / ROWS, c->nt);
+  parallel(gate_up, &j, chunks_of(outs, c->nt), c->nt);
   parallel(act, &j, j.rows, c->nt);
-  parallel(down, &j, (ins + ROWS - 1) / ROWS, c->nt);
+  parallel(down, &j, chunks_of(ins, c->nt), c->nt);
   return pool.helpers + 1;
 }
 
