@@ -260,11 +260,9 @@ def worker(variant: str, cfg: dict) -> dict:
             fmt = fmt.removesuffix(suffix)
         upload_experts(model, chunks, client=client, expert_format=fmt)
         if variant.endswith(DENSE_IN_SIDECAR):
-            from vtpu.integrations.qwen3 import offload_head, offload_projections
+            from vtpu.integrations.qwen3 import move_dense
 
-            offload_head(model, client)
-            if variant.endswith("-proj"):
-                offload_projections(model, client)
+            move_dense(model, client, lm_head=True, projections=variant.endswith("-proj"))
     if variant.endswith("-int8dense") or variant in TORCH_INT8_DENSE_VARIANTS:
         from vtpu.integrations.dense_int8 import quantize_dense
 
